@@ -1,0 +1,230 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// Job is a group of tasks (containers) sharing one overlay network, in the
+// original RESTfulSwarm format. Field names are the original's; the fields
+// after EndTime are RSwarm's additions.
+type Job struct {
+	Name       string  `json:"job_name"`
+	Info       JobInfo `json:"job_info"`
+	Status     State   `json:"status"`
+	SubmitTime float64 `json:"submit_time"`
+	StartTime  float64 `json:"start_time"`
+	EndTime    float64 `json:"end_time"`
+
+	// Priority orders jobs under the priority strategy: higher first.
+	Priority int `json:"priority,omitempty"`
+	// Session groups the jobs of one experiment.
+	Session Session `json:"session,omitempty"`
+	// WaitingReason says, in plain words, why a Ready job is not placed yet.
+	WaitingReason string `json:"waiting_reason,omitempty"`
+	// Error says why a Failed job failed.
+	Error string `json:"error,omitempty"`
+	// Strategy is the placement strategy that placed the job.
+	Strategy string `json:"strategy,omitempty"`
+}
+
+// JobInfo holds a job's network and its tasks.
+type JobInfo struct {
+	Network Network `json:"network"`
+	Tasks   Tasks   `json:"tasks"`
+}
+
+// Network is the attachable overlay network a job's tasks share.
+type Network struct {
+	Name   string `json:"name"`
+	Driver string `json:"driver"`
+	Subnet string `json:"subnet"`
+}
+
+// Task is one container of a job.
+type Task struct {
+	ContainerName string            `json:"container_name"`
+	Node          string            `json:"node"`
+	Image         string            `json:"image"`
+	Detach        bool              `json:"detach"`
+	Command       string            `json:"command"`
+	ReqCores      int               `json:"req_cores"`
+	CpusetCpus    string            `json:"cpuset_cpus"`
+	MemLimit      string            `json:"mem_limit"`
+	Ports         map[string]any    `json:"ports"`
+	Volumes       map[string]Volume `json:"volumes"`
+	Environment   map[string]string `json:"environment"`
+	Status        State             `json:"status"`
+	Deadline      float64           `json:"deadline"`
+
+	// Duration is how long a simulated worker "runs" the task, in seconds.
+	Duration float64 `json:"duration,omitempty"`
+	// ExitCode is the container's exit code once it has ended.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Error says why the task failed.
+	Error string `json:"error,omitempty"`
+	// Logs holds the last lines the container printed, once it has ended.
+	Logs []string `json:"logs,omitempty"`
+	// StartTime and EndTime are when the container started and ended (epoch seconds).
+	StartTime float64 `json:"start_time,omitempty"`
+	EndTime   float64 `json:"end_time,omitempty"`
+}
+
+// Volume is a volume mount in the Docker SDK's format: {"bind": path, "mode": "rw"}.
+type Volume struct {
+	Bind string `json:"bind"`
+	Mode string `json:"mode,omitempty"`
+}
+
+// Tasks is a job's tasks in submission order. In JSON it is an object keyed
+// by container name, as in the original; the order of the keys is kept,
+// because placement considers tasks in that order.
+type Tasks []*Task
+
+// Get returns the task named name, or nil.
+func (ts Tasks) Get(name string) *Task {
+	for _, t := range ts {
+		if t.ContainerName == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// MarshalJSON writes the tasks as an object keyed by container name, in order.
+func (ts Tasks) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(t.ContainerName)
+		b.Write(k)
+		b.WriteByte(':')
+		v, err := json.Marshal(t)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads an object of tasks, keeping the order of its keys. A
+// key must equal its task's container_name; unknown task fields are refused
+// so that a typo (or the original Swagger's cpu_count) does not pass silently.
+func (ts *Tasks) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		*ts = nil
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return &FieldError{Field: "job_info.tasks", Reason: "must be an object keyed by container name"}
+	}
+	out := Tasks{}
+	seen := map[string]bool{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key := kt.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		path := "job_info.tasks." + key
+		if seen[key] {
+			return &FieldError{Field: path, Reason: "duplicate task key"}
+		}
+		seen[key] = true
+		var t Task
+		if err := DecodeStrict(raw, &t); err != nil {
+			return prefixField(err, path)
+		}
+		if t.ContainerName == "" {
+			t.ContainerName = key
+		}
+		if t.ContainerName != key {
+			return &FieldError{Field: path + ".container_name", Reason: fmt.Sprintf("must equal its task key %q, got %q", key, t.ContainerName)}
+		}
+		out = append(out, &t)
+	}
+	*ts = out
+	return nil
+}
+
+// Session identifies an experiment. The original wrote it as a number in
+// some files and a string in others; both are accepted and kept as a string.
+type Session string
+
+// UnmarshalJSON accepts a JSON string or number.
+func (s *Session) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var v string
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*s = Session(v)
+		return nil
+	}
+	if string(b) == "null" {
+		*s = ""
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return &FieldError{Field: "session", Reason: "must be a string or a number"}
+	}
+	if _, err := strconv.ParseFloat(string(n), 64); err != nil {
+		return &FieldError{Field: "session", Reason: "must be a string or a number"}
+	}
+	*s = Session(n)
+	return nil
+}
+
+// Clone returns a deep copy of the job.
+func (j *Job) Clone() *Job {
+	b, err := json.Marshal(j)
+	if err != nil {
+		panic(fmt.Sprintf("api: clone job %s: %v", j.Name, err))
+	}
+	var c Job
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic(fmt.Sprintf("api: clone job %s: %v", j.Name, err))
+	}
+	return &c
+}
+
+// Cores returns the total number of cores the job's tasks ask for.
+func (j *Job) Cores() int {
+	n := 0
+	for _, t := range j.Info.Tasks {
+		n += t.ReqCores
+	}
+	return n
+}
+
+// Waiting returns start - submit, execution end - start and total end - submit,
+// each zero while unknown.
+func (j *Job) Waiting() (waiting, execution, total float64) {
+	if j.StartTime > 0 && j.SubmitTime > 0 {
+		waiting = j.StartTime - j.SubmitTime
+	}
+	if j.EndTime > 0 && j.StartTime > 0 {
+		execution = j.EndTime - j.StartTime
+	}
+	if j.EndTime > 0 && j.SubmitTime > 0 {
+		total = j.EndTime - j.SubmitTime
+	}
+	return
+}

@@ -1,0 +1,111 @@
+package api
+
+// Messages that cross the bus. Each is a versioned JSON body under a kind
+// name; receivers apply them idempotently, because delivery is at least once.
+
+// Message kinds.
+const (
+	// worker -> globalmanager
+	KindRegister = "register"
+	// globalmanager -> worker
+	KindRunTask  = "run_task"
+	KindStopTask = "stop_task"
+	KindTaskLogs = "task_logs"
+	// worker -> discovery
+	KindTaskStatus = "task_status"
+	KindHeartbeat  = "heartbeat"
+	// frontend, discovery, globalmanager -> jobmanager
+	KindJobSubmitted   = "job_submitted"
+	KindJobCancelled   = "job_cancelled"
+	KindTasksDone      = "tasks_done"
+	KindWorkersChanged = "workers_changed"
+	KindSwitchStrategy = "switch_strategy"
+	KindGetStrategy    = "get_strategy"
+)
+
+// Register is a worker introducing itself to the globalmanager. NodeID is
+// its Swarm node ID when its engine is already in the swarm, else empty.
+type Register struct {
+	NodeID          string `json:"node_id"`
+	Host            string `json:"host"`
+	Address         string `json:"address"`
+	Runtime         string `json:"runtime"`
+	Cores           int    `json:"cores"`
+	MemTotal        int64  `json:"mem_total"`
+	Checkpoint      bool   `json:"checkpoint"`
+	CheckpointError string `json:"checkpoint_error,omitempty"`
+}
+
+// RegisterReply answers a Register: either the worker is registered under
+// NodeID, or it must join the swarm at ManagerAddr with JoinToken and register again.
+type RegisterReply struct {
+	NodeID      string `json:"node_id,omitempty"`
+	JoinToken   string `json:"join_token,omitempty"`
+	ManagerAddr string `json:"manager_addr,omitempty"`
+}
+
+// RunTask tells a worker to start one task's container.
+type RunTask struct {
+	Job     string `json:"job"`
+	Network string `json:"network"`
+	Task    Task   `json:"task"`
+}
+
+// StopTask tells a worker to stop and remove one task's container.
+type StopTask struct {
+	Job    string `json:"job"`
+	Task   string `json:"task"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// TaskLogs asks a worker for the last Tail lines of a task's output.
+type TaskLogs struct {
+	Task string `json:"task"`
+	Tail int    `json:"tail"`
+}
+
+// TaskStatus is a task's observed state on its worker.
+type TaskStatus struct {
+	Node     string   `json:"node"`
+	Job      string   `json:"job"`
+	Task     string   `json:"task"`
+	State    State    `json:"state"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Logs     []string `json:"logs,omitempty"`
+	Time     float64  `json:"time"`
+}
+
+// Heartbeat is a worker's periodic report of its use.
+type Heartbeat struct {
+	Node      string  `json:"node"`
+	Time      float64 `json:"time"`
+	Cores     int     `json:"cores"`
+	CoresBusy int     `json:"cores_busy"`
+	MemTotal  int64   `json:"mem_total"`
+	MemUsed   int64   `json:"mem_used"`
+	Tasks     int     `json:"tasks"`
+}
+
+// JobRef names a job.
+type JobRef struct {
+	Job string `json:"job"`
+}
+
+// TaskRef names a task of a job, on a node.
+type TaskRef struct {
+	Job  string `json:"job"`
+	Task string `json:"task"`
+	Node string `json:"node,omitempty"`
+}
+
+// TasksDone tells the jobmanager that tasks reached a final state, so their cores are free.
+type TasksDone struct {
+	Tasks []TaskRef `json:"tasks"`
+}
+
+// StrategyInfo names the jobmanager's current strategy and the valid ones.
+type StrategyInfo struct {
+	Name       string            `json:"name"`
+	Strategies map[string]string `json:"strategies,omitempty"`
+}

@@ -1,0 +1,84 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// ErrUnauthorized is a request without the right API token.
+var ErrUnauthorized = errors.New("unauthorized: a valid bearer token is required")
+
+// ErrorBody is the JSON every error response carries:
+// {"error": {"code": "...", "message": "...", "field": "..."}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail describes one error.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// ErrorResponse is the one place where an error becomes an HTTP status and
+// body: bad input 400, unauthorized 401, not found 404, conflict 409,
+// unavailable 503, anything else 500.
+func ErrorResponse(err error) (int, ErrorBody) {
+	b := ErrorBody{Error: ErrorDetail{Message: err.Error()}}
+	var fe *FieldError
+	switch {
+	case errors.As(err, &fe):
+		b.Error.Code, b.Error.Field, b.Error.Message = "invalid", fe.Field, fe.Error()
+		return http.StatusBadRequest, b
+	case errors.Is(err, ErrInvalid):
+		b.Error.Code = "invalid"
+		return http.StatusBadRequest, b
+	case errors.Is(err, ErrUnauthorized):
+		b.Error.Code = "unauthorized"
+		return http.StatusUnauthorized, b
+	case errors.Is(err, ErrNotFound):
+		b.Error.Code = "not_found"
+		return http.StatusNotFound, b
+	case errors.Is(err, ErrConflict):
+		b.Error.Code = "conflict"
+		return http.StatusConflict, b
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		b.Error.Code = "unavailable"
+		return http.StatusServiceUnavailable, b
+	}
+	b.Error.Code = "internal"
+	return http.StatusInternalServerError, b
+}
+
+// StatusError is an error a server answered with, rebuilt by the client so
+// that errors.Is still classifies it (ErrNotFound for a 404, and so on).
+type StatusError struct {
+	Status int
+	Detail ErrorDetail
+}
+
+func (e *StatusError) Error() string {
+	if e.Detail.Message != "" {
+		return e.Detail.Message
+	}
+	return http.StatusText(e.Status)
+}
+
+// Is maps the status back to the error kinds.
+func (e *StatusError) Is(target error) bool {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return target == ErrInvalid
+	case http.StatusUnauthorized:
+		return target == ErrUnauthorized
+	case http.StatusNotFound:
+		return target == ErrNotFound
+	case http.StatusConflict:
+		return target == ErrConflict
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return target == ErrUnavailable
+	}
+	return false
+}

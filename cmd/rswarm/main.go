@@ -1,0 +1,121 @@
+// Command rswarm is RSwarm's single binary: every role (frontend,
+// jobmanager, globalmanager, discovery, worker), the all-in-one `up`, and the
+// tools (place, bench, ...). Each subcommand lives in its own file: it binds
+// flags to its component's Config, wires the adapters and runs the component
+// until interrupted.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+var commands []*cobra.Command
+
+// addCommand registers a subcommand; each subcommand file calls it from init.
+func addCommand(c *cobra.Command) { commands = append(commands, c) }
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	root := &cobra.Command{
+		Use:           "rswarm",
+		Short:         "RSwarm: a job and container scheduler for experiments on Docker Swarm",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("config", "", "YAML file of flag values (flags and RSWARM_* environment variables take precedence)")
+	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().String("log-format", "text", "log format: text or json")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return loadConfig(cmd)
+	}
+	for _, c := range commands {
+		root.AddCommand(c)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rswarm:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+// loadConfig fills every flag the user did not set from RSWARM_<FLAG>
+// (upper case, '-' as '_') and then from the YAML file given by --config,
+// in that order of precedence.
+func loadConfig(cmd *cobra.Command) error {
+	var file map[string]any
+	if path, _ := cmd.Flags().GetString("config"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	var ferr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if ferr != nil || f.Changed || f.Name == "config" {
+			return
+		}
+		env := "RSWARM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				ferr = fmt.Errorf("%s=%q: %w", env, v, err)
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			s := fmt.Sprint(v)
+			if list, ok := v.([]any); ok {
+				parts := make([]string, len(list))
+				for i, x := range list {
+					parts[i] = fmt.Sprint(x)
+				}
+				s = strings.Join(parts, ",")
+			}
+			if err := f.Value.Set(s); err != nil {
+				ferr = fmt.Errorf("config key %s=%q: %w", f.Name, s, err)
+			}
+		}
+	})
+	return ferr
+}
+
+// newLogger builds the process logger from --log-level and --log-format.
+func newLogger(cmd *cobra.Command) *slog.Logger {
+	lvl := new(slog.LevelVar)
+	s, _ := cmd.Flags().GetString("log-level")
+	if err := lvl.UnmarshalText([]byte(s)); err != nil {
+		lvl.Set(slog.LevelInfo)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if f, _ := cmd.Flags().GetString("log-format"); f == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,346 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// Jobs is the durable state behind the API.
+type Jobs interface {
+	CreateJob(ctx context.Context, j *api.Job) error
+	GetJob(ctx context.Context, name string) (*api.Job, error)
+	ListJobs(ctx context.Context, f api.JobFilter) ([]*api.Job, error)
+	CountJobs(ctx context.Context, f api.JobFilter) (int, error)
+	ListWorkers(ctx context.Context) ([]*api.Worker, error)
+	Ping(ctx context.Context) error
+}
+
+// Scheduler is the jobmanager as the frontend sees it.
+type Scheduler interface {
+	// JobSubmitted tells the jobmanager jobs were stored. An error is not
+	// fatal: the jobmanager's resync finds the jobs anyway.
+	JobSubmitted(ctx context.Context, names ...string) error
+	// SwitchStrategy changes the strategy; an unknown name is an api.ErrInvalid naming the valid ones.
+	SwitchStrategy(ctx context.Context, name string) error
+	// Strategy returns the current strategy and the valid ones.
+	Strategy(ctx context.Context) (api.StrategyInfo, error)
+}
+
+// Config configures the frontend.
+type Config struct {
+	Limits api.Limits
+	// MaxBody is the largest request body accepted, in bytes.
+	MaxBody int64
+	// NotifyTimeout bounds telling the jobmanager about a new job.
+	NotifyTimeout time.Duration
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Limits: api.DefaultLimits(), MaxBody: 16 << 20, NotifyTimeout: time.Second}
+}
+
+// Server is the frontend.
+type Server struct {
+	cfg   Config
+	jobs  Jobs
+	sched Scheduler
+	log   *slog.Logger
+}
+
+// New returns a frontend over jobs that notifies sched.
+func New(cfg Config, jobs Jobs, sched Scheduler) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultConfig().MaxBody
+	}
+	if cfg.NotifyTimeout <= 0 {
+		cfg.NotifyTimeout = time.Second
+	}
+	return &Server{cfg: cfg, jobs: jobs, sched: sched, log: cfg.Logger}
+}
+
+// Router returns the HTTP API. mw run before every handler except /healthz
+// (authentication, logging).
+func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery())
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.handleReady)
+	g := r.Group("/", mw...)
+	g.POST("/RESTfulSwarm/FE/request_new_job", s.handleOriginalSubmit)
+	g.GET("/RESTfulSwarm/FE/switch_scheduler/:name", s.handleOriginalSwitch)
+	g.POST("/api/v1/jobs", s.handleSubmit)
+	g.GET("/api/v1/jobs", s.handleList)
+	g.GET("/api/v1/jobs/:name", s.handleGet)
+	g.GET("/api/v1/workers", s.handleWorkers)
+	g.GET("/api/v1/scheduler", s.handleGetScheduler)
+	g.PUT("/api/v1/scheduler", s.handlePutScheduler)
+	return r
+}
+
+func respond(c *gin.Context, status int, v any, err error) {
+	if err != nil {
+		code, body := api.ErrorResponse(err)
+		c.JSON(code, body)
+		return
+	}
+	if str, ok := v.(string); ok {
+		c.String(status, str)
+		return
+	}
+	c.JSON(status, v)
+}
+
+func (s *Server) body(c *gin.Context) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(c.Request.Body, s.cfg.MaxBody+1))
+	if err != nil {
+		return nil, api.Invalid("", "reading body: %v", err)
+	}
+	if int64(len(b)) > s.cfg.MaxBody {
+		return nil, api.Invalid("", "body larger than %d bytes", s.cfg.MaxBody)
+	}
+	return b, nil
+}
+
+// Submit validates and stores one job and tells the jobmanager. Nothing is
+// stored when the job is refused.
+func (s *Server) Submit(ctx context.Context, j *api.Job) error {
+	if err := j.Validate(s.cfg.Limits); err != nil {
+		return err
+	}
+	j.SubmitTime = float64(s.cfg.Now().UnixNano()) / 1e9
+	if err := s.jobs.CreateJob(ctx, j); err != nil {
+		if errors.Is(err, api.ErrConflict) {
+			return &conflict{field: "job_name", msg: fmt.Sprintf("job_name: a job named %q exists already (delete it first to reuse the name)", j.Name)}
+		}
+		return err
+	}
+	nctx, cancel := context.WithTimeout(ctx, s.cfg.NotifyTimeout)
+	defer cancel()
+	if err := s.sched.JobSubmitted(nctx, j.Name); err != nil {
+		s.log.Warn("jobmanager not told of a new job; its resync will find it", "job_id", j.Name, "err", err)
+	}
+	return nil
+}
+
+type conflict struct{ field, msg string }
+
+func (e *conflict) Error() string        { return e.msg }
+func (e *conflict) Is(target error) bool { return target == api.ErrConflict }
+
+func (s *Server) decodeJob(b []byte) (*api.Job, error) {
+	var j api.Job
+	if err := api.DecodeStrict(b, &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+func (s *Server) handleOriginalSubmit(c *gin.Context) {
+	b, err := s.body(c)
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	j, err := s.decodeJob(b)
+	if err == nil {
+		err = s.Submit(c.Request.Context(), j)
+	}
+	respond(c, http.StatusOK, "OK", err)
+}
+
+// Accepted is the answer to one submitted job.
+type Accepted struct {
+	JobName string           `json:"job_name"`
+	Status  string           `json:"status,omitempty"`
+	Code    int              `json:"code,omitempty"`
+	Error   *api.ErrorDetail `json:"error,omitempty"`
+}
+
+func (s *Server) handleSubmit(c *gin.Context) {
+	b, err := s.body(c)
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	trimmed := strings.TrimLeft(string(b), " \t\r\n")
+	if !strings.HasPrefix(trimmed, "[") {
+		j, err := s.decodeJob(b)
+		if err == nil {
+			err = s.Submit(c.Request.Context(), j)
+		}
+		if err != nil {
+			respond(c, 0, nil, err)
+			return
+		}
+		c.Header("Location", "/api/v1/jobs/"+j.Name)
+		respond(c, http.StatusCreated, Accepted{JobName: j.Name, Status: api.Ready.String()}, nil)
+		return
+	}
+	var raws []jsonRaw
+	if err := api.DecodeStrict(b, &raws); err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	out := make([]Accepted, len(raws))
+	for i, raw := range raws {
+		j, err := s.decodeJob(raw)
+		if err == nil {
+			err = s.Submit(c.Request.Context(), j)
+		}
+		if err != nil {
+			code, eb := api.ErrorResponse(err)
+			out[i] = Accepted{Error: &eb.Error, Code: code}
+			if j != nil {
+				out[i].JobName = j.Name
+			}
+			continue
+		}
+		out[i] = Accepted{JobName: j.Name, Status: api.Ready.String(), Code: http.StatusCreated}
+	}
+	respond(c, http.StatusOK, out, nil)
+}
+
+type jsonRaw []byte
+
+func (r *jsonRaw) UnmarshalJSON(b []byte) error {
+	*r = append((*r)[:0], b...)
+	return nil
+}
+
+func (s *Server) handleGet(c *gin.Context) {
+	j, err := s.jobs.GetJob(c.Request.Context(), c.Param("name"))
+	if errors.Is(err, api.ErrNotFound) {
+		err = fmt.Errorf("job %q: %w", c.Param("name"), api.ErrNotFound)
+	}
+	respond(c, http.StatusOK, j, err)
+}
+
+func (s *Server) filter(c *gin.Context) (api.JobFilter, error) {
+	var f api.JobFilter
+	for _, v := range c.QueryArray("status") {
+		for _, name := range strings.Split(v, ",") {
+			st, err := api.ParseState(name)
+			if err != nil {
+				return f, api.Invalid("status", "%v", err)
+			}
+			f.Status = append(f.Status, st)
+		}
+	}
+	f.Session = c.Query("session")
+	f.Node = c.Query("node")
+	for _, q := range []struct {
+		name string
+		dst  *int
+		def  int
+	}{{"limit", &f.Limit, 100}, {"offset", &f.Offset, 0}} {
+		*q.dst = q.def
+		if v := c.Query(q.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return f, api.Invalid(q.name, "must be a non-negative integer, got %q", v)
+			}
+			*q.dst = n
+		}
+	}
+	if f.Limit > 10000 {
+		return f, api.Invalid("limit", "must be at most 10000")
+	}
+	return f, nil
+}
+
+func (s *Server) handleList(c *gin.Context) {
+	f, err := s.filter(c)
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	ctx := c.Request.Context()
+	jobs, err := s.jobs.ListJobs(ctx, f)
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	total, err := s.jobs.CountJobs(ctx, f)
+	if jobs == nil {
+		jobs = []*api.Job{}
+	}
+	respond(c, http.StatusOK, api.JobList{Jobs: jobs, Total: total}, err)
+}
+
+func (s *Server) handleWorkers(c *gin.Context) {
+	ws, err := s.jobs.ListWorkers(c.Request.Context())
+	if ws == nil {
+		ws = []*api.Worker{}
+	}
+	respond(c, http.StatusOK, ws, err)
+}
+
+func (s *Server) handleOriginalSwitch(c *gin.Context) {
+	err := s.sched.SwitchStrategy(c.Request.Context(), c.Param("name"))
+	respond(c, http.StatusOK, "OK", err)
+}
+
+func (s *Server) handleGetScheduler(c *gin.Context) {
+	info, err := s.sched.Strategy(c.Request.Context())
+	respond(c, http.StatusOK, info, err)
+}
+
+func (s *Server) handlePutScheduler(c *gin.Context) {
+	b, err := s.body(c)
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := api.DecodeStrict(b, &req); err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	if req.Name == "" {
+		respond(c, 0, nil, api.Invalid("name", "required"))
+		return
+	}
+	if err := s.sched.SwitchStrategy(c.Request.Context(), req.Name); err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	info, err := s.sched.Strategy(c.Request.Context())
+	respond(c, http.StatusOK, info, err)
+}
+
+func (s *Server) handleReady(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.jobs.Ping(ctx); err != nil {
+		respond(c, 0, nil, fmt.Errorf("store: %w: %w", api.ErrUnavailable, err))
+		return
+	}
+	if _, err := s.sched.Strategy(ctx); err != nil {
+		respond(c, 0, nil, fmt.Errorf("jobmanager: %w: %w", api.ErrUnavailable, err))
+		return
+	}
+	respond(c, http.StatusOK, gin.H{"status": "ready"}, nil)
+}

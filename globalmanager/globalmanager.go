@@ -1,0 +1,361 @@
+package globalmanager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// Swarm is the Docker Engine of the manager node.
+type Swarm interface {
+	SwarmInit(ctx context.Context, advertiseAddr, listenAddr string) (string, error)
+	JoinToken(ctx context.Context) (token, managerAddr string, err error)
+	Nodes(ctx context.Context) ([]api.SwarmNode, error)
+	Node(ctx context.Context, id string) (api.SwarmNode, json.RawMessage, error)
+	RemoveNode(ctx context.Context, id string, force bool) error
+	CreateNetwork(ctx context.Context, name, subnet string, labels map[string]string) (api.NetworkInfo, error)
+	Networks(ctx context.Context, labels map[string]string) ([]api.NetworkInfo, error)
+	RemoveNetwork(ctx context.Context, nameOrID string) error
+}
+
+// Workers reaches exactly one worker on the bus and waits for its reply.
+type Workers interface {
+	Request(ctx context.Context, to, kind string, body, reply any) error
+}
+
+// State is the durable state the globalmanager reads and writes.
+type State interface {
+	GetJob(ctx context.Context, name string) (*api.Job, error)
+	UpdateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error)
+	GetWorker(ctx context.Context, id string) (*api.Worker, error)
+	PutWorker(ctx context.Context, w *api.Worker) error
+	UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error)
+	ListWorkers(ctx context.Context) ([]*api.Worker, error)
+}
+
+// Notifier tells the jobmanager the workers changed.
+type Notifier interface {
+	WorkersChanged(ctx context.Context) error
+}
+
+// Config configures the globalmanager.
+type Config struct {
+	// AdvertiseAddr is the address the swarm manager advertises (default 127.0.0.1).
+	AdvertiseAddr string
+	// CommandTimeout bounds how long a worker has to acknowledge a command.
+	CommandTimeout time.Duration
+	// PruneInterval is how often networks of finished jobs are removed.
+	PruneInterval time.Duration
+	// NoSwarm skips swarm initialisation (simulated clusters only).
+	NoSwarm bool
+	Logger  *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{AdvertiseAddr: "127.0.0.1", CommandTimeout: 10 * time.Second, PruneInterval: time.Second}
+}
+
+// Validate returns the first problem with the configuration.
+func (c Config) Validate() error {
+	if c.CommandTimeout <= 0 || c.PruneInterval <= 0 {
+		return errors.New("globalmanager: command timeout and prune interval must be positive")
+	}
+	return nil
+}
+
+// Manager is the globalmanager.
+type Manager struct {
+	cfg     Config
+	swarm   Swarm
+	workers Workers
+	st      State
+	nt      Notifier
+	log     *slog.Logger
+
+	initMu sync.Mutex
+	nodeID string
+}
+
+// New returns a globalmanager.
+func New(cfg Config, sw Swarm, ws Workers, st State, nt Notifier) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.AdvertiseAddr == "" {
+		cfg.AdvertiseAddr = "127.0.0.1"
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Manager{cfg: cfg, swarm: sw, workers: ws, st: st, nt: nt, log: cfg.Logger}, nil
+}
+
+// SetWorkers sets the bus used to reach workers (it is created after the
+// manager, because its handler is the manager's).
+func (m *Manager) SetWorkers(ws Workers) { m.workers = ws }
+
+// Init makes the local engine a swarm manager, or confirms it is one. It
+// is idempotent and returns the manager's node ID.
+func (m *Manager) Init(ctx context.Context) (string, error) {
+	m.initMu.Lock()
+	defer m.initMu.Unlock()
+	if m.cfg.NoSwarm {
+		return "", nil
+	}
+	id, err := m.swarm.SwarmInit(ctx, m.cfg.AdvertiseAddr, m.cfg.AdvertiseAddr+":2377")
+	if err != nil {
+		return "", fmt.Errorf("globalmanager: swarm init: %w", err)
+	}
+	m.nodeID = id
+	return id, nil
+}
+
+// Run initialises the swarm and prunes finished jobs' networks until ctx is cancelled.
+func (m *Manager) Run(ctx context.Context) error {
+	if id, err := m.Init(ctx); err != nil {
+		return err
+	} else if id != "" {
+		m.log.Info("swarm manager ready", "node_id", id)
+	}
+	if m.cfg.NoSwarm {
+		<-ctx.Done()
+		return nil
+	}
+	tick := time.NewTicker(m.cfg.PruneInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			m.prune(ctx)
+		}
+	}
+}
+
+// prune removes the networks of jobs that are final or gone. A network
+// still in use is tried again on the next tick.
+func (m *Manager) prune(ctx context.Context) {
+	nets, err := m.swarm.Networks(ctx, map[string]string{api.LabelManaged: "1"})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("listing networks", "err", err)
+		}
+		return
+	}
+	for _, n := range nets {
+		job := n.Labels[api.LabelJob]
+		j, err := m.st.GetJob(ctx, job)
+		if err == nil && !j.Status.Final() {
+			continue
+		}
+		if err != nil && !errors.Is(err, api.ErrNotFound) {
+			continue
+		}
+		if err := m.swarm.RemoveNetwork(ctx, n.ID); err != nil {
+			m.log.Debug("network not removed yet", "network", n.Name, "job_id", job, "err", err)
+			continue
+		}
+		m.log.Info("network pruned", "network", n.Name, "job_id", job)
+	}
+}
+
+// Register serves a worker's registration: a host outside the swarm gets
+// the join token; a swarm node (or a simulated worker) is recorded.
+func (m *Manager) Register(ctx context.Context, r api.Register) (api.RegisterReply, error) {
+	if r.Cores < 1 {
+		return api.RegisterReply{}, api.Invalid("cores", "a worker needs at least one core, got %d", r.Cores)
+	}
+	if r.Runtime != "sim" {
+		if m.cfg.NoSwarm {
+			return api.RegisterReply{}, fmt.Errorf("globalmanager runs without a swarm: only simulated workers can register: %w", api.ErrInvalid)
+		}
+		known := false
+		if r.NodeID != "" {
+			nodes, err := m.swarm.Nodes(ctx)
+			if err != nil {
+				return api.RegisterReply{}, fmt.Errorf("list swarm nodes: %w", err)
+			}
+			for _, n := range nodes {
+				if n.ID == r.NodeID {
+					known = true
+				}
+			}
+		}
+		if !known {
+			token, addr, err := m.swarm.JoinToken(ctx)
+			if err != nil {
+				return api.RegisterReply{}, fmt.Errorf("join token: %w", err)
+			}
+			m.log.Info("worker outside the swarm: sending the join token", "host", r.Host, "address", r.Address)
+			return api.RegisterReply{JoinToken: token, ManagerAddr: addr}, nil
+		}
+	}
+	now := float64(time.Now().UnixNano()) / 1e9
+	_, err := m.st.UpdateWorker(ctx, r.NodeID, func(w *api.Worker) error {
+		fill(w, r, now)
+		return nil
+	})
+	if errors.Is(err, api.ErrNotFound) {
+		w := &api.Worker{ID: r.NodeID, JoinTime: now}
+		fill(w, r, now)
+		err = m.st.PutWorker(ctx, w)
+	}
+	if err != nil {
+		return api.RegisterReply{}, fmt.Errorf("record worker %s: %w", r.NodeID, err)
+	}
+	m.log.Info("worker registered", "node_id", r.NodeID, "host", r.Host, "cores", r.Cores, "runtime", r.Runtime)
+	if err := m.nt.WorkersChanged(ctx); err != nil {
+		m.log.Warn("telling the jobmanager about a new worker; its resync will catch up", "err", err)
+	}
+	return api.RegisterReply{NodeID: r.NodeID}, nil
+}
+
+func fill(w *api.Worker, r api.Register, now float64) {
+	w.Host, w.Address, w.Runtime = r.Host, r.Address, r.Runtime
+	w.Checkpoint, w.CheckpointError = r.Checkpoint, r.CheckpointError
+	w.Status = api.WorkerReady
+	w.LastHeartbeat = now
+	if w.Cores != r.Cores || w.MemTotal != r.MemTotal || w.CPUs == nil {
+		w.Cores, w.MemTotal = r.Cores, r.MemTotal
+		busy := map[int]string{}
+		for k, t := range w.CoreTasks {
+			var c int
+			if _, err := fmt.Sscan(k, &c); err == nil && c < r.Cores {
+				busy[c] = t
+			}
+		}
+		w.SetAllocation(busy, w.MemAllocated)
+	}
+}
+
+// Deploy creates the job's network and sends every task to its worker. It
+// returns once every worker has acknowledged; if one does not, the tasks
+// already sent are stopped and the error names the worker.
+func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
+	if len(j.Info.Tasks) == 0 {
+		return api.Invalid("job_info.tasks", "required")
+	}
+	needNet := false
+	for _, t := range j.Info.Tasks {
+		if t.Node == "" || t.CpusetCpus == "" {
+			return api.Invalid("job_info.tasks."+t.ContainerName, "not placed: node and cpuset_cpus are required")
+		}
+		w, err := m.st.GetWorker(ctx, t.Node)
+		if err != nil {
+			return fmt.Errorf("task %s: worker %s: %w", t.ContainerName, t.Node, err)
+		}
+		if w.Runtime != "sim" {
+			needNet = true
+		}
+	}
+	network := j.Info.Network.Name
+	if needNet {
+		_, err := m.swarm.CreateNetwork(ctx, network, j.Info.Network.Subnet,
+			map[string]string{api.LabelManaged: "1", api.LabelJob: j.Name})
+		if err != nil {
+			return fmt.Errorf("create network %s: %w", network, err)
+		}
+	}
+	type result struct {
+		task string
+		err  error
+	}
+	results := make(chan result, len(j.Info.Tasks))
+	for _, t := range j.Info.Tasks {
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+			defer cancel()
+			err := m.workers.Request(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t}, nil)
+			if err != nil {
+				err = fmt.Errorf("worker %s did not accept task %s: %w", t.Node, t.ContainerName, err)
+			}
+			results <- result{t.ContainerName, err}
+		}()
+	}
+	var firstErr error
+	var sent []string
+	for range j.Info.Tasks {
+		r := <-results
+		if r.err != nil {
+			if firstErr == nil {
+				firstErr = r.err
+			}
+			continue
+		}
+		sent = append(sent, r.task)
+	}
+	if firstErr != nil {
+		for _, name := range sent {
+			t := j.Info.Tasks.Get(name)
+			sctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+			if err := m.workers.Request(sctx, t.Node, api.KindStopTask, api.StopTask{Job: j.Name, Task: name, Reason: firstErr.Error()}, nil); err != nil {
+				m.log.Warn("undoing a partial deploy", "task_id", name, "err", err)
+			}
+			cancel()
+		}
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, firstErr)
+	}
+	now := float64(time.Now().UnixNano()) / 1e9
+	_, err := m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
+		for _, t := range sj.Info.Tasks {
+			if api.CanTransition(t.Status, api.Deployed) {
+				t.Status = api.Deployed
+			}
+		}
+		sj.Refresh(now)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark job %s deployed: %w", j.Name, err)
+	}
+	return nil
+}
+
+// Stop stops every task of a job that has not ended yet.
+func (m *Manager) Stop(ctx context.Context, job, reason string) error {
+	j, err := m.st.GetJob(ctx, job)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range j.Info.Tasks {
+		if t.Status.Final() || t.Node == "" || t.Status < api.Scheduled {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+		err := m.workers.Request(cctx, t.Node, api.KindStopTask, api.StopTask{Job: job, Task: t.ContainerName, Reason: reason}, nil)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stop %s on %s: %w", t.ContainerName, t.Node, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Logs asks a task's worker for its last tail lines.
+func (m *Manager) Logs(ctx context.Context, job, task string, tail int) ([]string, error) {
+	j, err := m.st.GetJob(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	t := j.Info.Tasks.Get(task)
+	if t == nil {
+		return nil, fmt.Errorf("job %s has no task %s: %w", job, task, api.ErrNotFound)
+	}
+	if t.Status.Final() || t.Node == "" {
+		return t.Logs, nil
+	}
+	var lines []string
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	defer cancel()
+	err = m.workers.Request(cctx, t.Node, api.KindTaskLogs, api.TaskLogs{Task: task, Tail: tail}, &lines)
+	return lines, err
+}

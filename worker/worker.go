@@ -1,0 +1,440 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// Runtime runs containers on this host. Implementations: the Docker Engine
+// (engine.Runtime) and the simulation (Sim).
+type Runtime interface {
+	// Host describes this host; NodeID is its Swarm node ID, or empty when
+	// the host is not in a swarm yet.
+	Host(ctx context.Context) (api.Register, error)
+	// Join makes the host join the swarm at addr and returns its node ID.
+	Join(ctx context.Context, addr, token string) (string, error)
+	// Run creates and starts a task's container; it returns once the
+	// container runs, or with the reason it could not start.
+	Run(ctx context.Context, rt api.RunTask) error
+	// Stop stops and removes a task's container.
+	Stop(ctx context.Context, task string) error
+	// Logs returns the last tail lines a task printed.
+	Logs(ctx context.Context, task string, tail int) ([]string, error)
+	// Watch delivers, until ctx ends, the end of every task this runtime
+	// runs: Down or Failed with exit code, error and last log lines.
+	Watch(ctx context.Context) <-chan api.TaskStatus
+}
+
+// Link is a connection to a peer on the bus. Request is safe for concurrent use.
+type Link interface {
+	Request(ctx context.Context, kind string, body, reply any) error
+	Close() error
+}
+
+// Handler serves a request arriving on a Link.
+type Handler func(ctx context.Context, from, kind string, body []byte) (any, error)
+
+// Dialer opens a link under identity to a peer (the globalmanager or discovery).
+type Dialer func(identity string, h Handler) (Link, error)
+
+// Config configures a worker.
+type Config struct {
+	// HeartbeatPeriod is the mean time between heartbeats (each is jittered by ±10%).
+	HeartbeatPeriod time.Duration
+	// RequestTimeout bounds one request to the globalmanager or discovery.
+	RequestTimeout time.Duration
+	// StopOnExit stops this worker's containers when it shuts down.
+	StopOnExit bool
+	Logger     *slog.Logger
+}
+
+// DefaultConfig returns the defaults: a heartbeat every second.
+func DefaultConfig() Config {
+	return Config{HeartbeatPeriod: time.Second, RequestTimeout: 3 * time.Second, StopOnExit: true}
+}
+
+// Validate returns the first problem with the configuration.
+func (c Config) Validate() error {
+	if c.HeartbeatPeriod <= 0 || c.RequestTimeout <= 0 {
+		return errors.New("worker: heartbeat period and request timeout must be positive")
+	}
+	return nil
+}
+
+// Agent is one worker.
+type Agent struct {
+	cfg    Config
+	rt     Runtime
+	dialGM Dialer
+	dialDC Dialer
+	log    *slog.Logger
+
+	reports chan api.TaskStatus
+	ready   chan struct{}
+
+	mu       sync.Mutex
+	node     string
+	cores    int
+	memTotal int64
+	tasks    map[string]*local // live tasks by name
+	wg       sync.WaitGroup    // task starts in flight
+	runCtx   context.Context
+}
+
+type local struct {
+	job       string
+	cores     int
+	mem       int64
+	stopping  bool
+	stopState api.State // the state a stopped task is reported in
+	reason    string
+}
+
+// New returns an agent that runs tasks through rt and reaches the
+// globalmanager and discovery through the dialers.
+func New(cfg Config, rt Runtime, dialGM, dialDC Dialer) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, rt: rt, dialGM: dialGM, dialDC: dialDC, log: cfg.Logger,
+		reports: make(chan api.TaskStatus, 65536), ready: make(chan struct{}), tasks: map[string]*local{}}, nil
+}
+
+// NodeID returns the worker's node ID once registered, else "".
+func (a *Agent) NodeID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.node
+}
+
+// Ready is closed once the worker is registered and reporting.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Run registers the worker, then serves commands and reports until ctx is
+// cancelled. On the way out it stops its own containers (when configured)
+// and reports them Failed, so that no job is left without a final state.
+func (a *Agent) Run(ctx context.Context) error {
+	a.runCtx = ctx
+	gm, node, err := a.register(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer gm.Close()
+	dc, err := a.dialDC(node, nil)
+	if err != nil {
+		return fmt.Errorf("worker: connect to discovery: %w", err)
+	}
+	defer dc.Close()
+	log := a.log.With("node_id", node)
+	log.Info("worker registered")
+	close(a.ready)
+
+	var wg sync.WaitGroup
+	repCtx, stopReporting := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Add(2)
+	go func() { defer wg.Done(); a.report(repCtx, dc) }()
+	go func() { defer wg.Done(); a.heartbeat(ctx, dc) }()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	ended := a.rt.Watch(watchCtx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for st := range ended {
+			a.ended(st)
+		}
+	}()
+
+	<-ctx.Done()
+	a.wg.Wait() // starts in flight
+	if a.cfg.StopOnExit {
+		a.stopAll(log)
+	}
+	stopWatch()
+	// Give the reporter a moment to deliver the last statuses.
+	deadline := time.Now().Add(2 * a.cfg.RequestTimeout)
+	for len(a.reports) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopReporting()
+	wg.Wait()
+	return nil
+}
+
+// register introduces the worker to the globalmanager, joining the swarm
+// first when told to, and returns the link open under the node's ID.
+func (a *Agent) register(ctx context.Context) (Link, string, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		link, node, err := a.tryRegister(ctx)
+		if err == nil {
+			return link, node, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		a.log.Warn("registration failed; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (a *Agent) tryRegister(ctx context.Context) (Link, string, error) {
+	info, err := a.rt.Host(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("describe host: %w", err)
+	}
+	identity := info.NodeID
+	if identity == "" {
+		identity = fmt.Sprintf("joining-%s-%d", info.Host, os.Getpid())
+	}
+	link, err := a.dialGM(identity, a.handle)
+	if err != nil {
+		return nil, "", fmt.Errorf("connect to globalmanager: %w", err)
+	}
+	var reply api.RegisterReply
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout*3)
+	err = link.Request(rctx, api.KindRegister, info, &reply)
+	cancel()
+	if err != nil {
+		link.Close()
+		return nil, "", fmt.Errorf("register: %w", err)
+	}
+	if reply.JoinToken != "" {
+		link.Close()
+		a.log.Info("joining the swarm", "manager", reply.ManagerAddr)
+		if _, err := a.rt.Join(ctx, reply.ManagerAddr, reply.JoinToken); err != nil {
+			return nil, "", fmt.Errorf("join swarm at %s: %w", reply.ManagerAddr, err)
+		}
+		return a.tryRegister(ctx)
+	}
+	if reply.NodeID != identity {
+		link.Close()
+		return nil, "", fmt.Errorf("globalmanager registered node %q, expected %q", reply.NodeID, identity)
+	}
+	a.mu.Lock()
+	a.node, a.cores, a.memTotal = reply.NodeID, info.Cores, info.MemTotal
+	a.mu.Unlock()
+	return link, reply.NodeID, nil
+}
+
+// handle serves the globalmanager's commands. Run commands are acknowledged
+// at once and started in the background; the start's outcome is reported
+// to discovery.
+func (a *Agent) handle(ctx context.Context, _ string, kind string, body []byte) (any, error) {
+	switch kind {
+	case api.KindRunTask:
+		var rt api.RunTask
+		if err := json.Unmarshal(body, &rt); err != nil {
+			return nil, fmt.Errorf("worker: bad run_task: %w", err)
+		}
+		return a.start(rt)
+	case api.KindStopTask:
+		var st api.StopTask
+		if err := json.Unmarshal(body, &st); err != nil {
+			return nil, fmt.Errorf("worker: bad stop_task: %w", err)
+		}
+		return a.stop(ctx, st)
+	case api.KindTaskLogs:
+		var tl api.TaskLogs
+		if err := json.Unmarshal(body, &tl); err != nil {
+			return nil, fmt.Errorf("worker: bad task_logs: %w", err)
+		}
+		return a.rt.Logs(ctx, tl.Task, tl.Tail)
+	}
+	return nil, fmt.Errorf("worker: unknown command %q", kind)
+}
+
+func (a *Agent) start(rt api.RunTask) (any, error) {
+	name := rt.Task.ContainerName
+	a.mu.Lock()
+	if a.runCtx == nil || a.runCtx.Err() != nil {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("worker: shutting down: %w", api.ErrUnavailable)
+	}
+	if _, dup := a.tasks[name]; dup {
+		a.mu.Unlock()
+		return "already running", nil // a retried command: idempotent
+	}
+	mem, _ := api.ParseMem(rt.Task.MemLimit)
+	if rt.Task.MemLimit == "" {
+		mem = 0
+	}
+	a.tasks[name] = &local{job: rt.Job, cores: rt.Task.ReqCores, mem: mem}
+	node := a.node
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		err := a.rt.Run(a.runCtx, rt)
+		now := nowSec()
+		if err != nil {
+			a.log.Warn("task did not start", "job_id", rt.Job, "task_id", name, "err", err)
+			a.mu.Lock()
+			delete(a.tasks, name)
+			a.mu.Unlock()
+			a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Failed, Error: err.Error(), Time: now})
+			return
+		}
+		a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Running, Time: now})
+	}()
+	return "accepted", nil
+}
+
+func (a *Agent) stop(ctx context.Context, st api.StopTask) (any, error) {
+	a.mu.Lock()
+	l := a.tasks[st.Task]
+	if l != nil {
+		l.stopping, l.stopState, l.reason = true, api.Cancelled, st.Reason
+	}
+	a.mu.Unlock()
+	if l == nil {
+		return "not running", nil
+	}
+	if err := a.rt.Stop(ctx, st.Task); err != nil {
+		return nil, fmt.Errorf("worker: stop %s: %w", st.Task, err)
+	}
+	return "stopped", nil
+}
+
+// ended turns a runtime's report of a task's end into a status, replacing
+// it by Cancelled when the task was stopped on purpose.
+func (a *Agent) ended(st api.TaskStatus) {
+	a.mu.Lock()
+	l := a.tasks[st.Task]
+	delete(a.tasks, st.Task)
+	st.Node = a.node
+	a.mu.Unlock()
+	if l != nil {
+		st.Job = l.job
+		if l.stopping {
+			st.State = l.stopState
+			st.Error = l.reason
+		}
+	}
+	if st.Job == "" {
+		return // not one of ours
+	}
+	a.enqueue(st)
+}
+
+func (a *Agent) enqueue(st api.TaskStatus) {
+	select {
+	case a.reports <- st:
+	default:
+		a.log.Error("status queue full: dropping a status (the job will be failed by discovery's checks)", "task_id", st.Task)
+	}
+}
+
+// report delivers statuses to discovery in order, each retried until acknowledged.
+func (a *Agent) report(ctx context.Context, dc Link) {
+	for {
+		var st api.TaskStatus
+		select {
+		case <-ctx.Done():
+			return
+		case st = <-a.reports:
+		}
+		backoff := 50 * time.Millisecond
+		for {
+			rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+			err := dc.Request(rctx, api.KindTaskStatus, st, nil)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			a.log.Warn("reporting a status failed; retrying", "task_id", st.Task, "state", st.State, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context, dc Link) {
+	for {
+		jitter := 0.9 + 0.2*rand.Float64()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(float64(a.cfg.HeartbeatPeriod) * jitter)):
+		}
+		hb := a.usage()
+		rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+		if err := dc.Request(rctx, api.KindHeartbeat, hb, nil); err != nil && ctx.Err() == nil {
+			a.log.Debug("heartbeat not acknowledged", "err", err)
+		}
+		cancel()
+	}
+}
+
+func (a *Agent) usage() api.Heartbeat {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hb := api.Heartbeat{Node: a.node, Time: nowSec(), Tasks: len(a.tasks)}
+	for _, l := range a.tasks {
+		hb.CoresBusy += l.cores
+		hb.MemUsed += l.mem
+	}
+	hb.Cores, hb.MemTotal = a.cores, a.memTotal
+	return hb
+}
+
+// stopAll stops every live task and reports it Failed: the worker is going away.
+func (a *Agent) stopAll(log *slog.Logger) {
+	a.mu.Lock()
+	names := make([]string, 0, len(a.tasks))
+	for n, l := range a.tasks {
+		l.stopping, l.stopState, l.reason = true, api.Failed, "worker shut down"
+		names = append(names, n)
+	}
+	a.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	log.Info("stopping this worker's containers", "count", len(names))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.rt.Stop(ctx, n); err != nil {
+				log.Warn("stopping container", "task_id", n, "err", err)
+			}
+			a.mu.Lock()
+			l := a.tasks[n]
+			delete(a.tasks, n)
+			node := a.node
+			a.mu.Unlock()
+			if l != nil {
+				a.enqueue(api.TaskStatus{Node: node, Job: l.job, Task: n, State: api.Failed, Error: "worker shut down", Time: nowSec()})
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func nowSec() float64 { return float64(time.Now().UnixNano()) / 1e9 }

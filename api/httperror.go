@@ -82,3 +82,16 @@ func (e *StatusError) Is(target error) bool {
 	}
 	return false
 }
+
+// NewKind returns a sentinel error with message msg that errors.Is also
+// classifies as kind (ErrNotFound, ErrConflict, ...). Packages declare
+// their own sentinels with it, prefixed with their name.
+func NewKind(msg string, kind error) error { return &kindError{msg: msg, kind: kind} }
+
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }

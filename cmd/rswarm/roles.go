@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/bus"
+	"github.com/rswarm/rswarm/discovery"
+	"github.com/rswarm/rswarm/engine"
+	"github.com/rswarm/rswarm/frontend"
+	"github.com/rswarm/rswarm/globalmanager"
+	"github.com/rswarm/rswarm/jobmanager"
+	"github.com/rswarm/rswarm/store"
+	"github.com/rswarm/rswarm/worker"
+)
+
+// roleFlags are the settings of the roles, shared by their own subcommands and `up`.
+type roleFlags struct {
+	ep endpoints
+
+	// frontend
+	maxCores         int
+	allowHostVolumes bool
+	// jobmanager
+	strategy  string
+	policy    string
+	sortBatch bool
+	maxWait   float64
+	resync    time.Duration
+	// globalmanager
+	advertise string
+	cmdTimout time.Duration
+	prune     time.Duration
+	noSwarm   bool
+	// discovery
+	grace time.Duration
+	// worker
+	runtime    string
+	dockerHost string
+	pull       bool
+	heartbeat  time.Duration
+	simID      string
+	simCores   int
+	simMem     string
+	timeScale  float64
+	probeCRIU  bool
+}
+
+func (r *roleFlags) bindFrontend(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.IntVar(&r.maxCores, "max-cores", 1024, "largest req_cores a task may ask for")
+	f.BoolVar(&r.allowHostVolumes, "allow-host-volumes", false, "let tasks bind host paths into their containers")
+}
+
+func (r *roleFlags) bindJobmanager(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&r.strategy, "strategy", "best-fit", "placement strategy (see GET /api/v1/scheduler)")
+	f.StringVar(&r.policy, "policy", "backfill", "queue policy: backfill (later jobs that fit go ahead) or fifo")
+	f.BoolVar(&r.sortBatch, "sort-batch", false, "decreasing strategies sort the whole waiting batch, not each job")
+	f.Float64Var(&r.maxWait, "max-wait", 0, "seconds after which a waiting job stops later jobs from backfilling past it (0 = default)")
+	f.DurationVar(&r.resync, "resync", 2*time.Second, "how often the jobmanager re-reads the store")
+}
+
+func (r *roleFlags) bindGlobalmanager(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&r.advertise, "advertise-addr", "127.0.0.1", "address the swarm manager advertises")
+	f.DurationVar(&r.cmdTimout, "command-timeout", 10*time.Second, "how long a worker has to acknowledge a command")
+	f.DurationVar(&r.prune, "prune-interval", time.Second, "how often networks of finished jobs are removed")
+	f.BoolVar(&r.noSwarm, "no-swarm", false, "do not use Docker Swarm (simulated workers only)")
+}
+
+func (r *roleFlags) bindDiscovery(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&r.grace, "heartbeat-grace", 5*time.Second, "a worker silent this long is marked down and its tasks failed")
+}
+
+func (r *roleFlags) bindWorker(cmd *cobra.Command, withAdvertise bool) {
+	f := cmd.Flags()
+	f.StringVar(&r.runtime, "runtime", "docker", "worker runtime: docker (the local Docker Engine) or sim (simulated)")
+	f.StringVar(&r.dockerHost, "docker-host", "", "Docker Engine to use (default: DOCKER_HOST or the local socket)")
+	f.BoolVar(&r.pull, "pull", false, "try to pull images that are not present locally")
+	f.DurationVar(&r.heartbeat, "heartbeat", time.Second, "mean time between heartbeats")
+	f.StringVar(&r.simID, "sim-id", "", "node ID of a simulated worker (default sim-<host>-<pid>)")
+	f.IntVar(&r.simCores, "cores", 16, "cores of each simulated worker")
+	f.StringVar(&r.simMem, "memory", "64g", "memory of each simulated worker")
+	f.Float64Var(&r.timeScale, "time-scale", 1, "simulated task durations are multiplied by this")
+	f.BoolVar(&r.probeCRIU, "probe-checkpoint", true, "probe at start whether CRIU checkpoints work on this host")
+	if withAdvertise {
+		f.StringVar(&r.advertise, "advertise-addr", "", "address this worker advertises when it joins the swarm (default: the engine's)")
+	}
+}
+
+func (r *roleFlags) limits() api.Limits {
+	return api.Limits{MaxCores: r.maxCores, AllowHostVolumes: r.allowHostVolumes}
+}
+
+// frontendRole serves the frontend until ctx ends.
+func (r *roleFlags) frontendRole(ctx context.Context, st store.Store, log *slog.Logger) error {
+	token, err := r.ep.token()
+	if err != nil {
+		return err
+	}
+	mw, err := authMiddleware(r.ep.frontend, token, r.ep.insecure)
+	if err != nil {
+		return err
+	}
+	jm, err := dialJobmanager(&r.ep, "frontend", log)
+	if err != nil {
+		return err
+	}
+	defer jm.Close()
+	cfg := frontend.DefaultConfig()
+	cfg.Limits, cfg.Logger = r.limits(), log
+	fe := frontend.New(cfg, st, jm)
+	return serveHTTP(ctx, r.ep.frontend, fe.Router(mw...), log)
+}
+
+// jobmanagerRole runs the jobmanager and its bus until ctx ends.
+func (r *roleFlags) jobmanagerRole(ctx context.Context, st store.Store, log *slog.Logger) error {
+	token, err := r.ep.token()
+	if err != nil {
+		return err
+	}
+	cfg := jobmanager.DefaultConfig()
+	cfg.Strategy, cfg.Policy, cfg.SortBatch, cfg.MaxWait, cfg.ResyncInterval = r.strategy, r.policy, r.sortBatch, r.maxWait, r.resync
+	cfg.Logger = log
+	gm := api.NewClient("http://"+r.ep.globalmanager, token)
+	m, err := jobmanager.New(cfg, st, gm)
+	if err != nil {
+		return err
+	}
+	srv, err := bus.Listen(r.ep.jmBus, jobmanagerHandler(m), log)
+	if err != nil {
+		return fmt.Errorf("jobmanager bus %s: %w", r.ep.jmBus, err)
+	}
+	defer srv.Close()
+	log.Info("listening", "bus", srv.Addr(), "strategy", cfg.Strategy, "policy", cfg.Policy)
+	return m.Run(ctx)
+}
+
+// discoveryRole runs discovery and its bus until ctx ends.
+func (r *roleFlags) discoveryRole(ctx context.Context, st store.Store, log *slog.Logger) error {
+	jm, err := dialJobmanager(&r.ep, "discovery", log)
+	if err != nil {
+		return err
+	}
+	defer jm.Close()
+	cfg := discovery.DefaultConfig()
+	cfg.HeartbeatGrace, cfg.Logger = r.grace, log
+	s, err := discovery.New(cfg, st, jm)
+	if err != nil {
+		return err
+	}
+	srv, err := bus.Listen(r.ep.dcBus, discoveryHandler(s), log)
+	if err != nil {
+		return fmt.Errorf("discovery bus %s: %w", r.ep.dcBus, err)
+	}
+	defer srv.Close()
+	log.Info("listening", "bus", srv.Addr())
+	return s.Run(ctx)
+}
+
+// globalmanagerRole runs the globalmanager, its REST API and its bus until ctx ends.
+// ready is closed once the swarm is initialised and the bus is up.
+func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *slog.Logger, ready chan<- struct{}) error {
+	token, err := r.ep.token()
+	if err != nil {
+		return err
+	}
+	mw, err := authMiddleware(r.ep.globalmanager, token, r.ep.insecure)
+	if err != nil {
+		return err
+	}
+	jm, err := dialJobmanager(&r.ep, "globalmanager", log)
+	if err != nil {
+		return err
+	}
+	defer jm.Close()
+	var sw globalmanager.Swarm
+	if !r.noSwarm {
+		eng, err := engine.New(r.dockerHost)
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		sw = eng
+	}
+	cfg := globalmanager.DefaultConfig()
+	cfg.AdvertiseAddr, cfg.CommandTimeout, cfg.PruneInterval, cfg.NoSwarm, cfg.Logger = r.advertise, r.cmdTimout, r.prune, r.noSwarm, log
+	m, err := globalmanager.New(cfg, sw, nil, st, jm)
+	if err != nil {
+		return err
+	}
+	if _, err := m.Init(ctx); err != nil {
+		return err
+	}
+	srv, err := bus.Listen(r.ep.gmBus, globalmanagerHandler(m), log)
+	if err != nil {
+		return fmt.Errorf("globalmanager bus %s: %w", r.ep.gmBus, err)
+	}
+	defer srv.Close()
+	m.SetWorkers(srv)
+	log.Info("listening", "bus", srv.Addr())
+	if ready != nil {
+		close(ready)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.Run(gctx) })
+	g.Go(func() error { return serveHTTP(gctx, r.ep.globalmanager, m.Router(mw...), log) })
+	return g.Wait()
+}
+
+// workerRuntime builds the runtime of one worker.
+func (r *roleFlags) workerRuntime(log *slog.Logger, simIndex int) (worker.Runtime, func(), error) {
+	switch r.runtime {
+	case "docker":
+		eng, err := engine.New(r.dockerHost)
+		if err != nil {
+			return nil, nil, err
+		}
+		rt := engine.NewRuntime(eng, r.advertise, log)
+		rt.Pull = r.pull
+		if r.probeCRIU {
+			rt.CheckpointImage = "rswarm/busybox:latest"
+		}
+		return rt, func() { eng.Close() }, nil
+	case "sim":
+		mem, err := api.ParseMem(r.simMem)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--memory: %w", err)
+		}
+		if r.simCores < 1 {
+			return nil, nil, fmt.Errorf("--cores must be at least 1")
+		}
+		id := r.simID
+		if id == "" {
+			id = identity("sim")
+		}
+		if simIndex >= 0 {
+			id = fmt.Sprintf("%s-%04d", id, simIndex)
+		}
+		return worker.NewSim(id, r.simCores, mem, r.timeScale), func() {}, nil
+	}
+	return nil, nil, fmt.Errorf("--runtime must be docker or sim, got %q", r.runtime)
+}
+
+// workerRole runs one worker until ctx ends.
+func (r *roleFlags) workerRole(ctx context.Context, log *slog.Logger, simIndex int, ready chan<- string) error {
+	rt, closeRT, err := r.workerRuntime(log, simIndex)
+	if err != nil {
+		return err
+	}
+	defer closeRT()
+	cfg := worker.DefaultConfig()
+	cfg.HeartbeatPeriod, cfg.Logger = r.heartbeat, log
+	a, err := worker.New(cfg, rt, workerDialer(r.ep.gmBus, log), workerDialer(r.ep.dcBus, log))
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		go func() {
+			select {
+			case <-a.Ready():
+				ready <- a.NodeID()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return a.Run(ctx)
+}
+
+// withStore opens the store for a role and closes it afterwards.
+func (r *roleFlags) withStore(cmd *cobra.Command, role string, fn func(ctx context.Context, st store.Store, log *slog.Logger) error) error {
+	log := newLogger(cmd).With("component", role)
+	ctx := cmd.Context()
+	st, err := r.ep.openStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(ctx, st, log)
+}
+
+func init() {
+	var fe, jm, gm, dc, wk roleFlags
+	feCmd := &cobra.Command{Use: "frontend", Short: "REST API for jobs (default 127.0.0.1:5001)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return fe.withStore(cmd, "frontend", fe.frontendRole) }}
+	fe.ep.bind(feCmd)
+	fe.bindFrontend(feCmd)
+	addCommand(feCmd)
+
+	jmCmd := &cobra.Command{Use: "jobmanager", Short: "queue and placement (bus default tcp://127.0.0.1:2990)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return jm.withStore(cmd, "jobmanager", jm.jobmanagerRole) }}
+	jm.ep.bind(jmCmd)
+	jm.bindJobmanager(jmCmd)
+	addCommand(jmCmd)
+
+	gmCmd := &cobra.Command{Use: "globalmanager", Short: "drives Docker Swarm and deploys jobs (default 127.0.0.1:5000, bus tcp://127.0.0.1:3100)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return gm.withStore(cmd, "globalmanager", func(ctx context.Context, st store.Store, log *slog.Logger) error {
+				return gm.globalmanagerRole(ctx, st, log, nil)
+			})
+		}}
+	gm.ep.bind(gmCmd)
+	gm.bindGlobalmanager(gmCmd)
+	gmCmd.Flags().StringVar(&gm.dockerHost, "docker-host", "", "Docker Engine of the manager (default: DOCKER_HOST or the local socket)")
+	addCommand(gmCmd)
+
+	dcCmd := &cobra.Command{Use: "discovery", Short: "status and heartbeat sink (bus default tcp://127.0.0.1:4000)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return dc.withStore(cmd, "discovery", dc.discoveryRole) }}
+	dc.ep.bind(dcCmd)
+	dc.bindDiscovery(dcCmd)
+	addCommand(dcCmd)
+
+	wkCmd := &cobra.Command{Use: "worker", Short: "per-host agent running tasks (--runtime docker or sim)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return wk.workerRole(cmd.Context(), newLogger(cmd).With("component", "worker"), -1, nil)
+		}}
+	wk.ep.bind(wkCmd)
+	wk.bindWorker(wkCmd, true)
+	addCommand(wkCmd)
+}

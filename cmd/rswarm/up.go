@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+)
+
+func init() {
+	var r roleFlags
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "run everything on this host: store, frontend, jobmanager, globalmanager, discovery and workers",
+		Long: `up runs the whole system in one process: the embedded store (or MongoDB with
+--mongo-uri), the frontend on 127.0.0.1:5001, the globalmanager on 127.0.0.1:5000,
+the jobmanager, discovery, and one worker on the local Docker Engine, which becomes
+(or stays) a Swarm manager node. With --runtime sim it runs --workers simulated
+workers instead. It runs until interrupted; then it stops its workers' containers
+and keeps the data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd, &r, workers) },
+	}
+	r.ep.bind(cmd)
+	r.bindFrontend(cmd)
+	r.bindJobmanager(cmd)
+	r.bindGlobalmanager(cmd)
+	r.bindDiscovery(cmd)
+	r.bindWorker(cmd, false)
+	cmd.Flags().IntVar(&workers, "workers", 1, "number of workers (more than one needs --runtime sim)")
+	addCommand(cmd)
+}
+
+func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
+	if workers < 1 {
+		return fmt.Errorf("--workers must be at least 1")
+	}
+	if workers > 1 && r.runtime != "sim" {
+		return fmt.Errorf("--workers %d needs --runtime sim: one host runs one Docker worker", workers)
+	}
+	if r.runtime == "sim" && !cmd.Flags().Changed("no-swarm") {
+		r.noSwarm = true
+	}
+	ctx := cmd.Context()
+	log := newLogger(cmd)
+	st, err := r.ep.openStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	// The control plane outlives the workers, so that their last statuses
+	// are recorded when the user presses Ctrl-C.
+	ctrlCtx, stopCtrl := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCtrl()
+	g, gctx := errgroup.WithContext(ctrlCtx)
+	gmReady := make(chan struct{})
+	g.Go(func() error { return r.jobmanagerRole(gctx, st, log.With("component", "jobmanager")) })
+	g.Go(func() error { return r.discoveryRole(gctx, st, log.With("component", "discovery")) })
+	g.Go(func() error {
+		return r.globalmanagerRole(gctx, st, log.With("component", "globalmanager"), gmReady)
+	})
+	g.Go(func() error { return r.frontendRole(gctx, st, log.With("component", "frontend")) })
+	select {
+	case <-gmReady:
+	case <-gctx.Done():
+		return g.Wait()
+	case <-ctx.Done():
+		stopCtrl()
+		return g.Wait()
+	}
+
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	go func() {
+		select {
+		case <-gctx.Done(): // the control plane failed
+			stopWorkers()
+		case <-wctx.Done():
+		}
+	}()
+	var wg sync.WaitGroup
+	ready := make(chan string, workers)
+	errs := make(chan error, workers)
+	for i := 0; i < workers; i++ {
+		idx := -1
+		if r.runtime == "sim" {
+			idx = i
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.workerRole(wctx, log.With("component", "worker"), idx, ready); err != nil {
+				errs <- err
+				stopWorkers()
+			}
+		}()
+	}
+	var nodes []string
+	for len(nodes) < workers {
+		select {
+		case id := <-ready:
+			nodes = append(nodes, id)
+		case <-wctx.Done():
+		}
+		if wctx.Err() != nil {
+			break
+		}
+	}
+	if wctx.Err() == nil {
+		banner(cmd, r, nodes)
+	}
+	<-wctx.Done()
+	wg.Wait()
+	stopCtrl()
+	err = g.Wait()
+	close(errs)
+	for werr := range errs {
+		if err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+func banner(cmd *cobra.Command, r *roleFlags, nodes []string) {
+	w := cmd.OutOrStdout()
+	desc := fmt.Sprintf("1 Docker worker (node %s)", nodes[0])
+	if r.runtime == "sim" {
+		desc = fmt.Sprintf("%d simulated workers of %d cores", len(nodes), r.simCores)
+	}
+	fmt.Fprintf(w, "\nRSwarm is up: %s, strategy %s.\n", desc, r.strategy)
+	fmt.Fprintf(w, "  Jobs API     http://%s/api/v1/jobs\n", r.ep.frontend)
+	fmt.Fprintf(w, "  Submit       curl -X POST --data @job.json http://%s/RESTfulSwarm/FE/request_new_job\n", r.ep.frontend)
+	fmt.Fprintf(w, "  Swagger UI   http://%s/swagger/index.html\n", r.ep.frontend)
+	fmt.Fprintf(w, "  Cluster API  http://%s/RESTfulSwarm/GM/get_worker_list\n", r.ep.globalmanager)
+	fmt.Fprintf(w, "Press Ctrl-C to stop: the workers' containers are stopped, the data is kept.\n\n")
+}

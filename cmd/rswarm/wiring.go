@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/spf13/cobra"
+
+	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/bus"
+	"github.com/rswarm/rswarm/discovery"
+	"github.com/rswarm/rswarm/engine"
+	"github.com/rswarm/rswarm/frontend"
+	"github.com/rswarm/rswarm/globalmanager"
+	"github.com/rswarm/rswarm/jobmanager"
+	"github.com/rswarm/rswarm/store"
+	"github.com/rswarm/rswarm/worker"
+)
+
+// Compile-time guards: the adapters satisfy the components' interfaces.
+var (
+	_ frontend.Jobs          = (store.Store)(nil)
+	_ frontend.Scheduler     = (*jmLink)(nil)
+	_ jobmanager.State       = (store.Store)(nil)
+	_ jobmanager.Dispatcher  = (*api.Client)(nil)
+	_ discovery.State        = (store.Store)(nil)
+	_ discovery.Notifier     = (*jmLink)(nil)
+	_ globalmanager.State    = (store.Store)(nil)
+	_ globalmanager.Swarm    = (*engine.Client)(nil)
+	_ globalmanager.Workers  = (*bus.Server)(nil)
+	_ globalmanager.Notifier = (*jmLink)(nil)
+	_ worker.Runtime         = (*engine.Runtime)(nil)
+	_ worker.Link            = (*bus.Client)(nil)
+)
+
+// endpoints are where the roles listen and how they reach each other.
+type endpoints struct {
+	frontend, globalmanager    string // HTTP host:port
+	gmBus, jmBus, dcBus        string // ZeroMQ endpoints
+	apiToken, apiTokenFile     string
+	insecure                   bool
+	dataDir, mongoURI, mongoDB string
+}
+
+func (e *endpoints) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&e.frontend, "frontend-addr", "127.0.0.1:5001", "frontend REST API address (host:port)")
+	f.StringVar(&e.globalmanager, "globalmanager-addr", "127.0.0.1:5000", "globalmanager REST API address (host:port)")
+	f.StringVar(&e.gmBus, "globalmanager-bus", "tcp://127.0.0.1:3100", "globalmanager command bus (ZeroMQ endpoint)")
+	f.StringVar(&e.jmBus, "jobmanager-bus", "tcp://127.0.0.1:2990", "jobmanager notification bus (ZeroMQ endpoint)")
+	f.StringVar(&e.dcBus, "discovery-bus", "tcp://127.0.0.1:4000", "discovery status bus (ZeroMQ endpoint)")
+	f.StringVar(&e.apiToken, "api-token", "", "bearer token the REST APIs require (also for calls between roles)")
+	f.StringVar(&e.apiTokenFile, "api-token-file", "", "file holding the API token")
+	f.BoolVar(&e.insecure, "insecure", false, "allow REST APIs on non-loopback addresses without a token")
+	f.StringVar(&e.dataDir, "data-dir", "./data", "directory of the embedded SQLite store")
+	f.StringVar(&e.mongoURI, "mongo-uri", "", "MongoDB URI; when set, MongoDB is the store instead of SQLite")
+	f.StringVar(&e.mongoDB, "mongo-db", "RESTfulSwarmDB", "MongoDB database name")
+}
+
+func (e *endpoints) token() (string, error) {
+	if e.apiTokenFile != "" {
+		b, err := os.ReadFile(e.apiTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("api token file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return e.apiToken, nil
+}
+
+// openStore opens MongoDB when --mongo-uri is given, else the SQLite file in --data-dir.
+func (e *endpoints) openStore(ctx context.Context, log *slog.Logger) (store.Store, error) {
+	if e.mongoURI != "" {
+		s, err := store.OpenMongo(ctx, e.mongoURI, e.mongoDB)
+		if err != nil {
+			return nil, fmt.Errorf("open MongoDB store: %w", err)
+		}
+		log.Info("store: MongoDB", "database", e.mongoDB)
+		return s, nil
+	}
+	s, err := store.OpenSQLite(e.dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite store in %s: %w", e.dataDir, err)
+	}
+	log.Info("store: SQLite", "path", s.Path())
+	return s, nil
+}
+
+func identity(role string) string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s-%s-%d", role, h, os.Getpid())
+}
+
+// jmLink is the jobmanager as other roles reach it over the bus.
+type jmLink struct {
+	c *bus.Client
+}
+
+func dialJobmanager(e *endpoints, role string, log *slog.Logger) (*jmLink, error) {
+	c, err := bus.Dial(e.jmBus, identity(role), nil, log)
+	if err != nil {
+		return nil, fmt.Errorf("connect to jobmanager at %s: %w", e.jmBus, err)
+	}
+	return &jmLink{c: c}, nil
+}
+
+func (l *jmLink) Close() error { return l.c.Close() }
+
+func (l *jmLink) JobSubmitted(ctx context.Context, names ...string) error {
+	return l.c.Request(ctx, api.KindJobSubmitted, names, nil)
+}
+func (l *jmLink) JobCancelled(ctx context.Context, name string) error {
+	return l.c.Request(ctx, api.KindJobCancelled, api.JobRef{Job: name}, nil)
+}
+func (l *jmLink) TasksDone(ctx context.Context, tasks []api.TaskRef) error {
+	return l.c.Request(ctx, api.KindTasksDone, api.TasksDone{Tasks: tasks}, nil)
+}
+func (l *jmLink) WorkersChanged(ctx context.Context) error {
+	return l.c.Request(ctx, api.KindWorkersChanged, struct{}{}, nil)
+}
+func (l *jmLink) SwitchStrategy(ctx context.Context, name string) error {
+	err := l.c.Request(ctx, api.KindSwitchStrategy, api.StrategyInfo{Name: name}, nil)
+	var re *bus.RemoteError
+	if errors.As(err, &re) {
+		return api.Invalid("name", "%s", strings.TrimPrefix(re.Msg, "name: "))
+	}
+	return err
+}
+func (l *jmLink) Strategy(ctx context.Context) (api.StrategyInfo, error) {
+	var info api.StrategyInfo
+	err := l.c.Request(ctx, api.KindGetStrategy, struct{}{}, &info)
+	return info, err
+}
+
+// jobmanagerHandler serves the jobmanager's bus.
+func jobmanagerHandler(m *jobmanager.Manager) bus.Handler {
+	return func(ctx context.Context, _, kind string, body []byte) (any, error) {
+		switch kind {
+		case api.KindJobSubmitted:
+			var names []string
+			if err := json.Unmarshal(body, &names); err != nil {
+				return nil, err
+			}
+			return nil, m.JobSubmitted(ctx, names...)
+		case api.KindJobCancelled:
+			var ref api.JobRef
+			if err := json.Unmarshal(body, &ref); err != nil {
+				return nil, err
+			}
+			return nil, m.JobCancelled(ctx, ref.Job)
+		case api.KindTasksDone:
+			var td api.TasksDone
+			if err := json.Unmarshal(body, &td); err != nil {
+				return nil, err
+			}
+			return nil, m.TasksDone(ctx, td.Tasks)
+		case api.KindWorkersChanged:
+			return nil, m.WorkersChanged(ctx)
+		case api.KindSwitchStrategy:
+			var si api.StrategyInfo
+			if err := json.Unmarshal(body, &si); err != nil {
+				return nil, err
+			}
+			return nil, m.SwitchStrategy(ctx, si.Name)
+		case api.KindGetStrategy:
+			return m.Strategy(), nil
+		}
+		return nil, fmt.Errorf("jobmanager: unknown message kind %q", kind)
+	}
+}
+
+// discoveryHandler serves discovery's bus.
+func discoveryHandler(s *discovery.Service) bus.Handler {
+	return func(ctx context.Context, _, kind string, body []byte) (any, error) {
+		switch kind {
+		case api.KindTaskStatus:
+			var st api.TaskStatus
+			if err := json.Unmarshal(body, &st); err != nil {
+				return nil, err
+			}
+			return nil, s.TaskStatus(ctx, st)
+		case api.KindHeartbeat:
+			var hb api.Heartbeat
+			if err := json.Unmarshal(body, &hb); err != nil {
+				return nil, err
+			}
+			return nil, s.Heartbeat(ctx, hb)
+		}
+		return nil, fmt.Errorf("discovery: unknown message kind %q", kind)
+	}
+}
+
+// globalmanagerHandler serves the globalmanager's bus (worker registration).
+func globalmanagerHandler(m *globalmanager.Manager) bus.Handler {
+	return func(ctx context.Context, _, kind string, body []byte) (any, error) {
+		if kind != api.KindRegister {
+			return nil, fmt.Errorf("globalmanager: unknown message kind %q", kind)
+		}
+		var r api.Register
+		if err := json.Unmarshal(body, &r); err != nil {
+			return nil, err
+		}
+		return m.Register(ctx, r)
+	}
+}
+
+// workerDialer returns a worker.Dialer that opens bus clients to addr.
+func workerDialer(addr string, log *slog.Logger) worker.Dialer {
+	return func(id string, h worker.Handler) (worker.Link, error) {
+		var bh bus.Handler
+		if h != nil {
+			bh = bus.Handler(h)
+		}
+		return bus.Dial(addr, id, bh, log)
+	}
+}
+
+// isLoopback reports whether a host:port listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authMiddleware requires the bearer token when one is set. It refuses to
+// serve a non-loopback address without a token unless insecure is set.
+func authMiddleware(addr, token string, insecure bool) ([]gin.HandlerFunc, error) {
+	if token == "" {
+		if !isLoopback(addr) && !insecure {
+			return nil, fmt.Errorf("refusing to serve %s without an API token: set --api-token or --api-token-file, or pass --insecure to serve it open", addr)
+		}
+		return nil, nil
+	}
+	want := []byte("Bearer " + token)
+	return []gin.HandlerFunc{func(c *gin.Context) {
+		got := []byte(c.GetHeader("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			code, body := api.ErrorResponse(api.ErrUnauthorized)
+			c.AbortWithStatusJSON(code, body)
+			return
+		}
+		c.Next()
+	}}, nil
+}
+
+// serveHTTP serves h on addr until ctx is cancelled, then shuts down gracefully.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", "http://"+ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

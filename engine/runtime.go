@@ -1,0 +1,280 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// Runtime runs RSwarm tasks as containers on this engine: it is the Docker
+// runtime of a worker. Every container it creates carries the labels
+// rswarm.managed, rswarm.job, rswarm.task and rswarm.node, and it only ever
+// touches containers carrying them.
+type Runtime struct {
+	c *Client
+	// Advertise is the address this host advertises when it joins a swarm.
+	Advertise string
+	// Pull lets the runtime try to pull an image that is not present.
+	Pull bool
+	// StopTimeout is how long a container gets between SIGTERM and SIGKILL.
+	StopTimeout time.Duration
+	// LogLines is how many of a task's last output lines are kept when it ends.
+	LogLines int
+	// CheckpointImage is the image used to probe CRIU support ("" skips the probe).
+	CheckpointImage string
+	Log             *slog.Logger
+
+	mu   sync.Mutex
+	node string
+}
+
+// NewRuntime returns the Docker runtime over c.
+func NewRuntime(c *Client, advertise string, log *slog.Logger) *Runtime {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Runtime{c: c, Advertise: advertise, StopTimeout: 2 * time.Second, LogLines: 20, Log: log}
+}
+
+// Host describes this engine's host: cores, memory, and its swarm node ID
+// when it is an active swarm member.
+func (r *Runtime) Host(ctx context.Context) (api.Register, error) {
+	info, err := r.c.Info(ctx)
+	if err != nil {
+		return api.Register{}, err
+	}
+	reg := api.Register{Host: info.Hostname, Address: r.Advertise, Runtime: "docker", Cores: info.NCPU, MemTotal: info.MemTotal}
+	if info.Swarm.LocalNodeState == "active" {
+		reg.NodeID = info.Swarm.NodeID
+	}
+	if r.Advertise == "" {
+		reg.Address = info.Swarm.NodeAddr
+	}
+	if r.CheckpointImage != "" {
+		reg.Checkpoint, reg.CheckpointError = r.c.CheckpointSupport(ctx, r.CheckpointImage)
+	} else {
+		reg.CheckpointError = "not probed"
+	}
+	r.mu.Lock()
+	r.node = reg.NodeID
+	r.mu.Unlock()
+	return reg, nil
+}
+
+// Join makes this engine join the swarm at addr and returns its node ID.
+func (r *Runtime) Join(ctx context.Context, addr, token string) (string, error) {
+	listen := ""
+	if r.Advertise != "" {
+		listen = r.Advertise + ":2377"
+	}
+	if err := r.c.SwarmJoin(ctx, addr, token, r.Advertise, listen); err != nil {
+		return "", err
+	}
+	info, err := r.c.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	return info.Swarm.NodeID, nil
+}
+
+func (r *Runtime) labels(job, task string) map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return map[string]string{api.LabelManaged: "1", api.LabelJob: job, api.LabelTask: task, api.LabelNode: r.node}
+}
+
+// Spec turns a task into a container spec.
+func Spec(rt api.RunTask, labels map[string]string, stop time.Duration) (RunSpec, error) {
+	t := rt.Task
+	cmd, err := api.SplitCommand(t.Command)
+	if err != nil {
+		return RunSpec{}, fmt.Errorf("command: %w", err)
+	}
+	s := RunSpec{Name: t.ContainerName, Image: t.Image, Cmd: cmd, Env: t.Environment, CpusetCpus: t.CpusetCpus,
+		Network: rt.Network, Labels: labels, StopTimeout: max(1, int(stop.Seconds()))}
+	if t.MemLimit != "" {
+		if s.Memory, err = api.ParseMem(t.MemLimit); err != nil {
+			return RunSpec{}, fmt.Errorf("mem_limit: %w", err)
+		}
+	}
+	if len(t.Ports) > 0 {
+		s.Ports = map[string]int{}
+		for k, v := range t.Ports {
+			spec, host, err := api.ParsePort(k, v)
+			if err != nil {
+				return RunSpec{}, fmt.Errorf("ports %s: %w", k, err)
+			}
+			s.Ports[spec] = host
+		}
+	}
+	for src, v := range t.Volumes {
+		s.Mounts = append(s.Mounts, Mount{Source: src, Target: v.Bind, ReadOnly: v.Mode == "ro"})
+	}
+	return s, nil
+}
+
+// Run creates and starts a task's container. A leftover container of the
+// same task (from an earlier, interrupted attempt) is removed first.
+func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
+	spec, err := Spec(rt, r.labels(rt.Job, rt.Task.ContainerName), r.StopTimeout)
+	if err != nil {
+		return err
+	}
+	if old, err := r.c.Inspect(ctx, spec.Name); err == nil && old.Labels[api.LabelManaged] == "1" && old.Labels[api.LabelTask] == spec.Name {
+		_ = r.c.Remove(ctx, old.ID, true)
+	}
+	id, err := r.c.Create(ctx, spec)
+	if errors.Is(err, ErrImageNotFound) {
+		if !r.Pull {
+			return fmt.Errorf("image %s not found on this worker (pulling is off): %w", spec.Image, err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		perr := r.c.Pull(pctx, spec.Image)
+		cancel()
+		if perr != nil {
+			return fmt.Errorf("image %s not found on this worker, and pulling it failed: %w", spec.Image, perr)
+		}
+		id, err = r.c.Create(ctx, spec)
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.c.Start(ctx, id); err != nil {
+		_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
+		return fmt.Errorf("start %s: %w", spec.Name, err)
+	}
+	return nil
+}
+
+// Stop stops a task's container; its end is reported through Watch.
+func (r *Runtime) Stop(ctx context.Context, task string) error {
+	err := r.c.Stop(ctx, task, r.StopTimeout)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Logs returns the last tail lines of a task's output.
+func (r *Runtime) Logs(ctx context.Context, task string, tail int) ([]string, error) {
+	return r.c.Logs(ctx, task, tail)
+}
+
+// Watch reports the end of every RSwarm container on this engine until ctx
+// ends: it inspects the exit code, keeps the last log lines and removes the
+// container. Containers that ended while nobody watched (at start, or
+// while the event stream was broken) are reported too.
+func (r *Runtime) Watch(ctx context.Context) <-chan api.TaskStatus {
+	out := make(chan api.TaskStatus, 64)
+	go func() {
+		defer close(out)
+		backoff := 100 * time.Millisecond
+		for ctx.Err() == nil {
+			sctx, cancel := context.WithCancel(ctx)
+			events, errs := r.c.Events(sctx, map[string]string{api.LabelManaged: "1"})
+			r.sweep(ctx, out)
+			err := r.consume(sctx, events, errs, out)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			r.Log.Warn("docker event stream broke; reconnecting", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}()
+	return out
+}
+
+func (r *Runtime) consume(ctx context.Context, events <-chan Event, errs <-chan error, out chan<- api.TaskStatus) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("event stream closed")
+			}
+			if ev.Action != "die" || !r.mine(ev.Labels) {
+				continue
+			}
+			if st, ok := r.ended(ctx, ev.ID, ev.Labels); ok {
+				select {
+				case out <- st:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+	}
+}
+
+func (r *Runtime) mine(labels map[string]string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return labels[api.LabelManaged] == "1" && (r.node == "" || labels[api.LabelNode] == r.node)
+}
+
+// sweep reports and removes RSwarm containers that have exited.
+func (r *Runtime) sweep(ctx context.Context, out chan<- api.TaskStatus) {
+	cs, err := r.c.Containers(ctx, map[string]string{api.LabelManaged: "1"}, true)
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		if c.Running || !r.mine(c.Labels) || c.Status == "created" {
+			continue
+		}
+		if st, ok := r.ended(ctx, c.ID, c.Labels); ok {
+			select {
+			case out <- st:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// ended builds the final status of an exited container and removes it.
+func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string) (api.TaskStatus, bool) {
+	c, err := r.c.Inspect(ctx, id)
+	if err != nil {
+		return api.TaskStatus{}, false
+	}
+	if c.Running {
+		return api.TaskStatus{}, false
+	}
+	st := api.TaskStatus{Job: labels[api.LabelJob], Task: labels[api.LabelTask], State: api.Down, Time: float64(time.Now().UnixNano()) / 1e9}
+	if !c.FinishedAt.IsZero() {
+		st.Time = float64(c.FinishedAt.UnixNano()) / 1e9
+	}
+	code := c.ExitCode
+	st.ExitCode = &code
+	switch {
+	case c.OOMKilled:
+		st.State, st.Error = api.Failed, fmt.Sprintf("killed: out of memory (memory limit %d bytes)", c.Memory)
+	case code != 0:
+		st.State, st.Error = api.Failed, fmt.Sprintf("exited with code %d", code)
+		if c.Error != "" {
+			st.Error += ": " + c.Error
+		}
+	}
+	if lines, err := r.c.Logs(ctx, id, r.LogLines); err == nil {
+		st.Logs = lines
+	}
+	if err := r.c.Remove(ctx, id, true); err != nil && !errors.Is(err, ErrNotFound) {
+		r.Log.Warn("removing an ended container", "task_id", st.Task, "err", err)
+	}
+	return st, true
+}

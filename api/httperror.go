@@ -29,7 +29,10 @@ func ErrorResponse(err error) (int, ErrorBody) {
 	b := ErrorBody{Error: ErrorDetail{Message: err.Error()}}
 	var fe *FieldError
 	switch {
-	case errors.As(err, &fe):
+	case errors.As(err, &fe) && fe.Kind == ErrConflict:
+		b.Error.Code, b.Error.Field, b.Error.Message = "conflict", fe.Field, fe.Error()
+		return http.StatusConflict, b
+	case errors.As(err, &fe) && fe.Kind == nil:
 		b.Error.Code, b.Error.Field, b.Error.Message = "invalid", fe.Field, fe.Error()
 		return http.StatusBadRequest, b
 	case errors.Is(err, ErrInvalid):

@@ -21,6 +21,8 @@ var ErrInvalid = errors.New("api: invalid input")
 type FieldError struct {
 	Field  string
 	Reason string
+	// Kind classifies the error when it is not plain bad input (ErrConflict for a duplicate name).
+	Kind error
 }
 
 func (e *FieldError) Error() string {
@@ -31,7 +33,12 @@ func (e *FieldError) Error() string {
 }
 
 // Is makes errors.Is(err, ErrInvalid) true for field errors.
-func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+func (e *FieldError) Is(target error) bool {
+	if e.Kind != nil {
+		return target == e.Kind
+	}
+	return target == ErrInvalid
+}
 
 // Invalid returns a *FieldError for field with a formatted reason.
 func Invalid(field, format string, args ...any) *FieldError {

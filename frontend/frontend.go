@@ -131,7 +131,8 @@ func (s *Server) Submit(ctx context.Context, j *api.Job) error {
 	j.SubmitTime = float64(s.cfg.Now().UnixNano()) / 1e9
 	if err := s.jobs.CreateJob(ctx, j); err != nil {
 		if errors.Is(err, api.ErrConflict) {
-			return &conflict{field: "job_name", msg: fmt.Sprintf("job_name: a job named %q exists already (delete it first to reuse the name)", j.Name)}
+			return &api.FieldError{Field: "job_name", Kind: api.ErrConflict,
+				Reason: fmt.Sprintf("a job named %q exists already (delete it first to reuse the name)", j.Name)}
 		}
 		return err
 	}
@@ -142,11 +143,6 @@ func (s *Server) Submit(ctx context.Context, j *api.Job) error {
 	}
 	return nil
 }
-
-type conflict struct{ field, msg string }
-
-func (e *conflict) Error() string        { return e.msg }
-func (e *conflict) Is(target error) bool { return target == api.ErrConflict }
 
 func (s *Server) decodeJob(b []byte) (*api.Job, error) {
 	var j api.Job

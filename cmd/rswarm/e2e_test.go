@@ -1,0 +1,442 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/api/apitest"
+	"github.com/rswarm/rswarm/engine"
+)
+
+// The end-to-end tests run the real binary, as separate processes, against
+// the local Docker Engine.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		dir, err := os.MkdirTemp("", "rswarm-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "rswarm")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building rswarm: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback host:port nobody listens on.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// system is the addresses of one RSwarm under test.
+type system struct {
+	fe, gm              string
+	gmBus, jmBus, dcBus string
+	dataDir             string
+}
+
+func newSystem(t testing.TB) *system {
+	return &system{fe: freeAddr(t), gm: freeAddr(t), gmBus: "tcp://" + freeAddr(t), jmBus: "tcp://" + freeAddr(t),
+		dcBus: "tcp://" + freeAddr(t), dataDir: t.TempDir()}
+}
+
+func (s *system) flags() []string {
+	return []string{"--frontend-addr", s.fe, "--globalmanager-addr", s.gm, "--globalmanager-bus", s.gmBus,
+		"--jobmanager-bus", s.jmBus, "--discovery-bus", s.dcBus, "--data-dir", s.dataDir}
+}
+
+func (s *system) client() *api.Client { return api.NewClient("http://"+s.fe, "") }
+
+// start runs `rswarm args...` until the test ends, then interrupts it and
+// waits for it to exit, as a user pressing Ctrl-C would. Its output is
+// printed when the test fails.
+func start(t testing.TB, name string, args ...string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s exited with %v", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("%s did not stop within 30 s of SIGINT", name)
+		}
+		if t.Failed() {
+			t.Logf("---- output of %s ----\n%s", name, out.String())
+		}
+	})
+}
+
+func needDocker(t testing.TB) *engine.Client {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test (skipped by -short)")
+	}
+	eng, err := engine.New("")
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = eng.Info(ctx)
+		if err == nil {
+			_, err = eng.ImageExists(ctx, "rswarm/busybox:latest")
+		}
+	}
+	apitest.Need(t, "docker", err)
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitWorkers waits until n workers are ready and returns them.
+func waitWorkers(t testing.TB, c *api.Client, n int) []*api.Worker {
+	t.Helper()
+	var ws []*api.Worker
+	apitest.Eventually(t, 60*time.Second, func() error {
+		var err error
+		ws, err = c.Workers(context.Background())
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, w := range ws {
+			if w.Status == api.WorkerReady {
+				ready++
+			}
+		}
+		if ready < n {
+			return fmt.Errorf("%d of %d workers ready", ready, n)
+		}
+		return nil
+	})
+	return ws
+}
+
+// waitJob polls a job until cond accepts it.
+func waitJob(t testing.TB, c *api.Client, name string, d time.Duration, cond func(*api.Job) error) *api.Job {
+	t.Helper()
+	var j *api.Job
+	apitest.Eventually(t, d, func() error {
+		var err error
+		if j, err = c.Job(context.Background(), name); err != nil {
+			return err
+		}
+		return cond(j)
+	})
+	return j
+}
+
+func final(j *api.Job) error {
+	if !j.Status.Final() {
+		return fmt.Errorf("job %s is %s", j.Name, j.Status)
+	}
+	return nil
+}
+
+func submitOriginal(t testing.TB, sys *system, j *api.Job) {
+	t.Helper()
+	b, _ := json.Marshal(j)
+	resp, err := http.Post("http://"+sys.fe+"/RESTfulSwarm/FE/request_new_job", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("submit %s: status %d", j.Name, resp.StatusCode)
+	}
+}
+
+func allFree(t testing.TB, c *api.Client) {
+	t.Helper()
+	apitest.Eventually(t, 30*time.Second, func() error {
+		ws, err := c.Workers(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			if busy := w.BusyCores(); len(busy) > 0 {
+				return fmt.Errorf("worker %s still has cores %v allocated (%v)", w.ID, busy, w.CoreTasks)
+			}
+		}
+		return nil
+	})
+}
+
+func TestUpEndToEnd(t *testing.T) {
+	eng := needDocker(t)
+	sys := newSystem(t)
+	start(t, "rswarm up", append([]string{"up", "--probe-checkpoint=false"}, sys.flags()...)...)
+	c := sys.client()
+	ws := waitWorkers(t, c, 1)
+	cores := ws[0].Cores
+
+	t.Run("two tasks run pinned on the job's network and end Down", func(t *testing.T) {
+		ctx := ctxT(t)
+		j := apitest.Job(fmt.Sprintf("e2e%d", time.Now().UnixNano()), 2, 1, "sleep 2")
+		j.Info.Network.Subnet = "10.61.7.0/24"
+		submitOriginal(t, sys, j)
+
+		// While it runs, each container has exactly the assigned cpuset and
+		// memory limit, on the job's network.
+		for _, task := range j.Info.Tasks {
+			name := task.ContainerName
+			apitest.Eventually(t, 60*time.Second, func() error {
+				sj, err := c.Job(ctx, j.Name)
+				if err != nil {
+					return err
+				}
+				st := sj.Info.Tasks.Get(name)
+				if st.Status.Final() {
+					return fmt.Errorf("task %s ended (%s) before it was seen running", name, st.Status)
+				}
+				ct, err := eng.Inspect(ctx, name)
+				if err != nil {
+					return err
+				}
+				if !ct.Running {
+					return fmt.Errorf("container %s not running yet", name)
+				}
+				if st.CpusetCpus == "" || ct.CpusetCpus != st.CpusetCpus {
+					return fmt.Errorf("container %s cpuset %q, task says %q", name, ct.CpusetCpus, st.CpusetCpus)
+				}
+				if ct.Memory != 16<<20 {
+					return fmt.Errorf("container %s memory %d, want %d", name, ct.Memory, 16<<20)
+				}
+				if !contains(ct.Networks, j.Info.Network.Name) {
+					return fmt.Errorf("container %s networks %v, want %s", name, ct.Networks, j.Info.Network.Name)
+				}
+				return nil
+			})
+		}
+		done := waitJob(t, c, j.Name, 60*time.Second, final)
+		if done.Status != api.Down {
+			t.Fatalf("job ended %s (%s), want Down", done.Status, done.Error)
+		}
+		if !(done.SubmitTime > 0 && done.StartTime >= done.SubmitTime && done.EndTime > done.StartTime) {
+			t.Fatalf("times: submit %.3f start %.3f end %.3f", done.SubmitTime, done.StartTime, done.EndTime)
+		}
+		seen := map[string]bool{}
+		for _, task := range done.Info.Tasks {
+			if task.Status != api.Down || task.ExitCode == nil || *task.ExitCode != 0 || task.Node == "" {
+				t.Fatalf("task %s: status %s exit %v node %q", task.ContainerName, task.Status, task.ExitCode, task.Node)
+			}
+			if seen[task.CpusetCpus] {
+				t.Fatalf("two tasks got cpuset %s", task.CpusetCpus)
+			}
+			seen[task.CpusetCpus] = true
+		}
+		allFree(t, c)
+		apitest.Eventually(t, 30*time.Second, func() error {
+			nets, err := eng.Networks(ctx, map[string]string{api.LabelJob: j.Name})
+			if err != nil {
+				return err
+			}
+			if len(nets) > 0 {
+				return fmt.Errorf("network %s still there", nets[0].Name)
+			}
+			return nil
+		})
+	})
+
+	t.Run("a job that does not fit waits, then starts when cores are freed", func(t *testing.T) {
+		ctx := ctxT(t)
+		first := apitest.Job(fmt.Sprintf("e2efull%d", time.Now().UnixNano()), cores, 1, "sleep 3")
+		if err := c.SubmitJob(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		waitJob(t, c, first.Name, 60*time.Second, func(j *api.Job) error {
+			if j.Status != api.Running && !j.Status.Final() {
+				return fmt.Errorf("first job is %s", j.Status)
+			}
+			return nil
+		})
+		second := apitest.Job(fmt.Sprintf("e2ewait%d", time.Now().UnixNano()), 1, 1, "sleep 1")
+		if err := c.SubmitJob(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+		w := waitJob(t, c, second.Name, 10*time.Second, func(j *api.Job) error {
+			if j.WaitingReason == "" {
+				return fmt.Errorf("second job is %s with no waiting reason", j.Status)
+			}
+			return nil
+		})
+		if w.Status != api.Ready {
+			t.Fatalf("second job is %s while it should wait", w.Status)
+		}
+		t.Logf("waiting reason: %s", w.WaitingReason)
+		a := waitJob(t, c, first.Name, 60*time.Second, final)
+		b := waitJob(t, c, second.Name, 60*time.Second, final)
+		if a.Status != api.Down || b.Status != api.Down {
+			t.Fatalf("jobs ended %s and %s", a.Status, b.Status)
+		}
+		firstFree := a.EndTime
+		for _, task := range a.Info.Tasks {
+			firstFree = min(firstFree, task.EndTime)
+		}
+		if b.StartTime < firstFree {
+			t.Fatalf("second job started at %.3f, before the first freed a core at %.3f", b.StartTime, firstFree)
+		}
+		if b.WaitingReason != "" {
+			t.Fatalf("finished job keeps waiting reason %q", b.WaitingReason)
+		}
+		allFree(t, c)
+	})
+
+	t.Run("a missing image fails the job with a clear error and frees its cores", func(t *testing.T) {
+		ctx := ctxT(t)
+		j := apitest.Job(fmt.Sprintf("e2enoimage%d", time.Now().UnixNano()), 1, 1, "sleep 1")
+		j.Info.Tasks[0].Image = "rswarm/does-not-exist:1.0"
+		if err := c.SubmitJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		done := waitJob(t, c, j.Name, 60*time.Second, final)
+		if done.Status != api.Failed || !strings.Contains(done.Error, "not found") || !strings.Contains(done.Error, "rswarm/does-not-exist:1.0") {
+			t.Fatalf("job %s with error %q, want Failed saying the image was not found", done.Status, done.Error)
+		}
+		allFree(t, c)
+	})
+
+	t.Run("bad input is refused naming the field, and nothing is stored", func(t *testing.T) {
+		good := func() *api.Job { return apitest.Job("e2ebad", 1, 1, "sleep 1") }
+		cases := []struct {
+			name   string
+			body   string
+			status int
+			field  string
+		}{
+			{"malformed body", `{"job_name":`, 400, ""},
+			{"wrong type", `{"job_name": 5}`, 400, "job_name"},
+			{"missing tasks", `{"job_name":"e2ebad","job_info":{"network":{}}}`, 400, "job_info.tasks"},
+			{"key differs from container_name", mutate(good(), func(m map[string]any) {
+				task(m)["container_name"] = "e2ebad_other"
+			}), 400, "job_info.tasks.e2ebad_task1.container_name"},
+			{"name Docker refuses", strings.ReplaceAll(mutate(good(), nil), "e2ebad", "e2e bad"), 400, "job_name"},
+			{"req_cores below 1", mutate(good(), func(m map[string]any) { task(m)["req_cores"] = 0 }), 400, "job_info.tasks.e2ebad_task1.req_cores"},
+			{"req_cores above the cap", mutate(good(), func(m map[string]any) { task(m)["req_cores"] = 5000 }), 400, "job_info.tasks.e2ebad_task1.req_cores"},
+			{"req_cores wrongly typed", mutate(good(), func(m map[string]any) { task(m)["req_cores"] = "2" }), 400, "job_info.tasks.e2ebad_task1.req_cores"},
+			{"image with shell metacharacters", mutate(good(), func(m map[string]any) { task(m)["image"] = "busybox;reboot" }), 400, "job_info.tasks.e2ebad_task1.image"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				resp, err := http.Post("http://"+sys.fe+"/api/v1/jobs", "application/json", strings.NewReader(tc.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var eb api.ErrorBody
+				if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
+					t.Fatalf("error body is not JSON: %v", err)
+				}
+				if resp.StatusCode != tc.status || eb.Error.Field != tc.field || eb.Error.Message == "" {
+					t.Fatalf("got %d field %q message %q, want %d field %q", resp.StatusCode, eb.Error.Field, eb.Error.Message, tc.status, tc.field)
+				}
+			})
+		}
+		if _, err := c.Job(context.Background(), "e2ebad"); !errors.Is(err, api.ErrNotFound) {
+			t.Fatalf("refused job was stored: %v", err)
+		}
+		dup := apitest.Job(fmt.Sprintf("e2edup%d", time.Now().UnixNano()), 1, 1, "sleep 0")
+		if err := c.SubmitJob(context.Background(), dup); err != nil {
+			t.Fatal(err)
+		}
+		err := c.SubmitJob(context.Background(), dup)
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Status != http.StatusConflict || se.Detail.Field != "job_name" {
+			t.Fatalf("duplicate job_name: got %v, want 409 naming job_name", err)
+		}
+		waitJob(t, c, dup.Name, 60*time.Second, final)
+	})
+}
+
+// TestSeparateProcesses runs every role as its own process, sharing one SQLite file.
+func TestSeparateProcesses(t *testing.T) {
+	needDocker(t)
+	sys := newSystem(t)
+	f := append(sys.flags(), "--log-level", "debug")
+	start(t, "rswarm jobmanager", append([]string{"jobmanager"}, f...)...)
+	start(t, "rswarm discovery", append([]string{"discovery"}, f...)...)
+	start(t, "rswarm globalmanager", append([]string{"globalmanager"}, f...)...)
+	start(t, "rswarm frontend", append([]string{"frontend"}, f...)...)
+	start(t, "rswarm worker", append([]string{"worker", "--probe-checkpoint=false"}, f...)...)
+	c := sys.client()
+	waitWorkers(t, c, 1)
+	j := apitest.Job(fmt.Sprintf("e2eproc%d", time.Now().UnixNano()), 2, 1, "sleep 1")
+	submitOriginal(t, sys, j)
+	done := waitJob(t, c, j.Name, 90*time.Second, final)
+	if done.Status != api.Down || done.EndTime <= done.StartTime {
+		t.Fatalf("job %s (%s), start %.3f end %.3f", done.Status, done.Error, done.StartTime, done.EndTime)
+	}
+	allFree(t, c)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// mutate marshals j to a generic map, lets fn change it and returns the JSON.
+func mutate(j *api.Job, fn func(map[string]any)) string {
+	b, _ := json.Marshal(j)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if fn != nil {
+		fn(m)
+	}
+	b, _ = json.Marshal(m)
+	return string(b)
+}
+
+// task returns the first task of a job map.
+func task(m map[string]any) map[string]any {
+	for _, t := range m["job_info"].(map[string]any)["tasks"].(map[string]any) {
+		return t.(map[string]any)
+	}
+	return nil
+}

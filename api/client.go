@@ -135,3 +135,18 @@ func (c *Client) Deploy(ctx context.Context, j *Job) error {
 func (c *Client) Stop(ctx context.Context, job, reason string) error {
 	return c.Do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(job)+"/stop", map[string]string{"reason": reason}, nil)
 }
+
+// Logs asks the globalmanager for the last tail lines of a running task.
+func (c *Client) Logs(ctx context.Context, job, task string, tail int) ([]string, error) {
+	var out struct {
+		Lines []string `json:"lines"`
+	}
+	path := fmt.Sprintf("/api/v1/jobs/%s/tasks/%s/logs?tail=%d", url.PathEscape(job), url.PathEscape(task), tail)
+	err := c.Do(ctx, http.MethodGet, path, nil, &out)
+	return out.Lines, err
+}
+
+// CancelJob cancels a waiting or running job, or deletes an ended one.
+func (c *Client) CancelJob(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/jobs/"+url.PathEscape(name), nil, nil)
+}

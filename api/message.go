@@ -56,6 +56,9 @@ type StopTask struct {
 	Job    string `json:"job"`
 	Task   string `json:"task"`
 	Reason string `json:"reason,omitempty"`
+	// Grace is how long the container gets between SIGTERM and SIGKILL, in
+	// seconds; 0 kills it at once.
+	Grace float64 `json:"grace"`
 }
 
 // TaskLogs asks a worker for the last Tail lines of a task's output.
@@ -108,4 +111,54 @@ type TasksDone struct {
 type StrategyInfo struct {
 	Name       string            `json:"name"`
 	Strategies map[string]string `json:"strategies,omitempty"`
+}
+
+// KindGetStats asks the jobmanager for its counters.
+const KindGetStats = "get_stats"
+
+// Histogram is a cumulative histogram in Prometheus' shape: Counts[i] is
+// the number of observations <= Bounds[i]; Count and Sum cover all of them.
+type Histogram struct {
+	Bounds []float64 `json:"bounds"`
+	Counts []uint64  `json:"counts"`
+	Count  uint64    `json:"count"`
+	Sum    float64   `json:"sum"`
+}
+
+// NewHistogram returns an empty histogram with the given upper bounds.
+func NewHistogram(bounds ...float64) Histogram {
+	return Histogram{Bounds: bounds, Counts: make([]uint64, len(bounds))}
+}
+
+// Observe records one value.
+func (h *Histogram) Observe(v float64) {
+	for i, b := range h.Bounds {
+		if v <= b {
+			h.Counts[i]++
+		}
+	}
+	h.Count++
+	h.Sum += v
+}
+
+// Clone returns a copy that does not share memory with h.
+func (h Histogram) Clone() Histogram {
+	c := h
+	c.Bounds = append([]float64(nil), h.Bounds...)
+	c.Counts = append([]uint64(nil), h.Counts...)
+	return c
+}
+
+// SchedulerStats are the jobmanager's counters.
+type SchedulerStats struct {
+	Strategy   string `json:"strategy"`
+	Queued     int    `json:"queued"`
+	Placed     uint64 `json:"placed"`
+	Rounds     uint64 `json:"rounds"`
+	FreeCores  int    `json:"free_cores"`
+	TotalCores int    `json:"total_cores"`
+	// RoundSeconds is how long each placement round's decisions took.
+	RoundSeconds Histogram `json:"round_seconds"`
+	// PlacementDelay is the time from a job's submission to its placement, in seconds.
+	PlacementDelay Histogram `json:"placement_delay_seconds"`
 }

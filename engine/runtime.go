@@ -151,9 +151,10 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	return nil
 }
 
-// Stop stops a task's container; its end is reported through Watch.
-func (r *Runtime) Stop(ctx context.Context, task string) error {
-	err := r.c.Stop(ctx, task, r.StopTimeout)
+// Stop stops a task's container, killing it after grace; its end is
+// reported through Watch.
+func (r *Runtime) Stop(ctx context.Context, task string, grace time.Duration) error {
+	err := r.c.Stop(ctx, task, grace)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}

@@ -22,8 +22,19 @@ type Jobs interface {
 	GetJob(ctx context.Context, name string) (*api.Job, error)
 	ListJobs(ctx context.Context, f api.JobFilter) ([]*api.Job, error)
 	CountJobs(ctx context.Context, f api.JobFilter) (int, error)
+	UpdateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error)
+	DeleteJob(ctx context.Context, name string) error
 	ListWorkers(ctx context.Context) ([]*api.Worker, error)
+	GetWorker(ctx context.Context, id string) (*api.Worker, error)
 	Ping(ctx context.Context) error
+}
+
+// Cluster is the globalmanager as the frontend sees it.
+type Cluster interface {
+	// Stop stops (kills) a job's containers and returns once they are stopped.
+	Stop(ctx context.Context, job, reason string) error
+	// Logs returns the last tail lines of a running task's output.
+	Logs(ctx context.Context, job, task string, tail int) ([]string, error)
 }
 
 // Scheduler is the jobmanager as the frontend sees it.
@@ -31,10 +42,14 @@ type Scheduler interface {
 	// JobSubmitted tells the jobmanager jobs were stored. An error is not
 	// fatal: the jobmanager's resync finds the jobs anyway.
 	JobSubmitted(ctx context.Context, names ...string) error
+	// JobCancelled tells the jobmanager to drop a job from its queue and free its cores.
+	JobCancelled(ctx context.Context, name string) error
 	// SwitchStrategy changes the strategy; an unknown name is an api.ErrInvalid naming the valid ones.
 	SwitchStrategy(ctx context.Context, name string) error
 	// Strategy returns the current strategy and the valid ones.
 	Strategy(ctx context.Context) (api.StrategyInfo, error)
+	// Stats returns the jobmanager's counters.
+	Stats(ctx context.Context) (api.SchedulerStats, error)
 }
 
 // Config configures the frontend.
@@ -55,14 +70,16 @@ func DefaultConfig() Config {
 
 // Server is the frontend.
 type Server struct {
-	cfg   Config
-	jobs  Jobs
-	sched Scheduler
-	log   *slog.Logger
+	cfg     Config
+	jobs    Jobs
+	sched   Scheduler
+	cluster Cluster
+	log     *slog.Logger
+	metrics *metrics
 }
 
-// New returns a frontend over jobs that notifies sched.
-func New(cfg Config, jobs Jobs, sched Scheduler) *Server {
+// New returns a frontend over jobs that notifies sched and stops containers through cluster.
+func New(cfg Config, jobs Jobs, sched Scheduler, cluster Cluster) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -75,7 +92,9 @@ func New(cfg Config, jobs Jobs, sched Scheduler) *Server {
 	if cfg.NotifyTimeout <= 0 {
 		cfg.NotifyTimeout = time.Second
 	}
-	return &Server{cfg: cfg, jobs: jobs, sched: sched, log: cfg.Logger}
+	s := &Server{cfg: cfg, jobs: jobs, sched: sched, cluster: cluster, log: cfg.Logger}
+	s.metrics = newMetrics(s)
+	return s
 }
 
 // Router returns the HTTP API. mw run before every handler except /healthz
@@ -92,7 +111,12 @@ func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.POST("/api/v1/jobs", s.handleSubmit)
 	g.GET("/api/v1/jobs", s.handleList)
 	g.GET("/api/v1/jobs/:name", s.handleGet)
+	g.DELETE("/api/v1/jobs/:name", s.handleDelete)
+	g.GET("/api/v1/jobs/:name/tasks/:task", s.handleTask)
+	g.GET("/api/v1/jobs/:name/tasks/:task/logs", s.handleLogs)
 	g.GET("/api/v1/workers", s.handleWorkers)
+	g.GET("/api/v1/workers/:id", s.handleWorker)
+	g.GET("/metrics", s.handleMetrics)
 	g.GET("/api/v1/scheduler", s.handleGetScheduler)
 	g.PUT("/api/v1/scheduler", s.handlePutScheduler)
 	return r
@@ -124,7 +148,8 @@ func (s *Server) body(c *gin.Context) ([]byte, error) {
 
 // Submit validates and stores one job and tells the jobmanager. Nothing is
 // stored when the job is refused.
-func (s *Server) Submit(ctx context.Context, j *api.Job) error {
+func (s *Server) Submit(ctx context.Context, j *api.Job) (err error) {
+	defer func(start time.Time) { s.metrics.observeSubmit(start, err) }(time.Now())
 	if err := j.Validate(s.cfg.Limits); err != nil {
 		return err
 	}

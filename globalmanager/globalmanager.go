@@ -304,7 +304,9 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 		return fmt.Errorf("%w: %w", api.ErrUnavailable, firstErr)
 	}
 	now := float64(time.Now().UnixNano()) / 1e9
+	cancelled := false
 	_, err := m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
+		cancelled = sj.Status == api.Cancelled
 		for _, t := range sj.Info.Tasks {
 			if api.CanTransition(t.Status, api.Deployed) {
 				t.Status = api.Deployed
@@ -315,6 +317,10 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 	})
 	if err != nil {
 		return fmt.Errorf("mark job %s deployed: %w", j.Name, err)
+	}
+	if cancelled {
+		// Cancelled while its run commands were on their way: stop what started.
+		return m.Stop(ctx, j.Name, "cancelled by user")
 	}
 	return nil
 }
@@ -327,7 +333,8 @@ func (m *Manager) Stop(ctx context.Context, job, reason string) error {
 	}
 	var errs []error
 	for _, t := range j.Info.Tasks {
-		if t.Status.Final() || t.Node == "" || t.Status < api.Scheduled {
+		// A cancelled task is final in the store before its container is stopped.
+		if t.Node == "" || t.Status < api.Scheduled || (t.Status.Final() && t.Status != api.Cancelled) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)

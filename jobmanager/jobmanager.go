@@ -94,18 +94,7 @@ type Manager struct {
 	dirty    bool
 
 	mu    sync.Mutex // guards stats
-	stats Stats
-}
-
-// Stats are the jobmanager's counters, for metrics and tests.
-type Stats struct {
-	Queued      int
-	Placed      uint64
-	Rounds      uint64
-	LastRoundNs int64
-	FreeCores   int
-	TotalCores  int
-	Strategy    string
+	stats api.SchedulerStats
 }
 
 type queued struct {
@@ -138,6 +127,10 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 	s, _ := placement.New(cfg.Strategy, placement.Options{SortBatch: cfg.SortBatch})
 	pol, _ := placement.ParsePolicy(cfg.Policy)
 	return &Manager{
+		stats: api.SchedulerStats{
+			RoundSeconds:   api.NewHistogram(1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1),
+			PlacementDelay: api.NewHistogram(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300),
+		},
 		cfg: cfg, st: st, dispatch: d, log: cfg.Logger,
 		events:   make(chan event, 4096),
 		cluster:  placement.NewCluster(),
@@ -150,10 +143,13 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 }
 
 // Stats returns a snapshot of the counters.
-func (m *Manager) Stats() Stats {
+func (m *Manager) Stats() api.SchedulerStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.stats
+	s := m.stats
+	s.RoundSeconds = s.RoundSeconds.Clone()
+	s.PlacementDelay = s.PlacementDelay.Clone()
+	return s
 }
 
 func (m *Manager) send(ctx context.Context, ev event) error {
@@ -405,8 +401,10 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	m.dirty = false
 	start := time.Now()
 	queue := make([]placement.Job, 0, len(m.queue))
+	submitted := make(map[string]float64, len(m.queue))
 	for _, q := range m.queue {
 		queue = append(queue, q.job)
+		submitted[q.job.Name] = q.job.Submitted
 	}
 	sort.Slice(queue, func(a, b int) bool { return queue[a].Seq < queue[b].Seq })
 	now := m.now()
@@ -444,7 +442,12 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	m.stats.Rounds++
 	m.stats.Placed += uint64(len(placed))
 	m.stats.Queued = len(m.queue)
-	m.stats.LastRoundNs = elapsed.Nanoseconds()
+	m.stats.RoundSeconds.Observe(elapsed.Seconds())
+	for _, d := range placed {
+		if q := submitted[d.Job]; q > 0 {
+			m.stats.PlacementDelay.Observe(max(0, now-q))
+		}
+	}
 	m.stats.FreeCores, m.stats.TotalCores = free, total
 	m.mu.Unlock()
 }

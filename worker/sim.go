@@ -96,7 +96,7 @@ func (s *Sim) finish(name string, code int) {
 }
 
 // Stop ends a simulated task as if killed.
-func (s *Sim) Stop(_ context.Context, task string) error {
+func (s *Sim) Stop(_ context.Context, task string, _ time.Duration) error {
 	s.finish(task, 137)
 	return nil
 }

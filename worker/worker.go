@@ -25,8 +25,9 @@ type Runtime interface {
 	// Run creates and starts a task's container; it returns once the
 	// container runs, or with the reason it could not start.
 	Run(ctx context.Context, rt api.RunTask) error
-	// Stop stops and removes a task's container.
-	Stop(ctx context.Context, task string) error
+	// Stop stops a task's container, killing it after grace (at once when 0);
+	// its end is then reported through Watch.
+	Stop(ctx context.Context, task string, grace time.Duration) error
 	// Logs returns the last tail lines a task printed.
 	Logs(ctx context.Context, task string, tail int) ([]string, error)
 	// Watch delivers, until ctx ends, the end of every task this runtime
@@ -54,12 +55,14 @@ type Config struct {
 	RequestTimeout time.Duration
 	// StopOnExit stops this worker's containers when it shuts down.
 	StopOnExit bool
+	// StopGrace is how long containers get to stop when the worker shuts down.
+	StopGrace time.Duration
 	Logger     *slog.Logger
 }
 
 // DefaultConfig returns the defaults: a heartbeat every second.
 func DefaultConfig() Config {
-	return Config{HeartbeatPeriod: time.Second, RequestTimeout: 3 * time.Second, StopOnExit: true}
+	return Config{HeartbeatPeriod: time.Second, RequestTimeout: 3 * time.Second, StopOnExit: true, StopGrace: 2 * time.Second}
 }
 
 // Validate returns the first problem with the configuration.
@@ -309,7 +312,7 @@ func (a *Agent) stop(ctx context.Context, st api.StopTask) (any, error) {
 	if l == nil {
 		return "not running", nil
 	}
-	if err := a.rt.Stop(ctx, st.Task); err != nil {
+	if err := a.rt.Stop(ctx, st.Task, time.Duration(st.Grace*float64(time.Second))); err != nil {
 		return nil, fmt.Errorf("worker: stop %s: %w", st.Task, err)
 	}
 	return "stopped", nil
@@ -421,7 +424,7 @@ func (a *Agent) stopAll(log *slog.Logger) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := a.rt.Stop(ctx, n); err != nil {
+			if err := a.rt.Stop(ctx, n, a.cfg.StopGrace); err != nil {
 				log.Warn("stopping container", "task_id", n, "err", err)
 			}
 			a.mu.Lock()

@@ -116,7 +116,7 @@ func (r *roleFlags) frontendRole(ctx context.Context, st store.Store, log *slog.
 	defer jm.Close()
 	cfg := frontend.DefaultConfig()
 	cfg.Limits, cfg.Logger = r.limits(), log
-	fe := frontend.New(cfg, st, jm)
+	fe := frontend.New(cfg, st, jm, api.NewClient("http://"+r.ep.globalmanager, token))
 	return serveHTTP(ctx, r.ep.frontend, fe.Router(mw...), log)
 }
 

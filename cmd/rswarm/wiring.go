@@ -31,6 +31,7 @@ import (
 var (
 	_ frontend.Jobs          = (store.Store)(nil)
 	_ frontend.Scheduler     = (*jmLink)(nil)
+	_ frontend.Cluster       = (*api.Client)(nil)
 	_ jobmanager.State       = (store.Store)(nil)
 	_ jobmanager.Dispatcher  = (*api.Client)(nil)
 	_ discovery.State        = (store.Store)(nil)
@@ -136,6 +137,11 @@ func (l *jmLink) SwitchStrategy(ctx context.Context, name string) error {
 	}
 	return err
 }
+func (l *jmLink) Stats(ctx context.Context) (api.SchedulerStats, error) {
+	var st api.SchedulerStats
+	err := l.c.Request(ctx, api.KindGetStats, struct{}{}, &st)
+	return st, err
+}
 func (l *jmLink) Strategy(ctx context.Context) (api.StrategyInfo, error) {
 	var info api.StrategyInfo
 	err := l.c.Request(ctx, api.KindGetStrategy, struct{}{}, &info)
@@ -174,6 +180,8 @@ func jobmanagerHandler(m *jobmanager.Manager) bus.Handler {
 			return nil, m.SwitchStrategy(ctx, si.Name)
 		case api.KindGetStrategy:
 			return m.Strategy(), nil
+		case api.KindGetStats:
+			return m.Stats(), nil
 		}
 		return nil, fmt.Errorf("jobmanager: unknown message kind %q", kind)
 	}

@@ -59,13 +59,15 @@ type Config struct {
 	MaxBody int64
 	// NotifyTimeout bounds telling the jobmanager about a new job.
 	NotifyTimeout time.Duration
+	// EventPoll is how often the events stream reads the store's change feed.
+	EventPoll time.Duration
 	Logger        *slog.Logger
 	Now           func() time.Time
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Limits: api.DefaultLimits(), MaxBody: 16 << 20, NotifyTimeout: time.Second}
+	return Config{Limits: api.DefaultLimits(), MaxBody: 16 << 20, NotifyTimeout: time.Second, EventPoll: 100 * time.Millisecond}
 }
 
 // Server is the frontend.
@@ -76,6 +78,7 @@ type Server struct {
 	cluster Cluster
 	log     *slog.Logger
 	metrics *metrics
+	hub     *hub
 }
 
 // New returns a frontend over jobs that notifies sched and stops containers through cluster.
@@ -92,9 +95,24 @@ func New(cfg Config, jobs Jobs, sched Scheduler, cluster Cluster) *Server {
 	if cfg.NotifyTimeout <= 0 {
 		cfg.NotifyTimeout = time.Second
 	}
+	if cfg.EventPoll <= 0 {
+		cfg.EventPoll = DefaultConfig().EventPoll
+	}
 	s := &Server{cfg: cfg, jobs: jobs, sched: sched, cluster: cluster, log: cfg.Logger}
 	s.metrics = newMetrics(s)
+	if ch, ok := jobs.(Changes); ok {
+		s.hub = newHub(s, ch, cfg.EventPoll)
+	}
 	return s
+}
+
+// Run serves the events stream's store polling until ctx is cancelled.
+func (s *Server) Run(ctx context.Context) error {
+	if s.hub == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return s.hub.run(ctx)
 }
 
 // Router returns the HTTP API. mw run before every handler except /healthz
@@ -117,6 +135,7 @@ func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.GET("/api/v1/workers", s.handleWorkers)
 	g.GET("/api/v1/workers/:id", s.handleWorker)
 	g.GET("/metrics", s.handleMetrics)
+	g.GET("/api/v1/events", s.handleEvents)
 	g.GET("/api/v1/scheduler", s.handleGetScheduler)
 	g.PUT("/api/v1/scheduler", s.handlePutScheduler)
 	return r

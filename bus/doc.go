@@ -1,0 +1,55 @@
+// Package bus owns the messaging between RSwarm processes: typed
+// request/reply over ZeroMQ, addressed to exactly one peer, acknowledged,
+// and bounded by the caller's context.
+//
+// A [Server] binds a ROUTER socket; each [Client] connects a DEALER socket
+// under an identity that must be unique per peer (a worker uses its Swarm
+// node ID). Both sides can send requests and serve them: the globalmanager's
+// Server sends commands to worker Clients and gets acknowledgements, and
+// workers' Clients send statuses to discovery's Server. A Server addresses a
+// client by its whole identity through ZMQ_ROUTER_MANDATORY, so "10.0.0.1"
+// never receives what was meant for "10.0.0.12" (the original's PUB/SUB
+// topics were prefix matches) and a request to a peer that is not connected
+// fails at once with [ErrUnknownPeer].
+//
+// # Wire format
+//
+// Every message is a multipart ZeroMQ message whose last frame is a JSON
+// envelope (a ROUTER adds the peer's identity as the first frame):
+//
+//	{"v":1,"id":42,"type":"req","kind":"run_task","ttl_ms":5000,"body":{...}}
+//	{"v":1,"id":42,"type":"rep","kind":"run_task","err":"","body":{...}}
+//
+// v is the envelope version (1). id correlates a reply with its request; it
+// is chosen by the requester, and a reply that arrives after its request gave
+// up is dropped. kind names the message type (the api.Kind* constants) and
+// body is the message as JSON. err, on a reply, is the remote handler's
+// error, returned to the caller as a [*RemoteError]. ttl_ms, on a request,
+// is the time the requester still waits; the serving side gives its handler
+// a context with that deadline, so work nobody waits for is abandoned. An
+// envelope of another version is refused with an error reply naming the
+// version.
+//
+// # Threading
+//
+// ZeroMQ sockets are not safe for concurrent use, so each Server and Client
+// has one goroutine that owns its socket and polls it together with an
+// inproc PULL socket. Callers put outgoing messages in a queue and signal
+// the loop through the matching inproc PUSH socket (at most one signal per
+// batch), so a request is written at once rather than at the next poll
+// timeout. Handlers run in their own goroutines, at most 64 at a time by
+// default ([WithMaxHandlers]); requests beyond that wait in order inside the
+// loop. Close stops the loop, cancels the handlers' contexts, and waits for
+// both.
+//
+// # Reconnection
+//
+// Clients reconnect by themselves every 100 ms. A Client's DEALER only queues
+// messages on a completed connection (ZMQ_IMMEDIATE), so a request made while
+// the server is down waits inside the loop until the connection is back or
+// the caller's context ends, and is never delivered after its caller gave up.
+// Requests that were in flight when a peer went away time out; callers retry,
+// and receivers apply messages idempotently (delivery is at least once). The
+// Server uses ZMQ_ROUTER_HANDOVER, so a client that reconnects under the same
+// identity takes over from its dead connection.
+package bus

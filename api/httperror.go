@@ -6,6 +6,10 @@ import (
 	"net/http"
 )
 
+// ErrUnprocessable is a well-formed request the system could not carry out
+// (a checkpoint CRIU refused, a migration that failed).
+var ErrUnprocessable = errors.New("unprocessable")
+
 // ErrUnauthorized is a request without the right API token.
 var ErrUnauthorized = errors.New("unauthorized: a valid bearer token is required")
 
@@ -32,6 +36,9 @@ func ErrorResponse(err error) (int, ErrorBody) {
 	case errors.As(err, &fe) && fe.Kind == ErrConflict:
 		b.Error.Code, b.Error.Field, b.Error.Message = "conflict", fe.Field, fe.Error()
 		return http.StatusConflict, b
+	case errors.As(err, &fe) && fe.Kind == ErrNotFound:
+		b.Error.Code, b.Error.Field, b.Error.Message = "not_found", fe.Field, fe.Error()
+		return http.StatusNotFound, b
 	case errors.As(err, &fe) && fe.Kind == nil:
 		b.Error.Code, b.Error.Field, b.Error.Message = "invalid", fe.Field, fe.Error()
 		return http.StatusBadRequest, b
@@ -47,6 +54,9 @@ func ErrorResponse(err error) (int, ErrorBody) {
 	case errors.Is(err, ErrConflict):
 		b.Error.Code = "conflict"
 		return http.StatusConflict, b
+	case errors.Is(err, ErrUnprocessable):
+		b.Error.Code = "unprocessable"
+		return http.StatusUnprocessableEntity, b
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		b.Error.Code = "unavailable"
 		return http.StatusServiceUnavailable, b
@@ -72,8 +82,10 @@ func (e *StatusError) Error() string {
 // Is maps the status back to the error kinds.
 func (e *StatusError) Is(target error) bool {
 	switch e.Status {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+	case http.StatusBadRequest:
 		return target == ErrInvalid
+	case http.StatusUnprocessableEntity:
+		return target == ErrUnprocessable
 	case http.StatusUnauthorized:
 		return target == ErrUnauthorized
 	case http.StatusNotFound:

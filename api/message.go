@@ -59,6 +59,9 @@ type StopTask struct {
 	// Grace is how long the container gets between SIGTERM and SIGKILL, in
 	// seconds; 0 kills it at once.
 	Grace float64 `json:"grace"`
+	// Migrating says the task is moving to another worker: its stop is
+	// reported as Migrating, not as its end.
+	Migrating bool `json:"migrating,omitempty"`
 }
 
 // TaskLogs asks a worker for the last Tail lines of a task's output.
@@ -161,4 +164,47 @@ type SchedulerStats struct {
 	RoundSeconds Histogram `json:"round_seconds"`
 	// PlacementDelay is the time from a job's submission to its placement, in seconds.
 	PlacementDelay Histogram `json:"placement_delay_seconds"`
+}
+
+// Cluster operations: globalmanager -> worker, and globalmanager -> jobmanager.
+const (
+	KindCheckpoint = "checkpoint"
+	KindUpdateTask = "update_task"
+	KindLeave      = "leave"
+
+	KindReserve    = "reserve"
+	KindCommit     = "commit"
+	KindAbort      = "abort"
+	KindReallocate = "reallocate"
+)
+
+// Checkpoint asks a worker to checkpoint a task's container (CRIU).
+type Checkpoint struct {
+	Task         string `json:"task"`
+	Name         string `json:"name"`
+	LeaveRunning bool   `json:"leave_running"`
+}
+
+// UpdateTask changes a running task's cores and memory limit in place.
+type UpdateTask struct {
+	Task       string `json:"task"`
+	CpusetCpus string `json:"cpuset_cpus"`
+	MemLimit   string `json:"mem_limit"`
+}
+
+// Reservation asks the jobmanager for cores for a task: Cores cores on
+// Node (the lowest free ids) when Cpuset is empty, else exactly Cpuset.
+type Reservation struct {
+	Task   string `json:"task"`
+	Node   string `json:"node"`
+	Cores  int    `json:"cores"`
+	Cpuset []int  `json:"cpuset,omitempty"`
+	Mem    int64  `json:"mem"`
+	// PrevMem is the memory the task held before a reallocation.
+	PrevMem int64 `json:"prev_mem,omitempty"`
+}
+
+// Reserved answers a Reservation with the core ids held.
+type Reserved struct {
+	Cores []int `json:"cores"`
 }

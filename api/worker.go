@@ -14,6 +14,8 @@ const (
 	WorkerReady WorkerStatus = "ready" // registered and heartbeating
 	WorkerDown  WorkerStatus = "down"  // no heartbeat within the grace period
 	WorkerLeft  WorkerStatus = "left"  // removed from the swarm
+	// WorkerDrained keeps its running tasks but gets no new ones.
+	WorkerDrained WorkerStatus = "drained"
 )
 
 // Worker is one host that runs tasks: the original's WorkersInfo record,

@@ -136,10 +136,9 @@ func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
 	var wasDown bool
 	_, err := s.st.UpdateWorker(ctx, hb.Node, func(w *api.Worker) error {
 		wasDown = w.Status == api.WorkerDown
-		if w.Status == api.WorkerLeft {
-			return nil
+		if w.Status == api.WorkerDown || w.Status == "" {
+			w.Status = api.WorkerReady
 		}
-		w.Status = api.WorkerReady
 		w.LastHeartbeat = hb.Time
 		w.CoresBusy = hb.CoresBusy
 		w.MemUsed = hb.MemUsed

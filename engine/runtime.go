@@ -161,6 +161,20 @@ func (r *Runtime) Stop(ctx context.Context, task string, grace time.Duration) er
 	return err
 }
 
+// Checkpoint saves a task's container with CRIU under name, in the
+// engine's default checkpoint directory.
+func (r *Runtime) Checkpoint(ctx context.Context, task, name string, leaveRunning bool) error {
+	return r.c.Checkpoint(ctx, task, name, "", leaveRunning)
+}
+
+// Update changes a running task's cores and memory limit in place.
+func (r *Runtime) Update(ctx context.Context, task, cpuset string, mem int64) error {
+	return r.c.Update(ctx, task, cpuset, mem)
+}
+
+// Leave takes this engine out of the swarm.
+func (r *Runtime) Leave(ctx context.Context) error { return r.c.SwarmLeave(ctx, true) }
+
 // Logs returns the last tail lines of a task's output.
 func (r *Runtime) Logs(ctx context.Context, task string, tail int) ([]string, error) {
 	return r.c.Logs(ctx, task, tail)

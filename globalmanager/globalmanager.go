@@ -31,6 +31,8 @@ type Workers interface {
 
 // State is the durable state the globalmanager reads and writes.
 type State interface {
+	CreateJob(ctx context.Context, j *api.Job) error
+	ListJobs(ctx context.Context, f api.JobFilter) ([]*api.Job, error)
 	GetJob(ctx context.Context, name string) (*api.Job, error)
 	UpdateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error)
 	GetWorker(ctx context.Context, id string) (*api.Worker, error)
@@ -39,9 +41,16 @@ type State interface {
 	ListWorkers(ctx context.Context) ([]*api.Worker, error)
 }
 
-// Notifier tells the jobmanager the workers changed.
+// Notifier is the jobmanager as the globalmanager sees it: it is told of
+// new jobs and workers, and it holds the cores of tasks that move or resize.
 type Notifier interface {
 	WorkersChanged(ctx context.Context) error
+	JobSubmitted(ctx context.Context, names ...string) error
+	TasksDone(ctx context.Context, tasks []api.TaskRef) error
+	Reserve(ctx context.Context, r api.Reservation) ([]int, error)
+	Commit(ctx context.Context, r api.Reservation) error
+	Abort(ctx context.Context, task string) error
+	Reallocate(ctx context.Context, r api.Reservation) error
 }
 
 // Config configures the globalmanager.
@@ -54,12 +63,14 @@ type Config struct {
 	PruneInterval time.Duration
 	// NoSwarm skips swarm initialisation (simulated clusters only).
 	NoSwarm bool
-	Logger  *slog.Logger
+	// JoinTimeout bounds how long request_join waits for a host to join.
+	JoinTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{AdvertiseAddr: "127.0.0.1", CommandTimeout: 10 * time.Second, PruneInterval: time.Second}
+	return Config{AdvertiseAddr: "127.0.0.1", CommandTimeout: 10 * time.Second, PruneInterval: time.Second, JoinTimeout: 30 * time.Second}
 }
 
 // Validate returns the first problem with the configuration.

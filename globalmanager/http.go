@@ -3,6 +3,7 @@ package globalmanager
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -26,6 +27,21 @@ func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.GET("/RESTfulSwarm/GM/get_worker_list", m.handleWorkerList)
 	g.GET("/RESTfulSwarm/GM/:hostname/describe_worker", m.handleDescribe)
 	g.GET("/RESTfulSwarm/GM/:hostname/describe_manager", m.handleDescribe)
+	g.POST("/RESTfulSwarm/GM/request_join", m.handleJoin)
+	g.POST("/RESTfulSwarm/GM/request_new_task", m.handleNewTask)
+	g.POST("/RESTfulSwarm/GM/checkpoint_cons", m.handleCheckpoint)
+	g.POST("/RESTfulSwarm/GM/request_migrate", m.handleMigrate)
+	g.POST("/RESTfulSwarm/GM/request_group_migration", m.handleGroupMigration)
+	g.POST("/RESTfulSwarm/GM/request_leave", m.handleLeave)
+	g.POST("/RESTfulSwarm/GM/request_update_container", m.handleUpdate)
+	g.POST("/api/v1/checkpoints", m.handleCheckpoint)
+	g.POST("/api/v1/migrations", m.handleMigrate)
+	g.POST("/api/v1/migrations/group", m.handleGroupMigration)
+	g.POST("/api/v1/jobs/:name/migrate", m.handleMigrateJob)
+	g.POST("/api/v1/jobs/:name/tasks/:task/update", m.handleUpdateTask)
+	g.POST("/api/v1/workers/:id/drain", m.handleDrain)
+	g.POST("/api/v1/workers/:id/activate", m.handleActivate)
+	g.POST("/api/v1/workers/:id/leave", m.handleLeaveWorker)
 	g.POST("/api/v1/jobs/:name/stop", m.handleStop)
 	g.GET("/api/v1/jobs/:name/tasks/:task/logs", m.handleLogs)
 	g.GET("/api/v1/nodes", m.handleWorkerList)
@@ -119,4 +135,126 @@ func (m *Manager) handleLogs(c *gin.Context) {
 	}
 	lines, err := m.Logs(c.Request.Context(), c.Param("name"), c.Param("task"), tail)
 	respond(c, http.StatusOK, gin.H{"task": c.Param("task"), "lines": lines}, err)
+}
+
+// decode reads a JSON body strictly into v, naming the bad field.
+func decode(c *gin.Context, v any) bool {
+	b, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
+	if err == nil {
+		err = api.DecodeStrict(b, v)
+	}
+	if err != nil {
+		respond(c, 0, nil, err)
+		return false
+	}
+	return true
+}
+
+func (m *Manager) handleJoin(c *gin.Context) {
+	var r JoinRequest
+	if decode(c, &r) {
+		reply, err := m.Join(c.Request.Context(), r)
+		respond(c, http.StatusOK, reply, err)
+	}
+}
+
+func (m *Manager) handleNewTask(c *gin.Context) {
+	var r TaskRequest
+	if decode(c, &r) {
+		job, err := m.SubmitTask(c.Request.Context(), r)
+		respond(c, http.StatusOK, gin.H{"job_name": job, "status": api.Ready.String()}, err)
+	}
+}
+
+func (m *Manager) handleCheckpoint(c *gin.Context) {
+	var r []CheckpointRequest
+	if decode(c, &r) {
+		res, err := m.Checkpoint(c.Request.Context(), r)
+		respond(c, http.StatusOK, gin.H{"checkpoints": res}, err)
+	}
+}
+
+func (m *Manager) handleMigrate(c *gin.Context) {
+	var r MigrateRequest
+	if decode(c, &r) {
+		res, err := m.Migrate(c.Request.Context(), r)
+		respond(c, http.StatusOK, res, err)
+	}
+}
+
+func (m *Manager) handleGroupMigration(c *gin.Context) {
+	var r []MigrateRequest
+	if decode(c, &r) {
+		res, err := m.MigrateGroup(c.Request.Context(), r)
+		respond(c, http.StatusOK, gin.H{"migrations": res}, err)
+	}
+}
+
+func (m *Manager) handleMigrateJob(c *gin.Context) {
+	var r struct {
+		To string `json:"to"`
+	}
+	if !decode(c, &r) {
+		return
+	}
+	ctx := c.Request.Context()
+	j, err := m.st.GetJob(ctx, c.Param("name"))
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	var reqs []MigrateRequest
+	for _, t := range j.Info.Tasks {
+		if t.Status == api.Running || t.Status == api.Deployed {
+			reqs = append(reqs, MigrateRequest{Job: j.Name, Container: t.ContainerName, From: t.Node, To: r.To})
+		}
+	}
+	if len(reqs) == 0 {
+		respond(c, 0, nil, &api.FieldError{Field: "job", Kind: api.ErrConflict, Reason: fmt.Sprintf("job %s has no running task", j.Name)})
+		return
+	}
+	res, err := m.MigrateGroup(ctx, reqs)
+	respond(c, http.StatusOK, gin.H{"migrations": res}, err)
+}
+
+func (m *Manager) handleLeave(c *gin.Context) {
+	var r struct {
+		Hostname string `json:"hostname"`
+	}
+	if decode(c, &r) {
+		w, err := m.Leave(c.Request.Context(), r.Hostname)
+		respond(c, http.StatusOK, w, err)
+	}
+}
+
+func (m *Manager) handleLeaveWorker(c *gin.Context) {
+	w, err := m.Leave(c.Request.Context(), c.Param("id"))
+	respond(c, http.StatusOK, w, err)
+}
+
+func (m *Manager) handleUpdate(c *gin.Context) {
+	var r UpdateRequest
+	if decode(c, &r) {
+		t, err := m.Update(c.Request.Context(), r)
+		respond(c, http.StatusOK, t, err)
+	}
+}
+
+func (m *Manager) handleUpdateTask(c *gin.Context) {
+	var r UpdateRequest
+	if decode(c, &r) {
+		r.Job, r.ContainerName = c.Param("name"), c.Param("task")
+		t, err := m.Update(c.Request.Context(), r)
+		respond(c, http.StatusOK, t, err)
+	}
+}
+
+func (m *Manager) handleDrain(c *gin.Context) {
+	w, err := m.SetDrained(c.Request.Context(), c.Param("id"), true)
+	respond(c, http.StatusOK, w, err)
+}
+
+func (m *Manager) handleActivate(c *gin.Context) {
+	w, err := m.SetDrained(c.Request.Context(), c.Param("id"), false)
+	respond(c, http.StatusOK, w, err)
 }

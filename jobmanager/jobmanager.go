@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,6 +112,7 @@ type event struct {
 	reply chan error
 	job   *api.Job // for dispatch results
 	err   error
+	fn    func() error // for calls run on the loop
 }
 
 // New returns a jobmanager over st that deploys through d.
@@ -299,6 +301,8 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 			m.log.Info("strategy switched", "strategy", ev.name, "queued", len(m.queue))
 		}
 		ev.reply <- err
+	case "call":
+		ev.reply <- ev.fn()
 	case "dispatched":
 		delete(m.inflight, ev.job.Name)
 		if ev.err != nil {
@@ -638,7 +642,7 @@ func (m *Manager) resync(ctx context.Context) error {
 	}
 	for _, v := range m.cluster.Workers() {
 		for _, task := range v.Busy {
-			if !live[task] {
+			if !live[task] && !strings.HasSuffix(task, "#moving") {
 				m.release(task)
 			}
 		}

@@ -101,6 +101,24 @@ func (s *Sim) Stop(_ context.Context, task string, _ time.Duration) error {
 	return nil
 }
 
+// Checkpoint is refused: a simulated task has no state to save.
+func (s *Sim) Checkpoint(context.Context, string, string, bool) error {
+	return fmt.Errorf("worker: simulated worker %s cannot checkpoint: %w", s.ID, api.ErrUnavailable)
+}
+
+// Update accepts the new size; a simulated task does not care.
+func (s *Sim) Update(_ context.Context, task, _ string, _ int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.timers[task]; !ok {
+		return fmt.Errorf("worker: task %s is not running: %w", task, api.ErrNotFound)
+	}
+	return nil
+}
+
+// Leave does nothing: a simulated worker is not in a swarm.
+func (s *Sim) Leave(context.Context) error { return nil }
+
 // Logs returns a line saying the task is simulated.
 func (s *Sim) Logs(_ context.Context, task string, _ int) ([]string, error) {
 	return []string{"simulated task " + task}, nil

@@ -30,6 +30,12 @@ type Runtime interface {
 	Stop(ctx context.Context, task string, grace time.Duration) error
 	// Logs returns the last tail lines a task printed.
 	Logs(ctx context.Context, task string, tail int) ([]string, error)
+	// Checkpoint saves a task's container state (CRIU) under name.
+	Checkpoint(ctx context.Context, task, name string, leaveRunning bool) error
+	// Update changes a running task's cores and memory limit in place.
+	Update(ctx context.Context, task, cpuset string, mem int64) error
+	// Leave takes the host out of the swarm.
+	Leave(ctx context.Context) error
 	// Watch delivers, until ctx ends, the end of every task this runtime
 	// runs: Down or Failed with exit code, error and last log lines.
 	Watch(ctx context.Context) <-chan api.TaskStatus
@@ -165,7 +171,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-ctx.Done()
 	a.wg.Wait() // starts in flight
 	if a.cfg.StopOnExit {
-		a.stopAll(log)
+		a.stopAll(log, "worker shut down")
 	}
 	stopWatch()
 	// Give the reporter a moment to deliver the last statuses.
@@ -256,6 +262,24 @@ func (a *Agent) handle(ctx context.Context, _ string, kind string, body []byte) 
 			return nil, fmt.Errorf("worker: bad stop_task: %w", err)
 		}
 		return a.stop(ctx, st)
+	case api.KindCheckpoint:
+		var cp api.Checkpoint
+		if err := json.Unmarshal(body, &cp); err != nil {
+			return nil, fmt.Errorf("worker: bad checkpoint: %w", err)
+		}
+		if err := a.rt.Checkpoint(ctx, cp.Task, cp.Name, cp.LeaveRunning); err != nil {
+			return nil, err
+		}
+		return cp.Name, nil
+	case api.KindUpdateTask:
+		var up api.UpdateTask
+		if err := json.Unmarshal(body, &up); err != nil {
+			return nil, fmt.Errorf("worker: bad update_task: %w", err)
+		}
+		return a.update(ctx, up)
+	case api.KindLeave:
+		go a.leave()
+		return "leaving", nil
 	case api.KindTaskLogs:
 		var tl api.TaskLogs
 		if err := json.Unmarshal(body, &tl); err != nil {
@@ -302,11 +326,58 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 	return "accepted", nil
 }
 
+func (a *Agent) update(ctx context.Context, up api.UpdateTask) (any, error) {
+	var mem int64
+	if up.MemLimit != "" {
+		var err error
+		if mem, err = api.ParseMem(up.MemLimit); err != nil {
+			return nil, api.Invalid("mem_limit", "%v", err)
+		}
+	}
+	cores, err := api.ParseCpuset(up.CpusetCpus)
+	if err != nil {
+		return nil, api.Invalid("cpuset_cpus", "%v", err)
+	}
+	a.mu.Lock()
+	l := a.tasks[up.Task]
+	a.mu.Unlock()
+	if l == nil {
+		return nil, fmt.Errorf("worker: task %s is not running here: %w", up.Task, api.ErrNotFound)
+	}
+	if err := a.rt.Update(ctx, up.Task, up.CpusetCpus, mem); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	l.cores = len(cores)
+	if mem > 0 {
+		l.mem = mem
+	}
+	a.mu.Unlock()
+	return "updated", nil
+}
+
+// leave stops every task (reported Failed: the worker left) and takes the
+// host out of the swarm; the worker keeps running but gets no new work.
+func (a *Agent) leave() {
+	log := a.log.With("node_id", a.NodeID())
+	a.stopAll(log, "worker left the swarm")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.rt.Leave(ctx); err != nil {
+		log.Warn("leaving the swarm", "err", err)
+		return
+	}
+	log.Info("left the swarm")
+}
+
 func (a *Agent) stop(ctx context.Context, st api.StopTask) (any, error) {
 	a.mu.Lock()
 	l := a.tasks[st.Task]
 	if l != nil {
 		l.stopping, l.stopState, l.reason = true, api.Cancelled, st.Reason
+		if st.Migrating {
+			l.stopState = api.Migrating
+		}
 	}
 	a.mu.Unlock()
 	if l == nil {
@@ -404,12 +475,12 @@ func (a *Agent) usage() api.Heartbeat {
 	return hb
 }
 
-// stopAll stops every live task and reports it Failed: the worker is going away.
-func (a *Agent) stopAll(log *slog.Logger) {
+// stopAll stops every live task and reports it Failed with reason: the worker is going away.
+func (a *Agent) stopAll(log *slog.Logger, reason string) {
 	a.mu.Lock()
 	names := make([]string, 0, len(a.tasks))
 	for n, l := range a.tasks {
-		l.stopping, l.stopState, l.reason = true, api.Failed, "worker shut down"
+		l.stopping, l.stopState, l.reason = true, api.Failed, reason
 		names = append(names, n)
 	}
 	a.mu.Unlock()
@@ -433,7 +504,7 @@ func (a *Agent) stopAll(log *slog.Logger) {
 			node := a.node
 			a.mu.Unlock()
 			if l != nil {
-				a.enqueue(api.TaskStatus{Node: node, Job: l.job, Task: n, State: api.Failed, Error: "worker shut down", Time: nowSec()})
+				a.enqueue(api.TaskStatus{Node: node, Job: l.job, Task: n, State: api.Failed, Error: reason, Time: nowSec()})
 			}
 		}()
 	}

@@ -117,7 +117,10 @@ func (r *roleFlags) frontendRole(ctx context.Context, st store.Store, log *slog.
 	cfg := frontend.DefaultConfig()
 	cfg.Limits, cfg.Logger = r.limits(), log
 	fe := frontend.New(cfg, st, jm, api.NewClient("http://"+r.ep.globalmanager, token))
-	return serveHTTP(ctx, r.ep.frontend, fe.Router(mw...), log)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return fe.Run(gctx) })
+	g.Go(func() error { return serveHTTP(gctx, r.ep.frontend, fe.Router(mw...), log) })
+	return g.Wait()
 }
 
 // jobmanagerRole runs the jobmanager and its bus until ctx ends.

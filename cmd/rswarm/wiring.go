@@ -137,6 +137,31 @@ func (l *jmLink) SwitchStrategy(ctx context.Context, name string) error {
 	}
 	return err
 }
+func (l *jmLink) Reserve(ctx context.Context, r api.Reservation) ([]int, error) {
+	var got api.Reserved
+	err := l.c.Request(ctx, api.KindReserve, r, &got)
+	return got.Cores, remoteField(err)
+}
+func (l *jmLink) Commit(ctx context.Context, r api.Reservation) error {
+	return remoteField(l.c.Request(ctx, api.KindCommit, r, nil))
+}
+func (l *jmLink) Abort(ctx context.Context, task string) error {
+	return remoteField(l.c.Request(ctx, api.KindAbort, api.Reservation{Task: task}, nil))
+}
+func (l *jmLink) Reallocate(ctx context.Context, r api.Reservation) error {
+	return remoteField(l.c.Request(ctx, api.KindReallocate, r, nil))
+}
+
+// remoteField turns the jobmanager's refusal of a reservation into a
+// conflict the REST APIs answer with 409.
+func remoteField(err error) error {
+	var re *bus.RemoteError
+	if errors.As(err, &re) {
+		return &api.FieldError{Kind: api.ErrConflict, Reason: re.Msg}
+	}
+	return err
+}
+
 func (l *jmLink) Stats(ctx context.Context) (api.SchedulerStats, error) {
 	var st api.SchedulerStats
 	err := l.c.Request(ctx, api.KindGetStats, struct{}{}, &st)
@@ -182,6 +207,21 @@ func jobmanagerHandler(m *jobmanager.Manager) bus.Handler {
 			return m.Strategy(), nil
 		case api.KindGetStats:
 			return m.Stats(), nil
+		case api.KindReserve, api.KindCommit, api.KindAbort, api.KindReallocate:
+			var r api.Reservation
+			if err := json.Unmarshal(body, &r); err != nil {
+				return nil, err
+			}
+			switch kind {
+			case api.KindReserve:
+				cores, err := m.Reserve(ctx, r)
+				return api.Reserved{Cores: cores}, err
+			case api.KindCommit:
+				return nil, m.Commit(ctx, r)
+			case api.KindAbort:
+				return nil, m.Abort(ctx, r.Task)
+			}
+			return nil, m.Reallocate(ctx, r)
 		}
 		return nil, fmt.Errorf("jobmanager: unknown message kind %q", kind)
 	}

@@ -1,0 +1,553 @@
+package globalmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// Cluster operations behind the original RESTfulSwarm GM endpoints:
+// join, single tasks, leave, checkpoints, updates and migrations.
+
+func now() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+
+// worker finds a registered worker by node ID, address or host name.
+func (m *Manager) worker(ctx context.Context, field, ref string) (*api.Worker, error) {
+	if ref == "" {
+		return nil, api.Invalid(field, "required")
+	}
+	if w, err := m.st.GetWorker(ctx, ref); err == nil {
+		return w, nil
+	}
+	ws, err := m.st.ListWorkers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		if w.Address == ref || w.Host == ref {
+			return w, nil
+		}
+	}
+	return nil, &api.FieldError{Field: field, Kind: api.ErrNotFound, Reason: fmt.Sprintf("%q is not a registered worker (give its node ID, address or host name)", ref)}
+}
+
+// JoinRequest is the original request_join body.
+type JoinRequest struct {
+	Hostname string `json:"hostname"`
+	Address  string `json:"address"`
+	CPUs     int    `json:"CPUs"`
+	MemFree  string `json:"MemFree"`
+}
+
+// Join records a host that joins the swarm by itself: it waits (polling,
+// never spinning) until a swarm node with the given address appears, at
+// most JoinTimeout, then registers it. Hosts running `rswarm worker`
+// register themselves over the bus and need no call.
+func (m *Manager) Join(ctx context.Context, r JoinRequest) (api.RegisterReply, error) {
+	if r.Address == "" {
+		return api.RegisterReply{}, api.Invalid("address", "required: the IP address of the joining node")
+	}
+	if m.cfg.NoSwarm {
+		return api.RegisterReply{}, fmt.Errorf("globalmanager runs without a swarm: %w", api.ErrUnavailable)
+	}
+	deadline := time.NewTimer(m.cfg.JoinTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		nodes, err := m.swarm.Nodes(ctx)
+		if err != nil {
+			return api.RegisterReply{}, err
+		}
+		for _, n := range nodes {
+			if n.Addr != r.Address {
+				continue
+			}
+			mem := n.MemBytes
+			if r.MemFree != "" {
+				if b, err := api.ParseMem(strings.TrimSuffix(strings.ReplaceAll(r.MemFree, " ", ""), "B")); err == nil {
+					mem = b
+				}
+			}
+			cores := r.CPUs
+			if cores <= 0 {
+				cores = n.NCPU
+			}
+			return m.Register(ctx, api.Register{NodeID: n.ID, Host: firstNonEmpty(r.Hostname, n.Hostname), Address: r.Address,
+				Runtime: "docker", Cores: cores, MemTotal: mem, CheckpointError: "not probed (joined without rswarm worker)"})
+		}
+		select {
+		case <-ctx.Done():
+			return api.RegisterReply{}, ctx.Err()
+		case <-deadline.C:
+			return api.RegisterReply{}, fmt.Errorf("no swarm node with address %s joined within %v; run `rswarm worker --globalmanager-bus tcp://<this host>:3100` on that host, which joins by itself: %w",
+				r.Address, m.cfg.JoinTimeout, api.ErrUnavailable)
+		case <-tick.C:
+		}
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// TaskRequest is the original request_new_task body: one task, with its network.
+type TaskRequest struct {
+	api.Task
+	Network string `json:"network"`
+}
+
+// SubmitTask submits one task as a job of its own, named after the task's
+// <job>_ prefix, through the same queue as every job (so its cores are
+// accounted for). Its node and cpuset are honoured under no-scheduler.
+func (m *Manager) SubmitTask(ctx context.Context, r TaskRequest) (string, error) {
+	t := r.Task
+	i := strings.LastIndexByte(t.ContainerName, '_')
+	if i <= 0 {
+		return "", api.Invalid("container_name", "%q must be <job>_<task>", t.ContainerName)
+	}
+	j := &api.Job{Name: t.ContainerName[:i]}
+	j.Info.Network.Name = r.Network
+	j.Info.Tasks = api.Tasks{&t}
+	if err := j.Validate(api.DefaultLimits()); err != nil {
+		return "", err
+	}
+	j.SubmitTime = now()
+	if err := m.st.CreateJob(ctx, j); err != nil {
+		if errors.Is(err, api.ErrConflict) {
+			return "", &api.FieldError{Field: "container_name", Kind: api.ErrConflict, Reason: fmt.Sprintf("a job named %q exists already", j.Name)}
+		}
+		return "", err
+	}
+	if err := m.nt.JobSubmitted(ctx, j.Name); err != nil {
+		m.log.Warn("telling the jobmanager of a new task; its resync will find it", "job_id", j.Name, "err", err)
+	}
+	return j.Name, nil
+}
+
+// Leave takes a worker out: its tasks fail ("worker left"), the jobmanager
+// forgets its cores, the worker stops its containers and leaves the swarm,
+// and the node is removed. The swarm manager itself cannot leave.
+func (m *Manager) Leave(ctx context.Context, ref string) (*api.Worker, error) {
+	w, err := m.worker(ctx, "hostname", ref)
+	if err != nil {
+		return nil, err
+	}
+	if w.ID == m.nodeID {
+		return nil, api.Invalid("hostname", "node %s is the swarm manager (the globalmanager's own engine): it cannot leave", w.ID)
+	}
+	if _, err := m.st.UpdateWorker(ctx, w.ID, func(w *api.Worker) error {
+		w.Status = api.WorkerLeft
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := m.nt.WorkersChanged(ctx); err != nil {
+		m.log.Warn("telling the jobmanager a worker left", "node_id", w.ID, "err", err)
+	}
+	if done := m.failTasksOn(ctx, w.ID, fmt.Sprintf("worker %s left the swarm", w.ID)); len(done) > 0 {
+		if err := m.nt.TasksDone(ctx, done); err != nil {
+			m.log.Warn("telling the jobmanager tasks ended", "err", err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	if err := m.workers.Request(cctx, w.ID, api.KindLeave, struct{}{}, nil); err != nil {
+		m.log.Warn("worker did not acknowledge leave; removing its node anyway", "node_id", w.ID, "err", err)
+	}
+	cancel()
+	if w.Runtime != "sim" && !m.cfg.NoSwarm {
+		if err := m.swarm.RemoveNode(ctx, w.ID, true); err != nil && !errors.Is(err, api.ErrNotFound) {
+			return nil, fmt.Errorf("remove node %s: %w", w.ID, err)
+		}
+	}
+	m.log.Info("worker left", "node_id", w.ID)
+	return m.st.GetWorker(ctx, w.ID)
+}
+
+// failTasksOn fails every unfinished task on node and returns them.
+func (m *Manager) failTasksOn(ctx context.Context, node, reason string) []api.TaskRef {
+	jobs, err := m.st.ListJobs(ctx, api.JobFilter{Node: node, Status: []api.State{api.Ready, api.Deployed, api.Running}})
+	if err != nil {
+		m.log.Warn("listing the tasks of a leaving worker", "node_id", node, "err", err)
+		return nil
+	}
+	var done []api.TaskRef
+	t := now()
+	for _, j := range jobs {
+		_, err := m.st.UpdateJob(ctx, j.Name, func(j *api.Job) error {
+			for _, task := range j.Info.Tasks {
+				if task.Node == node && !task.Status.Final() && task.Status >= api.Scheduled {
+					if _, err := j.ApplyStatus(api.TaskStatus{Node: node, Job: j.Name, Task: task.ContainerName, State: api.Failed, Error: reason, Time: t}); err != nil {
+						return err
+					}
+					done = append(done, api.TaskRef{Job: j.Name, Task: task.ContainerName, Node: node})
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			m.log.Warn("failing a leaving worker's task", "job_id", j.Name, "err", err)
+		}
+	}
+	return done
+}
+
+// CheckpointRequest is one item of the original checkpoint_cons body.
+type CheckpointRequest struct {
+	Node       string   `json:"node"`
+	Containers []string `json:"containers"`
+}
+
+// CheckpointResult is the outcome of one container's checkpoint.
+type CheckpointResult struct {
+	Node       string `json:"node"`
+	Container  string `json:"container"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// ErrCheckpoint classifies a checkpoint that the engine refused or CRIU failed.
+var ErrCheckpoint = api.NewKind("globalmanager: checkpoint failed", api.ErrUnprocessable)
+
+// Checkpoint checkpoints containers (leaving them running) on their nodes.
+// Every node is checked before anything is sent. The results say, per
+// container, the checkpoint's name or why it failed (on hosts where CRIU
+// does not work, its own words).
+func (m *Manager) Checkpoint(ctx context.Context, reqs []CheckpointRequest) ([]CheckpointResult, error) {
+	if len(reqs) == 0 {
+		return nil, api.Invalid("", "a list of {node, containers} is required")
+	}
+	nodes := make([]*api.Worker, len(reqs))
+	for i, r := range reqs {
+		w, err := m.worker(ctx, fmt.Sprintf("[%d].node", i), r.Node)
+		if err != nil {
+			return nil, err
+		}
+		if len(r.Containers) == 0 {
+			return nil, api.Invalid(fmt.Sprintf("[%d].containers", i), "at least one container is required")
+		}
+		nodes[i] = w
+	}
+	var out []CheckpointResult
+	failed := 0
+	for i, r := range reqs {
+		for _, c := range r.Containers {
+			res := CheckpointResult{Node: nodes[i].ID, Container: c}
+			name := fmt.Sprintf("%s_%d", c, time.Now().UnixMilli())
+			cctx, cancel := context.WithTimeout(ctx, 2*m.cfg.CommandTimeout)
+			var got string
+			err := m.workers.Request(cctx, nodes[i].ID, api.KindCheckpoint, api.Checkpoint{Task: c, Name: name, LeaveRunning: true}, &got)
+			cancel()
+			if err != nil {
+				res.Error, failed = err.Error(), failed+1
+			} else {
+				res.Checkpoint = got
+			}
+			out = append(out, res)
+		}
+	}
+	if failed > 0 {
+		return out, fmt.Errorf("%w: %d of %d checkpoints failed (first: %s on %s: %s)", ErrCheckpoint, failed, len(out), firstFailed(out).Container, firstFailed(out).Node, firstFailed(out).Error)
+	}
+	return out, nil
+}
+
+func firstFailed(rs []CheckpointResult) CheckpointResult {
+	for _, r := range rs {
+		if r.Error != "" {
+			return r
+		}
+	}
+	return CheckpointResult{}
+}
+
+// UpdateRequest is the original request_update_container body.
+type UpdateRequest struct {
+	Job           string `json:"job"`
+	Node          string `json:"node"`
+	ContainerName string `json:"container_name"`
+	CpusetCpus    string `json:"cpuset_cpus"`
+	MemLimit      string `json:"mem_limit"`
+}
+
+// runningTask loads a job's task and checks it runs.
+func (m *Manager) runningTask(ctx context.Context, job, task string) (*api.Job, *api.Task, error) {
+	if job == "" {
+		return nil, nil, api.Invalid("job", "required")
+	}
+	j, err := m.st.GetJob(ctx, job)
+	if err != nil {
+		if errors.Is(err, api.ErrNotFound) {
+			return nil, nil, &api.FieldError{Field: "job", Kind: api.ErrNotFound, Reason: fmt.Sprintf("no job named %q", job)}
+		}
+		return nil, nil, err
+	}
+	t := j.Info.Tasks.Get(task)
+	if t == nil {
+		return nil, nil, &api.FieldError{Field: "container", Kind: api.ErrNotFound, Reason: fmt.Sprintf("job %s has no task %q", job, task)}
+	}
+	if t.Status != api.Running && t.Status != api.Deployed {
+		return nil, nil, &api.FieldError{Field: "container", Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s is %s, not running", task, t.Status)}
+	}
+	return j, t, nil
+}
+
+// Update changes a running task's cores and memory limit in place. The
+// jobmanager must grant the new cores (free, or the task's own) first.
+func (m *Manager) Update(ctx context.Context, r UpdateRequest) (*api.Task, error) {
+	_, t, err := m.runningTask(ctx, r.Job, r.ContainerName)
+	if err != nil {
+		return nil, err
+	}
+	if r.Node != "" {
+		w, err := m.worker(ctx, "node", r.Node)
+		if err != nil {
+			return nil, err
+		}
+		if w.ID != t.Node {
+			return nil, &api.FieldError{Field: "node", Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s runs on %s, not %s", t.ContainerName, t.Node, w.ID)}
+		}
+	}
+	if r.CpusetCpus == "" {
+		r.CpusetCpus = t.CpusetCpus
+	}
+	cores, err := api.ParseCpuset(r.CpusetCpus)
+	if err != nil {
+		return nil, api.Invalid("cpuset_cpus", "%v", err)
+	}
+	if r.MemLimit == "" {
+		r.MemLimit = t.MemLimit
+	}
+	newMem, oldMem := int64(0), int64(0)
+	if r.MemLimit != "" {
+		if newMem, err = api.ParseMem(r.MemLimit); err != nil {
+			return nil, api.Invalid("mem_limit", "%v", err)
+		}
+	}
+	if t.MemLimit != "" {
+		oldMem, _ = api.ParseMem(t.MemLimit)
+	}
+	oldCores, _ := api.ParseCpuset(t.CpusetCpus)
+	if err := m.nt.Reallocate(ctx, api.Reservation{Task: t.ContainerName, Node: t.Node, Cpuset: cores, Mem: newMem, PrevMem: oldMem}); err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	err = m.workers.Request(cctx, t.Node, api.KindUpdateTask, api.UpdateTask{Task: t.ContainerName, CpusetCpus: r.CpusetCpus, MemLimit: r.MemLimit}, nil)
+	cancel()
+	if err != nil {
+		if rerr := m.nt.Reallocate(ctx, api.Reservation{Task: t.ContainerName, Node: t.Node, Cpuset: oldCores, Mem: oldMem, PrevMem: newMem}); rerr != nil {
+			m.log.Error("undoing a failed update's allocation", "task_id", t.ContainerName, "err", rerr)
+		}
+		return nil, fmt.Errorf("update %s on %s: %w", t.ContainerName, t.Node, err)
+	}
+	j, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
+		tk := j.Info.Tasks.Get(r.ContainerName)
+		tk.CpusetCpus, tk.MemLimit, tk.ReqCores = api.FormatCpuset(cores), r.MemLimit, len(cores)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return j.Info.Tasks.Get(r.ContainerName), nil
+}
+
+// MigrateRequest is the original request_migrate body. From and To name
+// workers by node ID, address or host name.
+type MigrateRequest struct {
+	Job       string    `json:"job"`
+	Container string    `json:"container"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Info      *api.Task `json:"info,omitempty"`
+}
+
+// MigrateResult says how a task moved.
+type MigrateResult struct {
+	Job        string `json:"job"`
+	Container  string `json:"container"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	CpusetCpus string `json:"cpuset_cpus"`
+	// Mode is "cold": the container was stopped on From and started afresh
+	// on To. Live moves need working checkpoints on both hosts; Note says
+	// why a move was cold.
+	Mode  string `json:"mode"`
+	Note  string `json:"note,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Migrate moves a running task to another worker: the jobmanager reserves
+// cores there, the task is stopped on its worker, started on the new one,
+// and only then are its old cores freed. If the start fails the task is
+// started again where it was.
+func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult, error) {
+	res := MigrateResult{Job: r.Job, Container: r.Container, Mode: "cold"}
+	_, t, err := m.runningTask(ctx, r.Job, r.Container)
+	if err != nil {
+		return res, err
+	}
+	src, err := m.worker(ctx, "from", r.From)
+	if err != nil {
+		return res, err
+	}
+	dst, err := m.worker(ctx, "to", r.To)
+	if err != nil {
+		return res, err
+	}
+	res.From, res.To = src.ID, dst.ID
+	if src.ID != t.Node {
+		return res, &api.FieldError{Field: "from", Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s runs on %s, not %s", t.ContainerName, t.Node, src.ID)}
+	}
+	if dst.ID == src.ID {
+		return res, api.Invalid("to", "the task already runs on %s", dst.ID)
+	}
+	if dst.Status != api.WorkerReady {
+		return res, &api.FieldError{Field: "to", Kind: api.ErrConflict, Reason: fmt.Sprintf("worker %s is %s", dst.ID, dst.Status)}
+	}
+	switch {
+	case !src.Checkpoint:
+		res.Note = fmt.Sprintf("checkpoints do not work on %s (%s): the container was restarted on %s", src.ID, src.CheckpointError, dst.ID)
+	case !dst.Checkpoint:
+		res.Note = fmt.Sprintf("checkpoints do not work on %s (%s): the container was restarted there", dst.ID, dst.CheckpointError)
+	default:
+		res.Note = "checkpoint transfer between hosts is not implemented: the container was restarted on " + dst.ID
+	}
+	mem := int64(0)
+	if t.MemLimit != "" {
+		mem, _ = api.ParseMem(t.MemLimit)
+	}
+	cores, err := m.nt.Reserve(ctx, api.Reservation{Task: t.ContainerName, Node: dst.ID, Cores: t.ReqCores, Mem: mem})
+	if err != nil {
+		return res, err
+	}
+	abort := func(cause error) (MigrateResult, error) {
+		if err := m.nt.Abort(context.WithoutCancel(ctx), t.ContainerName); err != nil {
+			m.log.Error("giving back reserved cores", "task_id", t.ContainerName, "err", err)
+		}
+		return res, cause
+	}
+	moving, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
+		tk := j.Info.Tasks.Get(r.Container)
+		if !api.CanTransition(tk.Status, api.Migrating) {
+			return &api.FieldError{Field: "container", Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s is %s", tk.ContainerName, tk.Status)}
+		}
+		tk.Status = api.Migrating
+		return nil
+	})
+	if err != nil {
+		return abort(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*m.cfg.CommandTimeout)
+	err = m.workers.Request(cctx, src.ID, api.KindStopTask, api.StopTask{Job: r.Job, Task: r.Container, Reason: "migrating to " + dst.ID, Grace: 2, Migrating: true}, nil)
+	cancel()
+	if err != nil {
+		m.restore(ctx, r.Job, r.Container, api.Running, nil)
+		return abort(fmt.Errorf("stop %s on %s: %w", r.Container, src.ID, err))
+	}
+	task := *moving.Info.Tasks.Get(r.Container)
+	task.Node, task.CpusetCpus = dst.ID, api.FormatCpuset(cores)
+	cctx, cancel = context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	err = m.workers.Request(cctx, dst.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task}, nil)
+	cancel()
+	if err != nil {
+		// Put it back where it was.
+		back := *moving.Info.Tasks.Get(r.Container)
+		cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+		rerr := m.workers.Request(cctx, src.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: back}, nil)
+		cancel()
+		if rerr != nil {
+			m.restore(ctx, r.Job, r.Container, api.Failed, fmt.Errorf("migration to %s failed (%v) and the restart on %s failed: %w", dst.ID, err, src.ID, rerr))
+		}
+		return abort(fmt.Errorf("start %s on %s: %w", r.Container, dst.ID, err))
+	}
+	if _, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
+		tk := j.Info.Tasks.Get(r.Container)
+		tk.Node, tk.CpusetCpus = dst.ID, task.CpusetCpus
+		return nil
+	}); err != nil {
+		return res, err
+	}
+	if err := m.nt.Commit(ctx, api.Reservation{Task: t.ContainerName, Node: dst.ID, Mem: mem}); err != nil {
+		return res, fmt.Errorf("commit the move of %s: %w", t.ContainerName, err)
+	}
+	res.CpusetCpus = task.CpusetCpus
+	m.log.Info("task migrated", "task_id", r.Container, "from", src.ID, "to", dst.ID, "mode", res.Mode)
+	return res, nil
+}
+
+// restore puts a task that did not move back into state (Running, or
+// Failed with cause).
+func (m *Manager) restore(ctx context.Context, job, task string, state api.State, cause error) {
+	_, err := m.st.UpdateJob(context.WithoutCancel(ctx), job, func(j *api.Job) error {
+		tk := j.Info.Tasks.Get(task)
+		if tk.Status != api.Migrating {
+			return nil
+		}
+		if state == api.Failed {
+			_, err := j.ApplyStatus(api.TaskStatus{Job: job, Task: task, State: api.Failed, Error: cause.Error(), Time: now()})
+			return err
+		}
+		tk.Status = state
+		return nil
+	})
+	if err != nil {
+		m.log.Error("restoring a task after a failed migration", "task_id", task, "err", err)
+	}
+}
+
+// MigrateGroup migrates each item in turn and reports each outcome; one
+// failure does not stop the others.
+func (m *Manager) MigrateGroup(ctx context.Context, rs []MigrateRequest) ([]MigrateResult, error) {
+	if len(rs) == 0 {
+		return nil, api.Invalid("", "a list of migrations is required")
+	}
+	out := make([]MigrateResult, len(rs))
+	failed := 0
+	for i, r := range rs {
+		res, err := m.Migrate(ctx, r)
+		if err != nil {
+			res.Error, failed = err.Error(), failed+1
+		}
+		out[i] = res
+	}
+	if failed > 0 {
+		return out, fmt.Errorf("%d of %d migrations failed: %w", failed, len(rs), api.ErrUnprocessable)
+	}
+	return out, nil
+}
+
+// SetDrained stops (or resumes) placing new tasks on a worker; its running
+// tasks are left alone.
+func (m *Manager) SetDrained(ctx context.Context, ref string, drained bool) (*api.Worker, error) {
+	w, err := m.worker(ctx, "id", ref)
+	if err != nil {
+		return nil, err
+	}
+	w, err = m.st.UpdateWorker(ctx, w.ID, func(w *api.Worker) error {
+		switch {
+		case w.Status == api.WorkerLeft:
+			return &api.FieldError{Field: "id", Kind: api.ErrConflict, Reason: fmt.Sprintf("worker %s has left", w.ID)}
+		case drained:
+			w.Status = api.WorkerDrained
+		case w.Status == api.WorkerDrained:
+			w.Status = api.WorkerReady
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.nt.WorkersChanged(ctx); err != nil {
+		m.log.Warn("telling the jobmanager a worker changed", "node_id", w.ID, "err", err)
+	}
+	return w, nil
+}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rswarm/rswarm/api"
@@ -88,6 +89,7 @@ type Agent struct {
 	log    *slog.Logger
 
 	reports chan api.TaskStatus
+	pending atomic.Int64 // statuses queued or in flight, not yet acknowledged
 	ready   chan struct{}
 
 	mu       sync.Mutex
@@ -174,10 +176,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.stopAll(log, "worker shut down")
 	}
 	stopWatch()
-	// Give the reporter a moment to deliver the last statuses.
+	// Let the reporter deliver the last statuses (bounded: discovery may be gone).
 	deadline := time.Now().Add(2 * a.cfg.RequestTimeout)
-	for len(a.reports) > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	for a.pending.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	stopReporting()
 	wg.Wait()
@@ -411,9 +413,11 @@ func (a *Agent) ended(st api.TaskStatus) {
 }
 
 func (a *Agent) enqueue(st api.TaskStatus) {
+	a.pending.Add(1)
 	select {
 	case a.reports <- st:
 	default:
+		a.pending.Add(-1)
 		a.log.Error("status queue full: dropping a status (the job will be failed by discovery's checks)", "task_id", st.Task)
 	}
 }
@@ -433,6 +437,7 @@ func (a *Agent) report(ctx context.Context, dc Link) {
 			err := dc.Request(rctx, api.KindTaskStatus, st, nil)
 			cancel()
 			if err == nil || ctx.Err() != nil {
+				a.pending.Add(-1)
 				break
 			}
 			a.log.Warn("reporting a status failed; retrying", "task_id", st.Task, "state", st.State, "err", err)

@@ -1,0 +1,24 @@
+// Package store owns RSwarm's durable state: jobs, workers and the workers'
+// utilisation history.
+//
+// One interface, [Store], has two implementations that behave the same and
+// are held to one conformance suite:
+//
+//   - [SQLite], the embedded default: one file, <data-dir>/rswarm.db, in WAL
+//     mode so that several rswarm processes on one host can share it. Every
+//     read-modify-write runs in a BEGIN IMMEDIATE transaction, so two
+//     processes cannot interleave.
+//   - [Mongo], for control planes that span machines: the original
+//     RESTfulSwarm's collections and document layout (jobs, WorkersInfo,
+//     WorkersResourceInfo), with an optimistic revision number (_rev) on each
+//     job and worker document so that concurrent updates retry instead of
+//     overwriting each other. One difference: utilisation samples are
+//     written as {offset, ratio} documents rather than the original's
+//     [offset, ratio] pairs, which FerretDB cannot store (both are read).
+//
+// Jobs are stored one row or document per job, keyed by name; no
+// client-chosen name ever becomes a table, collection or file name.
+//
+// Every method returns fresh copies: callers may keep and modify what they
+// get without affecting the store.
+package store

@@ -1,0 +1,631 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// DefaultMongoDatabase is the database OpenMongo uses when none is named: the original's.
+const DefaultMongoDatabase = "RESTfulSwarmDB"
+
+// Collection names. WorkersInfo and WorkersResourceInfo are the original's.
+const (
+	jobsCollection    = "jobs"
+	workersCollection = "WorkersInfo"
+	usageCollection   = "WorkersResourceInfo"
+)
+
+// Fields RSwarm adds to the original's documents. Every field starting with
+// "_" is RSwarm's (or MongoDB's _id) and is dropped when a document is decoded.
+const (
+	revField   = "_rev"   // int64, incremented by every write: optimistic concurrency
+	nodesField = "_nodes" // a job's distinct task nodes, for JobFilter.Node
+)
+
+// Mongo is the Store for control planes that span machines, in the
+// original RESTfulSwarm's collections and document layout.
+//
+// Updates are optimistic: a document is read, changed and replaced only if
+// its _rev is still the one read, else read again. Within one process,
+// updates of the same record also queue on a lock, so goroutines do not
+// spin on each other's conflicts. (The lock also keeps updates from one
+// process safe on FerretDB v1, which does not apply a replace's filter
+// atomically; across processes only a real MongoDB server is safe.)
+type Mongo struct {
+	client                *mongo.Client
+	jobs, workers, usages *mongo.Collection
+
+	locks [64]sync.Mutex
+
+	mu        sync.Mutex
+	initTimes map[string]float64 // cache: a node's init_time never changes once set
+}
+
+var _ Store = (*Mongo)(nil)
+
+// OpenMongo connects to the MongoDB server at uri, uses database (or
+// DefaultMongoDatabase when empty) and creates the indexes it needs.
+func OpenMongo(ctx context.Context, uri, database string) (*Mongo, error) {
+	if database == "" {
+		database = DefaultMongoDatabase
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return nil, fmt.Errorf("store: connect to mongodb: %w", err)
+	}
+	db := client.Database(database)
+	m := &Mongo{
+		client:    client,
+		jobs:      db.Collection(jobsCollection),
+		workers:   db.Collection(workersCollection),
+		usages:    db.Collection(usageCollection),
+		initTimes: map[string]float64{},
+	}
+	if err := m.createIndexes(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("store: open mongodb database %s: %w", database, err)
+	}
+	return m, nil
+}
+
+// index is an index on fields, ascending.
+type index struct {
+	unique bool
+	fields []string
+}
+
+// name returns the index's name as MongoDB names it by default ("status_1").
+func (ix index) name() string {
+	var parts []string
+	for _, f := range ix.fields {
+		parts = append(parts, f+"_1")
+	}
+	return strings.Join(parts, "_")
+}
+
+func (ix index) model() mongo.IndexModel {
+	keys := bson.D{}
+	for _, f := range ix.fields {
+		keys = append(keys, bson.E{Key: f, Value: 1})
+	}
+	return mongo.IndexModel{Keys: keys, Options: options.Index().SetUnique(ix.unique).SetName(ix.name())}
+}
+
+// createIndexes creates the indexes that do not exist yet. (Asking for
+// existing ones again is harmless to MongoDB, but FerretDB v1 panics.)
+func (m *Mongo) createIndexes(ctx context.Context) error {
+	for _, c := range []struct {
+		coll    *mongo.Collection
+		indexes []index
+	}{
+		{m.jobs, []index{
+			{true, []string{"job_name"}},
+			{false, []string{"status"}},
+			{false, []string{"session"}},
+			{false, []string{nodesField}},
+			{false, []string{"submit_time", "job_name"}},
+		}},
+		{m.workers, []index{{true, []string{"hostname"}}}},
+		{m.usages, []index{{true, []string{"hostname"}}}},
+	} {
+		specs, err := c.coll.Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return fmt.Errorf("list indexes of %s: %w", c.coll.Name(), err)
+		}
+		var missing []mongo.IndexModel
+		for _, ix := range c.indexes {
+			if !slices.ContainsFunc(specs, func(s mongo.IndexSpecification) bool { return s.Name == ix.name() }) {
+				missing = append(missing, ix.model())
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		if _, err := c.coll.Indexes().CreateMany(ctx, missing); err != nil {
+			return fmt.Errorf("create indexes of %s: %w", c.coll.Name(), err)
+		}
+	}
+	return nil
+}
+
+// toDoc converts v to a BSON document through its JSON encoding, so that
+// the document has exactly the JSON's fields in the JSON's order (a job's
+// tasks keep their order).
+func toDoc(v any) (bson.D, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var d bson.D
+	if err := bson.UnmarshalExtJSON(b, false, &d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// fromDoc decodes a document into v through JSON, dropping the fields
+// whose names start with "_" (_id and RSwarm's bookkeeping).
+func fromDoc(d bson.D, v any) error {
+	clean := make(bson.D, 0, len(d))
+	for _, e := range d {
+		if !strings.HasPrefix(e.Key, "_") {
+			clean = append(clean, e)
+		}
+	}
+	b, err := bson.MarshalExtJSON(clean, false, false)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// revOf returns a document's _id and a filter matching it only while its
+// _rev is unchanged, and its next _rev.
+func revOf(d bson.D) (filter bson.M, next int64) {
+	filter = bson.M{revField: bson.M{"$exists": false}} // a document no RSwarm wrote
+	for _, e := range d {
+		switch e.Key {
+		case "_id":
+			filter["_id"] = e.Value
+		case revField:
+			switch r := e.Value.(type) {
+			case int64:
+				next = r
+			case int32:
+				next = int64(r)
+			case float64:
+				next = int64(r)
+			}
+			filter[revField] = e.Value
+		}
+	}
+	return filter, next + 1
+}
+
+// lock serialises this process's updates of one record.
+func (m *Mongo) lock(kind, key string) (unlock func()) {
+	h := fnv.New32a()
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	mu := &m.locks[h.Sum32()%uint32(len(m.locks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+// findDoc returns the document of c whose field key equals id, or ErrNotFound.
+func findDoc(ctx context.Context, c *mongo.Collection, key, id string) (bson.D, error) {
+	var d bson.D
+	err := c.FindOne(ctx, bson.M{key: id}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, ErrNotFound
+	}
+	return d, err
+}
+
+// replace is the optimistic read-modify-write loop of UpdateJob and
+// UpdateWorker: read the document whose key field equals id, decode it,
+// apply fn, encode and replace it if its _rev is unchanged; else start again.
+func replace[T any](ctx context.Context, c *mongo.Collection, key, id string, fn func(*T) error, encode func(*T) (bson.D, error)) (*T, error) {
+	for {
+		d, err := findDoc(ctx, c, key, id)
+		if err != nil {
+			return nil, err
+		}
+		v := new(T)
+		if err := fromDoc(d, v); err != nil {
+			return nil, fmt.Errorf("decode: %w", err)
+		}
+		if err := fn(v); err != nil {
+			return nil, fnError{err}
+		}
+		nd, err := encode(v)
+		if err != nil {
+			return nil, err
+		}
+		filter, next := revOf(d)
+		res, err := c.ReplaceOne(ctx, filter, append(nd, bson.E{Key: revField, Value: next}))
+		if err != nil {
+			return nil, err
+		}
+		if res.MatchedCount > 0 {
+			return v, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// Another writer replaced it in between: read it again.
+	}
+}
+
+// jobDoc encodes a job with its _nodes (without _rev).
+func jobDoc(j *api.Job) (bson.D, error) {
+	d, err := toDoc(j)
+	if err != nil {
+		return nil, err
+	}
+	nodes := jobNodes(j)
+	if nodes == nil {
+		nodes = []string{}
+	}
+	return append(d, bson.E{Key: nodesField, Value: nodes}), nil
+}
+
+// CreateJob implements Store.
+func (m *Mongo) CreateJob(ctx context.Context, j *api.Job) error {
+	if j.Name == "" {
+		return errors.New("store: create job: empty job_name")
+	}
+	d, err := jobDoc(j)
+	if err != nil {
+		return fmt.Errorf("store: create job %s: %w", j.Name, err)
+	}
+	_, err = m.jobs.InsertOne(ctx, append(d, bson.E{Key: revField, Value: int64(0)}))
+	if mongo.IsDuplicateKeyError(err) {
+		err = ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("create job %s: %w", j.Name, err)
+	}
+	return nil
+}
+
+// GetJob implements Store.
+func (m *Mongo) GetJob(ctx context.Context, name string) (*api.Job, error) {
+	d, err := findDoc(ctx, m.jobs, "job_name", name)
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", name, err)
+	}
+	var j api.Job
+	if err := fromDoc(d, &j); err != nil {
+		return nil, fmt.Errorf("store: decode job %s: %w", name, err)
+	}
+	return &j, nil
+}
+
+// UpdateJob implements Store.
+func (m *Mongo) UpdateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error) {
+	j, err := m.updateJob(ctx, name, fn)
+	if err != nil {
+		return nil, updateErr("update job "+name, err)
+	}
+	return j, nil
+}
+
+func (m *Mongo) updateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error) {
+	defer m.lock("job", name)()
+	return replace(ctx, m.jobs, "job_name", name, fn, func(j *api.Job) (bson.D, error) {
+		if j.Name != name {
+			return nil, errRenamed
+		}
+		return jobDoc(j)
+	})
+}
+
+// UpdateJobs implements Store. MongoDB has no transaction here: each job is
+// updated atomically on its own, and an error part way leaves the jobs
+// before it updated.
+func (m *Mongo) UpdateJobs(ctx context.Context, names []string, fn func(*api.Job) error) ([]*api.Job, error) {
+	var out []*api.Job
+	for _, name := range names {
+		j, err := m.updateJob(ctx, name, fn)
+		switch {
+		case err == nil:
+			out = append(out, j)
+		case !skippable(err):
+			return nil, fmt.Errorf("update jobs: job %s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// jobFilter returns the MongoDB filter selecting f's jobs.
+func jobFilter(f JobFilter) bson.M {
+	q := bson.M{}
+	if len(f.Status) > 0 {
+		q["status"] = bson.M{"$in": stateNames(f.Status)}
+	}
+	if f.Session != "" {
+		q["session"] = f.Session
+	}
+	if f.Node != "" {
+		q[nodesField] = f.Node
+	}
+	return q
+}
+
+// ListJobs implements Store.
+func (m *Mongo) ListJobs(ctx context.Context, f JobFilter) ([]*api.Job, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "submit_time", Value: 1}, {Key: "job_name", Value: 1}})
+	if f.Limit > 0 {
+		opts.SetLimit(int64(f.Limit))
+	}
+	if f.Offset > 0 {
+		opts.SetSkip(int64(f.Offset))
+	}
+	cur, err := m.jobs.Find(ctx, jobFilter(f), opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: list jobs: %w", err)
+	}
+	defer cur.Close(ctx)
+	var out []*api.Job
+	for cur.Next(ctx) {
+		var d bson.D
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("store: list jobs: %w", err)
+		}
+		var j api.Job
+		if err := fromDoc(d, &j); err != nil {
+			return nil, fmt.Errorf("store: decode job: %w", err)
+		}
+		out = append(out, &j)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("store: list jobs: %w", err)
+	}
+	return out, nil
+}
+
+// CountJobs implements Store.
+func (m *Mongo) CountJobs(ctx context.Context, f JobFilter) (int, error) {
+	n, err := m.jobs.CountDocuments(ctx, jobFilter(f))
+	if err != nil {
+		return 0, fmt.Errorf("store: count jobs: %w", err)
+	}
+	return int(n), nil
+}
+
+// DeleteJob implements Store.
+func (m *Mongo) DeleteJob(ctx context.Context, name string) error {
+	res, err := m.jobs.DeleteOne(ctx, bson.M{"job_name": name})
+	if err == nil && res.DeletedCount == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete job %s: %w", name, err)
+	}
+	return nil
+}
+
+// PutWorker implements Store.
+func (m *Mongo) PutWorker(ctx context.Context, w *api.Worker) error {
+	if w.ID == "" {
+		return errors.New("store: put worker: empty id")
+	}
+	encode := func(*api.Worker) (bson.D, error) { return toDoc(w) }
+	defer m.lock("worker", w.ID)()
+	for {
+		// Replace the current document, if any, through the _rev check, so
+		// that an UpdateWorker in flight elsewhere does not overwrite this.
+		_, err := replace(ctx, m.workers, "hostname", w.ID, func(*api.Worker) error { return nil }, encode)
+		if !errors.Is(err, ErrNotFound) {
+			return wrapNonNil("store: put worker "+w.ID, err)
+		}
+		d, err := encode(w)
+		if err != nil {
+			return fmt.Errorf("store: put worker %s: %w", w.ID, err)
+		}
+		_, err = m.workers.InsertOne(ctx, append(d, bson.E{Key: revField, Value: int64(0)}))
+		if !mongo.IsDuplicateKeyError(err) {
+			return wrapNonNil("store: put worker "+w.ID, err)
+		}
+		// Another process inserted it in between: replace that one.
+	}
+}
+
+func wrapNonNil(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// GetWorker implements Store.
+func (m *Mongo) GetWorker(ctx context.Context, id string) (*api.Worker, error) {
+	d, err := findDoc(ctx, m.workers, "hostname", id)
+	if err != nil {
+		return nil, fmt.Errorf("get worker %s: %w", id, err)
+	}
+	var w api.Worker
+	if err := fromDoc(d, &w); err != nil {
+		return nil, fmt.Errorf("store: decode worker %s: %w", id, err)
+	}
+	return &w, nil
+}
+
+// UpdateWorker implements Store.
+func (m *Mongo) UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error) {
+	defer m.lock("worker", id)()
+	w, err := replace(ctx, m.workers, "hostname", id, fn, func(w *api.Worker) (bson.D, error) {
+		if w.ID != id {
+			return nil, errRenamed
+		}
+		return toDoc(w)
+	})
+	if err != nil {
+		return nil, updateErr("update worker "+id, err)
+	}
+	return w, nil
+}
+
+// ListWorkers implements Store.
+func (m *Mongo) ListWorkers(ctx context.Context) ([]*api.Worker, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "join_time", Value: 1}, {Key: "hostname", Value: 1}})
+	cur, err := m.workers.Find(ctx, bson.M{}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: list workers: %w", err)
+	}
+	defer cur.Close(ctx)
+	var out []*api.Worker
+	for cur.Next(ctx) {
+		var d bson.D
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("store: list workers: %w", err)
+		}
+		var w api.Worker
+		if err := fromDoc(d, &w); err != nil {
+			return nil, fmt.Errorf("store: decode worker: %w", err)
+		}
+		out = append(out, &w)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("store: list workers: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteWorker implements Store.
+func (m *Mongo) DeleteWorker(ctx context.Context, id string) error {
+	res, err := m.workers.DeleteOne(ctx, bson.M{"hostname": id})
+	if err == nil && res.DeletedCount == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("delete worker %s: %w", id, err)
+	}
+	return nil
+}
+
+// AppendUsage implements Store: one $push per node, all in one bulk write,
+// into {hostname, init_time, details: [{offset, ratio}, ...]}. (The
+// original's details held [offset, ratio] pairs, which Usage still reads,
+// but FerretDB cannot store nested arrays.)
+func (m *Mongo) AppendUsage(ctx context.Context, pts []api.UsagePoint) error {
+	var nodes []string
+	byNode := map[string][]api.UsagePoint{}
+	for _, p := range pts {
+		if _, ok := byNode[p.Node]; !ok {
+			nodes = append(nodes, p.Node)
+		}
+		byNode[p.Node] = append(byNode[p.Node], p)
+	}
+	var models []mongo.WriteModel
+	for _, n := range nodes {
+		init, err := m.initTime(ctx, n, byNode[n][0].Time)
+		if err != nil {
+			return fmt.Errorf("store: append usage of %s: %w", n, err)
+		}
+		details := bson.A{}
+		for _, p := range byNode[n] {
+			details = append(details, bson.D{{Key: "offset", Value: p.Time - init}, {Key: "ratio", Value: p.Ratio}})
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.M{"hostname": n}).
+			SetUpdate(bson.M{"$push": bson.M{"details": bson.M{"$each": details}}}))
+	}
+	if len(models) == 0 {
+		return nil
+	}
+	if _, err := m.usages.BulkWrite(ctx, models); err != nil {
+		return fmt.Errorf("store: append usage: %w", err)
+	}
+	return nil
+}
+
+// initTime returns node's init_time, first creating its usage document with
+// init_time t if it has none.
+func (m *Mongo) initTime(ctx context.Context, node string, t float64) (float64, error) {
+	m.mu.Lock()
+	init, ok := m.initTimes[node]
+	m.mu.Unlock()
+	if ok {
+		return init, nil
+	}
+	_, err := m.usages.UpdateOne(ctx, bson.M{"hostname": node},
+		bson.M{"$setOnInsert": bson.D{{Key: "init_time", Value: t}, {Key: "details", Value: bson.A{}}}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) { // a duplicate: another process created it first
+		return 0, err
+	}
+	var doc struct {
+		InitTime float64 `bson:"init_time"`
+	}
+	if err := m.usages.FindOne(ctx, bson.M{"hostname": node}).Decode(&doc); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	m.initTimes[node] = doc.InitTime
+	m.mu.Unlock()
+	return doc.InitTime, nil
+}
+
+// Usage implements Store.
+func (m *Mongo) Usage(ctx context.Context) ([]api.Usage, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "hostname", Value: 1}})
+	cur, err := m.usages.Find(ctx, bson.M{}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: usage: %w", err)
+	}
+	defer cur.Close(ctx)
+	var out []api.Usage
+	for cur.Next(ctx) {
+		var doc struct {
+			Hostname string          `bson:"hostname"`
+			InitTime float64         `bson:"init_time"`
+			Details  []bson.RawValue `bson:"details"`
+		}
+		if err := cur.Decode(&doc); err != nil {
+			return nil, fmt.Errorf("store: usage: %w", err)
+		}
+		u := api.Usage{Node: doc.Hostname, InitTime: doc.InitTime}
+		for _, v := range doc.Details {
+			if p, ok := usageDetail(v); ok {
+				u.Details = append(u.Details, p)
+			}
+		}
+		out = append(out, u)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("store: usage: %w", err)
+	}
+	return out, nil
+}
+
+// usageDetail reads one entry of a details array: {offset, ratio} as RSwarm
+// writes it, or [offset, ratio] as the original wrote it.
+func usageDetail(v bson.RawValue) ([2]float64, bool) {
+	var offset, ratio bson.RawValue
+	if doc, ok := v.DocumentOK(); ok {
+		offset, ratio = doc.Lookup("offset"), doc.Lookup("ratio")
+	} else if arr, ok := v.ArrayOK(); ok {
+		vals, err := arr.Values()
+		if err != nil || len(vals) != 2 {
+			return [2]float64{}, false
+		}
+		offset, ratio = vals[0], vals[1]
+	}
+	o, ok1 := offset.AsFloat64OK()
+	r, ok2 := ratio.AsFloat64OK()
+	return [2]float64{o, r}, ok1 && ok2
+}
+
+// Ping implements Store.
+func (m *Mongo) Ping(ctx context.Context) error {
+	if err := m.client.Ping(ctx, nil); err != nil {
+		return fmt.Errorf("store: ping mongodb: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (m *Mongo) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("store: close mongodb: %w", err)
+	}
+	return nil
+}

@@ -35,6 +35,7 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"Workers", testWorkers},
 		{"UpdateWorkerConcurrent", testUpdateWorkerConcurrent},
 		{"Usage", testUsage},
+		{"JobsChangedSince", testChanges},
 		{"Ping", func(t *testing.T, s Store) {
 			if err := s.Ping(t.Context()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -598,4 +599,51 @@ func testUsage(t *testing.T, s Store) {
 		{Node: "c", InitTime: 50, Details: [][2]float64{{0, 0}}},
 	}
 	sameJSON(t, "Usage", got, want)
+}
+
+// testChanges: every create and update moves the job to the head of the
+// change feed, in write order, and paging through it loses nothing.
+func testChanges(t *testing.T, s Store) {
+	ctx := t.Context()
+	_, head, err := s.JobsChangedSince(ctx, -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cha", "chb", "chc"} {
+		if err := s.CreateJob(ctx, apitest.Job(name, 1, 1, "sleep 1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.UpdateJob(ctx, "cha", func(j *api.Job) error { j.Priority = 7; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	cursor := head
+	for {
+		jobs, next, err := s.JobsChangedSince(ctx, cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) == 0 {
+			if next != cursor {
+				t.Fatalf("empty page moved the cursor from %d to %d", cursor, next)
+			}
+			break
+		}
+		if next <= cursor {
+			t.Fatalf("cursor did not advance: %d -> %d", cursor, next)
+		}
+		for _, j := range jobs {
+			names = append(names, j.Name)
+		}
+		cursor = next
+	}
+	// cha was written last, so it comes after chb and chc, once.
+	if want := []string{"chb", "chc", "cha"}; !slices.Equal(names, want) {
+		t.Fatalf("change feed gave %v, want %v", names, want)
+	}
+	_, head2, err := s.JobsChangedSince(ctx, -1, 0)
+	if err != nil || head2 != cursor {
+		t.Fatalf("head is %d (%v), want %d", head2, err, cursor)
+	}
 }

@@ -33,6 +33,7 @@ const (
 const (
 	revField   = "_rev"   // int64, incremented by every write: optimistic concurrency
 	nodesField = "_nodes" // a job's distinct task nodes, for JobFilter.Node
+	seqField   = "_seq"   // write order of jobs, for the change feed
 )
 
 // Mongo is the Store for control planes that span machines, in the
@@ -50,6 +51,8 @@ type Mongo struct {
 
 	locks [64]sync.Mutex
 
+	seqMu     sync.Mutex // one sequence number at a time from this process
+	counters  *mongo.Collection
 	mu        sync.Mutex
 	initTimes map[string]float64 // cache: a node's init_time never changes once set
 }
@@ -72,6 +75,7 @@ func OpenMongo(ctx context.Context, uri, database string) (*Mongo, error) {
 		jobs:      db.Collection(jobsCollection),
 		workers:   db.Collection(workersCollection),
 		usages:    db.Collection(usageCollection),
+		counters:  db.Collection("counters"),
 		initTimes: map[string]float64{},
 	}
 	if err := m.createIndexes(ctx); err != nil {
@@ -117,6 +121,7 @@ func (m *Mongo) createIndexes(ctx context.Context) error {
 			{false, []string{"session"}},
 			{false, []string{nodesField}},
 			{false, []string{"submit_time", "job_name"}},
+			{false, []string{seqField}},
 		}},
 		{m.workers, []index{{true, []string{"hostname"}}}},
 		{m.usages, []index{{true, []string{"hostname"}}}},
@@ -251,8 +256,8 @@ func replace[T any](ctx context.Context, c *mongo.Collection, key, id string, fn
 	}
 }
 
-// jobDoc encodes a job with its _nodes (without _rev).
-func jobDoc(j *api.Job) (bson.D, error) {
+// jobDoc encodes a job with its _nodes and a new _seq (without _rev).
+func (m *Mongo) jobDoc(ctx context.Context, j *api.Job) (bson.D, error) {
 	d, err := toDoc(j)
 	if err != nil {
 		return nil, err
@@ -261,7 +266,74 @@ func jobDoc(j *api.Job) (bson.D, error) {
 	if nodes == nil {
 		nodes = []string{}
 	}
-	return append(d, bson.E{Key: nodesField, Value: nodes}), nil
+	seq, err := m.nextSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(d, bson.E{Key: nodesField, Value: nodes}, bson.E{Key: seqField, Value: seq}), nil
+}
+
+// nextSeq takes the next job write number from the counters collection.
+func (m *Mongo) nextSeq(ctx context.Context) (int64, error) {
+	m.seqMu.Lock()
+	defer m.seqMu.Unlock()
+	var doc struct {
+		Seq int64 `bson:"seq"`
+	}
+	err := m.counters.FindOneAndUpdate(ctx, bson.M{"_id": "jobs"}, bson.M{"$inc": bson.M{"seq": int64(1)}},
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&doc)
+	if err != nil {
+		return 0, fmt.Errorf("next job sequence number: %w", err)
+	}
+	return doc.Seq, nil
+}
+
+// JobsChangedSince returns the jobs written after sequence number after,
+// in write order, and the number to ask from next time; with after < 0
+// only the head. Across processes a write may land just after a later
+// number was read (numbers are taken before the write), so a reader can
+// miss it; within one process the order holds.
+func (m *Mongo) JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error) {
+	if after < 0 {
+		var doc struct {
+			Seq int64 `bson:"seq"`
+		}
+		err := m.counters.FindOne(ctx, bson.M{"_id": "jobs"}).Decode(&doc)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, 0, nil
+		}
+		return nil, doc.Seq, err
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	cur, err := m.jobs.Find(ctx, bson.M{seqField: bson.M{"$gt": after}},
+		options.Find().SetSort(bson.D{{Key: seqField, Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, after, fmt.Errorf("jobs changed since %d: %w", after, err)
+	}
+	defer cur.Close(ctx)
+	var out []*api.Job
+	next := after
+	for cur.Next(ctx) {
+		var d bson.D
+		if err := cur.Decode(&d); err != nil {
+			return nil, after, err
+		}
+		for _, e := range d {
+			if e.Key == seqField {
+				if v, ok := e.Value.(int64); ok {
+					next = v
+				}
+			}
+		}
+		j := new(api.Job)
+		if err := fromDoc(d, j); err != nil {
+			return nil, after, err
+		}
+		out = append(out, j)
+	}
+	return out, next, cur.Err()
 }
 
 // CreateJob implements Store.
@@ -269,7 +341,7 @@ func (m *Mongo) CreateJob(ctx context.Context, j *api.Job) error {
 	if j.Name == "" {
 		return errors.New("store: create job: empty job_name")
 	}
-	d, err := jobDoc(j)
+	d, err := m.jobDoc(ctx, j)
 	if err != nil {
 		return fmt.Errorf("store: create job %s: %w", j.Name, err)
 	}
@@ -311,7 +383,7 @@ func (m *Mongo) updateJob(ctx context.Context, name string, fn func(*api.Job) er
 		if j.Name != name {
 			return nil, errRenamed
 		}
-		return jobDoc(j)
+		return m.jobDoc(ctx, j)
 	})
 }
 

@@ -110,7 +110,7 @@ func TestMongoLayout(t *testing.T) {
 		keys = append(keys, e.Key)
 	}
 	wantKeys := []string{"_id", "job_name", "job_info", "status", "submit_time", "start_time", "end_time",
-		"priority", "session", "waiting_reason", "error", "strategy", "_nodes", "_rev"}
+		"priority", "session", "waiting_reason", "error", "strategy", "_nodes", "_seq", "_rev"}
 	if fmt.Sprint(keys) != fmt.Sprint(wantKeys) {
 		t.Errorf("job document keys = %v, want %v", keys, wantKeys)
 	}

@@ -38,11 +38,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 	status      TEXT NOT NULL,
 	session     TEXT NOT NULL,
 	submit_time REAL NOT NULL,
+	seq         INTEGER NOT NULL DEFAULT 0, -- write order, for the change feed
 	doc         TEXT NOT NULL -- the job as api.Job marshals it
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session);
 CREATE INDEX IF NOT EXISTS jobs_submit ON jobs (submit_time, job_name);
+CREATE INDEX IF NOT EXISTS jobs_seq ON jobs (seq);
 
 -- job_nodes lists the distinct nodes of each job's tasks, for JobFilter.Node.
 CREATE TABLE IF NOT EXISTS job_nodes (
@@ -189,8 +191,8 @@ func (s *SQLite) CreateJob(ctx context.Context, j *api.Job) error {
 		return fmt.Errorf("store: create job %s: %w", j.Name, err)
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (job_name, status, session, submit_time, doc)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_name) DO NOTHING`,
+		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (job_name, status, session, submit_time, doc, seq)
+			VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs)) ON CONFLICT (job_name) DO NOTHING`,
 			j.Name, j.Status.String(), string(j.Session), j.SubmitTime, string(doc))
 		if err != nil {
 			return err
@@ -285,7 +287,7 @@ func (s *SQLite) updateJobTx(ctx context.Context, tx *sql.Tx, name string, fn fu
 	}
 	// Set the indexed columns only when they change: SQLite rewrites the
 	// index of every column named in SET, changed or not.
-	set, args := "doc = ?", []any{string(doc)}
+	set, args := "doc = ?, seq = (SELECT MAX(seq) + 1 FROM jobs)", []any{string(doc)}
 	if j.Status != before.Status {
 		set, args = set+", status = ?", append(args, j.Status.String())
 	}
@@ -621,4 +623,37 @@ func (s *SQLite) Close() error {
 		return fmt.Errorf("store: close %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// JobsChangedSince returns the jobs written after sequence number after,
+// in write order (every write gives its job the next number), and the
+// number to ask from next time. With after < 0 it returns only the head.
+func (s *SQLite) JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error) {
+	if after < 0 {
+		var head int64
+		err := s.r.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM jobs").Scan(&head)
+		return nil, head, err
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, doc FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+	if err != nil {
+		return nil, after, fmt.Errorf("jobs changed since %d: %w", after, err)
+	}
+	defer rows.Close()
+	var out []*api.Job
+	next := after
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&next, &doc); err != nil {
+			return nil, after, err
+		}
+		j, err := decodeJob(doc)
+		if err != nil {
+			return nil, after, err
+		}
+		out = append(out, j)
+	}
+	return out, next, rows.Err()
 }

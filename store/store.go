@@ -86,6 +86,12 @@ type Store interface {
 	// Usage returns every node's utilisation series, ordered by node id; Details offsets are seconds since InitTime.
 	Usage(ctx context.Context) ([]api.Usage, error)
 
+	// JobsChangedSince is the change feed: jobs written after sequence
+	// number after, in write order (each write gives its job the next
+	// number), at most limit; and the number to ask from next time. With
+	// after < 0 it returns only the current head.
+	JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error)
+
 	// Ping checks the backend answers (used by /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the backend's connections.

@@ -168,9 +168,15 @@ func (m *Manager) JobSubmitted(ctx context.Context, names ...string) error {
 	return m.send(ctx, event{kind: api.KindJobSubmitted, jobs: names})
 }
 
-// JobCancelled tells the jobmanager a job was cancelled: it leaves the queue and its cores are freed.
+// JobCancelled tells the jobmanager a job was cancelled: it leaves the
+// queue and its cores are freed. It returns once the freed cores are
+// recorded, so a caller that then reads the workers sees them free.
 func (m *Manager) JobCancelled(ctx context.Context, name string) error {
-	return m.send(ctx, event{kind: api.KindJobCancelled, jobs: []string{name}})
+	return m.call(ctx, func() error {
+		m.apply(ctx, event{kind: api.KindJobCancelled, jobs: []string{name}})
+		m.writeWorkers(ctx)
+		return nil
+	})
 }
 
 // TasksDone tells the jobmanager tasks reached a final state.

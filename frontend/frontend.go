@@ -61,8 +61,8 @@ type Config struct {
 	NotifyTimeout time.Duration
 	// EventPoll is how often the events stream reads the store's change feed.
 	EventPoll time.Duration
-	Logger        *slog.Logger
-	Now           func() time.Time
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // DefaultConfig returns the defaults.

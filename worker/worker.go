@@ -64,7 +64,7 @@ type Config struct {
 	StopOnExit bool
 	// StopGrace is how long containers get to stop when the worker shuts down.
 	StopGrace time.Duration
-	Logger     *slog.Logger
+	Logger    *slog.Logger
 }
 
 // DefaultConfig returns the defaults: a heartbeat every second.

@@ -172,6 +172,9 @@ func (s *Server) Submit(ctx context.Context, j *api.Job) (err error) {
 	if err := j.Validate(s.cfg.Limits); err != nil {
 		return err
 	}
+	if err := s.checkPinned(ctx, j); err != nil {
+		return err
+	}
 	j.SubmitTime = float64(s.cfg.Now().UnixNano()) / 1e9
 	if err := s.jobs.CreateJob(ctx, j); err != nil {
 		if errors.Is(err, api.ErrConflict) {
@@ -383,4 +386,27 @@ func (s *Server) handleReady(c *gin.Context) {
 		return
 	}
 	respond(c, http.StatusOK, gin.H{"status": "ready"}, nil)
+}
+
+// checkPinned refuses tasks pinned (for the no-scheduler strategy) to a
+// node that is not registered or to core ids that node does not have.
+func (s *Server) checkPinned(ctx context.Context, j *api.Job) error {
+	for _, t := range j.Info.Tasks {
+		if t.CpusetCpus == "" {
+			continue
+		}
+		p := "job_info.tasks." + t.ContainerName
+		w, err := s.jobs.GetWorker(ctx, t.Node)
+		if errors.Is(err, api.ErrNotFound) {
+			return api.Invalid(p+".node", "%q is not a registered worker (see GET /api/v1/workers)", t.Node)
+		}
+		if err != nil {
+			return err
+		}
+		cores, _ := api.ParseCpuset(t.CpusetCpus)
+		if last := cores[len(cores)-1]; last >= w.Cores {
+			return api.Invalid(p+".cpuset_cpus", "core %d does not exist on node %s, which has cores 0-%d", last, t.Node, w.Cores-1)
+		}
+	}
+	return nil
 }

@@ -339,6 +339,66 @@ func TestUpEndToEnd(t *testing.T) {
 		allFree(t, c)
 	})
 
+	t.Run("no-scheduler gives exactly the pinned cores, and a job asking for a held core waits", func(t *testing.T) {
+		ctx := ctxT(t)
+		setStrategy(t, sys, "no-scheduler")
+		defer setStrategy(t, sys, "best-fit")
+		node, core := ws[0].ID, fmt.Sprint(cores-1)
+		pin := func(j *api.Job) *api.Job {
+			j.Info.Tasks[0].Node, j.Info.Tasks[0].CpusetCpus = node, core
+			return j
+		}
+		p := pin(apitest.Job(fmt.Sprintf("e2epin%d", time.Now().UnixNano()), 1, 1, "sleep 3"))
+		if err := c.SubmitJob(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		name := p.Info.Tasks[0].ContainerName
+		apitest.Eventually(t, 60*time.Second, func() error {
+			ct, err := eng.Inspect(ctx, name)
+			if err != nil {
+				return err
+			}
+			if !ct.Running || ct.CpusetCpus != core {
+				return fmt.Errorf("container running %v with cpuset %q, want %q", ct.Running, ct.CpusetCpus, core)
+			}
+			return nil
+		})
+		q := pin(apitest.Job(fmt.Sprintf("e2epinq%d", time.Now().UnixNano()), 1, 1, "sleep 1"))
+		if err := c.SubmitJob(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		w := waitJob(t, c, q.Name, 10*time.Second, func(j *api.Job) error {
+			if j.WaitingReason == "" {
+				return fmt.Errorf("second pinned job is %s with no waiting reason", j.Status)
+			}
+			return nil
+		})
+		if !strings.Contains(w.WaitingReason, p.Info.Tasks[0].ContainerName) {
+			t.Fatalf("waiting reason %q does not name the task holding core %s", w.WaitingReason, core)
+		}
+		pd := waitJob(t, c, p.Name, 60*time.Second, final)
+		qd := waitJob(t, c, q.Name, 60*time.Second, final)
+		if pd.Status != api.Down || qd.Status != api.Down || qd.StartTime < pd.EndTime {
+			t.Fatalf("first %s ended %.3f, second %s started %.3f", pd.Status, pd.EndTime, qd.Status, qd.StartTime)
+		}
+		if got := qd.Info.Tasks[0].CpusetCpus; got != core {
+			t.Fatalf("second job got cpuset %q, want %q", got, core)
+		}
+		// Pins to a node that does not exist, or to a core it does not have, are refused.
+		for _, tc := range []struct{ node, cpuset, field string }{
+			{"nosuchnode", "0", "job_info.tasks.e2ebadpin_task1.node"},
+			{node, fmt.Sprint(cores + 5), "job_info.tasks.e2ebadpin_task1.cpuset_cpus"},
+		} {
+			j := apitest.Job("e2ebadpin", 1, 1, "sleep 1")
+			j.Info.Tasks[0].Node, j.Info.Tasks[0].CpusetCpus = tc.node, tc.cpuset
+			err := c.SubmitJob(ctx, j)
+			var se *api.StatusError
+			if !errors.As(err, &se) || se.Status != 400 || se.Detail.Field != tc.field {
+				t.Fatalf("pin to %s/%s: %v, want 400 on %s", tc.node, tc.cpuset, err, tc.field)
+			}
+		}
+	})
+
 	t.Run("bad input is refused naming the field, and nothing is stored", func(t *testing.T) {
 		good := func() *api.Job { return apitest.Job("e2ebad", 1, 1, "sleep 1") }
 		cases := []struct {
@@ -439,4 +499,18 @@ func task(m map[string]any) map[string]any {
 		return t.(map[string]any)
 	}
 	return nil
+}
+
+// setStrategy switches the jobmanager's strategy through the API.
+func setStrategy(t testing.TB, sys *system, name string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, "http://"+sys.fe+"/api/v1/scheduler", strings.NewReader(fmt.Sprintf(`{"name":%q}`, name)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("switch to %s: status %d", name, resp.StatusCode)
+	}
 }

@@ -283,3 +283,39 @@ func getJSON(t *testing.T, url string, out any) int {
 	}
 	return resp.StatusCode
 }
+
+func TestSwitchingStrategyKeepsWaitingJobsInOrder(t *testing.T) {
+	sys, _ := startSim(t, 1, 2, "--time-scale", "0.1")
+	c := sys.client()
+	ctx := context.Background()
+	blocker := apitest.Job(fmt.Sprintf("blk%d", time.Now().UnixNano()), 1, 2, "sleep 600")
+	if err := c.SubmitJob(ctx, blocker); err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, c, blocker.Name, 30*time.Second, running)
+	var names []string
+	for i := 0; i < 4; i++ {
+		j := apitest.Job(fmt.Sprintf("wait%d-%d", time.Now().UnixNano(), i), 1, 2, "sleep 1")
+		if err := c.SubmitJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, j.Name)
+	}
+	for _, s := range []string{"first-fit", "best-fit-decreasing", "priority", "best-fit"} {
+		setStrategy(t, sys, s)
+	}
+	if err := c.CancelJob(ctx, blocker.Name); err != nil {
+		t.Fatal(err)
+	}
+	prev := 0.0
+	for _, n := range names {
+		j := waitJob(t, c, n, 60*time.Second, final)
+		if j.Status != api.Down {
+			t.Fatalf("job %s ended %s", n, j.Status)
+		}
+		if j.StartTime < prev {
+			t.Fatalf("job %s started at %.3f, before the job ahead of it (%.3f)", n, j.StartTime, prev)
+		}
+		prev = j.StartTime
+	}
+}

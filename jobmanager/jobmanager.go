@@ -93,6 +93,7 @@ type Manager struct {
 	inflight map[string]bool // jobs being deployed
 	touched  map[string]bool // workers whose allocation changed since the last write
 	dirty    bool
+	wg       sync.WaitGroup // dispatches and stops in flight, joined by Run
 
 	mu    sync.Mutex // guards stats
 	stats api.SchedulerStats
@@ -222,7 +223,7 @@ func (m *Manager) Strategy() api.StrategyInfo {
 // until ctx is cancelled. It returns after every dispatch it started has
 // returned.
 func (m *Manager) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	wg := &m.wg
 	defer wg.Wait()
 	sem := make(chan struct{}, m.cfg.Dispatchers)
 	m.setStrategyStat()
@@ -233,7 +234,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		if m.dirty {
-			m.round(ctx, &wg, sem)
+			m.round(ctx, wg, sem)
 		}
 		select {
 		case <-ctx.Done():
@@ -352,8 +353,10 @@ func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
 			continue
 		}
 		reason := fmt.Sprintf("stopped because task %s failed", failed.ContainerName)
+		m.wg.Add(1)
 		go func(name string) {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.DispatchTimeout)
+			defer m.wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, m.cfg.DispatchTimeout)
 			defer cancel()
 			if err := m.dispatch.Stop(sctx, name, reason); err != nil {
 				m.log.Warn("stopping the rest of a failed job", "job_id", name, "err", err)

@@ -25,6 +25,11 @@ var commands []*cobra.Command
 // addCommand registers a subcommand; each subcommand file calls it from init.
 func addCommand(c *cobra.Command) { commands = append(commands, c) }
 
+var benchCommands []*cobra.Command
+
+// addBenchCommand registers a benchmark under `rswarm bench`.
+func addBenchCommand(c *cobra.Command) { benchCommands = append(benchCommands, c) }
+
 // exitError carries a process exit code through cobra.
 type exitError struct {
 	code int
@@ -49,6 +54,14 @@ func main() {
 	}
 	for _, c := range commands {
 		root.AddCommand(c)
+	}
+	if len(benchCommands) > 0 {
+		bench, _, err := root.Find([]string{"bench"})
+		if err != nil || bench == root {
+			bench = &cobra.Command{Use: "bench", Short: "benchmarks that print their figures"}
+			root.AddCommand(bench)
+		}
+		bench.AddCommand(benchCommands...)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

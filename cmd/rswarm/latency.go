@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/engine"
+)
+
+func init() {
+	var fe, token, image, dockerHost string
+	var runs int
+	cmd := &cobra.Command{
+		Use:   "latency",
+		Short: "time from submission to Running for a one-task job, next to docker run of the same image",
+		Long: `latency submits one-task jobs (sleep 5, one core, 16m) to a running RSwarm and
+times each from just before the submission to the first moment the API shows
+the task Running. In the same run it times the Docker Engine starting the same
+container directly, measured the same way (from just before the create to the
+first moment the engine reports it running), once on the default bridge and once
+on an attachable overlay network with the same cpuset and memory limit, which
+is what an RSwarm task gets. It needs a running RSwarm with a Docker worker
+(rswarm up) and the local engine.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runLatency(cmd.Context(), cmd, fe, token, image, dockerHost, runs)
+		},
+	}
+	cmd.Flags().StringVar(&fe, "fe", "http://127.0.0.1:5001", "frontend URL")
+	cmd.Flags().StringVar(&token, "api-token", "", "API token")
+	cmd.Flags().StringVar(&image, "image", "rswarm/busybox:latest", "image to run")
+	cmd.Flags().StringVar(&dockerHost, "docker-host", "", "Docker Engine (default: the local one)")
+	cmd.Flags().IntVar(&runs, "runs", 10, "runs of each measurement")
+	addBenchCommand(cmd)
+}
+
+const pollEvery = 2 * time.Millisecond
+
+func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, dockerHost string, runs int) error {
+	c := api.NewClient(fe, token)
+	eng, err := engine.New(dockerHost)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	session := fmt.Sprintf("latency-%d", time.Now().Unix())
+	var rs []time.Duration
+	for i := 0; i < runs; i++ {
+		j := &api.Job{Name: fmt.Sprintf("lat%d-%d", time.Now().UnixMilli(), i), Session: api.Session(session)}
+		j.Info.Tasks = api.Tasks{{ContainerName: j.Name + "_task1", Image: image, Command: "sleep 5", ReqCores: 1, MemLimit: "16m", Detach: true}}
+		start := time.Now()
+		if err := c.SubmitJob(ctx, j); err != nil {
+			return err
+		}
+		for {
+			got, err := c.Job(ctx, j.Name)
+			if err != nil {
+				return err
+			}
+			if t := got.Info.Tasks[0]; t.Status == api.Running {
+				break
+			} else if t.Status.Final() {
+				return fmt.Errorf("job %s ended %s before running: %s", j.Name, t.Status, t.Error)
+			}
+			time.Sleep(pollEvery)
+		}
+		rs = append(rs, time.Since(start))
+		if err := c.CancelJob(ctx, j.Name); err != nil {
+			return err
+		}
+	}
+	netName := fmt.Sprintf("rswarm-latency-%d", os.Getpid())
+	labels := map[string]string{"rswarm.bench": "latency"}
+	if _, err := eng.CreateNetwork(ctx, netName, "", labels); err != nil {
+		return fmt.Errorf("overlay network for the comparison: %w", err)
+	}
+	defer eng.RemoveNetwork(context.WithoutCancel(ctx), netName)
+	direct := func(network string, ownNetwork bool) ([]time.Duration, error) {
+		var out []time.Duration
+		for i := 0; i < runs; i++ {
+			spec := engine.RunSpec{Name: fmt.Sprintf("rswarm-latency-%d-%d", os.Getpid(), i), Image: image, Cmd: []string{"sleep", "5"},
+				CpusetCpus: "0", Memory: 16 << 20, Network: network, Labels: labels, StopTimeout: 1}
+			start := time.Now()
+			if ownNetwork {
+				spec.Network = fmt.Sprintf("%s-%d", netName, i)
+				if _, err := eng.CreateNetwork(ctx, spec.Network, "", labels); err != nil {
+					return nil, err
+				}
+			}
+			id, err := eng.Create(ctx, spec)
+			if err != nil {
+				return nil, err
+			}
+			if err := eng.Start(ctx, id); err != nil {
+				return nil, err
+			}
+			for {
+				ct, err := eng.Inspect(ctx, id)
+				if err != nil {
+					return nil, err
+				}
+				if ct.Running {
+					break
+				}
+				time.Sleep(pollEvery)
+			}
+			out = append(out, time.Since(start))
+			if err := eng.Remove(ctx, id, true); err != nil {
+				return nil, err
+			}
+			if ownNetwork {
+				_ = eng.RemoveNetwork(ctx, spec.Network)
+			}
+		}
+		return out, nil
+	}
+	bridge, err := direct("", false)
+	if err != nil {
+		return err
+	}
+	overlay, err := direct(netName, false)
+	if err != nil {
+		return err
+	}
+	fresh, err := direct("", true)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "time to Running, %d runs each (min / median / p90 / max):\n", runs)
+	for _, row := range []struct {
+		name string
+		d    []time.Duration
+	}{{"rswarm: submit one-task job -> task Running", rs}, {"docker: create+start, default bridge", bridge}, {"docker: create+start, attachable overlay", overlay},
+		{"docker: new overlay network, create+start", fresh}} {
+		s := slices.Clone(row.d)
+		slices.Sort(s)
+		fmt.Fprintf(w, "  %-46s %6.0f / %6.0f / %6.0f / %6.0f ms\n", row.name, ms(s[0]), ms(s[len(s)/2]), ms(s[len(s)*9/10]), ms(s[len(s)-1]))
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

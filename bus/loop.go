@@ -31,7 +31,7 @@ const (
 	maxMsgSize     = 64 << 20
 	backlogRecheck = time.Second // drop abandoned backlog entries at least this often
 	peerWindow     = time.Minute
-	wakeEndpoint   = "inproc://bus-wake" // one zmq context per loop, so one name is enough
+	wakePrefix     = "inproc://bus-wake-" // + a number unique in the process
 )
 
 // outMsg is a message waiting for the loop to write it.
@@ -105,7 +105,30 @@ type loop struct {
 	running int      // handlers started and not finished
 }
 
-// newLoop creates the zmq context and sockets, lets setup configure and
+// One zmq context serves every loop of the process: a context per loop
+// would cost an I/O thread and its descriptors each, and a process running
+// a thousand simulated workers has two thousand loops.
+var (
+	shared struct {
+		once sync.Once
+		ctx  *zmq.Context
+		err  error
+	}
+	wakeSeq atomic.Uint64
+)
+
+func sharedContext() (*zmq.Context, error) {
+	shared.once.Do(func() {
+		c, err := zmq.NewContext()
+		if err == nil {
+			err = c.SetMaxSockets(1 << 16)
+		}
+		shared.ctx, shared.err = c, err
+	})
+	return shared.ctx, shared.err
+}
+
+// newLoop creates the sockets, lets setup configure and
 // bind or connect the main socket, and starts the loop goroutine.
 func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts []Option, setup func(*zmq.Socket) error) (*loop, error) {
 	if logger == nil {
@@ -115,10 +138,11 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	for _, opt := range opts {
 		opt(&o)
 	}
-	zctx, err := zmq.NewContext()
+	zctx, err := sharedContext()
 	if err != nil {
 		return nil, fmt.Errorf("bus: zmq context: %w", err)
 	}
+	wakeEndpoint := fmt.Sprintf("%s%d", wakePrefix, wakeSeq.Add(1))
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &loop{
 		log:     logger,
@@ -147,7 +171,6 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 					_ = s.Close()
 				}
 			}
-			_ = zctx.Term()
 		}
 	}()
 	if l.sock, err = zctx.NewSocket(typ); err != nil {
@@ -720,7 +743,7 @@ func (l *loop) close() error {
 		l.mu.Lock()
 		err := l.wakeW.Close()
 		l.mu.Unlock()
-		if err = errors.Join(err, l.zctx.Term()); err != nil {
+		if err != nil {
 			l.closeErr = fmt.Errorf("bus: close: %w", err)
 		}
 	})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"syscall"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 )
@@ -35,8 +37,17 @@ func Listen(addr string, h Handler, logger *slog.Logger, opts ...Option) (*Serve
 		if err != nil {
 			return fmt.Errorf("bus: socket options: %w", err)
 		}
-		if err := s.Bind(addr); err != nil {
-			return fmt.Errorf("bus: listen %s: %w", addr, err)
+		// A socket closed a moment ago in this process releases its port
+		// asynchronously (the zmq context is shared): retry briefly.
+		for wait := time.Millisecond; ; wait *= 2 {
+			err := s.Bind(addr)
+			if err == nil {
+				break
+			}
+			if zmq.AsErrno(err) != zmq.Errno(syscall.EADDRINUSE) || wait > 512*time.Millisecond {
+				return fmt.Errorf("bus: listen %s: %w", addr, err)
+			}
+			time.Sleep(wait)
 		}
 		if bound, err = s.GetLastEndpoint(); err != nil {
 			return fmt.Errorf("bus: listen %s: %w", addr, err)

@@ -27,12 +27,22 @@ test: setup ## run the whole test suite against the real parts (Docker, ZeroMQ, 
 test-short: ## the fast loop: pure tests and in-memory stand-ins only
 	$(GO) test -short -count=1 ./...
 
-check: ## gofmt, go vet, staticcheck, docker-compose config
+check: ## gofmt, go vet, staticcheck, docker-compose config, Swagger docs up to date
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@test -x $(TOOLS)/staticcheck || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	$(TOOLS)/staticcheck ./...
 	@$(MAKE) --no-print-directory compose-check
+	@$(MAKE) --no-print-directory swagger-check
+
+swagger: ## regenerate swagger/ (frontend, globalmanager) from the handlers' swag annotations
+	TOOLS=$(TOOLS) bash scripts/swagger.sh swagger
+
+swagger-check: ## fail if swagger/ differs from what the annotations generate
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	TOOLS=$(TOOLS) bash scripts/swagger.sh "$$tmp" || exit 1; \
+	if ! diff -ru swagger "$$tmp"; then echo "swagger/ is out of date: run make swagger and commit the result"; exit 1; fi; \
+	echo "swagger/ is up to date"
 
 compose-check: ## validate docker-compose.yml
 	docker-compose -f docker-compose.yml config -q

@@ -58,6 +58,18 @@ func (s *Server) Cancel(ctx context.Context, name string) (Deleted, error) {
 	return Deleted{JobName: name, Action: "cancelled", Status: j.Status.String()}, nil
 }
 
+// handleDelete cancels a job that has not ended, or deletes one that has.
+// @Summary Cancel or delete a job
+// @Description A waiting or running job is cancelled: its containers are stopped and removed, its cores freed, and its record marked Cancelled (action "cancelled"). A job that has ended is deleted, so that its name can be used again (action "deleted"). Both are idempotent: cancelling a cancelled job deletes it, and a deleted job is a 404.
+// @Tags jobs
+// @Produce json
+// @Param name path string true "job_name"
+// @Success 200 {object} Deleted
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job"
+// @Failure 500 {object} api.ErrorBody "the store failed"
+// @Security BearerAuth
+// @Router /api/v1/jobs/{name} [delete]
 func (s *Server) handleDelete(c *gin.Context) {
 	d, err := s.Cancel(c.Request.Context(), c.Param("name"))
 	respond(c, http.StatusOK, d, err)
@@ -78,6 +90,19 @@ func (s *Server) task(ctx context.Context, job, task string) (*api.Task, error) 
 	return t, nil
 }
 
+// handleTask answers one task of a job.
+// @Summary Get a task
+// @Description One task of a job: its state, node, cores, and once it has ended its exit code, error and last output lines.
+// @Tags tasks
+// @Produce json
+// @Param name path string true "job_name"
+// @Param task path string true "container_name"
+// @Success 200 {object} api.Task
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job, or no such task in it"
+// @Failure 500 {object} api.ErrorBody "the store failed"
+// @Security BearerAuth
+// @Router /api/v1/jobs/{name}/tasks/{task} [get]
 func (s *Server) handleTask(c *gin.Context) {
 	t, err := s.task(c.Request.Context(), c.Param("name"), c.Param("task"))
 	respond(c, http.StatusOK, t, err)
@@ -89,6 +114,21 @@ type Logs struct {
 	Lines []string `json:"lines"`
 }
 
+// handleLogs answers the last lines a task printed.
+// @Summary Task output
+// @Description The last lines a task's container printed: read from its worker while it runs, from the record once it has ended.
+// @Tags tasks
+// @Produce json
+// @Param name path string true "job_name"
+// @Param task path string true "container_name"
+// @Param tail query int false "how many lines, from the end" default(100) minimum(1) maximum(10000)
+// @Success 200 {object} Logs
+// @Failure 400 {object} api.ErrorBody "a bad tail"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job or task"
+// @Failure 503 {object} api.ErrorBody "the globalmanager or the worker did not answer"
+// @Security BearerAuth
+// @Router /api/v1/jobs/{name}/tasks/{task}/logs [get]
 func (s *Server) handleLogs(c *gin.Context) {
 	tail := 100
 	if v := c.Query("tail"); v != "" {
@@ -121,6 +161,18 @@ func (s *Server) handleLogs(c *gin.Context) {
 	respond(c, http.StatusOK, Logs{Task: t.ContainerName, Lines: lines}, nil)
 }
 
+// handleWorker answers one worker.
+// @Summary Get a worker
+// @Description One worker: its cores (CPUs says which are busy, core_tasks by which task), memory, status, last heartbeat, and whether checkpointing works on its host.
+// @Tags workers
+// @Produce json
+// @Param id path string true "the worker's node ID (its hostname field)"
+// @Success 200 {object} api.Worker
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such worker"
+// @Failure 500 {object} api.ErrorBody "the store failed"
+// @Security BearerAuth
+// @Router /api/v1/workers/{id} [get]
 func (s *Server) handleWorker(c *gin.Context) {
 	w, err := s.jobs.GetWorker(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, api.ErrNotFound) {

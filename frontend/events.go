@@ -289,6 +289,19 @@ func (h *hub) publish(evs []Event) {
 	}
 }
 
+// handleEvents streams lifecycle changes as Server-Sent Events.
+// @Summary Stream lifecycle events
+// @Description A text/event-stream of lifecycle changes, so that a client can wait without polling. Each event is sent as "id: <seq>", "event: <type>" and "data: <the Event as JSON>" lines; the types are job.accepted, job.placed, job.deployed, job.running, task.running, task.failed (with exit_code), task.ended, job.finished and session.finished (every job of the session has ended). A comment line is sent every 15 seconds to keep the connection open. A client that reads too slowly sees its stream end.
+// @Tags events
+// @Produce text/event-stream
+// @Produce json
+// @Param job query string false "only events of this job"
+// @Param session query string false "only events of this session"
+// @Success 200 {object} Event "the stream; each data line holds one Event"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 503 {object} api.ErrorBody "the store gives no change feed"
+// @Security BearerAuth
+// @Router /api/v1/events [get]
 func (s *Server) handleEvents(c *gin.Context) {
 	if s.hub == nil {
 		respond(c, 0, nil, fmt.Errorf("events: the store gives no change feed: %w", api.ErrUnavailable))

@@ -12,9 +12,16 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	swaggerFiles "github.com/swaggo/files"
+	ginSwagger "github.com/swaggo/gin-swagger"
 
 	"github.com/rswarm/rswarm/api"
+	_ "github.com/rswarm/rswarm/swagger/frontend" // registers the Swagger document swaggerInstance
 )
+
+// swaggerInstance is the name the frontend's Swagger document is registered
+// under (swag --instanceName); the UI is served at /swagger/index.html.
+const swaggerInstance = "frontend"
 
 // Jobs is the durable state behind the API.
 type Jobs interface {
@@ -115,14 +122,17 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.hub.run(ctx)
 }
 
-// Router returns the HTTP API. mw run before every handler except /healthz
-// (authentication, logging).
+// Router returns the HTTP API. mw run before every handler except /healthz,
+// /readyz and the Swagger UI (authentication, logging). The Swagger UI and
+// its document are served without the token on purpose: they describe the
+// API, change nothing, and say how to send the token.
 func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
-	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/healthz", handleHealthz)
 	r.GET("/readyz", s.handleReady)
+	r.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.NewHandler(), ginSwagger.InstanceName(swaggerInstance)))
 	g := r.Group("/", mw...)
 	g.POST("/RESTfulSwarm/FE/request_new_job", s.handleOriginalSubmit)
 	g.GET("/RESTfulSwarm/FE/switch_scheduler/:name", s.handleOriginalSwitch)
@@ -140,6 +150,15 @@ func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.PUT("/api/v1/scheduler", s.handlePutScheduler)
 	return r
 }
+
+// handleHealthz answers as long as the process serves HTTP.
+// @Summary Liveness
+// @Description Answers 200 as long as the frontend process serves HTTP. Needs no token.
+// @Tags monitoring
+// @Produce json
+// @Success 200 {object} object{status=string} "{"status": "ok"}"
+// @Router /healthz [get]
+func handleHealthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 
 func respond(c *gin.Context, status int, v any, err error) {
 	if err != nil {
@@ -199,6 +218,21 @@ func (s *Server) decodeJob(b []byte) (*api.Job, error) {
 	return &j, nil
 }
 
+// handleOriginalSubmit is the original RESTfulSwarm submission.
+// @Summary Submit a job (original RESTfulSwarm path)
+// @Description Validates one job in the original RESTfulSwarm format, stores it with its submit_time and tells the jobmanager. Tasks are an object keyed by container name; each task asks for whole cores with req_cores. Unknown fields are refused, naming the field. A job pinned with node and cpuset_cpus (no-scheduler strategy) must name a registered worker and cores it has. Answers the plain text "OK" as the original did; errors are JSON.
+// @Tags jobs
+// @Accept json
+// @Produce plain
+// @Produce json
+// @Param job body api.Job true "the job"
+// @Success 200 {string} string "OK"
+// @Failure 400 {object} api.ErrorBody "the job is malformed or invalid; error.field names the field"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 409 {object} api.ErrorBody "a job with this job_name exists (delete it first to reuse the name)"
+// @Failure 500 {object} api.ErrorBody "the store failed"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/FE/request_new_job [post]
 func (s *Server) handleOriginalSubmit(c *gin.Context) {
 	b, err := s.body(c)
 	if err != nil {
@@ -220,6 +254,22 @@ type Accepted struct {
 	Error   *api.ErrorDetail `json:"error,omitempty"`
 }
 
+// handleSubmit submits one job or a batch of jobs.
+// @Summary Submit one job or a batch
+// @Description The body is one job, or a JSON array of jobs (a batch). One job: 201 with the accepted job and a Location header, or the error. A batch: 200 with one entry per job, in order, each accepted (code 201) or refused on its own with its status code and error; nothing is stored for a refused job. Jobs use the original format: tasks are an object keyed by container name and ask for whole cores with req_cores.
+// @Tags jobs
+// @Accept json
+// @Produce json
+// @Param job body api.Job true "one job, or a JSON array of jobs"
+// @Success 201 {object} Accepted "the job was accepted (one job)"
+// @Header 201 {string} Location "/api/v1/jobs/{job_name}"
+// @Success 200 {array} Accepted "one answer per job of a batch, in order"
+// @Failure 400 {object} api.ErrorBody "the job is malformed or invalid; error.field names the field"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 409 {object} api.ErrorBody "a job with this job_name exists"
+// @Failure 500 {object} api.ErrorBody "the store failed"
+// @Security BearerAuth
+// @Router /api/v1/jobs [post]
 func (s *Server) handleSubmit(c *gin.Context) {
 	b, err := s.body(c)
 	if err != nil {
@@ -271,6 +321,18 @@ func (r *jsonRaw) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// handleGet answers one job.
+// @Summary Get a job
+// @Description One job with its tasks, their states, nodes and cores, and why it waits (waiting_reason) or failed (error).
+// @Tags jobs
+// @Produce json
+// @Param name path string true "job_name"
+// @Success 200 {object} api.Job
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job"
+// @Failure 500 {object} api.ErrorBody "the store failed"
+// @Security BearerAuth
+// @Router /api/v1/jobs/{name} [get]
 func (s *Server) handleGet(c *gin.Context) {
 	j, err := s.jobs.GetJob(c.Request.Context(), c.Param("name"))
 	if errors.Is(err, api.ErrNotFound) {
@@ -312,6 +374,22 @@ func (s *Server) filter(c *gin.Context) (api.JobFilter, error) {
 	return f, nil
 }
 
+// handleList answers a page of jobs.
+// @Summary List jobs
+// @Description Jobs matching every filter given, a page at a time, with the total count of matching jobs.
+// @Tags jobs
+// @Produce json
+// @Param status query []string false "job states to keep; repeat the parameter or separate with commas" collectionFormat(multi) Enums(Ready, Scheduled, Deployed, Running, Migrating, Down, Failed, Cancelled)
+// @Param session query string false "only jobs of this session"
+// @Param node query string false "only jobs with a task on this worker (node ID)"
+// @Param limit query int false "page size" default(100) minimum(0) maximum(10000)
+// @Param offset query int false "jobs to skip" default(0) minimum(0)
+// @Success 200 {object} api.JobList
+// @Failure 400 {object} api.ErrorBody "a bad filter; error.field names it"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 500 {object} api.ErrorBody "the store failed"
+// @Security BearerAuth
+// @Router /api/v1/jobs [get]
 func (s *Server) handleList(c *gin.Context) {
 	f, err := s.filter(c)
 	if err != nil {
@@ -331,6 +409,16 @@ func (s *Server) handleList(c *gin.Context) {
 	respond(c, http.StatusOK, api.JobList{Jobs: jobs, Total: total}, err)
 }
 
+// handleWorkers answers every worker.
+// @Summary List workers
+// @Description Every registered worker: its cores (CPUs says which are busy, core_tasks by which task), memory, status, last heartbeat, and whether checkpointing works on its host.
+// @Tags workers
+// @Produce json
+// @Success 200 {array} api.Worker
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 500 {object} api.ErrorBody "the store failed"
+// @Security BearerAuth
+// @Router /api/v1/workers [get]
 func (s *Server) handleWorkers(c *gin.Context) {
 	ws, err := s.jobs.ListWorkers(c.Request.Context())
 	if ws == nil {
@@ -339,16 +427,52 @@ func (s *Server) handleWorkers(c *gin.Context) {
 	respond(c, http.StatusOK, ws, err)
 }
 
+// handleOriginalSwitch is the original RESTfulSwarm strategy switch.
+// @Summary Switch the placement strategy (original RESTfulSwarm path)
+// @Description Tells the jobmanager to place waiting jobs with another strategy from now on. Answers the plain text "OK" as the original did; an unknown name is a 400 listing the valid ones.
+// @Tags scheduler
+// @Produce plain
+// @Produce json
+// @Param name path string true "strategy name, such as best-fit or first-fit (GET /api/v1/scheduler lists them)"
+// @Success 200 {string} string "OK"
+// @Failure 400 {object} api.ErrorBody "unknown strategy"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 503 {object} api.ErrorBody "the jobmanager did not answer"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/FE/switch_scheduler/{name} [get]
 func (s *Server) handleOriginalSwitch(c *gin.Context) {
 	err := s.sched.SwitchStrategy(c.Request.Context(), c.Param("name"))
 	respond(c, http.StatusOK, "OK", err)
 }
 
+// handleGetScheduler answers the current strategy.
+// @Summary Get the placement strategy
+// @Description The jobmanager's current strategy, and every valid strategy with a one-line description.
+// @Tags scheduler
+// @Produce json
+// @Success 200 {object} api.StrategyInfo
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 503 {object} api.ErrorBody "the jobmanager did not answer"
+// @Security BearerAuth
+// @Router /api/v1/scheduler [get]
 func (s *Server) handleGetScheduler(c *gin.Context) {
 	info, err := s.sched.Strategy(c.Request.Context())
 	respond(c, http.StatusOK, info, err)
 }
 
+// handlePutScheduler switches the strategy.
+// @Summary Switch the placement strategy
+// @Description Tells the jobmanager to place waiting jobs with another strategy from now on, and answers the strategy now in use.
+// @Tags scheduler
+// @Accept json
+// @Produce json
+// @Param strategy body object{name=string} true "the strategy's name, such as best-fit"
+// @Success 200 {object} api.StrategyInfo
+// @Failure 400 {object} api.ErrorBody "no name, or an unknown strategy"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 503 {object} api.ErrorBody "the jobmanager did not answer"
+// @Security BearerAuth
+// @Router /api/v1/scheduler [put]
 func (s *Server) handlePutScheduler(c *gin.Context) {
 	b, err := s.body(c)
 	if err != nil {
@@ -374,6 +498,14 @@ func (s *Server) handlePutScheduler(c *gin.Context) {
 	respond(c, http.StatusOK, info, err)
 }
 
+// handleReady checks the store and the jobmanager.
+// @Summary Readiness
+// @Description 200 when the store and the jobmanager answer within two seconds, 503 naming the one that does not. Needs no token.
+// @Tags monitoring
+// @Produce json
+// @Success 200 {object} object{status=string} "{"status": "ready"}"
+// @Failure 503 {object} api.ErrorBody "the store or the jobmanager is unreachable"
+// @Router /readyz [get]
 func (s *Server) handleReady(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rswarm/rswarm/api"
@@ -33,7 +34,7 @@ func newMetrics(s *Server) *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.submitted, m.submitLat, &collector{s: s},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = gin.WrapH(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	return m
 }
@@ -47,6 +48,15 @@ func (m *metrics) observeSubmit(start time.Time, err error) {
 	m.submitLat.Observe(time.Since(start).Seconds())
 }
 
+// handleMetrics serves the Prometheus metrics.
+// @Summary Prometheus metrics
+// @Description Metrics in the Prometheus text format: jobs by state, queue length, placements, placement and submission latency, workers by state, allocated and free cores.
+// @Tags monitoring
+// @Produce plain
+// @Success 200 {string} string "the Prometheus text exposition format"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Security BearerAuth
+// @Router /metrics [get]
 func (s *Server) handleMetrics(c *gin.Context) { s.metrics.handler(c) }
 
 var (

@@ -9,18 +9,28 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	swaggerFiles "github.com/swaggo/files"
+	ginSwagger "github.com/swaggo/gin-swagger"
 
 	"github.com/rswarm/rswarm/api"
+	_ "github.com/rswarm/rswarm/swagger/globalmanager" // registers the Swagger document swaggerInstance
 )
+
+// swaggerInstance is the name the globalmanager's Swagger document is
+// registered under (swag --instanceName); the UI is served at /swagger/index.html.
+const swaggerInstance = "globalmanager"
 
 // Router returns the globalmanager's HTTP API: the original RESTfulSwarm
 // paths and RSwarm's /api/v1 cluster operations. mw run before every handler
-// (authentication, logging).
+// except /healthz and the Swagger UI (authentication, logging). The Swagger
+// UI and its document are served without the token on purpose: they
+// describe the API, change nothing, and say how to send the token.
 func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
-	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/healthz", handleHealthz)
+	r.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.NewHandler(), ginSwagger.InstanceName(swaggerInstance)))
 	g := r.Group("/", mw...)
 	g.GET("/RESTfulSwarm/GM/init", m.handleInit)
 	g.POST("/RESTfulSwarm/GM/request_new_job", m.handleDeploy)
@@ -48,6 +58,15 @@ func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	return r
 }
 
+// handleHealthz answers as long as the process serves HTTP.
+// @Summary Liveness
+// @Description Answers 200 as long as the globalmanager process serves HTTP. Needs no token.
+// @Tags monitoring
+// @Produce json
+// @Success 200 {object} object{status=string} "{"status": "ok"}"
+// @Router /healthz [get]
+func handleHealthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
 func respond(c *gin.Context, status int, v any, err error) {
 	if err != nil {
 		code, body := api.ErrorResponse(err)
@@ -61,11 +80,38 @@ func respond(c *gin.Context, status int, v any, err error) {
 	c.JSON(status, v)
 }
 
+// handleInit makes the local engine a swarm manager.
+// @Summary Initialise the swarm (original RESTfulSwarm path)
+// @Description Makes the globalmanager's Docker Engine a swarm manager, or confirms that it is one: calling it again is harmless. Answers plain text as the original did.
+// @Tags swarm
+// @Produce plain
+// @Produce json
+// @Success 200 {string} string "OK: Initialize Swarm environment succeed."
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 500 {object} api.ErrorBody "the engine refused (its words)"
+// @Failure 503 {object} api.ErrorBody "the engine did not answer"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/init [get]
 func (m *Manager) handleInit(c *gin.Context) {
 	_, err := m.Init(c.Request.Context())
 	respond(c, http.StatusOK, "OK: Initialize Swarm environment succeed.", err)
 }
 
+// handleDeploy deploys a placed job.
+// @Summary Deploy a placed job (original RESTfulSwarm path)
+// @Description Called by the jobmanager with a job whose tasks all have a node and cpuset_cpus: creates the job's attachable overlay network and sends each task to its worker, which must acknowledge it. If a worker does not, the tasks already sent are stopped and the error names the worker. Answers plain text "OK" as the original did.
+// @Tags jobs
+// @Accept json
+// @Produce plain
+// @Produce json
+// @Param job body api.Job true "the placed job, as stored"
+// @Success 200 {string} string "OK"
+// @Failure 400 {object} api.ErrorBody "malformed, or a task is not placed"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "a task's worker is not registered"
+// @Failure 503 {object} api.ErrorBody "a worker did not acknowledge its task"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/request_new_job [post]
 func (m *Manager) handleDeploy(c *gin.Context) {
 	body, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
 	if err != nil {
@@ -80,6 +126,17 @@ func (m *Manager) handleDeploy(c *gin.Context) {
 	respond(c, http.StatusOK, "OK", m.Deploy(c.Request.Context(), &j))
 }
 
+// handleWorkerList answers the swarm's nodes as Docker describes them.
+// @Summary List swarm nodes
+// @Description Every node of the swarm, each as the Docker Engine API's node object (ID, Description, Status, Spec, ...). /RESTfulSwarm/GM/get_worker_list is the original path; /api/v1/nodes answers the same. Registered workers with their cores are at the frontend's GET /api/v1/workers.
+// @Tags swarm
+// @Produce json
+// @Success 200 {array} object "Docker node objects"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 503 {object} api.ErrorBody "the engine did not answer"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/get_worker_list [get]
+// @Router /api/v1/nodes [get]
 func (m *Manager) handleWorkerList(c *gin.Context) {
 	nodes, err := m.swarm.Nodes(c.Request.Context())
 	if err != nil {
@@ -98,6 +155,19 @@ func (m *Manager) handleWorkerList(c *gin.Context) {
 	respond(c, http.StatusOK, out, nil)
 }
 
+// handleDescribe answers one swarm node as Docker describes it.
+// @Summary Describe a swarm node (original RESTfulSwarm paths)
+// @Description One node of the swarm as the Docker Engine API's node object. describe_worker and describe_manager answer the same (the original's were broken and always answered 500).
+// @Tags swarm
+// @Produce json
+// @Param hostname path string true "the node's ID or host name"
+// @Success 200 {object} object "a Docker node object"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such node"
+// @Failure 503 {object} api.ErrorBody "the engine did not answer"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/{hostname}/describe_worker [get]
+// @Router /RESTfulSwarm/GM/{hostname}/describe_manager [get]
 func (m *Manager) handleDescribe(c *gin.Context) {
 	_, raw, err := m.swarm.Node(c.Request.Context(), c.Param("hostname"))
 	if err != nil {
@@ -107,6 +177,21 @@ func (m *Manager) handleDescribe(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json; charset=utf-8", raw)
 }
 
+// handleStop stops a job's containers.
+// @Summary Stop a job's containers
+// @Description Stops every task of the job that has not ended. It does not change the job's record or free its cores: to cancel a job, use DELETE /api/v1/jobs/{name} on the frontend, which calls this.
+// @Tags jobs
+// @Accept json
+// @Produce json
+// @Param name path string true "job_name"
+// @Param reason body object{reason=string} false "why (optional; the default is: stopped on request)"
+// @Success 200 {object} object{stopped=string} "the job's name"
+// @Failure 400 {object} api.ErrorBody "a malformed body"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job"
+// @Failure 503 {object} api.ErrorBody "a worker did not acknowledge"
+// @Security BearerAuth
+// @Router /api/v1/jobs/{name}/stop [post]
 func (m *Manager) handleStop(c *gin.Context) {
 	var body struct {
 		Reason string `json:"reason"`
@@ -123,6 +208,21 @@ func (m *Manager) handleStop(c *gin.Context) {
 	respond(c, http.StatusOK, gin.H{"stopped": c.Param("name")}, m.Stop(c.Request.Context(), c.Param("name"), body.Reason))
 }
 
+// handleLogs answers the last lines a task printed.
+// @Summary Task output
+// @Description The last lines a task's container printed: asked of its worker while it runs, read from the record once it has ended.
+// @Tags tasks
+// @Produce json
+// @Param name path string true "job_name"
+// @Param task path string true "container_name"
+// @Param tail query int false "how many lines, from the end" default(100) minimum(1) maximum(10000)
+// @Success 200 {object} object{task=string,lines=[]string}
+// @Failure 400 {object} api.ErrorBody "a bad tail"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job or task"
+// @Failure 503 {object} api.ErrorBody "the worker did not answer"
+// @Security BearerAuth
+// @Router /api/v1/jobs/{name}/tasks/{task}/logs [get]
 func (m *Manager) handleLogs(c *gin.Context) {
 	tail := 100
 	if s := c.Query("tail"); s != "" {
@@ -150,6 +250,19 @@ func decode(c *gin.Context, v any) bool {
 	return true
 }
 
+// handleJoin registers a host that joins the swarm by itself.
+// @Summary Register a joining host (original RESTfulSwarm path)
+// @Description For a host that joins the swarm by itself (docker swarm join): waits, without busy-waiting and at most the join timeout, until a swarm node with the given address appears, then registers it as a worker. Hosts running `rswarm worker` register themselves and need no call.
+// @Tags workers
+// @Accept json
+// @Produce json
+// @Param worker body JoinRequest true "the joining host"
+// @Success 200 {object} api.RegisterReply
+// @Failure 400 {object} api.ErrorBody "no address, or an unknown field"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 503 {object} api.ErrorBody "no such node joined in time, or the globalmanager runs without a swarm"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/request_join [post]
 func (m *Manager) handleJoin(c *gin.Context) {
 	var r JoinRequest
 	if decode(c, &r) {
@@ -158,6 +271,19 @@ func (m *Manager) handleJoin(c *gin.Context) {
 	}
 }
 
+// handleNewTask submits one task as a job of its own.
+// @Summary Submit one task (original RESTfulSwarm path)
+// @Description Submits one task as a job of its own, named after the <job>_ prefix of its container_name, through the same queue as every job, so that its cores are accounted for. Its node and cpuset_cpus are honoured under the no-scheduler strategy. Tasks ask for whole cores with req_cores.
+// @Tags tasks
+// @Accept json
+// @Produce json
+// @Param task body TaskRequest true "the task, with the network to put it on"
+// @Success 200 {object} object{job_name=string,status=string} "the job it became, Ready"
+// @Failure 400 {object} api.ErrorBody "malformed or invalid; error.field names the field"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 409 {object} api.ErrorBody "a job of that name exists"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/request_new_task [post]
 func (m *Manager) handleNewTask(c *gin.Context) {
 	var r TaskRequest
 	if decode(c, &r) {
@@ -166,6 +292,21 @@ func (m *Manager) handleNewTask(c *gin.Context) {
 	}
 }
 
+// handleCheckpoint checkpoints running containers.
+// @Summary Checkpoint containers
+// @Description Checkpoints containers on their workers, leaving them running. Every node is checked before anything is sent. Where CRIU does not work (as on kernels newer than Debian 12's CRIU supports), the error carries CRIU's own words. /RESTfulSwarm/GM/checkpoint_cons is the original path; /api/v1/checkpoints answers the same.
+// @Tags checkpoints
+// @Accept json
+// @Produce json
+// @Param checkpoints body []CheckpointRequest true "nodes and their containers"
+// @Success 200 {object} object{checkpoints=[]CheckpointResult} "each container's checkpoint"
+// @Failure 400 {object} api.ErrorBody "an empty list or a malformed item"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "a node is not a registered worker"
+// @Failure 422 {object} api.ErrorBody "some checkpoints failed; the message names the first"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/checkpoint_cons [post]
+// @Router /api/v1/checkpoints [post]
 func (m *Manager) handleCheckpoint(c *gin.Context) {
 	var r []CheckpointRequest
 	if decode(c, &r) {
@@ -174,6 +315,22 @@ func (m *Manager) handleCheckpoint(c *gin.Context) {
 	}
 }
 
+// handleMigrate moves one running task to another worker.
+// @Summary Migrate a task
+// @Description Moves a running task to another worker: the jobmanager reserves cores there, the task is stopped on its worker and started on the new one, and only then are its old cores freed. If the start fails the task is started again where it was. Moves are cold (restarts); note says why. from and to name workers by node ID, address or host name. /RESTfulSwarm/GM/request_migrate is the original path; /api/v1/migrations answers the same.
+// @Tags migrations
+// @Accept json
+// @Produce json
+// @Param migration body MigrateRequest true "the task and where it goes"
+// @Success 200 {object} MigrateResult
+// @Failure 400 {object} api.ErrorBody "malformed, or the task already runs there"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job, task or worker"
+// @Failure 409 {object} api.ErrorBody "the task does not run (on from), or the target is not ready or has no room"
+// @Failure 503 {object} api.ErrorBody "a worker or the jobmanager did not answer"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/request_migrate [post]
+// @Router /api/v1/migrations [post]
 func (m *Manager) handleMigrate(c *gin.Context) {
 	var r MigrateRequest
 	if decode(c, &r) {
@@ -182,6 +339,20 @@ func (m *Manager) handleMigrate(c *gin.Context) {
 	}
 }
 
+// handleGroupMigration moves several tasks, one after the other.
+// @Summary Migrate several tasks
+// @Description Migrates each item in turn; one failure does not stop the others. /RESTfulSwarm/GM/request_group_migration is the original path; /api/v1/migrations/group answers the same.
+// @Tags migrations
+// @Accept json
+// @Produce json
+// @Param migrations body []MigrateRequest true "the migrations, in order"
+// @Success 200 {object} object{migrations=[]MigrateResult} "each move"
+// @Failure 400 {object} api.ErrorBody "an empty list or a malformed item"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 422 {object} api.ErrorBody "some migrations failed; the message counts them"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/request_group_migration [post]
+// @Router /api/v1/migrations/group [post]
 func (m *Manager) handleGroupMigration(c *gin.Context) {
 	var r []MigrateRequest
 	if decode(c, &r) {
@@ -190,6 +361,22 @@ func (m *Manager) handleGroupMigration(c *gin.Context) {
 	}
 }
 
+// handleMigrateJob moves every running task of a job to one worker.
+// @Summary Migrate a job
+// @Description Migrates every running or deployed task of the job to the worker to, one after the other, as POST /api/v1/migrations/group would.
+// @Tags migrations
+// @Accept json
+// @Produce json
+// @Param name path string true "job_name"
+// @Param target body object{to=string} true "the worker to move to (node ID, address or host name)"
+// @Success 200 {object} object{migrations=[]MigrateResult} "each move"
+// @Failure 400 {object} api.ErrorBody "a malformed body"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job"
+// @Failure 409 {object} api.ErrorBody "the job has no running task"
+// @Failure 422 {object} api.ErrorBody "some moves failed"
+// @Security BearerAuth
+// @Router /api/v1/jobs/{name}/migrate [post]
 func (m *Manager) handleMigrateJob(c *gin.Context) {
 	var r struct {
 		To string `json:"to"`
@@ -217,6 +404,19 @@ func (m *Manager) handleMigrateJob(c *gin.Context) {
 	respond(c, http.StatusOK, gin.H{"migrations": res}, err)
 }
 
+// handleLeave takes a worker out of the swarm.
+// @Summary Remove a worker (original RESTfulSwarm path)
+// @Description Takes a worker out: its unfinished tasks fail ("worker left"), the jobmanager forgets its cores, the worker stops its containers and leaves the swarm, and its node is removed. No shell command is run. The swarm manager itself cannot leave.
+// @Tags workers
+// @Accept json
+// @Produce json
+// @Param worker body object{hostname=string} true "the worker's node ID, address or host name"
+// @Success 200 {object} api.Worker "the worker, now left"
+// @Failure 400 {object} api.ErrorBody "malformed, or the swarm manager"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "not a registered worker"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/request_leave [post]
 func (m *Manager) handleLeave(c *gin.Context) {
 	var r struct {
 		Hostname string `json:"hostname"`
@@ -227,11 +427,38 @@ func (m *Manager) handleLeave(c *gin.Context) {
 	}
 }
 
+// handleLeaveWorker takes a worker out of the swarm.
+// @Summary Remove a worker
+// @Description Takes a worker out: its unfinished tasks fail ("worker left"), the jobmanager forgets its cores, the worker stops its containers and leaves the swarm, and its node is removed. The swarm manager itself cannot leave.
+// @Tags workers
+// @Produce json
+// @Param id path string true "the worker's node ID, address or host name"
+// @Success 200 {object} api.Worker "the worker, now left"
+// @Failure 400 {object} api.ErrorBody "the swarm manager"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "not a registered worker"
+// @Security BearerAuth
+// @Router /api/v1/workers/{id}/leave [post]
 func (m *Manager) handleLeaveWorker(c *gin.Context) {
 	w, err := m.Leave(c.Request.Context(), c.Param("id"))
 	respond(c, http.StatusOK, w, err)
 }
 
+// handleUpdate changes a running task's cores and memory limit.
+// @Summary Update a task's cores and memory (original RESTfulSwarm path)
+// @Description Changes a running task's cpuset and memory limit in place. The jobmanager must grant the new cores (free, or the task's own) first. An empty cpuset_cpus or mem_limit keeps the current one; node, if given, must be the task's worker.
+// @Tags tasks
+// @Accept json
+// @Produce json
+// @Param update body UpdateRequest true "the task and its new limits"
+// @Success 200 {object} api.Task "the task as updated"
+// @Failure 400 {object} api.ErrorBody "malformed, or a bad cpuset or memory limit"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job, task or worker"
+// @Failure 409 {object} api.ErrorBody "the task does not run, runs elsewhere, or the cores are taken"
+// @Failure 503 {object} api.ErrorBody "the worker or the jobmanager did not answer"
+// @Security BearerAuth
+// @Router /RESTfulSwarm/GM/request_update_container [post]
 func (m *Manager) handleUpdate(c *gin.Context) {
 	var r UpdateRequest
 	if decode(c, &r) {
@@ -240,6 +467,23 @@ func (m *Manager) handleUpdate(c *gin.Context) {
 	}
 }
 
+// handleUpdateTask changes a running task's cores and memory limit.
+// @Summary Update a task's cores and memory
+// @Description Changes a running task's cpuset and memory limit in place, as request_update_container does; the job and the task come from the path (job and container_name in the body are ignored). An empty cpuset_cpus or mem_limit keeps the current one.
+// @Tags tasks
+// @Accept json
+// @Produce json
+// @Param name path string true "job_name"
+// @Param task path string true "container_name"
+// @Param update body UpdateRequest true "the new limits"
+// @Success 200 {object} api.Task "the task as updated"
+// @Failure 400 {object} api.ErrorBody "malformed, or a bad cpuset or memory limit"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job, task or worker"
+// @Failure 409 {object} api.ErrorBody "the task does not run, runs elsewhere, or the cores are taken"
+// @Failure 503 {object} api.ErrorBody "the worker or the jobmanager did not answer"
+// @Security BearerAuth
+// @Router /api/v1/jobs/{name}/tasks/{task}/update [post]
 func (m *Manager) handleUpdateTask(c *gin.Context) {
 	var r UpdateRequest
 	if decode(c, &r) {
@@ -249,11 +493,35 @@ func (m *Manager) handleUpdateTask(c *gin.Context) {
 	}
 }
 
+// handleDrain stops placing new tasks on a worker.
+// @Summary Drain a worker
+// @Description The worker keeps its running tasks but gets no new ones (status "drained") until it is activated again.
+// @Tags workers
+// @Produce json
+// @Param id path string true "the worker's node ID, address or host name"
+// @Success 200 {object} api.Worker
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "not a registered worker"
+// @Failure 409 {object} api.ErrorBody "the worker has left"
+// @Security BearerAuth
+// @Router /api/v1/workers/{id}/drain [post]
 func (m *Manager) handleDrain(c *gin.Context) {
 	w, err := m.SetDrained(c.Request.Context(), c.Param("id"), true)
 	respond(c, http.StatusOK, w, err)
 }
 
+// handleActivate resumes placing new tasks on a drained worker.
+// @Summary Activate a worker
+// @Description A drained worker gets new tasks again (status "ready").
+// @Tags workers
+// @Produce json
+// @Param id path string true "the worker's node ID, address or host name"
+// @Success 200 {object} api.Worker
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "not a registered worker"
+// @Failure 409 {object} api.ErrorBody "the worker has left"
+// @Security BearerAuth
+// @Router /api/v1/workers/{id}/activate [post]
 func (m *Manager) handleActivate(c *gin.Context) {
 	w, err := m.SetDrained(c.Request.Context(), c.Param("id"), false)
 	respond(c, http.StatusOK, w, err)

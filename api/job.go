@@ -115,8 +115,9 @@ func (ts Tasks) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads an object of tasks, keeping the order of its keys. A
-// key must equal its task's container_name; unknown task fields are refused
-// so that a typo (or the original Swagger's cpu_count) does not pass silently.
+// key must equal its task's container_name. It is lenient about unknown
+// task fields, because it also reads what the store wrote, many times a
+// second; ParseJob refuses them in what users submit.
 func (ts *Tasks) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
@@ -148,7 +149,7 @@ func (ts *Tasks) UnmarshalJSON(data []byte) error {
 		}
 		seen[key] = true
 		var t Task
-		if err := DecodeStrict(raw, &t); err != nil {
+		if err := json.Unmarshal(raw, &t); err != nil {
 			return prefixField(err, path)
 		}
 		if t.ContainerName == "" {
@@ -227,4 +228,31 @@ func (j *Job) Waiting() (waiting, execution, total float64) {
 		total = j.EndTime - j.SubmitTime
 	}
 	return
+}
+
+// ParseJob decodes a job as a user submitted it, strictly: malformed JSON,
+// wrongly typed fields, unknown fields at any level (a typo, or the
+// original Swagger's cpu_count) and trailing data are refused with a
+// *FieldError naming the field. It does not validate values; see Validate.
+func ParseJob(b []byte) (*Job, error) {
+	var j Job
+	if err := DecodeStrict(b, &j); err != nil {
+		return nil, err
+	}
+	// Tasks decode leniently (see Tasks.UnmarshalJSON): check their fields here.
+	var shadow struct {
+		Info struct {
+			Tasks map[string]json.RawMessage `json:"tasks"`
+		} `json:"job_info"`
+	}
+	if err := json.Unmarshal(b, &shadow); err != nil {
+		return nil, fieldFromJSON(err)
+	}
+	for _, t := range j.Info.Tasks {
+		var strict Task
+		if err := DecodeStrict(shadow.Info.Tasks[t.ContainerName], &strict); err != nil {
+			return nil, prefixField(err, "job_info.tasks."+t.ContainerName)
+		}
+	}
+	return &j, nil
 }

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"github.com/rswarm/rswarm/api"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,9 +23,9 @@ var (
 	// ErrTimeout means the request's context deadline passed before a reply came.
 	ErrTimeout = errors.New("bus: timed out waiting for a reply")
 	// ErrUnknownPeer means no client with the requested identity is connected.
-	ErrUnknownPeer = errors.New("bus: no such peer connected")
+	ErrUnknownPeer = api.NewKind("bus: no such peer connected", api.ErrUnavailable)
 	// ErrClosed means the Server or Client was closed.
-	ErrClosed = errors.New("bus: closed")
+	ErrClosed = api.NewKind("bus: closed", api.ErrUnavailable)
 )
 
 // RemoteError is an error returned by the peer's handler (or by the peer's

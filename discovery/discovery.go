@@ -15,6 +15,7 @@ import (
 // are atomic read-modify-writes; fn may run more than once.
 type State interface {
 	UpdateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error)
+	UpdateJobs(ctx context.Context, names []string, fn func(*api.Job) error) ([]*api.Job, error)
 	ListJobs(ctx context.Context, f api.JobFilter) ([]*api.Job, error)
 	UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error)
 	ListWorkers(ctx context.Context) ([]*api.Worker, error)
@@ -32,15 +33,19 @@ type Notifier interface {
 type Config struct {
 	// HeartbeatGrace is how long a worker may stay silent before it is down.
 	HeartbeatGrace time.Duration
-	// LostTaskGrace is how long after a worker goes down its tasks are failed.
+	// CheckInterval is how often silent workers are looked for and
+	// utilisation samples are written.
 	CheckInterval time.Duration
+	// HeartbeatWrite is how often a live worker's heartbeat figures are
+	// written to the store (its expiry is tracked in memory at every beat).
+	HeartbeatWrite time.Duration
 	Logger        *slog.Logger
 	Now           func() time.Time
 }
 
 // DefaultConfig returns the defaults: a worker is down after 5 s without a heartbeat.
 func DefaultConfig() Config {
-	return Config{HeartbeatGrace: 5 * time.Second, CheckInterval: time.Second}
+	return Config{HeartbeatGrace: 5 * time.Second, CheckInterval: time.Second, HeartbeatWrite: 5 * time.Second}
 }
 
 // Validate returns the first problem with the configuration.
@@ -58,9 +63,18 @@ type Service struct {
 	nt  Notifier
 	log *slog.Logger
 
+	statuses chan statusReq
+
 	mu        sync.Mutex
 	table     *Table
 	lastRatio map[string]float64
+	lastWrite map[string]float64
+	usage     []api.UsagePoint // samples not written yet
+}
+
+type statusReq struct {
+	st   api.TaskStatus
+	done chan error
 }
 
 // New returns a discovery service writing to st and notifying nt.
@@ -74,47 +88,108 @@ func New(cfg Config, st State, nt Notifier) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, st: st, nt: nt, log: cfg.Logger,
-		table: NewTable(cfg.HeartbeatGrace.Seconds()), lastRatio: map[string]float64{}}, nil
+	if cfg.HeartbeatWrite <= 0 {
+		cfg.HeartbeatWrite = DefaultConfig().HeartbeatWrite
+	}
+	return &Service{cfg: cfg, st: st, nt: nt, log: cfg.Logger, statuses: make(chan statusReq, 1<<16),
+		table: NewTable(cfg.HeartbeatGrace.Seconds()), lastRatio: map[string]float64{}, lastWrite: map[string]float64{}}, nil
 }
 
 func (s *Service) now() float64 { return float64(s.cfg.Now().UnixNano()) / 1e9 }
 
-// TaskStatus applies one task status to its job. Applying a status twice,
-// or a stale one, changes nothing.
+// TaskStatus applies one task status to its job and returns once it is
+// stored (Run applies statuses in batches, so Run must be running).
+// Applying a status twice, or a stale one, changes nothing; a status for a
+// job that no longer exists (deleted) is dropped.
 func (s *Service) TaskStatus(ctx context.Context, st api.TaskStatus) error {
 	if st.Time == 0 {
 		st.Time = s.now()
 	}
-	var changed bool
-	_, err := s.st.UpdateJob(ctx, st.Job, func(j *api.Job) error {
-		var err error
-		changed, err = j.ApplyStatus(st)
-		if err == nil && !changed {
-			return errUnchanged
-		}
+	r := statusReq{st: st, done: make(chan error, 1)}
+	select {
+	case s.statuses <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
 		return err
-	})
-	switch {
-	case errors.Is(err, errUnchanged):
-		return nil
-	case errors.Is(err, api.ErrNotFound):
-		// The job was deleted (a cancelled job's record removed): nothing to record.
-		s.log.Debug("status for an unknown job or task", "job_id", st.Job, "task_id", st.Task)
-		return nil
-	case err != nil:
-		return fmt.Errorf("apply status of %s: %w", st.Task, err)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	s.log.Debug("task status", "job_id", st.Job, "task_id", st.Task, "node_id", st.Node, "state", st.State)
-	if st.State.Final() {
-		if err := s.nt.TasksDone(ctx, []api.TaskRef{{Job: st.Job, Task: st.Task, Node: st.Node}}); err != nil {
-			s.log.Warn("telling the jobmanager a task ended; its resync will catch up", "task_id", st.Task, "err", err)
-		}
-	}
-	return nil
 }
 
 var errUnchanged = errors.New("discovery: unchanged")
+
+// applyStatuses writes statuses as they come, in batches: whatever arrived
+// while the previous batch was being written goes in one transaction, and
+// the statuses of one job are applied to it in one write.
+func (s *Service) applyStatuses(ctx context.Context) {
+	batch := make([]statusReq, 0, 512)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.statuses:
+			batch = append(batch, r)
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case r := <-s.statuses:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.applyBatch(ctx, batch)
+	}
+}
+
+func (s *Service) applyBatch(ctx context.Context, batch []statusReq) {
+	byJob := map[string][]int{}
+	var names []string
+	for i, r := range batch {
+		if _, ok := byJob[r.st.Job]; !ok {
+			names = append(names, r.st.Job)
+		}
+		byJob[r.st.Job] = append(byJob[r.st.Job], i)
+	}
+	changed := make([]bool, len(batch))
+	_, err := s.st.UpdateJobs(ctx, names, func(j *api.Job) error {
+		any := false
+		for _, i := range byJob[j.Name] {
+			c, err := j.ApplyStatus(batch[i].st)
+			changed[i] = c && err == nil
+			any = any || changed[i]
+		}
+		if !any {
+			return errUnchanged
+		}
+		return nil
+	})
+	var done []api.TaskRef
+	for i, r := range batch {
+		if err == nil && changed[i] {
+			s.log.Debug("task status", "job_id", r.st.Job, "task_id", r.st.Task, "node_id", r.st.Node, "state", r.st.State)
+			if r.st.State.Final() {
+				done = append(done, api.TaskRef{Job: r.st.Job, Task: r.st.Task, Node: r.st.Node})
+			}
+		}
+	}
+	if len(done) > 0 {
+		if err := s.nt.TasksDone(ctx, done); err != nil {
+			s.log.Warn("telling the jobmanager tasks ended; its resync will catch up", "tasks", len(done), "err", err)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("apply %d statuses: %w", len(batch), err)
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
 
 // Heartbeat records a worker's heartbeat, its use, and a utilisation point
 // when its busy-core ratio changed.
@@ -129,9 +204,18 @@ func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
 	if hb.Cores > 0 {
 		ratio = float64(hb.CoresBusy) / float64(hb.Cores)
 	}
-	last, seen := s.lastRatio[hb.Node]
+	if last, seen := s.lastRatio[hb.Node]; !seen || last != ratio {
+		s.usage = append(s.usage, api.UsagePoint{Node: hb.Node, Time: hb.Time, Ratio: ratio})
+	}
 	s.lastRatio[hb.Node] = ratio
+	due := up || now-s.lastWrite[hb.Node] >= s.cfg.HeartbeatWrite.Seconds()
+	if due {
+		s.lastWrite[hb.Node] = now
+	}
 	s.mu.Unlock()
+	if !due {
+		return nil
+	}
 
 	var wasDown bool
 	_, err := s.st.UpdateWorker(ctx, hb.Node, func(w *api.Worker) error {
@@ -149,11 +233,6 @@ func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
 			return fmt.Errorf("heartbeat from unregistered worker %s: %w", hb.Node, err)
 		}
 		return err
-	}
-	if !seen || last != ratio {
-		if err := s.st.AppendUsage(ctx, []api.UsagePoint{{Node: hb.Node, Time: hb.Time, Ratio: ratio}}); err != nil {
-			s.log.Warn("appending usage", "node_id", hb.Node, "err", err)
-		}
 	}
 	if up && wasDown {
 		s.log.Info("worker is back", "node_id", hb.Node)
@@ -178,13 +257,19 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.applyStatuses(ctx) }()
 	tick := time.NewTicker(s.cfg.CheckInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			s.flushUsage(context.WithoutCancel(ctx))
 			return nil
 		case <-tick.C:
+			s.flushUsage(ctx)
 			s.mu.Lock()
 			expired := s.table.Expired(s.now())
 			s.mu.Unlock()
@@ -227,4 +312,18 @@ func (s *Service) workerLost(ctx context.Context, node string) error {
 		}
 	}
 	return s.nt.WorkersChanged(ctx)
+}
+
+// flushUsage writes the utilisation samples gathered since the last call.
+func (s *Service) flushUsage(ctx context.Context) {
+	s.mu.Lock()
+	pts := s.usage
+	s.usage = nil
+	s.mu.Unlock()
+	if len(pts) == 0 {
+		return
+	}
+	if err := s.st.AppendUsage(ctx, pts); err != nil {
+		s.log.Warn("writing utilisation samples", "samples", len(pts), "err", err)
+	}
 }

@@ -15,11 +15,14 @@ import (
 // Deleted is the answer to DELETE /api/v1/jobs/{name}.
 type Deleted struct {
 	JobName string `json:"job_name"`
-	// Action is "cancelled" (the job was waiting or running) or "deleted"
-	// (it had ended, and its record is gone).
+	// Action is "cancelled" (the job was waiting or running), "deleted" (it
+	// had ended, and its record is gone) or "none" (it ended while being
+	// cancelled).
 	Action string `json:"action"`
 	Status string `json:"status,omitempty"`
 }
+
+var errEnded = errors.New("frontend: job already ended")
 
 // Cancel ends a job that has not ended: its record is marked Cancelled, its
 // containers are stopped, and the jobmanager frees its cores and drops it
@@ -41,9 +44,20 @@ func (s *Server) Cancel(ctx context.Context, name string) (Deleted, error) {
 	}
 	now := float64(s.cfg.Now().UnixNano()) / 1e9
 	j, err = s.jobs.UpdateJob(ctx, name, func(j *api.Job) error {
+		if j.Status.Final() {
+			return errEnded
+		}
 		j.Finish(api.Cancelled, "cancelled by user", now)
 		return nil
 	})
+	if errors.Is(err, errEnded) {
+		// It ended between the read and the write: nothing left to cancel.
+		j, err = s.jobs.GetJob(ctx, name)
+		if err != nil {
+			return Deleted{}, err
+		}
+		return Deleted{JobName: name, Action: "none", Status: j.Status.String()}, nil
+	}
 	if err != nil {
 		return Deleted{}, err
 	}

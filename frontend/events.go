@@ -149,24 +149,35 @@ type hub struct {
 	subs   map[chan Event]struct{}
 	seq    uint64
 	wake   chan struct{}
+	primed chan struct{} // closed once the current listeners' view is primed
 	cursor int64
 	seen   map[string]*snapshot
 }
 
 func newHub(s *Server, ch Changes, interval time.Duration) *hub {
-	return &hub{s: s, changes: ch, interval: interval, subs: map[chan Event]struct{}{}, wake: make(chan struct{}, 1)}
+	return &hub{s: s, changes: ch, interval: interval, subs: map[chan Event]struct{}{}, wake: make(chan struct{}, 1),
+		primed: make(chan struct{})}
 }
 
-func (h *hub) subscribe() chan Event {
+// subscribe adds a listener and returns once the hub's view of the jobs is
+// primed, so that every change made after it returns is streamed.
+func (h *hub) subscribe(ctx context.Context) (chan Event, error) {
 	c := make(chan Event, eventSubscriberBuffer)
 	h.mu.Lock()
 	h.subs[c] = struct{}{}
+	primed := h.primed
 	h.mu.Unlock()
 	select {
 	case h.wake <- struct{}{}:
 	default:
 	}
-	return c
+	select {
+	case <-primed:
+		return c, nil
+	case <-ctx.Done():
+		h.unsubscribe(c)
+		return nil, ctx.Err()
+	}
 }
 
 func (h *hub) unsubscribe(c chan Event) {
@@ -203,7 +214,12 @@ func (h *hub) run(ctx context.Context) error {
 		case <-h.wake:
 		}
 		if h.listeners() == 0 {
-			h.seen = nil
+			if h.seen != nil {
+				h.seen = nil
+				h.mu.Lock()
+				h.primed = make(chan struct{})
+				h.mu.Unlock()
+			}
 			continue
 		}
 		if h.seen == nil {
@@ -211,6 +227,9 @@ func (h *hub) run(ctx context.Context) error {
 				h.s.log.Warn("events: reading the store", "err", err)
 				continue
 			}
+			h.mu.Lock()
+			close(h.primed)
+			h.mu.Unlock()
 		}
 		if err := h.poll(ctx); err != nil && ctx.Err() == nil {
 			h.s.log.Warn("events: reading the store", "err", err)
@@ -308,7 +327,11 @@ func (s *Server) handleEvents(c *gin.Context) {
 		return
 	}
 	job, session := c.Query("job"), c.Query("session")
-	sub := s.hub.subscribe()
+	sub, err := s.hub.subscribe(c.Request.Context())
+	if err != nil {
+		respond(c, 0, nil, fmt.Errorf("events: %w: %w", api.ErrUnavailable, err))
+		return
+	}
 	defer s.hub.unsubscribe(sub)
 	w := c.Writer
 	w.Header().Set("Content-Type", "text/event-stream")

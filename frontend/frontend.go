@@ -130,6 +130,14 @@ func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) {
+		respond(c, 0, nil, fmt.Errorf("no route %s %s: %w", c.Request.Method, c.Request.URL.Path, api.ErrNotFound))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, api.ErrorBody{Error: api.ErrorDetail{Code: "method_not_allowed",
+			Message: fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)}})
+	})
 	r.GET("/healthz", handleHealthz)
 	r.GET("/readyz", s.handleReady)
 	r.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.NewHandler(), ginSwagger.InstanceName(swaggerInstance)))
@@ -211,11 +219,7 @@ func (s *Server) Submit(ctx context.Context, j *api.Job) (err error) {
 }
 
 func (s *Server) decodeJob(b []byte) (*api.Job, error) {
-	var j api.Job
-	if err := api.DecodeStrict(b, &j); err != nil {
-		return nil, err
-	}
-	return &j, nil
+	return api.ParseJob(b)
 }
 
 // handleOriginalSubmit is the original RESTfulSwarm submission.
@@ -368,8 +372,8 @@ func (s *Server) filter(c *gin.Context) (api.JobFilter, error) {
 			*q.dst = n
 		}
 	}
-	if f.Limit > 10000 {
-		return f, api.Invalid("limit", "must be at most 10000")
+	if f.Limit < 1 || f.Limit > 10000 {
+		return f, api.Invalid("limit", "must be from 1 to 10000, got %d", f.Limit)
 	}
 	return f, nil
 }

@@ -65,12 +65,15 @@ type Config struct {
 	NoSwarm bool
 	// JoinTimeout bounds how long request_join waits for a host to join.
 	JoinTimeout time.Duration
-	Logger      *slog.Logger
+	// Limits bound what request_new_task accepts, as the frontend's do.
+	Limits api.Limits
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{AdvertiseAddr: "127.0.0.1", CommandTimeout: 10 * time.Second, PruneInterval: time.Second, JoinTimeout: 30 * time.Second}
+	return Config{AdvertiseAddr: "127.0.0.1", CommandTimeout: 10 * time.Second, PruneInterval: time.Second, JoinTimeout: 30 * time.Second,
+		Limits: api.DefaultLimits()}
 }
 
 // Validate returns the first problem with the configuration.
@@ -92,6 +95,8 @@ type Manager struct {
 
 	initMu sync.Mutex
 	nodeID string
+
+	runtimes sync.Map // worker ID -> runtime ("docker", "sim"): asked once per worker
 }
 
 // New returns a globalmanager.
@@ -254,16 +259,25 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 	if len(j.Info.Tasks) == 0 {
 		return api.Invalid("job_info.tasks", "required")
 	}
+	// Only jobs the store knows are deployed: their tasks' ends must have a record to land in.
+	if _, err := m.st.GetJob(ctx, j.Name); err != nil {
+		return fmt.Errorf("deploy job %s: %w", j.Name, err)
+	}
 	needNet := false
 	for _, t := range j.Info.Tasks {
 		if t.Node == "" || t.CpusetCpus == "" {
 			return api.Invalid("job_info.tasks."+t.ContainerName, "not placed: node and cpuset_cpus are required")
 		}
-		w, err := m.st.GetWorker(ctx, t.Node)
-		if err != nil {
-			return fmt.Errorf("task %s: worker %s: %w", t.ContainerName, t.Node, err)
+		rt, ok := m.runtimes.Load(t.Node)
+		if !ok {
+			w, err := m.st.GetWorker(ctx, t.Node)
+			if err != nil {
+				return fmt.Errorf("task %s: worker %s: %w", t.ContainerName, t.Node, err)
+			}
+			rt = w.Runtime
+			m.runtimes.Store(t.Node, rt)
 		}
-		if w.Runtime != "sim" {
+		if rt != "sim" {
 			needNet = true
 		}
 	}
@@ -368,12 +382,18 @@ func (m *Manager) Logs(ctx context.Context, job, task string, tail int) ([]strin
 	if t == nil {
 		return nil, fmt.Errorf("job %s has no task %s: %w", job, task, api.ErrNotFound)
 	}
+	lines := []string{}
 	if t.Status.Final() || t.Node == "" {
-		return t.Logs, nil
+		lines = append(lines, t.Logs...)
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+		defer cancel()
+		if err := m.workers.Request(cctx, t.Node, api.KindTaskLogs, api.TaskLogs{Task: task, Tail: tail}, &lines); err != nil {
+			return nil, err
+		}
 	}
-	var lines []string
-	cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
-	defer cancel()
-	err = m.workers.Request(cctx, t.Node, api.KindTaskLogs, api.TaskLogs{Task: task, Tail: tail}, &lines)
-	return lines, err
+	if tail > 0 && len(lines) > tail {
+		lines = lines[len(lines)-tail:]
+	}
+	return lines, nil
 }

@@ -1,8 +1,8 @@
 package globalmanager
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,6 +29,14 @@ func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) {
+		respond(c, 0, nil, fmt.Errorf("no route %s %s: %w", c.Request.Method, c.Request.URL.Path, api.ErrNotFound))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, api.ErrorBody{Error: api.ErrorDetail{Code: "method_not_allowed",
+			Message: fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)}})
+	})
 	r.GET("/healthz", handleHealthz)
 	r.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.NewHandler(), ginSwagger.InstanceName(swaggerInstance)))
 	g := r.Group("/", mw...)
@@ -197,8 +205,12 @@ func (m *Manager) handleStop(c *gin.Context) {
 		Reason string `json:"reason"`
 	}
 	if c.Request.ContentLength != 0 {
-		if err := json.NewDecoder(c.Request.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			respond(c, 0, nil, api.Invalid("", "malformed body: %v", err))
+		b, err := io.ReadAll(io.LimitReader(c.Request.Body, 1<<20))
+		if err == nil && len(bytes.TrimSpace(b)) > 0 {
+			err = api.DecodeStrict(b, &body)
+		}
+		if err != nil {
+			respond(c, 0, nil, err)
 			return
 		}
 	}
@@ -311,7 +323,7 @@ func (m *Manager) handleCheckpoint(c *gin.Context) {
 	var r []CheckpointRequest
 	if decode(c, &r) {
 		res, err := m.Checkpoint(c.Request.Context(), r)
-		respond(c, http.StatusOK, gin.H{"checkpoints": res}, err)
+		respondPartial(c, "checkpoints", res, err)
 	}
 }
 
@@ -357,7 +369,7 @@ func (m *Manager) handleGroupMigration(c *gin.Context) {
 	var r []MigrateRequest
 	if decode(c, &r) {
 		res, err := m.MigrateGroup(c.Request.Context(), r)
-		respond(c, http.StatusOK, gin.H{"migrations": res}, err)
+		respondPartial(c, "migrations", res, err)
 	}
 }
 
@@ -401,7 +413,7 @@ func (m *Manager) handleMigrateJob(c *gin.Context) {
 		return
 	}
 	res, err := m.MigrateGroup(ctx, reqs)
-	respond(c, http.StatusOK, gin.H{"migrations": res}, err)
+	respondPartial(c, "migrations", res, err)
 }
 
 // handleLeave takes a worker out of the swarm.
@@ -525,4 +537,19 @@ func (m *Manager) handleDrain(c *gin.Context) {
 func (m *Manager) handleActivate(c *gin.Context) {
 	w, err := m.SetDrained(c.Request.Context(), c.Param("id"), false)
 	respond(c, http.StatusOK, w, err)
+}
+
+// respondPartial answers a batch operation: the per-item results under key,
+// alongside the error when some items failed.
+func respondPartial[T any](c *gin.Context, key string, res []T, err error) {
+	if err != nil && res == nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	if err != nil {
+		code, body := api.ErrorResponse(err)
+		c.JSON(code, gin.H{"error": body.Error, key: res})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{key: res})
 }

@@ -118,8 +118,18 @@ func (m *Manager) SubmitTask(ctx context.Context, r TaskRequest) (string, error)
 	j := &api.Job{Name: t.ContainerName[:i]}
 	j.Info.Network.Name = r.Network
 	j.Info.Tasks = api.Tasks{&t}
-	if err := j.Validate(api.DefaultLimits()); err != nil {
+	if err := j.Validate(m.cfg.Limits); err != nil {
 		return "", err
+	}
+	if t.CpusetCpus != "" {
+		w, err := m.worker(ctx, "node", t.Node)
+		if err != nil {
+			return "", err
+		}
+		if cores, _ := api.ParseCpuset(t.CpusetCpus); cores[len(cores)-1] >= w.Cores {
+			return "", api.Invalid("cpuset_cpus", "core %d does not exist on node %s, which has cores 0-%d", cores[len(cores)-1], w.ID, w.Cores-1)
+		}
+		j.Info.Tasks[0].Node = w.ID
 	}
 	j.SubmitTime = now()
 	if err := m.st.CreateJob(ctx, j); err != nil {
@@ -347,7 +357,7 @@ func (m *Manager) Update(ctx context.Context, r UpdateRequest) (*api.Task, error
 		if rerr := m.nt.Reallocate(ctx, api.Reservation{Task: t.ContainerName, Node: t.Node, Cpuset: oldCores, Mem: oldMem, PrevMem: newMem}); rerr != nil {
 			m.log.Error("undoing a failed update's allocation", "task_id", t.ContainerName, "err", rerr)
 		}
-		return nil, fmt.Errorf("update %s on %s: %w", t.ContainerName, t.Node, err)
+		return nil, fmt.Errorf("update %s on %s: %w", t.ContainerName, t.Node, refused(err))
 	}
 	j, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
 		tk := j.Info.Tasks.Get(r.ContainerName)
@@ -451,7 +461,7 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 	cancel()
 	if err != nil {
 		m.restore(ctx, r.Job, r.Container, api.Running, nil)
-		return abort(fmt.Errorf("stop %s on %s: %w", r.Container, src.ID, err))
+		return abort(fmt.Errorf("stop %s on %s: %w", r.Container, src.ID, refused(err)))
 	}
 	task := *moving.Info.Tasks.Get(r.Container)
 	task.Node, task.CpusetCpus = dst.ID, api.FormatCpuset(cores)
@@ -467,7 +477,7 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 		if rerr != nil {
 			m.restore(ctx, r.Job, r.Container, api.Failed, fmt.Errorf("migration to %s failed (%v) and the restart on %s failed: %w", dst.ID, err, src.ID, rerr))
 		}
-		return abort(fmt.Errorf("start %s on %s: %w", r.Container, dst.ID, err))
+		return abort(fmt.Errorf("start %s on %s: %w", r.Container, dst.ID, refused(err)))
 	}
 	if _, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
 		tk := j.Info.Tasks.Get(r.Container)
@@ -550,4 +560,14 @@ func (m *Manager) SetDrained(ctx context.Context, ref string, drained bool) (*ap
 		m.log.Warn("telling the jobmanager a worker changed", "node_id", w.ID, "err", err)
 	}
 	return w, nil
+}
+
+// refused classifies a worker's answer to a command: a worker that could
+// not be reached stays unavailable (503); one that refused makes the
+// operation unprocessable (422).
+func refused(err error) error {
+	if errors.Is(err, api.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrUnprocessable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", api.ErrUnprocessable, err)
 }

@@ -51,6 +51,8 @@ type Config struct {
 	Dispatchers int
 	// DispatchTimeout bounds one deployment.
 	DispatchTimeout time.Duration
+	// WorkerWrite is how often changed worker allocations are written to the store.
+	WorkerWrite time.Duration
 	Logger          *slog.Logger
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
@@ -58,7 +60,8 @@ type Config struct {
 
 // DefaultConfig returns the defaults: best fit, backfill, resync every 2 s.
 func DefaultConfig() Config {
-	return Config{Strategy: "best-fit", Policy: "backfill", ResyncInterval: 2 * time.Second, Dispatchers: 16, DispatchTimeout: 30 * time.Second}
+	return Config{Strategy: "best-fit", Policy: "backfill", ResyncInterval: 2 * time.Second, Dispatchers: 16,
+		DispatchTimeout: 30 * time.Second, WorkerWrite: 500 * time.Millisecond}
 }
 
 // Validate returns the first problem with the configuration.
@@ -69,8 +72,8 @@ func (c Config) Validate() error {
 	if _, err := placement.ParsePolicy(c.Policy); err != nil {
 		return err
 	}
-	if c.ResyncInterval <= 0 || c.Dispatchers <= 0 || c.DispatchTimeout <= 0 {
-		return errors.New("jobmanager: resync interval, dispatchers and dispatch timeout must be positive")
+	if c.ResyncInterval <= 0 || c.Dispatchers <= 0 || c.DispatchTimeout <= 0 || c.WorkerWrite <= 0 {
+		return errors.New("jobmanager: resync interval, worker write interval, dispatchers and dispatch timeout must be positive")
 	}
 	return nil
 }
@@ -232,6 +235,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(m.cfg.ResyncInterval)
 	defer tick.Stop()
+	// Worker allocations are written at most once per WorkerWrite: the
+	// truth is in memory, the records are for people and other processes.
+	flush := time.NewTicker(m.cfg.WorkerWrite)
+	defer flush.Stop()
 	for {
 		if m.dirty {
 			m.round(ctx, wg, sem)
@@ -251,6 +258,8 @@ func (m *Manager) Run(ctx context.Context) error {
 				}
 				break
 			}
+		case <-flush.C:
+			m.writeWorkers(ctx)
 		case <-tick.C:
 			if err := m.resync(ctx); err != nil && ctx.Err() == nil {
 				m.log.Warn("resync failed", "err", err)
@@ -449,7 +458,6 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 			m.log.Warn("writing waiting reasons", "err", err)
 		}
 	}
-	m.writeWorkers(ctx)
 	free, total := m.cluster.FreeCores()
 	m.mu.Lock()
 	m.stats.Rounds++

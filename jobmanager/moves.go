@@ -77,7 +77,9 @@ func (m *Manager) Commit(ctx context.Context, r api.Reservation) error {
 		}
 		m.touched[node] = true
 		m.dirty = true
-		return m.cluster.Allocate(r.Task, node, cores, r.Mem)
+		err := m.cluster.Allocate(r.Task, node, cores, r.Mem)
+		m.writeWorkers(ctx)
+		return err
 	})
 }
 
@@ -108,6 +110,7 @@ func (m *Manager) Reallocate(ctx context.Context, r api.Reservation) error {
 			m.touched[oldNode] = true
 		}
 		m.dirty = true
+		m.writeWorkers(ctx)
 		return nil
 	})
 }

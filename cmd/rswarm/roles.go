@@ -195,6 +195,7 @@ func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *
 	}
 	cfg := globalmanager.DefaultConfig()
 	cfg.AdvertiseAddr, cfg.CommandTimeout, cfg.PruneInterval, cfg.NoSwarm, cfg.Logger = r.advertise, r.cmdTimout, r.prune, r.noSwarm, log
+	cfg.Limits = r.limits()
 	m, err := globalmanager.New(cfg, sw, nil, st, jm)
 	if err != nil {
 		return err
@@ -311,6 +312,7 @@ func init() {
 		}}
 	gm.ep.bind(gmCmd)
 	gm.bindGlobalmanager(gmCmd)
+	gm.bindFrontend(gmCmd)
 	gmCmd.Flags().StringVar(&gm.dockerHost, "docker-host", "", "Docker Engine of the manager (default: DOCKER_HOST or the local socket)")
 	addCommand(gmCmd)
 

@@ -1,10 +1,10 @@
 package bus
 
 import (
-	"github.com/rswarm/rswarm/api"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/rswarm/rswarm/api"
 	"time"
 )
 

@@ -39,8 +39,8 @@ type Config struct {
 	// HeartbeatWrite is how often a live worker's heartbeat figures are
 	// written to the store (its expiry is tracked in memory at every beat).
 	HeartbeatWrite time.Duration
-	Logger        *slog.Logger
-	Now           func() time.Time
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // DefaultConfig returns the defaults: a worker is down after 5 s without a heartbeat.

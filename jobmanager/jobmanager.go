@@ -53,7 +53,7 @@ type Config struct {
 	DispatchTimeout time.Duration
 	// WorkerWrite is how often changed worker allocations are written to the store.
 	WorkerWrite time.Duration
-	Logger          *slog.Logger
+	Logger      *slog.Logger
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
 }

@@ -1,0 +1,156 @@
+package report
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// ErrFormat is a jobs.csv or utilisation.csv that cannot be read back.
+var ErrFormat = errors.New("report: malformed file")
+
+// JobsHeader is the header of jobs.csv.
+var JobsHeader = []string{"job_name", "session", "strategy", "status", "submit", "start", "end",
+	"waiting", "execution", "total", "tasks", "cores"}
+
+// Row is one job as jobs.csv holds it. Times are epoch seconds and
+// durations seconds; a time or duration not known yet (a job that has not
+// started or ended) is NaN, written as an empty field.
+type Row struct {
+	Job      string
+	Session  string
+	Strategy string
+	Status   api.State
+	Submit   float64
+	Start    float64
+	End      float64
+	// Waiting = Start - Submit, Execution = End - Start, Total = End - Submit.
+	Waiting   float64
+	Execution float64
+	Total     float64
+	Tasks     int
+	Cores     int
+}
+
+// RowOf returns the row of one job.
+func RowOf(j *api.Job) Row {
+	nan := math.NaN()
+	r := Row{Job: j.Name, Session: string(j.Session), Strategy: j.Strategy, Status: j.Status,
+		Submit: known(j.SubmitTime), Start: known(j.StartTime), End: known(j.EndTime),
+		Waiting: nan, Execution: nan, Total: nan, Tasks: len(j.Info.Tasks), Cores: j.Cores()}
+	if j.SubmitTime > 0 && j.StartTime > 0 {
+		r.Waiting = j.StartTime - j.SubmitTime
+	}
+	if j.StartTime > 0 && j.EndTime > 0 {
+		r.Execution = j.EndTime - j.StartTime
+	}
+	if j.SubmitTime > 0 && j.EndTime > 0 {
+		r.Total = j.EndTime - j.SubmitTime
+	}
+	return r
+}
+
+func known(t float64) float64 {
+	if t > 0 {
+		return t
+	}
+	return math.NaN()
+}
+
+// Rows returns the rows of the jobs in submission order (then by name).
+func Rows(jobs []*api.Job) []Row {
+	rows := make([]Row, len(jobs))
+	for i, j := range jobs {
+		rows[i] = RowOf(j)
+	}
+	sort.SliceStable(rows, func(a, b int) bool {
+		ra, rb := rows[a], rows[b]
+		if sa, sb := orInf(ra.Submit), orInf(rb.Submit); sa != sb {
+			return sa < sb
+		}
+		return ra.Job < rb.Job
+	})
+	return rows
+}
+
+func orInf(v float64) float64 {
+	if math.IsNaN(v) {
+		return math.Inf(1)
+	}
+	return v
+}
+
+func fmtF(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', 6, 64)
+}
+
+// WriteJobsCSV writes jobs.csv: JobsHeader, then one row per job.
+func WriteJobsCSV(w io.Writer, rows []Row) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(JobsHeader); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		rec := []string{r.Job, r.Session, r.Strategy, r.Status.String(), fmtF(r.Submit), fmtF(r.Start), fmtF(r.End),
+			fmtF(r.Waiting), fmtF(r.Execution), fmtF(r.Total), strconv.Itoa(r.Tasks), strconv.Itoa(r.Cores)}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// ReadJobsCSV reads back what WriteJobsCSV wrote.
+func ReadJobsCSV(r io.Reader) ([]Row, error) {
+	recs, err := csv.NewReader(r).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%w: jobs.csv: %v", ErrFormat, err)
+	}
+	if len(recs) == 0 || len(recs[0]) != len(JobsHeader) || recs[0][0] != JobsHeader[0] {
+		return nil, fmt.Errorf("%w: jobs.csv: header is not %v", ErrFormat, JobsHeader)
+	}
+	out := make([]Row, 0, len(recs)-1)
+	for i, rec := range recs[1:] {
+		var perr error
+		num := func(s string) float64 {
+			if s == "" {
+				return math.NaN()
+			}
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil && perr == nil {
+				perr = err
+			}
+			return v
+		}
+		integer := func(s string) int {
+			v, err := strconv.Atoi(s)
+			if err != nil && perr == nil {
+				perr = err
+			}
+			return v
+		}
+		st, err := api.ParseState(rec[3])
+		if err != nil {
+			perr = err
+		}
+		row := Row{Job: rec[0], Session: rec[1], Strategy: rec[2], Status: st,
+			Submit: num(rec[4]), Start: num(rec[5]), End: num(rec[6]),
+			Waiting: num(rec[7]), Execution: num(rec[8]), Total: num(rec[9]),
+			Tasks: integer(rec[10]), Cores: integer(rec[11])}
+		if perr != nil {
+			return nil, fmt.Errorf("%w: jobs.csv line %d: %v", ErrFormat, i+2, perr)
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}

@@ -22,7 +22,7 @@ type State interface {
 	UpdateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error)
 	UpdateJobs(ctx context.Context, names []string, fn func(*api.Job) error) ([]*api.Job, error)
 	ListWorkers(ctx context.Context) ([]*api.Worker, error)
-	UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error)
+	UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error)
 }
 
 // Dispatcher deploys a placed job (every task has its node and cores). It
@@ -97,6 +97,9 @@ type Manager struct {
 	touched  map[string]bool // workers whose allocation changed since the last write
 	dirty    bool
 	wg       sync.WaitGroup // dispatches and stops in flight, joined by Run
+
+	workersStale bool      // a worker changed: re-read them
+	workersRead  time.Time // when they were last read
 
 	mu    sync.Mutex // guards stats
 	stats api.SchedulerStats
@@ -239,11 +242,26 @@ func (m *Manager) Run(ctx context.Context) error {
 	// truth is in memory, the records are for people and other processes.
 	flush := time.NewTicker(m.cfg.WorkerWrite)
 	defer flush.Stop()
+	// Workers are re-read at most every 100 ms however often they change.
+	workersDue := time.NewTimer(time.Hour)
+	defer workersDue.Stop()
 	for {
+		if m.workersStale {
+			if wait := 100*time.Millisecond - time.Since(m.workersRead); wait > 0 {
+				workersDue.Reset(wait)
+			} else {
+				m.workersStale = false
+				m.workersRead = time.Now()
+				if err := m.syncWorkers(ctx); err != nil && ctx.Err() == nil {
+					m.log.Warn("reading workers failed", "err", err)
+				}
+			}
+		}
 		if m.dirty {
 			m.round(ctx, wg, sem)
 		}
 		select {
+		case <-workersDue.C:
 		case <-ctx.Done():
 			return nil
 		case ev := <-m.events:
@@ -305,9 +323,9 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 		}
 		m.failGangs(ctx, ev.tasks)
 	case api.KindWorkersChanged:
-		if err := m.syncWorkers(ctx); err != nil {
-			m.log.Warn("reading workers failed", "err", err)
-		}
+		// Coalesced: a thousand workers registering must not mean a
+		// thousand reads of every worker (see Run).
+		m.workersStale = true
 	case api.KindSwitchStrategy:
 		s, err := placement.New(ev.name, placement.Options{SortBatch: m.cfg.SortBatch})
 		if err == nil {
@@ -541,22 +559,29 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 	}
 }
 
-// writeWorkers persists the allocation of every worker touched since the last write.
+// writeWorkers persists, in one batch, the allocation of every worker
+// touched since the last write.
 func (m *Manager) writeWorkers(ctx context.Context) {
+	if len(m.touched) == 0 {
+		return
+	}
+	views := make(map[string]placement.WorkerView, len(m.touched))
+	ids := make([]string, 0, len(m.touched))
 	for id := range m.touched {
-		v, ok := m.cluster.Worker(id)
 		delete(m.touched, id)
-		if !ok {
-			continue
+		if v, ok := m.cluster.Worker(id); ok {
+			views[id] = v
+			ids = append(ids, id)
 		}
-		mem := v.MemTotal - v.MemFree
-		_, err := m.st.UpdateWorker(ctx, id, func(w *api.Worker) error {
-			w.SetAllocation(v.Busy, mem)
-			return nil
-		})
-		if err != nil && !errors.Is(err, api.ErrNotFound) {
-			m.log.Warn("writing worker allocation", "node_id", id, "err", err)
-		}
+	}
+	sort.Strings(ids)
+	_, err := m.st.UpdateWorkers(ctx, ids, func(w *api.Worker) error {
+		v := views[w.ID]
+		w.SetAllocation(v.Busy, v.MemTotal-v.MemFree)
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("writing worker allocations", "workers", len(ids), "err", err)
 	}
 }
 

@@ -36,6 +36,7 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		{"UpdateWorkerConcurrent", testUpdateWorkerConcurrent},
 		{"Usage", testUsage},
 		{"JobsChangedSince", testChanges},
+		{"UpdateWorkers", testUpdateWorkers},
 		{"Ping", func(t *testing.T, s Store) {
 			if err := s.Ping(t.Context()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -645,5 +646,42 @@ func testChanges(t *testing.T, s Store) {
 	_, head2, err := s.JobsChangedSince(ctx, -1, 0)
 	if err != nil || head2 != cursor {
 		t.Fatalf("head is %d (%v), want %d", head2, err, cursor)
+	}
+}
+
+// testUpdateWorkers: every named worker that exists is changed, missing
+// ones and ones fn refuses are skipped, and only the changed are returned.
+func testUpdateWorkers(t *testing.T, s Store) {
+	ctx := t.Context()
+	for i, id := range []string{"wa", "wb", "wc"} {
+		if err := s.PutWorker(ctx, &api.Worker{ID: id, Cores: 4, JoinTime: float64(i + 1), Status: api.WorkerReady}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.UpdateWorkers(ctx, []string{"wa", "nope", "wb", "wc"}, func(w *api.Worker) error {
+		if w.ID == "wc" {
+			return errors.New("not this one")
+		}
+		w.SetAllocation(map[int]string{1: "t-" + w.ID}, 0)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, w := range got {
+		ids = append(ids, w.ID)
+	}
+	if !slices.Equal(ids, []string{"wa", "wb"}) {
+		t.Fatalf("updated %v, want [wa wb]", ids)
+	}
+	for id, want := range map[string]string{"wa": "t-wa", "wb": "t-wb", "wc": ""} {
+		w, err := s.GetWorker(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.CoreTasks["1"] != want {
+			t.Fatalf("worker %s core 1 held by %q, want %q", id, w.CoreTasks["1"], want)
+		}
 	}
 }

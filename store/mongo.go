@@ -520,17 +520,21 @@ func (m *Mongo) GetWorker(ctx context.Context, id string) (*api.Worker, error) {
 
 // UpdateWorker implements Store.
 func (m *Mongo) UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error) {
+	w, err := m.updateWorker(ctx, id, fn)
+	if err != nil {
+		return nil, updateErr("update worker "+id, err)
+	}
+	return w, nil
+}
+
+func (m *Mongo) updateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error) {
 	defer m.lock("worker", id)()
-	w, err := replace(ctx, m.workers, "hostname", id, fn, func(w *api.Worker) (bson.D, error) {
+	return replace(ctx, m.workers, "hostname", id, fn, func(w *api.Worker) (bson.D, error) {
 		if w.ID != id {
 			return nil, errRenamed
 		}
 		return toDoc(w)
 	})
-	if err != nil {
-		return nil, updateErr("update worker "+id, err)
-	}
-	return w, nil
 }
 
 // ListWorkers implements Store.
@@ -700,4 +704,20 @@ func (m *Mongo) Close() error {
 		return fmt.Errorf("store: close mongodb: %w", err)
 	}
 	return nil
+}
+
+// UpdateWorkers implements Store. Each worker is updated atomically on its
+// own; workers that do not exist, or that fn refuses, are skipped.
+func (m *Mongo) UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error) {
+	var out []*api.Worker
+	for _, id := range ids {
+		w, err := m.updateWorker(ctx, id, fn)
+		switch {
+		case err == nil:
+			out = append(out, w)
+		case !skippable(err):
+			return out, fmt.Errorf("update workers: %w", err)
+		}
+	}
+	return out, nil
 }

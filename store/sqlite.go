@@ -478,28 +478,56 @@ func (s *SQLite) GetWorker(ctx context.Context, id string) (*api.Worker, error) 
 func (s *SQLite) UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error) {
 	var out *api.Worker
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		w, err := scanWorker(tx.QueryRowContext(ctx, "SELECT doc FROM workers WHERE id = ?", id))
-		if err != nil {
-			return err
-		}
-		if err := fn(w); err != nil {
-			return fnError{err}
-		}
-		if w.ID != id {
-			return errRenamed
-		}
-		doc, err := json.Marshal(w)
-		if err != nil {
-			return err
-		}
-		if err := putWorker(ctx, tx, id, w.JoinTime, doc); err != nil {
-			return err
-		}
-		out = w
-		return nil
+		var err error
+		out, err = updateWorkerTx(ctx, tx, id, fn)
+		return err
 	})
 	if err != nil {
 		return nil, updateErr("update worker "+id, err)
+	}
+	return out, nil
+}
+
+// updateWorkerTx reads, changes and writes one worker inside tx.
+func updateWorkerTx(ctx context.Context, tx *sql.Tx, id string, fn func(*api.Worker) error) (*api.Worker, error) {
+	w, err := scanWorker(tx.QueryRowContext(ctx, "SELECT doc FROM workers WHERE id = ?", id))
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(w); err != nil {
+		return nil, fnError{err}
+	}
+	if w.ID != id {
+		return nil, errRenamed
+	}
+	doc, err := json.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	if err := putWorker(ctx, tx, id, w.JoinTime, doc); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// UpdateWorkers implements Store: all the workers change in one transaction.
+func (s *SQLite) UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error) {
+	var out []*api.Worker
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		for _, id := range ids {
+			w, err := updateWorkerTx(ctx, tx, id, fn)
+			switch {
+			case err == nil:
+				out = append(out, w)
+			case !skippable(err):
+				return fmt.Errorf("worker %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update workers: %w", err)
 	}
 	return out, nil
 }

@@ -76,6 +76,9 @@ type Store interface {
 	GetWorker(ctx context.Context, id string) (*api.Worker, error)
 	// UpdateWorker: same contract as UpdateJob.
 	UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error)
+	// UpdateWorkers is UpdateWorker for many workers, in one transaction
+	// where the backend has them; the same skipping rules as UpdateJobs.
+	UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error)
 	// ListWorkers returns all workers ordered by join_time then id.
 	ListWorkers(ctx context.Context) ([]*api.Worker, error)
 	// DeleteWorker removes the worker; ErrNotFound if absent.

@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -49,8 +52,12 @@ func main() {
 	root.PersistentFlags().String("config", "", "YAML file of flag values (flags and RSWARM_* environment variables take precedence)")
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().String("log-format", "text", "log format: text or json")
+	root.PersistentFlags().String("pprof", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		return loadConfig(cmd)
+		if err := loadConfig(cmd); err != nil {
+			return err
+		}
+		return startProfiler(cmd)
 	}
 	for _, c := range commands {
 		root.AddCommand(c)
@@ -131,4 +138,27 @@ func newLogger(cmd *cobra.Command) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// startProfiler serves net/http/pprof on --pprof (loopback only) for the
+// life of the process.
+func startProfiler(cmd *cobra.Command) error {
+	addr, _ := cmd.Flags().GetString("pprof")
+	if addr == "" {
+		return nil
+	}
+	if !isLoopback(addr) {
+		return fmt.Errorf("--pprof %s: the profiler may only listen on loopback", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	go func() { _ = http.Serve(ln, mux) }() // lives as long as the process
+	return nil
 }

@@ -137,7 +137,7 @@ func (r *roleFlags) jobmanagerRole(ctx context.Context, st store.Store, log *slo
 	if err != nil {
 		return err
 	}
-	srv, err := bus.Listen(r.ep.jmBus, jobmanagerHandler(m), log)
+	srv, err := bus.Listen(r.ep.jmBus, jobmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("jobmanager bus %s: %w", r.ep.jmBus, err)
 	}
@@ -159,7 +159,7 @@ func (r *roleFlags) discoveryRole(ctx context.Context, st store.Store, log *slog
 	if err != nil {
 		return err
 	}
-	srv, err := bus.Listen(r.ep.dcBus, discoveryHandler(s), log)
+	srv, err := bus.Listen(r.ep.dcBus, discoveryHandler(s), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("discovery bus %s: %w", r.ep.dcBus, err)
 	}
@@ -203,7 +203,7 @@ func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *
 	if _, err := m.Init(ctx); err != nil {
 		return err
 	}
-	srv, err := bus.Listen(r.ep.gmBus, globalmanagerHandler(m), log)
+	srv, err := bus.Listen(r.ep.gmBus, globalmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("globalmanager bus %s: %w", r.ep.gmBus, err)
 	}

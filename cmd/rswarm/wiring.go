@@ -329,3 +329,9 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	}
 	return nil
 }
+
+// busHandlers bounds the requests a role's bus serves at once. Most wait
+// on the store (discovery applies statuses in batches, and a batch answers
+// all its requests together), so the bound is high: with a thousand
+// workers reporting, a low one would make the batches small and slow.
+const busHandlers = 4096

@@ -60,7 +60,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults: best fit, backfill, resync every 2 s.
 func DefaultConfig() Config {
-	return Config{Strategy: "best-fit", Policy: "backfill", ResyncInterval: 2 * time.Second, Dispatchers: 16,
+	return Config{Strategy: "best-fit", Policy: "backfill", ResyncInterval: 2 * time.Second, Dispatchers: 256,
 		DispatchTimeout: 30 * time.Second, WorkerWrite: 500 * time.Millisecond}
 }
 

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"sort"
 	"strconv"
+	"strings"
 )
 
 // Job is a group of tasks (containers) sharing one overlay network, in the
@@ -231,28 +234,110 @@ func (j *Job) Waiting() (waiting, execution, total float64) {
 }
 
 // ParseJob decodes a job as a user submitted it, strictly: malformed JSON,
-// wrongly typed fields, unknown fields at any level (a typo, or the
-// original Swagger's cpu_count) and trailing data are refused with a
-// *FieldError naming the field. It does not validate values; see Validate.
+// wrongly typed fields, unknown fields and state names at any level (a
+// typo, or the original Swagger's cpu_count) and trailing data are refused
+// with a *FieldError naming the field by its path. It does not validate
+// values; see Validate.
 func ParseJob(b []byte) (*Job, error) {
+	if err := checkKeys(b, reflect.TypeFor[Job](), ""); err != nil {
+		return nil, err
+	}
 	var j Job
 	if err := DecodeStrict(b, &j); err != nil {
 		return nil, err
 	}
-	// Tasks decode leniently (see Tasks.UnmarshalJSON): check their fields here.
-	var shadow struct {
-		Info struct {
-			Tasks map[string]json.RawMessage `json:"tasks"`
-		} `json:"job_info"`
+	return &j, nil
+}
+
+// checkKeys walks raw JSON against the struct type t and refuses the
+// first key t does not have, and the first unknown state name, naming its
+// path. Values of other shapes are left to the typed decoding.
+func checkKeys(raw []byte, t reflect.Type, path string) error {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return nil // not an object: the typed decoding says what is wrong
 	}
-	if err := json.Unmarshal(b, &shadow); err != nil {
-		return nil, fieldFromJSON(err)
+	fields := jsonFields(t)
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
 	}
-	for _, t := range j.Info.Tasks {
-		var strict Task
-		if err := DecodeStrict(shadow.Info.Tasks[t.ContainerName], &strict); err != nil {
-			return nil, prefixField(err, "job_info.tasks."+t.ContainerName)
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := join(path, k)
+		f, ok := fields[k]
+		if !ok {
+			reason := "unknown field"
+			if k == "cpu_count" {
+				reason = "unknown field (the original Swagger's cpu_count is spelled req_cores)"
+			}
+			return &FieldError{Field: p, Reason: reason}
+		}
+		v := obj[k]
+		switch {
+		case f == reflect.TypeFor[State]():
+			var name string
+			if json.Unmarshal(v, &name) == nil {
+				if _, err := ParseState(name); err != nil {
+					return &FieldError{Field: p, Reason: err.Error()}
+				}
+			}
+		case f == reflect.TypeFor[Tasks]():
+			var tasks map[string]json.RawMessage
+			if json.Unmarshal(v, &tasks) == nil {
+				for _, tk := range sortedKeys(tasks) {
+					if err := checkKeys(tasks[tk], reflect.TypeFor[Task](), join(p, tk)); err != nil {
+						return err
+					}
+				}
+			}
+		case f.Kind() == reflect.Struct:
+			if err := checkKeys(v, f, p); err != nil {
+				return err
+			}
+		case f.Kind() == reflect.Map && f.Elem().Kind() == reflect.Struct:
+			var m map[string]json.RawMessage
+			if json.Unmarshal(v, &m) == nil {
+				for _, mk := range sortedKeys(m) {
+					if err := checkKeys(m[mk], f.Elem(), join(p, mk)); err != nil {
+						return err
+					}
+				}
+			}
 		}
 	}
-	return &j, nil
+	return nil
+}
+
+// jsonFields maps a struct's JSON names to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

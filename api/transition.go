@@ -83,7 +83,9 @@ func (j *Job) Refresh(now float64) {
 		if t.Status < Deployed {
 			allDeployed = false
 		}
-		if t.Status >= Running {
+		// A job runs once a task has run: a task that ended without ever
+		// starting (a missing image) does not count.
+		if t.Status == Running || t.Status == Migrating || (t.Status.Final() && t.StartTime > 0) {
 			anyRunning = true
 		}
 		if t.StartTime > 0 && (j.StartTime == 0 || t.StartTime < j.StartTime) {
@@ -117,6 +119,9 @@ func (j *Job) Refresh(now float64) {
 // with reason, and the job with them. It is how cancellation, dispatch
 // failures and lost workers end a job.
 func (j *Job) Finish(state State, reason string, now float64) {
+	if j.Status.Final() {
+		return
+	}
 	for _, t := range j.Info.Tasks {
 		if !t.Status.Final() {
 			t.Status = state

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"regexp"
 	"sort"
@@ -306,11 +307,17 @@ func ParseMem(s string) (int64, error) {
 		v = v[:len(v)-1]
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f <= 0 || f*float64(mult) > 1<<50 {
+	if err != nil || math.IsNaN(f) || f*float64(mult) < 1 || f*float64(mult) > 1<<50 {
 		return 0, fmt.Errorf("%q is not a memory size such as 10m", s)
 	}
 	return int64(f * float64(mult)), nil
 }
+
+// Bounds on what a cpuset may name.
+const (
+	maxCoreID = 1<<16 - 1
+	maxCpuset = 4096
+)
 
 // ParseCpuset parses a cpuset such as "0,1" or "0-3,6" into sorted, distinct core ids.
 func ParseCpuset(s string) ([]int, error) {
@@ -322,17 +329,17 @@ func ParseCpuset(s string) ([]int, error) {
 		part = strings.TrimSpace(part)
 		lo, hi, isRange := strings.Cut(part, "-")
 		a, err := strconv.Atoi(lo)
-		if err != nil || a < 0 {
+		if err != nil || a < 0 || a > maxCoreID {
 			return nil, fmt.Errorf("%q is not a cpuset such as \"0,1\" or \"0-3\"", s)
 		}
 		b := a
 		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil || b < a {
+			if b, err = strconv.Atoi(hi); err != nil || b < a || b > maxCoreID {
 				return nil, fmt.Errorf("%q is not a cpuset such as \"0,1\" or \"0-3\"", s)
 			}
 		}
-		if b-a > 4096 {
-			return nil, fmt.Errorf("%q names too many cores", s)
+		if len(seen)+b-a >= maxCpuset {
+			return nil, fmt.Errorf("%q names too many cores (more than %d)", s, maxCpuset)
 		}
 		for c := a; c <= b; c++ {
 			if seen[c] {

@@ -209,9 +209,6 @@ func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
 	}
 	s.lastRatio[hb.Node] = ratio
 	due := up || now-s.lastWrite[hb.Node] >= s.cfg.HeartbeatWrite.Seconds()
-	if due {
-		s.lastWrite[hb.Node] = now
-	}
 	s.mu.Unlock()
 	if !due {
 		return nil
@@ -234,6 +231,9 @@ func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
 		}
 		return err
 	}
+	s.mu.Lock()
+	s.lastWrite[hb.Node] = now // only once written: a failed write is tried at the next beat
+	s.mu.Unlock()
 	if up && wasDown {
 		s.log.Info("worker is back", "node_id", hb.Node)
 		if err := s.nt.WorkersChanged(ctx); err != nil {

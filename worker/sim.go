@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -47,16 +48,21 @@ func (s *Sim) Join(context.Context, string, string) (string, error) {
 
 // SimDuration is how long a simulated task runs: its duration, else the N
 // of a "sleep N" command, else one second.
+// Durations are capped at a year, so that no input overflows.
 func SimDuration(t *api.Task) time.Duration {
+	seconds := 1.0
 	if t.Duration > 0 {
-		return time.Duration(t.Duration * float64(time.Second))
-	}
-	if w, err := api.SplitCommand(t.Command); err == nil && len(w) == 2 && w[0] == "sleep" {
+		seconds = t.Duration
+	} else if w, err := api.SplitCommand(t.Command); err == nil && len(w) == 2 && w[0] == "sleep" {
 		if f, err := strconv.ParseFloat(w[1], 64); err == nil && f >= 0 {
-			return time.Duration(f * float64(time.Second))
+			seconds = f
 		}
 	}
-	return time.Second
+	const year = 365 * 24 * 3600
+	if math.IsNaN(seconds) || seconds > year {
+		seconds = year
+	}
+	return time.Duration(seconds * float64(time.Second))
 }
 
 // Run starts the simulated task.

@@ -96,6 +96,7 @@ type Agent struct {
 	node     string
 	cores    int
 	memTotal int64
+	closing  bool              // Run is shutting down
 	tasks    map[string]*local // live tasks by name
 	wg       sync.WaitGroup    // task starts in flight
 	runCtx   context.Context
@@ -171,6 +172,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 
 	<-ctx.Done()
+	a.mu.Lock()
+	a.closing = true // no start or leave may join a.wg from now on
+	a.mu.Unlock()
 	a.wg.Wait() // starts in flight
 	if a.cfg.StopOnExit {
 		a.stopAll(log, "worker shut down")
@@ -280,7 +284,13 @@ func (a *Agent) handle(ctx context.Context, _ string, kind string, body []byte) 
 		}
 		return a.update(ctx, up)
 	case api.KindLeave:
-		go a.leave()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.closing {
+			return nil, fmt.Errorf("worker: shutting down: %w", api.ErrUnavailable)
+		}
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.leave() }()
 		return "leaving", nil
 	case api.KindTaskLogs:
 		var tl api.TaskLogs
@@ -295,7 +305,7 @@ func (a *Agent) handle(ctx context.Context, _ string, kind string, body []byte) 
 func (a *Agent) start(rt api.RunTask) (any, error) {
 	name := rt.Task.ContainerName
 	a.mu.Lock()
-	if a.runCtx == nil || a.runCtx.Err() != nil {
+	if a.runCtx == nil || a.closing {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("worker: shutting down: %w", api.ErrUnavailable)
 	}

@@ -1,0 +1,511 @@
+package placement
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// BenchOptions describe a placement benchmark: Workers workers of Cores
+// cores, and single-task requests of 1..Cores/8 cores (at least 1), drawn
+// from a seeded generator. Before measuring, both implementations fill the
+// cluster with the same requests until utilisation first passes MaxUtil;
+// then each measured decision is preceded by releasing random live tasks
+// while utilisation is above MaxUtil, so placements and frees alternate.
+type BenchOptions struct {
+	Workers  int
+	Cores    int
+	Tasks    int    // measured decisions of the indexed implementation
+	Strategy string // a bin-packing strategy or priority (best fit per job)
+	Seed     uint64
+	// NaiveTasks is the measured decisions of the naive reference: 0 means
+	// min(Tasks, 100000); negative skips the naive run.
+	NaiveTasks int
+	// MaxUtil is the utilisation (0..1) above which tasks are released; 0 means 0.9.
+	MaxUtil float64
+	// MemPerCore is the memory each requested core brings (bytes); workers
+	// get twice that per core, so memory is checked on every decision
+	// without being what runs out. 0 means 256 MB.
+	MemPerCore int64
+	// SampleEvery times one decision in so many (0 means 64), so that
+	// reading the clock does not dominate.
+	SampleEvery int
+}
+
+// BenchRun is what one implementation did and cost.
+type BenchRun struct {
+	Name      string
+	Warmup    int           // unmeasured decisions that filled the cluster
+	Decisions int           // measured decisions
+	Placed    int           // measured decisions that placed the task
+	Frees     int           // tasks released during the measured phase
+	Elapsed   time.Duration // wall time of the measured phase, frees included
+	Placing   time.Duration // the part of Elapsed spent placing (frees excluded)
+	// PerSecond is Decisions / Placing: decisions per second of deciding.
+	PerSecond float64
+	// WithFrees is Decisions / Elapsed: the rate when each decision also
+	// pays for the frees that make room for it.
+	WithFrees float64
+	// P50 and P99 are per-decision latencies from the sampled decisions,
+	// less the median cost of timing an empty interval.
+	P50, P99 time.Duration
+	// AllocsPerDecision is heap allocations (runtime.MemStats.Mallocs) per
+	// measured decision, frees included.
+	AllocsPerDecision float64
+	// PeakHeap is the peak of HeapInuse during the run (sampled) above its
+	// value before the cluster was built: the cluster, its index, the
+	// driver's state, and garbage not yet collected.
+	PeakHeap uint64
+	// LiveHeap is HeapInuse after a collection at the end of the run, above
+	// the same base: what the cluster and its index (and the driver) keep.
+	LiveHeap uint64
+}
+
+// BenchReport is the result of Bench.
+type BenchReport struct {
+	Options BenchOptions
+	Indexed BenchRun
+	Naive   *BenchRun // nil when skipped
+	// Ratio is Indexed.PerSecond / Naive.PerSecond.
+	Ratio float64
+	// Compared is how many decisions (warm-up included) both made on the
+	// same sequence; Agreed how many chose the same worker and cores.
+	Compared, Agreed int
+	// Disagreement describes the first decision they differed on, if any.
+	Disagreement string
+}
+
+// ErrBadBench: BenchOptions that cannot run.
+var ErrBadBench = errors.New("placement: bad benchmark options")
+
+func (o *BenchOptions) fill() error {
+	switch {
+	case o.Workers < 1:
+		return fmt.Errorf("%w: workers must be at least 1, got %d", ErrBadBench, o.Workers)
+	case o.Cores < 1:
+		return fmt.Errorf("%w: cores must be at least 1, got %d", ErrBadBench, o.Cores)
+	case o.Tasks < 1:
+		return fmt.Errorf("%w: tasks must be at least 1, got %d", ErrBadBench, o.Tasks)
+	case o.MaxUtil < 0 || o.MaxUtil > 1:
+		return fmt.Errorf("%w: max utilisation must be within 0..1, got %g", ErrBadBench, o.MaxUtil)
+	}
+	if o.Strategy == "" {
+		o.Strategy = Default
+	}
+	if _, _, err := benchFlags(o.Strategy); err != nil {
+		return err
+	}
+	if o.NaiveTasks == 0 {
+		o.NaiveTasks = min(o.Tasks, 100000)
+	}
+	if o.MaxUtil == 0 {
+		o.MaxUtil = 0.9
+	}
+	if o.MemPerCore <= 0 {
+		o.MemPerCore = 256e6
+	}
+	if o.SampleEvery <= 0 {
+		o.SampleEvery = 64
+	}
+	return nil
+}
+
+// benchFlags maps a strategy to the naive reference's rule.
+func benchFlags(name string) (first, decreasing bool, err error) {
+	switch name {
+	case FirstFit:
+		return true, false, nil
+	case BestFit, Priority:
+		return false, false, nil
+	case FirstFitDecreasing:
+		return true, true, nil
+	case BestFitDecreasing:
+		return false, true, nil
+	}
+	if _, ok := strategies[name]; ok {
+		return false, false, fmt.Errorf("%w: strategy %s does not take single unpinned requests", ErrBadBench, name)
+	}
+	_, err = New(name, Options{})
+	return false, false, err
+}
+
+// benchTarget is one implementation under test.
+type benchTarget interface {
+	place(j Job) (worker string, core int, ok bool)
+	release(task string)
+}
+
+type indexedTarget struct {
+	c *Cluster
+	s Strategy
+}
+
+func (t *indexedTarget) place(j Job) (string, int, bool) {
+	as, _, ok := t.s.Place(t.c, j)
+	if !ok {
+		return "", -1, false
+	}
+	return as[0].Worker, as[0].Cores[0], true
+}
+
+func (t *indexedTarget) release(task string) { t.c.Release(task) }
+
+type naiveTarget struct {
+	n                 *naiveCluster
+	first, decreasing bool
+}
+
+func (t *naiveTarget) place(j Job) (string, int, bool) {
+	as, ok := t.n.place(t.first, t.decreasing, j)
+	if !ok {
+		return "", -1, false
+	}
+	return as[0].Worker, as[0].Cores[0], true
+}
+
+func (t *naiveTarget) release(task string) { t.n.release(task) }
+
+// benchDriver generates the seeded sequence of requests and frees. Every
+// request has a fresh task name, as a jobmanager sees new tasks.
+type benchDriver struct {
+	o      BenchOptions
+	rng    *rand.Rand
+	maxReq int
+	names  []string    // one task name per request, made before measuring
+	next   int         // the next name
+	live   []liveEntry // live tasks
+	req    int         // cores of the pending request
+	busy   int
+	limit  int // release while busy > limit
+	task   [1]Task
+	job    Job
+}
+
+// liveEntry is a live task of the benchmark: its name and cores.
+type liveEntry struct {
+	name, cores int32
+}
+
+func newBenchDriver(o BenchOptions, names []string) *benchDriver {
+	d := &benchDriver{
+		o:      o,
+		rng:    rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
+		maxReq: max(1, o.Cores/8),
+		names:  names,
+		live:   make([]liveEntry, 0, min(len(names), benchWarmBound(o))),
+		limit:  int(o.MaxUtil * float64(o.Workers) * float64(o.Cores)),
+	}
+	d.job.Tasks = d.task[:]
+	return d
+}
+
+// benchWarmBound bounds the requests of the warm-up: each placed request
+// takes at least one core, and warming stops past the limit or at the first
+// failure.
+func benchWarmBound(o BenchOptions) int {
+	return int(o.MaxUtil*float64(o.Workers)*float64(o.Cores)) + 2
+}
+
+// benchNames makes one task name per request of a warm-up and decisions.
+func benchNames(o BenchOptions, decisions int) []string {
+	names := make([]string, benchWarmBound(o)+decisions)
+	for i := range names {
+		names[i] = "t" + strconv.Itoa(i)
+	}
+	return names
+}
+
+// frees releases random live tasks while utilisation is above the limit.
+func (d *benchDriver) frees(t benchTarget) int {
+	n := 0
+	for d.busy > d.limit && len(d.live) > 0 {
+		k := d.rng.IntN(len(d.live))
+		e := d.live[k]
+		d.live[k] = d.live[len(d.live)-1]
+		d.live = d.live[:len(d.live)-1]
+		t.release(d.names[e.name])
+		d.busy -= int(e.cores)
+		n++
+	}
+	return n
+}
+
+// request draws the next request into d.job.
+func (d *benchDriver) request() {
+	r := 1 + d.rng.IntN(d.maxReq)
+	d.req = r
+	d.task[0] = Task{Name: d.names[d.next], Cores: r, Mem: int64(r) * d.o.MemPerCore}
+	d.job.Name = d.task[0].Name
+	d.next++
+}
+
+// done records the outcome of the pending request.
+func (d *benchDriver) done(ok bool) {
+	if ok {
+		d.live = append(d.live, liveEntry{int32(d.next - 1), int32(d.req)})
+		d.busy += d.req
+	}
+}
+
+// benchChoice is one decision, for comparing the two implementations.
+type benchChoice struct {
+	worker string
+	core   int
+}
+
+// warm fills the cluster with requests until utilisation first passes the
+// limit (or a request fails) and returns how many it made.
+func (d *benchDriver) warm(t benchTarget, note func(string, int)) int {
+	n := 0
+	for d.busy <= d.limit {
+		d.request()
+		w, core, ok := t.place(d.job)
+		note(w, core)
+		d.done(ok)
+		n++
+		if !ok {
+			break // as full as this sequence gets
+		}
+	}
+	return n
+}
+
+// run warms the cluster, then measures decisions; record, if not nil, gets
+// the choices (warm-up first) up to its capacity.
+func (d *benchDriver) run(name string, t benchTarget, decisions int, record *[]benchChoice) BenchRun {
+	note := func(w string, core int) {
+		if record != nil && len(*record) < cap(*record) {
+			*record = append(*record, benchChoice{w, core})
+		}
+	}
+	warmup := d.warm(t, note)
+	r := d.measure(name, t, decisions, note)
+	r.Warmup = warmup
+	return r
+}
+
+// measure makes decisions in batches of SampleEvery, each batch preceded by
+// the frees that bring utilisation back under the limit.
+func (d *benchDriver) measure(name string, t benchTarget, decisions int, note func(string, int)) BenchRun {
+	r := BenchRun{Name: name}
+	samples := make([]int64, 0, decisions/d.o.SampleEvery+1)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	mallocs := ms.Mallocs
+	peak := ms.HeapInuse
+	const peekEvery = 1 << 16
+	start := time.Now()
+	var placing time.Duration
+	lastPeek := 0
+	for i := 0; i < decisions; {
+		// A batch: release while above the limit, then SampleEvery
+		// decisions, timing the first alone and the batch as a whole.
+		r.Frees += d.frees(t)
+		t0 := time.Now()
+		for k := 0; k < d.o.SampleEvery && i < decisions; k, i = k+1, i+1 {
+			d.request()
+			w, core, ok := t.place(d.job)
+			if k == 0 {
+				samples = append(samples, int64(time.Since(t0)))
+			}
+			note(w, core)
+			d.done(ok)
+			if ok {
+				r.Placed++
+			}
+		}
+		placing += time.Since(t0)
+		if i/peekEvery != lastPeek {
+			lastPeek = i / peekEvery
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+		}
+	}
+	r.Elapsed = time.Since(start)
+	runtime.ReadMemStats(&ms)
+	peak = max(peak, ms.HeapInuse)
+	r.Decisions = decisions
+	r.Placing = placing
+	r.PerSecond = float64(decisions) / placing.Seconds()
+	r.WithFrees = float64(decisions) / r.Elapsed.Seconds()
+	r.AllocsPerDecision = float64(ms.Mallocs-mallocs) / float64(decisions)
+	r.PeakHeap = peak
+	slices.Sort(samples)
+	if n := len(samples); n > 0 {
+		clock := clockCost()
+		r.P50 = time.Duration(max(0, samples[n/2]-clock))
+		r.P99 = time.Duration(max(0, samples[min(n-1, n*99/100)]-clock))
+	}
+	return r
+}
+
+// Bench measures the indexed implementation of a strategy and, on the same
+// seeded sequence, the naive reference that scans every worker, and checks
+// that they make the same decisions. It runs on the calling goroutine;
+// GOMAXPROCS is the caller's choice.
+func Bench(o BenchOptions) (BenchReport, error) {
+	if err := o.fill(); err != nil {
+		return BenchReport{}, err
+	}
+	rep := BenchReport{Options: o}
+	first, decreasing, _ := benchFlags(o.Strategy)
+	s, err := New(o.Strategy, Options{})
+	if err != nil {
+		return rep, err
+	}
+
+	var record []benchChoice
+	if o.NaiveTasks > 0 {
+		record = make([]benchChoice, 0, benchWarmBound(o)+o.NaiveTasks)
+	}
+	names := benchNames(o, o.Tasks)
+
+	idx, err := benchIndexed(o, s, names, &record)
+	if err != nil {
+		return rep, err
+	}
+	rep.Indexed = idx
+	if o.NaiveTasks <= 0 {
+		return rep, nil
+	}
+	got := make([]benchChoice, 0, cap(record))
+	nr := benchNaive(o, first, decreasing, names, &got)
+	rep.Naive = &nr
+	rep.Ratio = rep.Indexed.PerSecond / nr.PerSecond
+	for i := 0; i < len(got) && i < len(record); i++ {
+		rep.Compared++
+		if got[i] == record[i] {
+			rep.Agreed++
+		} else if rep.Disagreement == "" {
+			rep.Disagreement = fmt.Sprintf("decision %d: indexed chose worker %q core %d, naive worker %q core %d",
+				i, record[i].worker, record[i].core, got[i].worker, got[i].core)
+		}
+	}
+	return rep, nil
+}
+
+// benchIndexed builds the indexed cluster and runs the sequence on it. The
+// cluster is garbage once it returns, so the naive run is measured alone.
+func benchIndexed(o BenchOptions, s Strategy, names []string, record *[]benchChoice) (BenchRun, error) {
+	base := heapBase()
+	c := NewCluster()
+	for i := range o.Workers {
+		if err := c.AddWorker(workerName(i), o.Cores, 2*int64(o.Cores)*o.MemPerCore); err != nil {
+			return BenchRun{}, err
+		}
+	}
+	r := newBenchDriver(o, names).run("indexed", &indexedTarget{c: c, s: s}, o.Tasks, record)
+	r.PeakHeap -= min(r.PeakHeap, base)
+	live := heapBase()
+	r.LiveHeap = live - min(live, base)
+	runtime.KeepAlive(c)
+	runtime.KeepAlive(names) // part of the base: keep it out of the difference
+	return r, nil
+}
+
+// benchNaive builds the naive reference and runs the same sequence on it.
+func benchNaive(o BenchOptions, first, decreasing bool, names []string, record *[]benchChoice) BenchRun {
+	base := heapBase()
+	n := newNaiveCluster()
+	for i := range o.Workers {
+		n.addWorker(workerName(i), o.Cores, 2*int64(o.Cores)*o.MemPerCore)
+	}
+	r := newBenchDriver(o, names).run("naive", &naiveTarget{n: n, first: first, decreasing: decreasing}, o.NaiveTasks, record)
+	r.PeakHeap -= min(r.PeakHeap, base)
+	live := heapBase()
+	r.LiveHeap = live - min(live, base)
+	runtime.KeepAlive(n)
+	runtime.KeepAlive(names)
+	return r
+}
+
+// clockCost returns the median time measured for an empty interval: what
+// reading the clock adds to each sample.
+func clockCost() int64 {
+	const n = 1001
+	d := make([]int64, n)
+	for i := range d {
+		t0 := time.Now()
+		d[i] = int64(time.Since(t0))
+	}
+	slices.Sort(d)
+	return d[n/2]
+}
+
+func workerName(i int) string { return "w" + strconv.Itoa(i) }
+
+// heapBase collects garbage and returns HeapInuse.
+func heapBase() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// Write prints the report as a table.
+func (r BenchReport) Write(w io.Writer) error {
+	o := r.Options
+	p := &errWriter{w: w}
+	p.printf("placement benchmark: strategy %s, %d workers x %d cores, requests of 1..%d cores (memory %s per core), seed %d\n",
+		o.Strategy, o.Workers, o.Cores, max(1, o.Cores/8), formatMem(o.MemPerCore), o.Seed)
+	p.printf("each run first fills the cluster to %.0f%% utilisation (unmeasured), then measures decisions, first\n", 100*o.MaxUtil)
+	p.printf("releasing random live tasks while utilisation is above it, in batches of %d decisions.\n", o.SampleEvery)
+	p.printf("decisions/s counts the time spent placing; +frees/s also the frees; p50/p99 from 1 decision in %d\n", o.SampleEvery)
+	p.printf("(less the %d ns that timing an empty interval measures here).\n\n", clockCost())
+	p.printf("%-8s %8s %9s %9s %9s %12s %12s %8s %8s %10s %10s %10s\n",
+		"", "warm-up", "decisions", "placed", "frees", "decisions/s", "+frees/s", "p50 ns", "p99 ns", "allocs/dec", "peak heap", "live heap")
+	runs := []BenchRun{r.Indexed}
+	if r.Naive != nil {
+		runs = append(runs, *r.Naive)
+	}
+	for _, b := range runs {
+		p.printf("%-8s %8d %9d %9d %9d %12.0f %12.0f %8d %8d %10.2f %10s %10s\n",
+			b.Name, b.Warmup, b.Decisions, b.Placed, b.Frees, b.PerSecond, b.WithFrees, b.P50.Nanoseconds(), b.P99.Nanoseconds(),
+			b.AllocsPerDecision, formatBytes(b.PeakHeap), formatBytes(b.LiveHeap))
+	}
+	if r.Naive == nil {
+		p.printf("\nnaive reference skipped\n")
+		return p.err
+	}
+	if r.Naive.Decisions < r.Indexed.Decisions {
+		p.printf("\nthe naive reference measured fewer decisions (%d, --naive-tasks) to keep the run short\n", r.Naive.Decisions)
+	} else {
+		p.printf("\n")
+	}
+	p.printf("speed ratio indexed/naive: %.1fx\n", r.Ratio)
+	if r.Agreed == r.Compared {
+		p.printf("decisions compared: %d (warm-up included); the naive reference agreed on every one\n", r.Compared)
+	} else {
+		p.printf("decisions compared: %d; DISAGREED on %d; first: %s\n", r.Compared, r.Compared-r.Agreed, r.Disagreement)
+	}
+	return p.err
+}
+
+// formatBytes writes a byte count in binary units: "12.3 MiB".
+func formatBytes(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return strconv.FormatFloat(float64(b)/(1<<30), 'f', 1, 64) + " GiB"
+	case b >= 1<<20:
+		return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MiB"
+	case b >= 1<<10:
+		return strconv.FormatFloat(float64(b)/(1<<10), 'f', 1, 64) + " KiB"
+	}
+	return strconv.FormatUint(b, 10) + " B"
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (p *errWriter) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}

@@ -1,0 +1,39 @@
+// Package placement decides where each task of a job goes, or why it cannot
+// go anywhere yet: it owns the placement strategies (first fit, best fit,
+// their decreasing variants, the client-pinned no-scheduler and priority),
+// the queue policies (FIFO and backfill with ageing), and the indexed view of
+// cluster capacity they decide against.
+//
+// The package is pure: no I/O, no goroutines, no clock (time is passed in),
+// and every decision is deterministic. Map iteration never picks a winner;
+// ties go to the lowest worker index, which is the order of first
+// registration.
+//
+// # Shape
+//
+//	queue []Job ──► Schedule(c, strategy, queue, now, QueueOptions)
+//	                  │  visiting order: arrival (Seq), or the strategy's own
+//	                  │  (priority with ageing; decreasing with SortBatch)
+//	                  ▼
+//	             Strategy.Place(c, job) ──► all tasks allocated in c, or none
+//	                  │
+//	                  ▼
+//	        placed []Decision, waiting []Waiting (reason in plain words)
+//
+// Cluster is the single record of which task holds which core. It keeps two
+// indexes of free capacity so that a decision does not scan every worker:
+// for best fit, one ordered set of worker indexes per free-core count (a
+// 64-ary bit tree, so "smallest free count >= k, lowest index" costs
+// O(log64 workers)); for first fit, a max tree over worker index of free
+// cores and free memory ("lowest index with free >= k and memory >= m" in
+// O(log workers)). Memory is a constraint: a worker fits a task only when it
+// has both the cores and the memory. When memory, not cores, is what is
+// short, a search may step over workers whose cores fit but memory does not.
+//
+// A naive reference that scans every worker, as the original RESTfulSwarm
+// did, lives beside the indexed one (naive.go): it is the oracle of the
+// property test and the baseline of Bench.
+//
+// Cluster is not safe for concurrent use: the jobmanager is its single
+// writer.
+package placement

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ type State interface {
 	UpdateJobs(ctx context.Context, names []string, fn func(*api.Job) error) ([]*api.Job, error)
 	ListJobs(ctx context.Context, f api.JobFilter) ([]*api.Job, error)
 	UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error)
+	UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error)
 	ListWorkers(ctx context.Context) ([]*api.Worker, error)
 	AppendUsage(ctx context.Context, pts []api.UsagePoint) error
 }
@@ -68,8 +70,9 @@ type Service struct {
 	mu        sync.Mutex
 	table     *Table
 	lastRatio map[string]float64
-	lastWrite map[string]float64
-	usage     []api.UsagePoint // samples not written yet
+	beats     map[string]api.Heartbeat // latest heartbeat not written yet
+	cameUp    map[string]bool          // workers heard from again after silence
+	usage     []api.UsagePoint         // samples not written yet
 }
 
 type statusReq struct {
@@ -92,7 +95,7 @@ func New(cfg Config, st State, nt Notifier) (*Service, error) {
 		cfg.HeartbeatWrite = DefaultConfig().HeartbeatWrite
 	}
 	return &Service{cfg: cfg, st: st, nt: nt, log: cfg.Logger, statuses: make(chan statusReq, 1<<16),
-		table: NewTable(cfg.HeartbeatGrace.Seconds()), lastRatio: map[string]float64{}, lastWrite: map[string]float64{}}, nil
+		table: NewTable(cfg.HeartbeatGrace.Seconds()), lastRatio: map[string]float64{}, beats: map[string]api.Heartbeat{}, cameUp: map[string]bool{}}, nil
 }
 
 func (s *Service) now() float64 { return float64(s.cfg.Now().UnixNano()) / 1e9 }
@@ -191,15 +194,21 @@ func (s *Service) applyBatch(ctx context.Context, batch []statusReq) {
 	}
 }
 
-// Heartbeat records a worker's heartbeat, its use, and a utilisation point
-// when its busy-core ratio changed.
-func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
+// Heartbeat records a worker's heartbeat in memory: its expiry clock, its
+// use, and a utilisation sample when its busy-core ratio changed. Nothing
+// waits on the store here, so a busy store cannot make heartbeats late and
+// workers falsely lost: Run writes the figures in batches (a worker that
+// comes back at the next tick, the others every HeartbeatWrite).
+func (s *Service) Heartbeat(_ context.Context, hb api.Heartbeat) error {
 	now := s.now()
 	if hb.Time == 0 {
 		hb.Time = now
 	}
 	s.mu.Lock()
-	up := s.table.Observe(hb.Node, now)
+	defer s.mu.Unlock()
+	if s.table.Observe(hb.Node, now) {
+		s.cameUp[hb.Node] = true
+	}
 	ratio := 0.0
 	if hb.Cores > 0 {
 		ratio = float64(hb.CoresBusy) / float64(hb.Cores)
@@ -208,39 +217,54 @@ func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) error {
 		s.usage = append(s.usage, api.UsagePoint{Node: hb.Node, Time: hb.Time, Ratio: ratio})
 	}
 	s.lastRatio[hb.Node] = ratio
-	due := up || now-s.lastWrite[hb.Node] >= s.cfg.HeartbeatWrite.Seconds()
-	s.mu.Unlock()
-	if !due {
-		return nil
-	}
+	s.beats[hb.Node] = hb
+	return nil
+}
 
-	var wasDown bool
-	_, err := s.st.UpdateWorker(ctx, hb.Node, func(w *api.Worker) error {
-		wasDown = w.Status == api.WorkerDown
+// flushHeartbeats writes the latest heartbeat of each worker that came
+// back up, or of every worker when all is true, in one batch; it tells the
+// jobmanager when a worker that was down is back.
+func (s *Service) flushHeartbeats(ctx context.Context, all bool) {
+	s.mu.Lock()
+	beats := map[string]api.Heartbeat{}
+	for n, hb := range s.beats {
+		if all || s.cameUp[n] {
+			beats[n] = hb
+			delete(s.beats, n)
+		}
+	}
+	s.cameUp = map[string]bool{}
+	s.mu.Unlock()
+	if len(beats) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(beats))
+	for n := range beats {
+		ids = append(ids, n)
+	}
+	sort.Strings(ids)
+	var back []string
+	_, err := s.st.UpdateWorkers(ctx, ids, func(w *api.Worker) error {
+		hb := beats[w.ID]
 		if w.Status == api.WorkerDown || w.Status == "" {
 			w.Status = api.WorkerReady
+			back = append(back, w.ID)
 		}
-		w.LastHeartbeat = hb.Time
-		w.CoresBusy = hb.CoresBusy
-		w.MemUsed = hb.MemUsed
+		w.LastHeartbeat, w.CoresBusy, w.MemUsed = hb.Time, hb.CoresBusy, hb.MemUsed
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, api.ErrNotFound) {
-			return fmt.Errorf("heartbeat from unregistered worker %s: %w", hb.Node, err)
+		if ctx.Err() == nil {
+			s.log.Warn("writing heartbeats; they are written again at the next beat", "workers", len(ids), "err", err)
 		}
-		return err
+		return
 	}
-	s.mu.Lock()
-	s.lastWrite[hb.Node] = now // only once written: a failed write is tried at the next beat
-	s.mu.Unlock()
-	if up && wasDown {
-		s.log.Info("worker is back", "node_id", hb.Node)
+	if len(back) > 0 {
+		s.log.Info("workers are back", "count", len(back), "node_id", back[0])
 		if err := s.nt.WorkersChanged(ctx); err != nil {
 			s.log.Warn("telling the jobmanager", "err", err)
 		}
 	}
-	return nil
 }
 
 // Run watches heartbeats until ctx is cancelled: a worker silent for longer
@@ -263,13 +287,20 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.applyStatuses(ctx) }()
 	tick := time.NewTicker(s.cfg.CheckInterval)
 	defer tick.Stop()
+	lastAll := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			s.flushUsage(context.WithoutCancel(ctx))
+			s.flushHeartbeats(context.WithoutCancel(ctx), true)
 			return nil
 		case <-tick.C:
 			s.flushUsage(ctx)
+			all := time.Since(lastAll) >= s.cfg.HeartbeatWrite
+			if all {
+				lastAll = time.Now()
+			}
+			s.flushHeartbeats(ctx, all)
 			s.mu.Lock()
 			expired := s.table.Expired(s.now())
 			s.mu.Unlock()

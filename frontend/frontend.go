@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -86,6 +88,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	hub     *hub
+
+	submitted chan string // jobs stored, for the notifier
+	notifying atomic.Bool // Run's notifier is running
 }
 
 // New returns a frontend over jobs that notifies sched and stops containers through cluster.
@@ -105,7 +110,7 @@ func New(cfg Config, jobs Jobs, sched Scheduler, cluster Cluster) *Server {
 	if cfg.EventPoll <= 0 {
 		cfg.EventPoll = DefaultConfig().EventPoll
 	}
-	s := &Server{cfg: cfg, jobs: jobs, sched: sched, cluster: cluster, log: cfg.Logger}
+	s := &Server{cfg: cfg, jobs: jobs, sched: sched, cluster: cluster, log: cfg.Logger, submitted: make(chan string, 1<<16)}
 	s.metrics = newMetrics(s)
 	if ch, ok := jobs.(Changes); ok {
 		s.hub = newHub(s, ch, cfg.EventPoll)
@@ -113,8 +118,16 @@ func New(cfg Config, jobs Jobs, sched Scheduler, cluster Cluster) *Server {
 	return s
 }
 
-// Run serves the events stream's store polling until ctx is cancelled.
+// Run tells the jobmanager of submitted jobs in batches, and polls the
+// store for the events stream, until ctx is cancelled. Without Run each
+// submission tells the jobmanager itself.
 func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	s.notifying.Store(true)
+	defer s.notifying.Store(false)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.notifier(ctx) }()
 	if s.hub == nil {
 		<-ctx.Done()
 		return nil
@@ -210,12 +223,51 @@ func (s *Server) Submit(ctx context.Context, j *api.Job) (err error) {
 		}
 		return err
 	}
+	if s.notifying.Load() {
+		select {
+		case s.submitted <- j.Name:
+			return nil
+		default: // the notifier is behind: tell the jobmanager directly
+		}
+	}
+	s.notify(ctx, j.Name)
+	return nil
+}
+
+// notify tells the jobmanager of stored jobs. A failure is only logged:
+// the jobmanager's resync finds the jobs anyway.
+func (s *Server) notify(ctx context.Context, names ...string) {
 	nctx, cancel := context.WithTimeout(ctx, s.cfg.NotifyTimeout)
 	defer cancel()
-	if err := s.sched.JobSubmitted(nctx, j.Name); err != nil {
-		s.log.Warn("jobmanager not told of a new job; its resync will find it", "job_id", j.Name, "err", err)
+	if err := s.sched.JobSubmitted(nctx, names...); err != nil {
+		s.log.Warn("jobmanager not told of new jobs; its resync will find them", "jobs", len(names), "job_id", names[0], "err", err)
 	}
-	return nil
+}
+
+// notifier tells the jobmanager of submitted jobs in batches: what arrived
+// while the previous notification was on its way goes in the next one, so
+// that a submission does not wait for the jobmanager.
+func (s *Server) notifier(ctx context.Context) {
+	names := make([]string, 0, 1024)
+	for {
+		names = names[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-s.submitted:
+			names = append(names, n)
+		}
+	drain:
+		for len(names) < cap(names) {
+			select {
+			case n := <-s.submitted:
+				names = append(names, n)
+			default:
+				break drain
+			}
+		}
+		s.notify(ctx, names...)
+	}
 }
 
 func (s *Server) decodeJob(b []byte) (*api.Job, error) {

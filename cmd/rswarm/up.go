@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -43,6 +44,12 @@ func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 	}
 	if r.runtime == "sim" && !cmd.Flags().Changed("no-swarm") {
 		r.noSwarm = true
+	}
+	// Hundreds of simulated workers share this process's two cores with the
+	// control plane: under load their heartbeats arrive late, and a tight
+	// grace would declare them lost. Widen it unless the user chose one.
+	if r.runtime == "sim" && workers > 200 && !cmd.Flags().Changed("heartbeat-grace") {
+		r.grace = max(r.grace, time.Duration(workers)*15*time.Millisecond)
 	}
 	ctx := cmd.Context()
 	log := newLogger(cmd)

@@ -1190,7 +1190,7 @@ const docTemplatefrontend = `{
             "type": "object",
             "properties": {
                 "action": {
-                    "description": "Action is \"cancelled\" (the job was waiting or running) or \"deleted\"\n(it had ended, and its record is gone).",
+                    "description": "Action is \"cancelled\" (the job was waiting or running), \"deleted\" (it\nhad ended, and its record is gone) or \"none\" (it ended while being\ncancelled).",
                     "type": "string"
                 },
                 "job_name": {

@@ -399,6 +399,56 @@ func TestUpEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("cancel kills the containers and frees the cores before it answers", func(t *testing.T) {
+		ctx := ctxT(t)
+		j := apitest.Job(fmt.Sprintf("e2ecancel%d", time.Now().UnixNano()), cores, 1, "sleep 600")
+		if err := c.SubmitJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		waitJob(t, c, j.Name, 60*time.Second, func(j *api.Job) error {
+			for _, tk := range j.Info.Tasks {
+				if tk.Status != api.Running {
+					return fmt.Errorf("task %s is %s", tk.ContainerName, tk.Status)
+				}
+			}
+			return nil
+		})
+		start := time.Now()
+		if err := c.CancelJob(ctx, j.Name); err != nil {
+			t.Fatal(err)
+		}
+		answered := time.Since(start)
+		// When DELETE has answered, no container of the job runs and every
+		// core is free: no waiting.
+		for _, tk := range j.Info.Tasks {
+			if ct, err := eng.Inspect(ctx, tk.ContainerName); err == nil && ct.Running {
+				t.Fatalf("container %s still running after the cancel answered", tk.ContainerName)
+			}
+		}
+		ws, err := c.Workers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range ws {
+			if busy := w.BusyCores(); len(busy) > 0 {
+				t.Fatalf("worker %s still holds cores %v after the cancel answered", w.ID, busy)
+			}
+		}
+		// The stopped containers are then removed.
+		apitest.Eventually(t, 30*time.Second, func() error {
+			for _, tk := range j.Info.Tasks {
+				if _, err := eng.Inspect(ctx, tk.ContainerName); err == nil {
+					return fmt.Errorf("container %s not removed yet", tk.ContainerName)
+				}
+			}
+			return nil
+		})
+		t.Logf("cancel answered in %v; containers removed %v after the request", answered.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		if got, err := c.Job(ctx, j.Name); err != nil || got.Status != api.Cancelled {
+			t.Fatalf("cancelled job: %v %v", got.Status, err)
+		}
+	})
+
 	t.Run("bad input is refused naming the field, and nothing is stored", func(t *testing.T) {
 		good := func() *api.Job { return apitest.Job("e2ebad", 1, 1, "sleep 1") }
 		cases := []struct {

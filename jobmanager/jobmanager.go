@@ -98,8 +98,9 @@ type Manager struct {
 	dirty    bool
 	wg       sync.WaitGroup // dispatches and stops in flight, joined by Run
 
-	workersStale bool      // a worker changed: re-read them
-	workersRead  time.Time // when they were last read
+	stopped      map[string]bool // jobs whose remaining tasks were told to stop
+	workersStale bool            // a worker changed: re-read them
+	workersRead  time.Time       // when they were last read
 
 	mu    sync.Mutex // guards stats
 	stats api.SchedulerStats
@@ -147,6 +148,7 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 		qopts:    placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
 		queue:    map[string]*queued{},
 		inflight: map[string]bool{},
+		stopped:  map[string]bool{},
 		touched:  map[string]bool{},
 	}, nil
 }
@@ -361,7 +363,7 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
 	seen := map[string]bool{}
 	for _, t := range tasks {
-		if seen[t.Job] {
+		if seen[t.Job] || m.stopped[t.Job] {
 			continue
 		}
 		seen[t.Job] = true
@@ -380,6 +382,7 @@ func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
 			continue
 		}
 		reason := fmt.Sprintf("stopped because task %s failed", failed.ContainerName)
+		m.stopped[j.Name] = true
 		m.wg.Add(1)
 		go func(name string) {
 			defer m.wg.Done()
@@ -601,9 +604,10 @@ func (m *Manager) syncWorkers(ctx context.Context) error {
 			m.dirty = true
 			continue
 		}
-		if _, ok := m.cluster.Worker(w.ID); !ok {
+		if v, ok := m.cluster.Worker(w.ID); !ok || v.Cores != w.Cores || v.MemTotal != w.MemTotal {
+			// New, or registered again with another size (allocations kept).
 			if err := m.cluster.AddWorker(w.ID, w.Cores, w.MemTotal); err != nil {
-				m.log.Warn("adding worker", "node_id", w.ID, "err", err)
+				m.log.Warn("adding worker", "node_id", w.ID, "cores", w.Cores, "err", err)
 				continue
 			}
 			m.touched[w.ID] = true
@@ -637,8 +641,13 @@ func (m *Manager) resync(ctx context.Context) error {
 		return err
 	}
 	live := map[string]bool{}
+	ready, listed := map[string]bool{}, map[string]bool{}
 	var requeue []string
 	for _, j := range jobs {
+		listed[j.Name] = true
+		if j.Status == api.Ready {
+			ready[j.Name] = true
+		}
 		if m.inflight[j.Name] {
 			for _, t := range j.Info.Tasks {
 				live[t.ContainerName] = true
@@ -680,6 +689,19 @@ func (m *Manager) resync(ctx context.Context) error {
 			if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, mem); err == nil {
 				m.touched[t.Node] = true
 			}
+		}
+	}
+	// A queued job that is no longer Ready (cancelled, and the notification
+	// lost) leaves the queue.
+	for name := range m.queue {
+		if !ready[name] {
+			delete(m.queue, name)
+			m.dirty = true
+		}
+	}
+	for name := range m.stopped {
+		if !listed[name] { // ended
+			delete(m.stopped, name)
 		}
 	}
 	for _, v := range m.cluster.Workers() {

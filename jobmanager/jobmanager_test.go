@@ -75,7 +75,8 @@ type fakeDispatcher struct {
 }
 
 func (d *fakeDispatcher) Deploy(ctx context.Context, j *api.Job) error {
-	stored, _ := d.st.GetJob(ctx, j.Name)
+	// The record is read whatever the dispatch timeout: a test may set it short.
+	stored, _ := d.st.GetJob(context.WithoutCancel(ctx), j.Name)
 	d.mu.Lock()
 	d.deploys = append(d.deploys, deployCall{job: j.Clone(), stored: stored})
 	d.mu.Unlock()
@@ -702,12 +703,13 @@ func TestDeployErrorFailsJobAndFreesCores(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := setup(t, workerSpec{"w1", 2})
-			var st *store.SQLite = h.st
+			st := h.st
 			h.run(func(c *jobmanager.Config) { noResync(c); c.DispatchTimeout = tt.timeout }, func(ctx context.Context, j *api.Job) error {
 				if j.Name == "a" {
 					return tt.fail(ctx)
 				}
-				return markDeployed(ctx, st, j.Name)
+				// b succeeds however short the dispatch timeout.
+				return markDeployed(context.WithoutCancel(ctx), st, j.Name)
 			})
 			h.submit("a", 1, 2)
 			h.submit("b", 1, 2)
@@ -1135,6 +1137,8 @@ func TestWorkerStatusChanges(t *testing.T) {
 	}
 }
 
+// A worker that leaves takes its allocations with it: its cores no longer
+// count, and new jobs go to the workers that remain.
 func TestLeftWorkerLosesItsAllocations(t *testing.T) {
 	h := setup(t, workerSpec{"w1", 2}, workerSpec{"w2", 2})
 	h.run(nil, nil)
@@ -1151,4 +1155,98 @@ func TestLeftWorkerLosesItsAllocations(t *testing.T) {
 	h.waitDeployed("b", map[string]string{"b_task1": "w2/0,1"})
 	h.submitNotify("c", 1, 1)
 	h.waitWaiting("c")
+}
+
+// waitDecided waits until a round has decided about a job: it is placed
+// (its tasks left Ready) or it waits with a reason. Either way the test
+// then checks which, without waiting out a deadline when it is the wrong one.
+func (h *harness) waitDecided(name string) *api.Job {
+	h.t.Helper()
+	return h.waitJob(name, func(j *api.Job) error {
+		if j.Info.Tasks[0].Status == api.Ready && j.WaitingReason == "" {
+			return errors.New("not decided yet")
+		}
+		return nil
+	})
+}
+
+// A cancellation whose notification is lost (the frontend then logs "its
+// resync will free the cores" and carries on) must not leave the job in
+// the queue: the resync has to drop a queued job whose record is no longer
+// Ready, or it is counted as queued and, under fifo, holds every job after
+// it until the cores it wants are free.
+func TestResyncDropsQueuedJobNoLongerReady(t *testing.T) {
+	for _, policy := range []string{"fifo", "backfill"} {
+		t.Run(policy, func(t *testing.T) {
+			h := setup(t, workerSpec{"w1", 2})
+			h.run(func(c *jobmanager.Config) { c.Policy = policy }, nil)
+			h.submitNotify("a", 1, 1)
+			h.waitDeployed("a", map[string]string{"a_task1": "w1/0"})
+			h.submitNotify("b", 1, 2)
+			h.waitWaiting("b")
+			// Cancelled in the store; the JobCancelled notification is lost.
+			if _, err := h.st.UpdateJob(t.Context(), "b", func(j *api.Job) error {
+				j.Finish(api.Cancelled, "cancelled by user", now())
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			h.waitResyncs(3)
+
+			h.submitNotify("c", 1, 1)
+			c := h.waitDecided("c")
+			if got, want := placements(c), map[string]string{"c_task1": "w1/1"}; !maps.Equal(got, want) {
+				t.Errorf("c placed at %v (waiting_reason %q), want %v", got, c.WaitingReason, want)
+			}
+			if s := h.m.Stats(); s.Queued != 0 {
+				t.Errorf("stats queued = %d, want 0 (b was cancelled)", s.Queued)
+			}
+		})
+	}
+}
+
+// A worker that registers again with another size (the globalmanager
+// rewrites cores and mem_total in its record, then sends WorkersChanged)
+// must be resized in the jobmanager's view.
+func TestWorkerReRegisteredWithAnotherSize(t *testing.T) {
+	tests := []struct {
+		name  string
+		cores int
+		want  map[string]string // b's placement; nil: b waits
+	}{
+		{"grown from 2 to 4 cores: the new cores are used", 4, map[string]string{"b_task1": "w1/2,3"}},
+		{"shrunk from 4 to 2 cores: the cores gone are not used", 2, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := setup(t, workerSpec{"w1", 6 - tt.cores})
+			h.run(nil, nil)
+			h.submitNotify("a", 1, 2)
+			h.waitDeployed("a", map[string]string{"a_task1": "w1/0,1"})
+			// As globalmanager's registration does (fill): same id, new size.
+			if _, err := h.st.UpdateWorker(t.Context(), "w1", func(w *api.Worker) error {
+				w.Cores = tt.cores
+				w.SetAllocation(map[int]string{0: "a_task1", 1: "a_task1"}, w.MemAllocated)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.m.WorkersChanged(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			h.waitResyncs(3)
+
+			h.submitNotify("b", 1, 2)
+			b := h.waitDecided("b")
+			if tt.want == nil {
+				if b.Info.Tasks[0].Status != api.Ready {
+					t.Errorf("b placed at %v on a worker that has 2 cores, both held; want it waiting", placements(b))
+				}
+				return
+			}
+			if got := placements(b); !maps.Equal(got, tt.want) {
+				t.Errorf("b placed at %v (waiting_reason %q), want %v", got, b.WaitingReason, tt.want)
+			}
+		})
+	}
 }

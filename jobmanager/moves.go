@@ -42,6 +42,10 @@ func (m *Manager) Reserve(ctx context.Context, r api.Reservation) ([]int, error)
 		if !v.Up {
 			return fmt.Errorf("node %s is down: %w", r.Node, api.ErrUnavailable)
 		}
+		if r.Mem > v.MemFree {
+			return &api.FieldError{Field: "to", Kind: api.ErrConflict,
+				Reason: fmt.Sprintf("node %s has %d bytes of memory free, task %s needs %d", r.Node, v.MemFree, r.Task, r.Mem)}
+		}
 		want := slices.Clone(r.Cpuset)
 		if len(want) == 0 {
 			for c := 0; c < v.Cores && len(want) < r.Cores; c++ {

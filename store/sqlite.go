@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -86,6 +87,10 @@ type SQLite struct {
 	w *sql.DB
 	// r is the reader pool; in WAL mode readers never block the writer.
 	r *sql.DB
+
+	gmu     sync.Mutex // guards pending and leading (group commit, see write)
+	pending []*writeReq
+	leading bool
 }
 
 var _ Store = (*SQLite)(nil)
@@ -133,7 +138,7 @@ func OpenSQLite(dir string) (*SQLite, error) {
 // keep only the SQL text and compile it again on every use.)
 func (s *SQLite) init() error {
 	ctx := context.Background()
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, schema)
 		return err
 	})
@@ -147,32 +152,106 @@ func (s *SQLite) init() error {
 func (s *SQLite) Path() string { return s.path }
 
 // write runs fn in an IMMEDIATE transaction on the writer connection and
-// commits it if fn returns nil. If SQLite still reports the database busy
-// after its busy timeout, the whole transaction (fn included) is tried again.
-func (s *SQLite) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := s.writeOnce(ctx, fn)
-		if err == nil || !isBusy(err) || attempt == busyAttempts {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+// commits it if fn returns nil; fn's changes are undone if it returns an
+// error. Writes that arrive while another is being written are committed
+// together (group commit): the first writer to find the connection free
+// leads, runs every queued fn in one transaction, each inside its own
+// savepoint, and hands each its own result. fn gets a context that ends
+// only with the store, not with its caller, because cancelling a statement
+// would roll back the whole shared transaction. If SQLite still reports the
+// database busy after its busy timeout (another process holds the write
+// lock), the batch is tried again, fns included.
+func (s *SQLite) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &writeReq{ctx: context.WithoutCancel(ctx), fn: fn, done: make(chan error, 1)}
+	s.gmu.Lock()
+	s.pending = append(s.pending, req)
+	if s.leading {
+		s.gmu.Unlock()
+		return <-req.done
+	}
+	s.leading = true
+	for {
+		batch := s.pending
+		s.pending = nil
+		s.gmu.Unlock()
+		s.writeBatch(batch)
+		s.gmu.Lock()
+		if len(s.pending) == 0 {
+			s.leading = false
+			s.gmu.Unlock()
+			return <-req.done
 		}
 	}
 }
 
-func (s *SQLite) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// writeReq is one fn waiting to be written.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error
+}
+
+// maxBatch bounds how many writes share one transaction.
+const maxBatch = 256
+
+func (s *SQLite) writeBatch(batch []*writeReq) {
+	for len(batch) > maxBatch {
+		s.writeBatch(batch[:maxBatch])
+		batch = batch[maxBatch:]
+	}
+	for attempt := 1; ; attempt++ {
+		results, err := s.writeOnce(batch)
+		if err == nil {
+			for i, r := range batch {
+				r.done <- results[i]
+			}
+			return
+		}
+		if !isBusy(err) || attempt == busyAttempts {
+			for _, r := range batch {
+				r.done <- err
+			}
+			return
+		}
+		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
+	}
+}
+
+// writeOnce runs a batch in one transaction; it returns each fn's result,
+// or an error for the whole transaction.
+func (s *SQLite) writeOnce(batch []*writeReq) ([]error, error) {
+	ctx := context.Background()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
+	results := make([]error, len(batch))
+	if len(batch) == 1 {
+		if results[0] = batch[0].fn(batch[0].ctx, tx); results[0] != nil {
+			return results, tx.Rollback()
+		}
+		return results, tx.Commit()
 	}
-	return tx.Commit()
+	for i, r := range batch {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			_ = tx.Rollback()
+			return nil, err
+		}
+		if results[i] = r.fn(r.ctx, tx); results[i] != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
+				_ = tx.Rollback()
+				return nil, err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
+			_ = tx.Rollback()
+			return nil, err
+		}
+	}
+	return results, tx.Commit()
 }
 
 // isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
@@ -190,7 +269,7 @@ func (s *SQLite) CreateJob(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return fmt.Errorf("store: create job %s: %w", j.Name, err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (job_name, status, session, submit_time, doc, seq)
 			VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs)) ON CONFLICT (job_name) DO NOTHING`,
 			j.Name, j.Status.String(), string(j.Session), j.SubmitTime, string(doc))
@@ -256,7 +335,7 @@ func decodeJob(doc string) (*api.Job, error) {
 // UpdateJob implements Store.
 func (s *SQLite) UpdateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error) {
 	var out *api.Job
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		out, err = s.updateJobTx(ctx, tx, name, fn)
 		return err
@@ -314,7 +393,7 @@ func (s *SQLite) updateJobTx(ctx context.Context, tx *sql.Tx, name string, fn fu
 // UpdateJobs implements Store: all the jobs change in one transaction.
 func (s *SQLite) UpdateJobs(ctx context.Context, names []string, fn func(*api.Job) error) ([]*api.Job, error) {
 	var out []*api.Job
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
 		for _, name := range names {
 			j, err := s.updateJobTx(ctx, tx, name, fn)
@@ -404,7 +483,7 @@ func (s *SQLite) CountJobs(ctx context.Context, f JobFilter) (int, error) {
 
 // DeleteJob implements Store.
 func (s *SQLite) DeleteJob(ctx context.Context, name string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM jobs WHERE job_name = ?", name)
 		if err != nil {
 			return err
@@ -432,7 +511,7 @@ func (s *SQLite) PutWorker(ctx context.Context, w *api.Worker) error {
 	if err != nil {
 		return fmt.Errorf("store: put worker %s: %w", w.ID, err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return putWorker(ctx, tx, w.ID, w.JoinTime, doc)
 	})
 	if err != nil {
@@ -477,7 +556,7 @@ func (s *SQLite) GetWorker(ctx context.Context, id string) (*api.Worker, error) 
 // UpdateWorker implements Store.
 func (s *SQLite) UpdateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error) {
 	var out *api.Worker
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		out, err = updateWorkerTx(ctx, tx, id, fn)
 		return err
@@ -513,7 +592,7 @@ func updateWorkerTx(ctx context.Context, tx *sql.Tx, id string, fn func(*api.Wor
 // UpdateWorkers implements Store: all the workers change in one transaction.
 func (s *SQLite) UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error) {
 	var out []*api.Worker
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = out[:0]
 		for _, id := range ids {
 			w, err := updateWorkerTx(ctx, tx, id, fn)
@@ -559,7 +638,7 @@ func (s *SQLite) ListWorkers(ctx context.Context) ([]*api.Worker, error) {
 
 // DeleteWorker implements Store.
 func (s *SQLite) DeleteWorker(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "DELETE FROM workers WHERE id = ?", id)
 		if err != nil {
 			return err
@@ -582,7 +661,7 @@ func (s *SQLite) AppendUsage(ctx context.Context, pts []api.UsagePoint) error {
 	if len(pts) == 0 {
 		return nil
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for _, p := range pts {
 			// Only a node's first sample sets its init_time; later ones are ignored.
 			_, err := tx.ExecContext(ctx, "INSERT INTO usage_nodes (node, init_time) VALUES (?, ?) ON CONFLICT (node) DO NOTHING",

@@ -385,7 +385,7 @@ func (a *Agent) leave() {
 func (a *Agent) stop(ctx context.Context, st api.StopTask) (any, error) {
 	a.mu.Lock()
 	l := a.tasks[st.Task]
-	if l != nil {
+	if l != nil && !l.stopping { // the first stop says what the end means
 		l.stopping, l.stopState, l.reason = true, api.Cancelled, st.Reason
 		if st.Migrating {
 			l.stopState = api.Migrating
@@ -418,6 +418,11 @@ func (a *Agent) ended(st api.TaskStatus) {
 	}
 	if st.Job == "" {
 		return // not one of ours
+	}
+	if st.State == api.Migrating {
+		// The globalmanager recorded the move itself; a late report from
+		// here could undo the new worker's Running.
+		return
 	}
 	a.enqueue(st)
 }

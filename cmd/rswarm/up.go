@@ -124,6 +124,11 @@ func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 	wg.Wait()
 	stopCtrl()
 	err = g.Wait()
+	where := r.ep.dataDir
+	if r.ep.mongoURI != "" {
+		where = "MongoDB database " + r.ep.mongoDB
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "RSwarm stopped; the data is kept in %s.\n", where)
 	close(errs)
 	for werr := range errs {
 		if err == nil {

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -346,7 +347,7 @@ func (s *Server) handleSubmit(c *gin.Context) {
 		respond(c, http.StatusCreated, Accepted{JobName: j.Name, Status: api.Ready.String()}, nil)
 		return
 	}
-	var raws []jsonRaw
+	var raws []json.RawMessage
 	if err := api.DecodeStrict(b, &raws); err != nil {
 		respond(c, 0, nil, err)
 		return
@@ -368,13 +369,6 @@ func (s *Server) handleSubmit(c *gin.Context) {
 		out[i] = Accepted{JobName: j.Name, Status: api.Ready.String(), Code: http.StatusCreated}
 	}
 	respond(c, http.StatusOK, out, nil)
-}
-
-type jsonRaw []byte
-
-func (r *jsonRaw) UnmarshalJSON(b []byte) error {
-	*r = append((*r)[:0], b...)
-	return nil
 }
 
 // handleGet answers one job.

@@ -12,8 +12,9 @@ const (
 	KindStopTask = "stop_task"
 	KindTaskLogs = "task_logs"
 	// worker -> discovery
-	KindTaskStatus = "task_status"
-	KindHeartbeat  = "heartbeat"
+	KindTaskStatus   = "task_status"
+	KindTaskStatuses = "task_statuses"
+	KindHeartbeat    = "heartbeat"
 	// frontend, discovery, globalmanager -> jobmanager
 	KindJobSubmitted   = "job_submitted"
 	KindJobCancelled   = "job_cancelled"
@@ -82,6 +83,14 @@ type TaskStatus struct {
 	Time     float64  `json:"time"`
 }
 
+// TaskStatuses is several task statuses in one message, in the order they
+// happened: a worker sends whatever queued up while the previous report
+// was in flight, so that a busy worker's reports do not wait in line for
+// one round trip each.
+type TaskStatuses struct {
+	Statuses []TaskStatus `json:"statuses"`
+}
+
 // Heartbeat is a worker's periodic report of its use.
 type Heartbeat struct {
 	Node      string  `json:"node"`
@@ -103,6 +112,11 @@ type TaskRef struct {
 	Job  string `json:"job"`
 	Task string `json:"task"`
 	Node string `json:"node,omitempty"`
+	// State is the final state the task reached, so that the jobmanager
+	// can stop the rest of a job whose task failed without reading it.
+	State State `json:"state,omitempty"`
+	// JobEnded says the task's job ended with it: nothing of it is left to stop.
+	JobEnded bool `json:"job_ended,omitempty"`
 }
 
 // TasksDone tells the jobmanager that tasks reached a final state, so their cores are free.

@@ -76,7 +76,7 @@ type Service struct {
 }
 
 type statusReq struct {
-	st   api.TaskStatus
+	sts  []api.TaskStatus // in the order they happened
 	done chan error
 }
 
@@ -105,10 +105,22 @@ func (s *Service) now() float64 { return float64(s.cfg.Now().UnixNano()) / 1e9 }
 // Applying a status twice, or a stale one, changes nothing; a status for a
 // job that no longer exists (deleted) is dropped.
 func (s *Service) TaskStatus(ctx context.Context, st api.TaskStatus) error {
-	if st.Time == 0 {
-		st.Time = s.now()
+	return s.TaskStatuses(ctx, []api.TaskStatus{st})
+}
+
+// TaskStatuses applies statuses in order, as TaskStatus does each, and
+// returns once they are all stored.
+func (s *Service) TaskStatuses(ctx context.Context, sts []api.TaskStatus) error {
+	if len(sts) == 0 {
+		return nil
 	}
-	r := statusReq{st: st, done: make(chan error, 1)}
+	now := s.now()
+	for i := range sts {
+		if sts[i].Time == 0 {
+			sts[i].Time = now
+		}
+	}
+	r := statusReq{sts: sts, done: make(chan error, 1)}
 	select {
 	case s.statuses <- r:
 	case <-ctx.Done():
@@ -151,19 +163,23 @@ func (s *Service) applyStatuses(ctx context.Context) {
 }
 
 func (s *Service) applyBatch(ctx context.Context, batch []statusReq) {
+	var sts []api.TaskStatus
+	for _, r := range batch {
+		sts = append(sts, r.sts...)
+	}
 	byJob := map[string][]int{}
 	var names []string
-	for i, r := range batch {
-		if _, ok := byJob[r.st.Job]; !ok {
-			names = append(names, r.st.Job)
+	for i, st := range sts {
+		if _, ok := byJob[st.Job]; !ok {
+			names = append(names, st.Job)
 		}
-		byJob[r.st.Job] = append(byJob[r.st.Job], i)
+		byJob[st.Job] = append(byJob[st.Job], i)
 	}
-	changed := make([]bool, len(batch))
-	_, err := s.st.UpdateJobs(ctx, names, func(j *api.Job) error {
+	changed := make([]bool, len(sts))
+	written, err := s.st.UpdateJobs(ctx, names, func(j *api.Job) error {
 		any := false
 		for _, i := range byJob[j.Name] {
-			c, err := j.ApplyStatus(batch[i].st)
+			c, err := j.ApplyStatus(sts[i])
 			changed[i] = c && err == nil
 			any = any || changed[i]
 		}
@@ -172,12 +188,16 @@ func (s *Service) applyBatch(ctx context.Context, batch []statusReq) {
 		}
 		return nil
 	})
+	ended := map[string]bool{}
+	for _, j := range written {
+		ended[j.Name] = j.Status.Final()
+	}
 	var done []api.TaskRef
-	for i, r := range batch {
+	for i, st := range sts {
 		if err == nil && changed[i] {
-			s.log.Debug("task status", "job_id", r.st.Job, "task_id", r.st.Task, "node_id", r.st.Node, "state", r.st.State)
-			if r.st.State.Final() {
-				done = append(done, api.TaskRef{Job: r.st.Job, Task: r.st.Task, Node: r.st.Node})
+			s.log.Debug("task status", "job_id", st.Job, "task_id", st.Task, "node_id", st.Node, "state", st.State)
+			if st.State.Final() {
+				done = append(done, api.TaskRef{Job: st.Job, Task: st.Task, Node: st.Node, State: st.State, JobEnded: ended[st.Job]})
 			}
 		}
 	}
@@ -187,7 +207,7 @@ func (s *Service) applyBatch(ctx context.Context, batch []statusReq) {
 		}
 	}
 	if err != nil {
-		err = fmt.Errorf("apply %d statuses: %w", len(batch), err)
+		err = fmt.Errorf("apply %d statuses: %w", len(sts), err)
 	}
 	for _, r := range batch {
 		r.done <- err

@@ -297,7 +297,10 @@ func jobIs(st *store.SQLite, name string, want api.State) func() error {
 
 func TestTaskStatus(t *testing.T) {
 	const task = "j_task1"
-	ref := api.TaskRef{Job: "j", Task: task, Node: "w1"}
+	// The job has one task: it ends with it.
+	ref := func(s api.State) api.TaskRef {
+		return api.TaskRef{Job: "j", Task: task, Node: "w1", State: s, JobEnded: true}
+	}
 	run := func(at float64) api.TaskStatus {
 		return api.TaskStatus{Node: "w1", Job: "j", Task: task, State: api.Running, Time: at}
 	}
@@ -317,26 +320,26 @@ func TestTaskStatus(t *testing.T) {
 			name:     "running then down ends the job",
 			statuses: []api.TaskStatus{run(100), end(api.Down, 105, 0, "")},
 			wantJob:  api.Down, wantStart: 100, wantEnd: 105,
-			wantDone: []api.TaskRef{ref},
+			wantDone: []api.TaskRef{ref(api.Down)},
 		},
 		{
 			// At least once delivery: the copy changes nothing and is not notified again.
 			name:     "the same status twice is applied and notified once",
 			statuses: []api.TaskStatus{run(100), run(100), end(api.Down, 105, 0, ""), end(api.Down, 106, 0, "")},
 			wantJob:  api.Down, wantStart: 100, wantEnd: 105,
-			wantDone: []api.TaskRef{ref},
+			wantDone: []api.TaskRef{ref(api.Down)},
 		},
 		{
 			name:     "a stale status is ignored",
 			statuses: []api.TaskStatus{run(100), end(api.Down, 105, 0, ""), run(107)},
 			wantJob:  api.Down, wantStart: 100, wantEnd: 105,
-			wantDone: []api.TaskRef{ref},
+			wantDone: []api.TaskRef{ref(api.Down)},
 		},
 		{
 			name:     "a failed task fails the job",
 			statuses: []api.TaskStatus{run(100), end(api.Failed, 103, 1, "exited with code 1")},
 			wantJob:  api.Failed, wantStart: 100, wantEnd: 103, wantErr: "task j_task1: exited with code 1",
-			wantDone: []api.TaskRef{ref},
+			wantDone: []api.TaskRef{ref(api.Failed)},
 		},
 		{
 			name:     "running alone starts the job and frees nothing",

@@ -199,7 +199,7 @@ func (m *Manager) failTasksOn(ctx context.Context, node, reason string) []api.Ta
 					if _, err := j.ApplyStatus(api.TaskStatus{Node: node, Job: j.Name, Task: task.ContainerName, State: api.Failed, Error: reason, Time: t}); err != nil {
 						return err
 					}
-					done = append(done, api.TaskRef{Job: j.Name, Task: task.ContainerName, Node: node})
+					done = append(done, api.TaskRef{Job: j.Name, Task: task.ContainerName, Node: node, State: api.Failed})
 				}
 			}
 			return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +24,10 @@ type State interface {
 	UpdateJobs(ctx context.Context, names []string, fn func(*api.Job) error) ([]*api.Job, error)
 	ListWorkers(ctx context.Context) ([]*api.Worker, error)
 	UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error)
+	// JobsChangedSince is the change feed: the jobs written after sequence
+	// number after, in write order, and the number to ask from next time;
+	// with after < 0, only the current head.
+	JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error)
 }
 
 // Dispatcher deploys a placed job (every task has its node and cores). It
@@ -45,7 +50,8 @@ type Config struct {
 	Policy string
 	// MaxWait bounds a head-of-line job's wait under backfill (seconds).
 	MaxWait float64
-	// ResyncInterval is how often the store is re-read to catch lost notifications.
+	// ResyncInterval is how often the jobs written since the last pass are
+	// read back, to catch lost notifications.
 	ResyncInterval time.Duration
 	// Dispatchers is how many jobs may be deploying at once.
 	Dispatchers int
@@ -61,7 +67,7 @@ type Config struct {
 // DefaultConfig returns the defaults: best fit, backfill, resync every 2 s.
 func DefaultConfig() Config {
 	return Config{Strategy: "best-fit", Policy: "backfill", ResyncInterval: 2 * time.Second, Dispatchers: 256,
-		DispatchTimeout: 30 * time.Second, WorkerWrite: 500 * time.Millisecond}
+		DispatchTimeout: 30 * time.Second, WorkerWrite: 2 * time.Second}
 }
 
 // Validate returns the first problem with the configuration.
@@ -99,6 +105,8 @@ type Manager struct {
 	wg       sync.WaitGroup // dispatches and stops in flight, joined by Run
 
 	stopped      map[string]bool // jobs whose remaining tasks were told to stop
+	synced       bool            // the first, full resync is done
+	cursor       int64           // change feed position of the next resync
 	workersStale bool            // a worker changed: re-read them
 	workersRead  time.Time       // when they were last read
 
@@ -107,9 +115,12 @@ type Manager struct {
 }
 
 type queued struct {
-	job  placement.Job
-	rsn  string // last waiting reason written
-	full *api.Job
+	job   placement.Job
+	rsn   string    // last waiting reason written
+	want  string    // the reason of the last round
+	since time.Time // when it was queued
+	wrote time.Time // when rsn was written
+	full  *api.Job
 }
 
 type event struct {
@@ -244,6 +255,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	// truth is in memory, the records are for people and other processes.
 	flush := time.NewTicker(m.cfg.WorkerWrite)
 	defer flush.Stop()
+	reasons := time.NewTicker(reasonAfter / 2)
+	defer reasons.Stop()
 	// Workers are re-read at most every 100 ms however often they change.
 	workersDue := time.NewTimer(time.Hour)
 	defer workersDue.Stop()
@@ -280,6 +293,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		case <-flush.C:
 			m.writeWorkers(ctx)
+		case now := <-reasons.C:
+			m.writeReasons(ctx, now)
 		case <-tick.C:
 			if err := m.resync(ctx); err != nil && ctx.Err() == nil {
 				m.log.Warn("resync failed", "err", err)
@@ -358,31 +373,16 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 	}
 }
 
-// failGangs stops the rest of a job one of whose tasks failed: a job is a
-// gang, and its other tasks would hold cores for nothing.
+// failGangs stops the rest of each job one of whose tasks failed: a job is
+// a gang, and its other tasks would hold cores for nothing. The stop is
+// asked once per job; the globalmanager skips tasks that already ended.
 func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
-	seen := map[string]bool{}
 	for _, t := range tasks {
-		if seen[t.Job] || m.stopped[t.Job] {
+		if t.State != api.Failed || t.JobEnded || m.stopped[t.Job] {
 			continue
 		}
-		seen[t.Job] = true
-		j, err := m.st.GetJob(ctx, t.Job)
-		if err != nil || j.Status.Final() {
-			continue
-		}
-		var failed *api.Task
-		for _, tk := range j.Info.Tasks {
-			if tk.Status == api.Failed {
-				failed = tk
-				break
-			}
-		}
-		if failed == nil {
-			continue
-		}
-		reason := fmt.Sprintf("stopped because task %s failed", failed.ContainerName)
-		m.stopped[j.Name] = true
+		m.stopped[t.Job] = true
+		reason := fmt.Sprintf("stopped because task %s failed", t.Task)
 		m.wg.Add(1)
 		go func(name string) {
 			defer m.wg.Done()
@@ -391,7 +391,7 @@ func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
 			if err := m.dispatch.Stop(sctx, name, reason); err != nil {
 				m.log.Warn("stopping the rest of a failed job", "job_id", name, "err", err)
 			}
-		}(j.Name)
+		}(t.Job)
 	}
 }
 
@@ -407,7 +407,7 @@ func (m *Manager) enqueue(j *api.Job) {
 		}
 	}
 	m.seq++
-	m.queue[j.Name] = &queued{job: toPlacement(j, m.seq), rsn: j.WaitingReason, full: j}
+	m.queue[j.Name] = &queued{job: toPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: time.Now(), full: j}
 	m.dirty = true
 }
 
@@ -457,26 +457,9 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	if len(placed) > 0 {
 		m.commit(ctx, placed, wg, sem)
 	}
-	var changed []string
-	reasons := map[string]string{}
 	for _, w := range waiting {
-		q := m.queue[w.Job]
-		if q != nil && q.rsn != w.Reason {
-			q.rsn = w.Reason
-			changed = append(changed, w.Job)
-			reasons[w.Job] = w.Reason
-		}
-	}
-	if len(changed) > 0 {
-		_, err := m.st.UpdateJobs(ctx, changed, func(j *api.Job) error {
-			if j.Status != api.Ready {
-				return errors.New("no longer waiting")
-			}
-			j.WaitingReason = reasons[j.Name]
-			return nil
-		})
-		if err != nil {
-			m.log.Warn("writing waiting reasons", "err", err)
+		if q := m.queue[w.Job]; q != nil {
+			q.want = w.Reason
 		}
 	}
 	free, total := m.cluster.FreeCores()
@@ -562,6 +545,62 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 	}
 }
 
+// Waiting reasons are for people: a job that waits a moment does not need
+// one, and a reason that changes every round (the free cores move with
+// every task that ends) must not turn ten thousand waiting jobs into ten
+// thousand writes per round. So a reason is written once the job has waited
+// reasonAfter, rewritten at most every reasonEvery while it changes, and at
+// most reasonBudget reasons go out per pass, those never written first.
+const (
+	reasonAfter  = time.Second
+	reasonEvery  = 10 * time.Second
+	reasonBudget = 100
+)
+
+// writeReasons writes the waiting reasons that are due (see reasonAfter).
+func (m *Manager) writeReasons(ctx context.Context, now time.Time) {
+	reasons := map[string]string{}
+	var first, again []string
+	for name, q := range m.queue {
+		if q.want == q.rsn || now.Sub(q.since) < reasonAfter {
+			continue
+		}
+		switch {
+		case q.rsn == "":
+			first = append(first, name)
+		case now.Sub(q.wrote) >= reasonEvery:
+			again = append(again, name)
+		default:
+			continue
+		}
+		reasons[name] = q.want
+	}
+	// The longest waiting first; then the rest at later passes.
+	bySince := func(a, b string) int { return m.queue[a].since.Compare(m.queue[b].since) }
+	slices.SortFunc(first, bySince)
+	slices.SortFunc(again, bySince)
+	names := append(first, again...)
+	names = names[:min(len(names), reasonBudget)]
+	if len(names) == 0 {
+		return
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		q := m.queue[name]
+		q.rsn, q.wrote = q.want, now
+	}
+	_, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
+		if j.Status != api.Ready {
+			return errors.New("no longer waiting")
+		}
+		j.WaitingReason = reasons[j.Name]
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("writing waiting reasons", "jobs", len(names), "err", err)
+	}
+}
+
 // writeWorkers persists, in one batch, the allocation of every worker
 // touched since the last write.
 func (m *Manager) writeWorkers(ctx context.Context) {
@@ -629,70 +668,148 @@ func (m *Manager) syncWorkers(ctx context.Context) error {
 	return nil
 }
 
-// resync re-reads workers and live jobs: it queues Ready jobs whose
-// notification was lost, re-creates allocations of placed tasks (at start),
-// and frees the cores of tasks that ended without a notification.
+// resync brings the jobmanager in line with the store, to catch what a lost
+// notification would otherwise leave behind. The first pass (at start)
+// reads every live job: it re-creates the allocations of placed tasks,
+// queues Ready jobs, and frees cores no live task holds. Later passes read
+// only the jobs written since the pass before, from the store's change
+// feed, so that a pass costs what changed rather than what is live (with
+// ten thousand jobs waiting, re-reading them all every two seconds was
+// most of the jobmanager's work).
 func (m *Manager) resync(ctx context.Context) error {
 	if err := m.syncWorkers(ctx); err != nil {
 		return err
 	}
-	jobs, err := m.st.ListJobs(ctx, api.JobFilter{Status: []api.State{api.Ready, api.Deployed, api.Running}})
-	if err != nil {
-		return err
+	full := !m.synced
+	var jobs []*api.Job
+	if full {
+		_, head, err := m.st.JobsChangedSince(ctx, -1, 0)
+		if err != nil {
+			return err
+		}
+		if jobs, err = m.st.ListJobs(ctx, api.JobFilter{Status: []api.State{api.Ready, api.Deployed, api.Running}}); err != nil {
+			return err
+		}
+		// Jobs written between the two reads come again from the feed:
+		// reconciling a job twice changes nothing.
+		m.cursor = head
+	} else {
+		for {
+			page, next, err := m.st.JobsChangedSince(ctx, m.cursor, changesPage)
+			if err != nil {
+				return err
+			}
+			m.cursor = next
+			jobs = append(jobs, page...)
+			if len(page) < changesPage {
+				break
+			}
+		}
 	}
+	var requeue []string
+	for _, j := range jobs {
+		if m.reconcile(j) {
+			requeue = append(requeue, j.Name)
+		}
+	}
+	if len(requeue) > 0 {
+		if err := m.requeue(ctx, requeue); err != nil {
+			return err
+		}
+	}
+	if full {
+		m.dropUnlisted(jobs)
+		m.synced = true
+		m.writeWorkers(ctx) // what recovery found, at once
+	}
+	return nil
+}
+
+// changesPage is how many changed jobs one read of the change feed returns.
+const changesPage = 1000
+
+// reconcile brings the queue and the allocations in line with one job's
+// record: a Ready job is queued (unless it is already), a job that is no
+// longer Ready leaves the queue, the cores of its ended tasks are freed and
+// those of its live tasks recorded (recovery). It reports whether the job
+// was placed but never deployed (the jobmanager stopped mid-way), so must
+// be placed again from scratch. Jobs being deployed are the dispatcher's.
+func (m *Manager) reconcile(j *api.Job) (requeue bool) {
+	if m.inflight[j.Name] {
+		return false
+	}
+	if j.Status == api.Ready {
+		if m.queue[j.Name] != nil {
+			return false
+		}
+		for _, t := range j.Info.Tasks {
+			if t.Status != api.Ready {
+				return true
+			}
+		}
+		m.enqueue(j)
+		return false
+	}
+	if m.queue[j.Name] != nil {
+		// Cancelled, and the notification lost.
+		delete(m.queue, j.Name)
+		m.dirty = true
+	}
+	if j.Status.Final() {
+		delete(m.stopped, j.Name)
+	}
+	for _, t := range j.Info.Tasks {
+		switch {
+		case t.Status.Final():
+			m.release(t.ContainerName)
+		case t.Status == api.Ready || t.Node == "":
+		default:
+			m.hold(t)
+		}
+	}
+	return false
+}
+
+// hold records the cores a placed task holds, if the cluster does not
+// already: at start, the allocations come from the store.
+func (m *Manager) hold(t *api.Task) {
+	if _, ok := m.cluster.Worker(t.Node); !ok {
+		return
+	}
+	if _, _, held := m.cluster.Holds(t.ContainerName); held {
+		return
+	}
+	cores, err := api.ParseCpuset(t.CpusetCpus)
+	if err != nil {
+		return
+	}
+	mem, _ := api.ParseMem(t.MemLimit)
+	if t.MemLimit == "" {
+		mem = 0
+	}
+	if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, mem); err == nil {
+		m.touched[t.Node] = true
+	}
+}
+
+// dropUnlisted, after the full pass over every live job, drops what no
+// live job accounts for: queued jobs that are no longer Ready, stop marks
+// of jobs that ended, and cores held by tasks that are not live.
+func (m *Manager) dropUnlisted(jobs []*api.Job) {
 	live := map[string]bool{}
 	ready, listed := map[string]bool{}, map[string]bool{}
-	var requeue []string
 	for _, j := range jobs {
 		listed[j.Name] = true
 		if j.Status == api.Ready {
 			ready[j.Name] = true
 		}
-		if m.inflight[j.Name] {
-			for _, t := range j.Info.Tasks {
-				live[t.ContainerName] = true
-			}
-			continue
-		}
-		if j.Status == api.Ready && m.queue[j.Name] == nil {
-			placedBefore := false
-			for _, t := range j.Info.Tasks {
-				if t.Status != api.Ready {
-					placedBefore = true
-				}
-			}
-			if placedBefore {
-				// Placed but never deployed (the jobmanager stopped mid-way):
-				// place it again from scratch.
-				requeue = append(requeue, j.Name)
-				continue
-			}
-			m.enqueue(j)
-			continue
-		}
 		for _, t := range j.Info.Tasks {
-			if t.Status.Final() || t.Status == api.Ready || t.Node == "" {
-				continue
-			}
-			live[t.ContainerName] = true
-			if _, ok := m.cluster.Worker(t.Node); !ok {
-				continue
-			}
-			cores, err := api.ParseCpuset(t.CpusetCpus)
-			if err != nil {
-				continue
-			}
-			mem, _ := api.ParseMem(t.MemLimit)
-			if t.MemLimit == "" {
-				mem = 0
-			}
-			if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, mem); err == nil {
-				m.touched[t.Node] = true
+			placed := j.Status != api.Ready && !t.Status.Final() && t.Status != api.Ready && t.Node != ""
+			if m.inflight[j.Name] || placed {
+				live[t.ContainerName] = true
 			}
 		}
 	}
-	// A queued job that is no longer Ready (cancelled, and the notification
-	// lost) leaves the queue.
 	for name := range m.queue {
 		if !ready[name] {
 			delete(m.queue, name)
@@ -700,7 +817,7 @@ func (m *Manager) resync(ctx context.Context) error {
 		}
 	}
 	for name := range m.stopped {
-		if !listed[name] { // ended
+		if !listed[name] {
 			delete(m.stopped, name)
 		}
 	}
@@ -711,30 +828,30 @@ func (m *Manager) resync(ctx context.Context) error {
 			}
 		}
 	}
-	if len(requeue) > 0 {
-		reset, err := m.st.UpdateJobs(ctx, requeue, func(j *api.Job) error {
-			if j.Status != api.Ready {
-				return errors.New("moved on")
-			}
-			for _, t := range j.Info.Tasks {
-				if t.Status == api.Scheduled {
-					t.Status = api.Ready
-					if t.Node != "" && t.CpusetCpus != "" && j.Strategy != "no-scheduler" {
-						t.Node, t.CpusetCpus = "", ""
-					}
+}
+
+// requeue resets jobs that were placed but never deployed to Ready, with
+// their placements forgotten (pins kept), and queues them again.
+func (m *Manager) requeue(ctx context.Context, names []string) error {
+	reset, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
+		if j.Status != api.Ready {
+			return errors.New("moved on")
+		}
+		for _, t := range j.Info.Tasks {
+			if t.Status == api.Scheduled {
+				t.Status = api.Ready
+				if t.Node != "" && t.CpusetCpus != "" && j.Strategy != "no-scheduler" {
+					t.Node, t.CpusetCpus = "", ""
 				}
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
-		for _, j := range reset {
-			m.enqueue(j)
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if len(m.touched) > 0 {
-		m.writeWorkers(ctx)
+	for _, j := range reset {
+		m.enqueue(j)
 	}
 	return nil
 }

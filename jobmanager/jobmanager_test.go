@@ -38,17 +38,17 @@ var _ jobmanager.State = (*store.SQLite)(nil)
 // mem16m is apitest.Job's mem_limit ("16m") in bytes.
 const mem16m = 16 << 20
 
-// countingState is the real SQLite store, counting ListJobs calls: the
-// jobmanager makes one per resync pass, so a test can wait for whole
-// passes instead of sleeping.
+// countingState is the real SQLite store, counting reads of the change
+// feed: the jobmanager begins each resync pass with one, so a test can wait
+// for whole passes instead of sleeping.
 type countingState struct {
 	*store.SQLite
 	lists atomic.Int64
 }
 
-func (s *countingState) ListJobs(ctx context.Context, f api.JobFilter) ([]*api.Job, error) {
+func (s *countingState) JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error) {
 	s.lists.Add(1)
-	return s.SQLite.ListJobs(ctx, f)
+	return s.SQLite.JobsChangedSince(ctx, after, limit)
 }
 
 // deployCall is one Deploy: the job handed over, and the store's record of
@@ -415,9 +415,18 @@ func (h *harness) finish(job string, statuses []taskState, done ...string) {
 	if len(done) == 0 {
 		return
 	}
+	j, err := h.st.GetJob(h.t.Context(), job)
+	if err != nil {
+		h.t.Fatalf("reading %s: %v", job, err)
+	}
+	ended := j.Status.Final()
+	final := map[string]api.State{}
+	for _, s := range statuses {
+		final[s.task] = s.state
+	}
 	refs := make([]api.TaskRef, len(done))
 	for i, task := range done {
-		refs[i] = api.TaskRef{Job: job, Task: task}
+		refs[i] = api.TaskRef{Job: job, Task: task, State: final[task], JobEnded: ended}
 	}
 	if err := h.m.TasksDone(h.t.Context(), refs); err != nil {
 		h.t.Fatalf("TasksDone: %v", err)

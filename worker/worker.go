@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,8 +89,10 @@ type Agent struct {
 	dialDC Dialer
 	log    *slog.Logger
 
-	reports chan api.TaskStatus
-	pending atomic.Int64 // statuses queued or in flight, not yet acknowledged
+	omu     sync.Mutex       // guards outbox
+	outbox  []api.TaskStatus // statuses not sent yet, in order
+	wake    chan struct{}    // a status was queued (capacity 1)
+	pending atomic.Int64     // statuses queued or in flight, not yet acknowledged
 	ready   chan struct{}
 
 	mu       sync.Mutex
@@ -121,7 +124,7 @@ func New(cfg Config, rt Runtime, dialGM, dialDC Dialer) (*Agent, error) {
 		return nil, err
 	}
 	return &Agent{cfg: cfg, rt: rt, dialGM: dialGM, dialDC: dialDC, log: cfg.Logger,
-		reports: make(chan api.TaskStatus, 65536), ready: make(chan struct{}), tasks: map[string]*local{}}, nil
+		wake: make(chan struct{}, 1), ready: make(chan struct{}), tasks: map[string]*local{}}, nil
 }
 
 // NodeID returns the worker's node ID once registered, else "".
@@ -427,35 +430,52 @@ func (a *Agent) ended(st api.TaskStatus) {
 	a.enqueue(st)
 }
 
+// enqueue queues a status for the reporter. The queue is not bounded: a
+// worker has a few statuses per task it runs, and a status dropped would
+// leave a job without its final state.
 func (a *Agent) enqueue(st api.TaskStatus) {
 	a.pending.Add(1)
+	a.omu.Lock()
+	a.outbox = append(a.outbox, st)
+	a.omu.Unlock()
 	select {
-	case a.reports <- st:
+	case a.wake <- struct{}{}:
 	default:
-		a.pending.Add(-1)
-		a.log.Error("status queue full: dropping a status (the job will be failed by discovery's checks)", "task_id", st.Task)
 	}
 }
 
-// report delivers statuses to discovery in order, each retried until acknowledged.
+// maxReport bounds the statuses sent in one message.
+const maxReport = 256
+
+// report delivers statuses to discovery in order: whatever queued up while
+// the previous report was in flight goes in one message, retried until
+// acknowledged.
 func (a *Agent) report(ctx context.Context, dc Link) {
 	for {
-		var st api.TaskStatus
-		select {
-		case <-ctx.Done():
-			return
-		case st = <-a.reports:
+		a.omu.Lock()
+		n := min(len(a.outbox), maxReport)
+		batch := slices.Clone(a.outbox[:n])
+		a.omu.Unlock()
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.wake:
+			}
+			continue
 		}
 		backoff := 50 * time.Millisecond
 		for {
 			rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
-			err := dc.Request(rctx, api.KindTaskStatus, st, nil)
+			err := dc.Request(rctx, api.KindTaskStatuses, api.TaskStatuses{Statuses: batch}, nil)
 			cancel()
-			if err == nil || ctx.Err() != nil {
-				a.pending.Add(-1)
+			if err == nil {
 				break
 			}
-			a.log.Warn("reporting a status failed; retrying", "task_id", st.Task, "state", st.State, "err", err)
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("reporting statuses failed; retrying", "statuses", n, "task_id", batch[0].Task, "state", batch[0].State, "err", err)
 			select {
 			case <-ctx.Done():
 				return
@@ -463,6 +483,13 @@ func (a *Agent) report(ctx context.Context, dc Link) {
 			}
 			backoff = min(2*backoff, 2*time.Second)
 		}
+		a.omu.Lock()
+		a.outbox = a.outbox[n:]
+		if len(a.outbox) == 0 {
+			a.outbox = nil // let the array go
+		}
+		a.omu.Unlock()
+		a.pending.Add(int64(-n))
 	}
 }
 

@@ -61,7 +61,7 @@ func (l *fakeLink) Request(_ context.Context, kind string, body, reply any) erro
 		id := l.nodeIDs[min(l.registers, len(l.nodeIDs)-1)]
 		l.registers++
 		reply.(*api.RegisterReply).NodeID = id
-	case api.KindTaskStatus:
+	case api.KindTaskStatuses:
 		l.statusTries++
 		if l.failStatuses > 0 {
 			l.failStatuses--
@@ -86,8 +86,8 @@ func (l *fakeLink) statuses() []api.TaskStatus {
 	defer l.mu.Unlock()
 	var out []api.TaskStatus
 	for _, r := range l.reqs {
-		if r.kind == api.KindTaskStatus {
-			out = append(out, r.body.(api.TaskStatus))
+		if r.kind == api.KindTaskStatuses {
+			out = append(out, r.body.(api.TaskStatuses).Statuses...)
 		}
 	}
 	return out
@@ -633,7 +633,7 @@ func TestLeaveFailsRunningTasks(t *testing.T) {
 }
 
 func TestReporterRetriesUntilAcknowledged(t *testing.T) {
-	// Discovery refuses the first two statuses: the Running status is sent
+	// Discovery refuses the first two reports: the Running status is sent
 	// three times, then acknowledged once, and the next status follows it.
 	e := startAgent(t, nil, func(_ *Config, e *agentEnv) { e.dc.failStatuses = 2 })
 	if _, err := e.command(api.KindRunTask, runTask("j_task1", 1)); err != nil {
@@ -642,7 +642,7 @@ func TestReporterRetriesUntilAcknowledged(t *testing.T) {
 	e.reported(t, "j_task1", api.Running)
 	e.sim.finish("j_task1", 0)
 	e.reported(t, "j_task1", api.Running, api.Down)
-	want := []string{"refused task_status", "refused task_status", api.KindTaskStatus, api.KindTaskStatus}
+	want := []string{"refused task_statuses", "refused task_statuses", api.KindTaskStatuses, api.KindTaskStatuses}
 	if got := e.dc.kinds(); !slices.Equal(got, want) {
 		t.Errorf("discovery got %v, want %v", got, want)
 	}

@@ -237,6 +237,12 @@ func discoveryHandler(s *discovery.Service) bus.Handler {
 				return nil, err
 			}
 			return nil, s.TaskStatus(ctx, st)
+		case api.KindTaskStatuses:
+			var sts api.TaskStatuses
+			if err := json.Unmarshal(body, &sts); err != nil {
+				return nil, err
+			}
+			return nil, s.TaskStatuses(ctx, sts.Statuses)
 		case api.KindHeartbeat:
 			var hb api.Heartbeat
 			if err := json.Unmarshal(body, &hb); err != nil {

@@ -302,17 +302,70 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Clone returns a deep copy of the job.
+// Clone returns a deep copy of the job: nothing in it is shared with j.
 func (j *Job) Clone() *Job {
-	b, err := json.Marshal(j)
-	if err != nil {
-		panic(fmt.Sprintf("api: clone job %s: %v", j.Name, err))
-	}
-	var c Job
-	if err := json.Unmarshal(b, &c); err != nil {
-		panic(fmt.Sprintf("api: clone job %s: %v", j.Name, err))
+	c := *j
+	if j.Info.Tasks != nil {
+		c.Info.Tasks = make(Tasks, len(j.Info.Tasks))
+		for i, t := range j.Info.Tasks {
+			c.Info.Tasks[i] = t.Clone()
+		}
 	}
 	return &c
+}
+
+// Clone returns a deep copy of the task.
+func (t *Task) Clone() *Task {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	if t.Ports != nil {
+		c.Ports = make(map[string]any, len(t.Ports))
+		for k, v := range t.Ports {
+			c.Ports[k] = cloneValue(v)
+		}
+	}
+	if t.Volumes != nil {
+		c.Volumes = make(map[string]Volume, len(t.Volumes))
+		for k, v := range t.Volumes {
+			c.Volumes[k] = v
+		}
+	}
+	if t.Environment != nil {
+		c.Environment = make(map[string]string, len(t.Environment))
+		for k, v := range t.Environment {
+			c.Environment[k] = v
+		}
+	}
+	if t.ExitCode != nil {
+		code := *t.ExitCode
+		c.ExitCode = &code
+	}
+	if t.Logs != nil {
+		c.Logs = append(make([]string, 0, len(t.Logs)), t.Logs...)
+	}
+	return &c
+}
+
+// cloneValue deep-copies a value as JSON decodes into any: maps, slices
+// and scalars (anything else is copied as it is).
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = cloneValue(e)
+		}
+		return m
+	case []any:
+		s := make([]any, len(v))
+		for i, e := range v {
+			s[i] = cloneValue(e)
+		}
+		return s
+	}
+	return v
 }
 
 // Cores returns the total number of cores the job's tasks ask for.

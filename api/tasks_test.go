@@ -186,3 +186,50 @@ func BenchmarkTasksUnmarshalJSON(b *testing.B) {
 		}
 	})
 }
+
+// fullJob sets every field of a job and its tasks, nested port values included.
+func fullJob() *Job {
+	code := 3
+	return &Job{Name: "j", Status: Running, SubmitTime: 1, StartTime: 2, EndTime: 3, Priority: 4, Session: "s",
+		WaitingReason: "w", Error: "e", Strategy: "best-fit",
+		Info: JobInfo{Network: Network{Name: "n", Driver: "overlay", Subnet: "10.0.0.0/24"}, Tasks: Tasks{
+			{ContainerName: "j_a", Node: "w1", Image: "img", Detach: true, Command: "sleep 1", ReqCores: 2, CpusetCpus: "0,1",
+				MemLimit: "16m", Ports: map[string]any{"80/tcp": 8080.0, "81/tcp": []any{1.0, map[string]any{"x": "y"}}, "82/tcp": nil},
+				Volumes: map[string]Volume{"/h": {Bind: "/c", Mode: "ro"}}, Environment: map[string]string{"K": "V"},
+				Status: Down, Deadline: 5, Duration: 6, ExitCode: &code, Error: "x", Logs: []string{"l1", "l2"}, StartTime: 7, EndTime: 8},
+			{ContainerName: "j_b"},
+		}}}
+}
+
+func TestCloneIsDeepAndEqual(t *testing.T) {
+	j := fullJob()
+	c := j.Clone()
+	if !reflect.DeepEqual(c, j) {
+		t.Fatalf("clone %+v differs from %+v", c, j)
+	}
+	// Change everything reachable in the copy: the original must not move.
+	a := c.Info.Tasks[0]
+	a.Ports["80/tcp"] = 1.0
+	a.Ports["81/tcp"].([]any)[1].(map[string]any)["x"] = "z"
+	a.Volumes["/h"] = Volume{}
+	a.Environment["K"] = "W"
+	*a.ExitCode = 9
+	a.Logs[0] = "changed"
+	c.Info.Tasks[1] = &Task{ContainerName: "other"}
+	if !reflect.DeepEqual(j, fullJob()) {
+		t.Fatalf("changing the clone changed the original: %+v", j.Info.Tasks[0])
+	}
+	// What a clone encodes to is what the original encodes to.
+	a1, _ := json.Marshal(fullJob())
+	a2, _ := json.Marshal(fullJob().Clone())
+	if !bytes.Equal(a1, a2) {
+		t.Fatalf("clone encodes to %s, original to %s", a2, a1)
+	}
+}
+
+func BenchmarkClone(b *testing.B) {
+	j := fullJob()
+	for b.Loop() {
+		_ = j.Clone()
+	}
+}

@@ -27,7 +27,7 @@ const (
 	maxRecvBatch   = 256 // messages read per wake-up before sending again
 	reconnectIvl   = 100 * time.Millisecond
 	heartbeatIvl   = 2 * time.Second
-	heartbeatLimit = 6 * time.Second
+	heartbeatLimit = 20 * time.Second // generous: one loaded process may hold a thousand connections
 	maxMsgSize     = 64 << 20
 	backlogRecheck = time.Second // drop abandoned backlog entries at least this often
 	peerWindow     = time.Minute

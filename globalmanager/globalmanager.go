@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/bus"
 )
 
 // Swarm is the Docker Engine of the manager node.
@@ -298,7 +299,7 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 			defer cancel()
-			err := m.workers.Request(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t}, nil)
+			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t})
 			if err != nil {
 				err = fmt.Errorf("worker %s did not accept task %s: %w", t.Node, t.ContainerName, err)
 			}
@@ -349,6 +350,29 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 	}
 	return nil
 }
+
+// sendUntilConnected sends a command to a worker, sending it again while
+// the worker is not connected (it reconnects by itself, for example after
+// missing the bus's own heartbeats on a loaded host) until ctx ends. Only a
+// command that was never delivered is sent again: after a timeout the
+// worker may have it, and the caller decides.
+func (m *Manager) sendUntilConnected(ctx context.Context, node, kind string, body any) error {
+	for {
+		err := m.workers.Request(ctx, node, kind, body, nil)
+		if !errors.Is(err, bus.ErrUnknownPeer) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(reconnectWait):
+		}
+	}
+}
+
+// reconnectWait is how long a command waits before it is sent again to a
+// worker that is not connected.
+const reconnectWait = 100 * time.Millisecond
 
 // Stop stops every task of a job that has not ended yet.
 func (m *Manager) Stop(ctx context.Context, job, reason string) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/bus"
 	"github.com/rswarm/rswarm/api/apitest"
 	"github.com/rswarm/rswarm/globalmanager"
 	"github.com/rswarm/rswarm/store"
@@ -525,6 +526,23 @@ func TestDeploy(t *testing.T) {
 			status: 503, code: "unavailable",
 			calls: []string{"worker w1 run_task d_task1", "worker w1 stop_task d_task1", "worker w2 run_task d_task2"},
 			want:  api.Ready},
+		{name: "a worker reconnecting gets its command once it is back", runtime: "sim", job: placed("d", api.Scheduled, "w1", "w2"),
+			answer: func(*gmEnv) func(ctx context.Context, to, kind string, body any) (any, error) {
+				var mu sync.Mutex
+				away := 2 // w2's first two sends find it not connected
+				return func(_ context.Context, to, kind string, _ any) (any, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if to == "w2" && kind == api.KindRunTask && away > 0 {
+						away--
+						return nil, fmt.Errorf("%w: %q", bus.ErrUnknownPeer, to)
+					}
+					return nil, nil
+				}
+			},
+			status: 200,
+			calls:  []string{"worker w1 run_task d_task1", "worker w2 run_task d_task2", "worker w2 run_task d_task2", "worker w2 run_task d_task2"},
+			want:   api.Deployed},
 		{name: "a worker that refuses", runtime: "sim", job: placed("d", api.Scheduled, "w1", "w2"),
 			answer: func(*gmEnv) func(ctx context.Context, to, kind string, body any) (any, error) {
 				return func(_ context.Context, to, kind string, _ any) (any, error) {

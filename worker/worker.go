@@ -447,6 +447,11 @@ func (a *Agent) enqueue(st api.TaskStatus) {
 // maxReport bounds the statuses sent in one message.
 const maxReport = 256
 
+// minReportTimeout is the least a report waits for its acknowledgement:
+// discovery answers once the statuses are stored, which on a loaded host
+// takes seconds, and sending the report again then only adds to the load.
+const minReportTimeout = 10 * time.Second
+
 // report delivers statuses to discovery in order: whatever queued up while
 // the previous report was in flight goes in one message, retried until
 // acknowledged.
@@ -466,7 +471,7 @@ func (a *Agent) report(ctx context.Context, dc Link) {
 		}
 		backoff := 50 * time.Millisecond
 		for {
-			rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+			rctx, cancel := context.WithTimeout(ctx, max(a.cfg.RequestTimeout, minReportTimeout))
 			err := dc.Request(rctx, api.KindTaskStatuses, api.TaskStatuses{Statuses: batch}, nil)
 			cancel()
 			if err == nil {

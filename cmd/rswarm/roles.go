@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,6 +51,35 @@ type roleFlags struct {
 	simMem     string
 	timeScale  float64
 	probeCRIU  bool
+
+	// local, set by rswarm up, lets roles in one process call each other
+	// directly instead of over HTTP; nil when each role runs alone.
+	local *localLinks
+}
+
+// localLinks connects the roles of one process.
+type localLinks struct {
+	gm atomic.Pointer[globalmanager.Manager] // set once the globalmanager is up
+}
+
+var _ jobmanager.Dispatcher = (*localLinks)(nil)
+
+// Deploy deploys through the globalmanager of this process.
+func (l *localLinks) Deploy(ctx context.Context, j *api.Job) error {
+	gm := l.gm.Load()
+	if gm == nil {
+		return fmt.Errorf("deploy job %s: the globalmanager is not up yet: %w", j.Name, api.ErrUnavailable)
+	}
+	return gm.Deploy(ctx, j)
+}
+
+// Stop stops through the globalmanager of this process.
+func (l *localLinks) Stop(ctx context.Context, job, reason string) error {
+	gm := l.gm.Load()
+	if gm == nil {
+		return fmt.Errorf("stop job %s: the globalmanager is not up yet: %w", job, api.ErrUnavailable)
+	}
+	return gm.Stop(ctx, job, reason)
 }
 
 func (r *roleFlags) bindFrontend(cmd *cobra.Command) {
@@ -132,7 +162,10 @@ func (r *roleFlags) jobmanagerRole(ctx context.Context, st store.Store, log *slo
 	cfg := jobmanager.DefaultConfig()
 	cfg.Strategy, cfg.Policy, cfg.SortBatch, cfg.MaxWait, cfg.ResyncInterval = r.strategy, r.policy, r.sortBatch, r.maxWait, r.resync
 	cfg.Logger = log
-	gm := api.NewClient("http://"+r.ep.globalmanager, token)
+	var gm jobmanager.Dispatcher = api.NewClient("http://"+r.ep.globalmanager, token)
+	if r.local != nil {
+		gm = r.local
+	}
 	m, err := jobmanager.New(cfg, st, gm)
 	if err != nil {
 		return err
@@ -202,6 +235,9 @@ func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *
 	}
 	if _, err := m.Init(ctx); err != nil {
 		return err
+	}
+	if r.local != nil {
+		r.local.gm.Store(m)
 	}
 	srv, err := bus.Listen(r.ep.gmBus, globalmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {

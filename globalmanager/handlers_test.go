@@ -18,8 +18,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rswarm/rswarm/api"
-	"github.com/rswarm/rswarm/bus"
 	"github.com/rswarm/rswarm/api/apitest"
+	"github.com/rswarm/rswarm/bus"
 	"github.com/rswarm/rswarm/globalmanager"
 	"github.com/rswarm/rswarm/store"
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,8 @@ type fakeLink struct {
 	failStatuses int
 	statusTries  int
 	closed       int
+	// hold, when set, keeps the first status report waiting until it is closed.
+	hold chan struct{}
 }
 
 func (l *fakeLink) Request(_ context.Context, kind string, body, reply any) error {
@@ -62,6 +65,12 @@ func (l *fakeLink) Request(_ context.Context, kind string, body, reply any) erro
 		l.registers++
 		reply.(*api.RegisterReply).NodeID = id
 	case api.KindTaskStatuses:
+		if h := l.hold; h != nil {
+			l.hold = nil
+			l.mu.Unlock()
+			<-h
+			l.mu.Lock()
+		}
 		l.statusTries++
 		if l.failStatuses > 0 {
 			l.failStatuses--
@@ -645,6 +654,57 @@ func TestReporterRetriesUntilAcknowledged(t *testing.T) {
 	want := []string{"refused task_statuses", "refused task_statuses", api.KindTaskStatuses, api.KindTaskStatuses}
 	if got := e.dc.kinds(); !slices.Equal(got, want) {
 		t.Errorf("discovery got %v, want %v", got, want)
+	}
+}
+
+func TestReportsBatchWhatQueuedMeanwhile(t *testing.T) {
+	// Discovery holds the first report (one task Running): the statuses of
+	// the three tasks that start meanwhile go together in the next one.
+	hold := make(chan struct{})
+	e := startAgent(t, nil, func(_ *Config, e *agentEnv) { e.dc.hold = hold })
+	for i := 1; i <= 4; i++ {
+		if _, err := e.command(api.KindRunTask, runTask(fmt.Sprintf("j_task%d", i), 1)); err != nil {
+			t.Fatal(err)
+		}
+		if i > 1 {
+			continue
+		}
+		apitest.Eventually(t, wait, func() error { // the first report is held
+			e.dc.mu.Lock()
+			defer e.dc.mu.Unlock()
+			if e.dc.hold != nil {
+				return errors.New("no report yet")
+			}
+			return nil
+		})
+	}
+	apitest.Eventually(t, wait, func() error {
+		if p := e.agent.pending.Load(); p != 4 {
+			return fmt.Errorf("%d statuses waiting, want 4", p)
+		}
+		return nil
+	})
+	close(hold)
+	e.reported(t, "j_task4", api.Running)
+	var got [][]string
+	e.dc.mu.Lock()
+	for _, r := range e.dc.reqs {
+		if r.kind == api.KindTaskStatuses {
+			var names []string
+			for _, st := range r.body.(api.TaskStatuses).Statuses {
+				names = append(names, st.Task)
+			}
+			got = append(got, names)
+		}
+	}
+	e.dc.mu.Unlock()
+	if len(got) != 2 || len(got[0]) != 1 || len(got[1]) != 3 {
+		t.Fatalf("reports %v, want one status, then the other three together", got)
+	}
+	all := append(got[0], got[1]...)
+	slices.Sort(all)
+	if want := []string{"j_task1", "j_task2", "j_task3", "j_task4"}; !reflect.DeepEqual(all, want) {
+		t.Errorf("reported %v, want %v", all, want)
 	}
 }
 

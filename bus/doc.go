@@ -33,14 +33,16 @@
 // # Threading
 //
 // ZeroMQ sockets are not safe for concurrent use, so each Server and Client
-// has one goroutine that owns its socket and polls it together with an
-// inproc PULL socket. Callers put outgoing messages in a queue and signal
-// the loop through the matching inproc PUSH socket (at most one signal per
-// batch), so a request is written at once rather than at the next poll
-// timeout. Handlers run in their own goroutines, at most 64 at a time by
-// default ([WithMaxHandlers]); requests beyond that wait in order inside the
-// loop. Close stops the loop, cancels the handlers' contexts, and waits for
-// both.
+// has one goroutine that owns its socket. It waits in Go's netpoller on the
+// socket's ZMQ_FD (a duplicate of it), not in a blocking zmq_poll: a process
+// running a thousand simulated workers has two thousand sockets, and two
+// thousand OS threads parked in C, each holding a scheduler slot until the
+// runtime noticed, made every wake-up slow. Callers put outgoing messages
+// in a queue and wake the loop by moving its read deadline into the past
+// (at most once per batch), so a request is written at once. Handlers run
+// in their own goroutines, at most 64 at a time by default
+// ([WithMaxHandlers]); requests beyond that wait in order inside the loop.
+// Close stops the loop, cancels the handlers' contexts, and waits for both.
 //
 // # Reconnection
 //

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"runtime"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -31,7 +31,6 @@ const (
 	maxMsgSize     = 64 << 20
 	backlogRecheck = time.Second // drop abandoned backlog entries at least this often
 	peerWindow     = time.Minute
-	wakePrefix     = "inproc://bus-wake-" // + a number unique in the process
 )
 
 // outMsg is a message waiting for the loop to write it.
@@ -72,15 +71,18 @@ type loop struct {
 	remote  string // DEALER: the dialed address, passed to handlers as from
 	opts    options
 
-	zctx  *zmq.Context
-	sock  *zmq.Socket // owned by run
-	wakeR *zmq.Socket // owned by run
+	zctx *zmq.Context
+	sock *zmq.Socket // owned by run
+	// fd is a duplicate of the socket's ZMQ_FD in Go's netpoller: the loop
+	// waits on it without holding an OS thread, and other goroutines wake
+	// the loop by moving its read deadline into the past.
+	fd *os.File
+	rc syscall.RawConn
 
-	mu        sync.Mutex // guards queue, signalled, closed, wakeW
+	mu        sync.Mutex // guards queue, signalled, closed
 	queue     []outMsg
 	signalled bool
 	closed    bool
-	wakeW     *zmq.Socket
 
 	pmu     sync.Mutex // guards pending
 	pending map[uint64]*call
@@ -114,7 +116,6 @@ var (
 		ctx  *zmq.Context
 		err  error
 	}
-	wakeSeq atomic.Uint64
 )
 
 func sharedContext() (*zmq.Context, error) {
@@ -142,7 +143,6 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	if err != nil {
 		return nil, fmt.Errorf("bus: zmq context: %w", err)
 	}
-	wakeEndpoint := fmt.Sprintf("%s%d", wakePrefix, wakeSeq.Add(1))
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &loop{
 		log:     logger,
@@ -166,10 +166,11 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	defer func() {
 		if !ok {
 			cancel()
-			for _, s := range []*zmq.Socket{l.sock, l.wakeR, l.wakeW} {
-				if s != nil {
-					_ = s.Close()
-				}
+			if l.fd != nil {
+				_ = l.fd.Close()
+			}
+			if l.sock != nil {
+				_ = l.sock.Close()
 			}
 		}
 	}()
@@ -182,17 +183,8 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	if err := setup(l.sock); err != nil {
 		return nil, err
 	}
-	if l.wakeR, err = zctx.NewSocket(zmq.PULL); err != nil {
-		return nil, fmt.Errorf("bus: wake socket: %w", err)
-	}
-	if err := l.wakeR.Bind(wakeEndpoint); err != nil {
-		return nil, fmt.Errorf("bus: wake socket: %w", err)
-	}
-	if l.wakeW, err = zctx.NewSocket(zmq.PUSH); err != nil {
-		return nil, fmt.Errorf("bus: wake socket: %w", err)
-	}
-	if err := errors.Join(l.wakeW.SetLinger(0), l.wakeR.SetLinger(0), l.wakeW.Connect(wakeEndpoint)); err != nil {
-		return nil, fmt.Errorf("bus: wake socket: %w", err)
+	if l.fd, l.rc, err = pollable(l.sock); err != nil {
+		return nil, err
 	}
 	ok = true
 	go l.run()
@@ -225,55 +217,56 @@ func isErrno(err error, e zmq.Errno) bool { return err != nil && zmq.AsErrno(err
 
 var errAgain = zmq.Errno(syscall.EAGAIN)
 
-// run is the loop goroutine: the only code that touches sock and wakeR.
+// pollable returns a duplicate of the socket's ZMQ_FD registered with Go's
+// netpoller. ZMQ_FD is edge-triggered: it signals that the socket's state
+// may have changed, and ZMQ_EVENTS says what it is (see wait).
+func pollable(sock *zmq.Socket) (*os.File, syscall.RawConn, error) {
+	zfd, err := sock.GetFd()
+	if err != nil {
+		return nil, nil, fmt.Errorf("bus: socket descriptor: %w", err)
+	}
+	// A duplicate, so that closing the file (which Go does, and its
+	// finalizer would) never closes zmq's own descriptor. It shares zmq's
+	// O_NONBLOCK, which is what makes os.NewFile use the netpoller.
+	dup, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(zfd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return nil, nil, fmt.Errorf("bus: socket descriptor: %w", errno)
+	}
+	f := os.NewFile(uintptr(dup), "zmq")
+	rc, err := f.SyscallConn()
+	if err == nil {
+		// A deadline can be set only on a descriptor in the netpoller.
+		err = f.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("bus: socket descriptor: %w", err)
+	}
+	return f, rc, nil
+}
+
+// run is the loop goroutine: the only code that touches sock.
 func (l *loop) run() {
 	defer close(l.exited)
 	// No runtime.LockOSThread: zmq allows a socket to move between threads
 	// across a full memory barrier, which the Go scheduler provides, and
 	// only this goroutine ever uses the socket.
 	defer func() {
-		err := errors.Join(l.sock.Close(), l.wakeR.Close())
+		err := errors.Join(l.fd.Close(), l.sock.Close())
 		if err != nil {
 			l.log.Warn("bus: closing sockets", "err", err)
 		}
 	}()
-
-	poller := zmq.NewPoller()
-	poller.Add(l.wakeR, zmq.POLLIN)
-	mainID := poller.Add(l.sock, zmq.POLLIN)
 	var spare []outMsg
 	for {
-		events, timeout := zmq.POLLIN, time.Duration(-1)
-		if len(l.backlog) > 0 {
-			events, timeout = zmq.POLLIN|zmq.POLLOUT, backlogRecheck
-		}
-		if _, err := poller.Update(mainID, events); err != nil {
-			l.stop(fmt.Errorf("bus: poller: %w", err))
-			return
-		}
-		// Yield before blocking in C: goroutines this loop just made
-		// runnable (a caller whose reply came, a handler it started) sit in
-		// this P's run queue, and a P whose thread blocks in a cgo call is
-		// only handed to them when sysmon retakes it, tens of microseconds
-		// to milliseconds later. Yielding lets them run first; it cut the
-		// serial round trip from about 230 to 75 µs in BenchmarkRoundTrip.
-		runtime.Gosched()
-		polled, err := poller.Poll(timeout)
+		events, err := l.sock.GetEvents()
 		if err != nil {
-			l.stop(fmt.Errorf("bus: poll: %w", err))
+			l.stop(fmt.Errorf("bus: socket events: %w", err))
 			return
 		}
-		for _, p := range polled {
-			switch {
-			case p.Socket == l.wakeR:
-				for {
-					if _, err := l.wakeR.RecvBytes(zmq.DONTWAIT); err != nil {
-						break
-					}
-				}
-			case p.Socket == l.sock && p.Events&zmq.POLLIN != 0:
-				l.receive()
-			}
+		more := false
+		if events&zmq.POLLIN != 0 {
+			more = l.receive()
 		}
 
 		l.mu.Lock()
@@ -295,8 +288,66 @@ func (l *loop) run() {
 		}
 		spare = batch
 		l.dispatch()
+		if more {
+			continue // a full batch was read: there may be more waiting
+		}
+		if err := l.wait(); err != nil {
+			l.stop(err)
+			return
+		}
 	}
 }
+
+// wait parks the loop in Go's netpoller until the socket may have
+// something to read (or, with a backlog, may take writes again), until
+// another goroutine queues a message (enqueue moves the read deadline into
+// the past), or until the backlog is due for a recheck.
+func (l *loop) wait() error {
+	deadline := time.Time{}
+	if len(l.backlog) > 0 {
+		deadline = time.Now().Add(backlogRecheck)
+	}
+	if err := l.fd.SetReadDeadline(deadline); err != nil {
+		return fmt.Errorf("bus: socket deadline: %w", err)
+	}
+	// After resetting the deadline, look again: a message queued before
+	// the reset is seen here, one queued after it moves the deadline.
+	l.mu.Lock()
+	busy := len(l.queue) > 0 || l.closed
+	l.mu.Unlock()
+	if busy {
+		return nil
+	}
+	// ZMQ_FD only signals changes after the last look at ZMQ_EVENTS, and
+	// every send or receive may have taken a signal: look now.
+	events, err := l.sock.GetEvents()
+	if err != nil {
+		return fmt.Errorf("bus: socket events: %w", err)
+	}
+	if events&zmq.POLLIN != 0 || (len(l.backlog) > 0 && events&zmq.POLLOUT != 0) {
+		return nil
+	}
+	first := true
+	err = l.rc.Read(func(uintptr) bool {
+		done := !first // called again once the descriptor is readable
+		first = false
+		return done
+	})
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("bus: waiting on the socket: %w", err)
+	}
+	return nil
+}
+
+// wake makes a waiting loop go round.
+func (l *loop) wake() {
+	if err := l.fd.SetReadDeadline(aLongTimeAgo); err != nil && !errors.Is(err, os.ErrClosed) {
+		l.log.Error("bus: waking message loop", "err", err)
+	}
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // stop records why the loop ends on its own and refuses further messages.
 func (l *loop) stop(err error) {
@@ -307,18 +358,20 @@ func (l *loop) stop(err error) {
 	l.mu.Unlock()
 }
 
-// receive reads what is waiting on the main socket, a bounded batch at a time.
-func (l *loop) receive() {
+// receive reads what is waiting on the main socket, a bounded batch at a
+// time; it reports whether it stopped at the bound (more may be waiting).
+func (l *loop) receive() bool {
 	for range maxRecvBatch {
 		frames, err := l.sock.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
 			if !isErrno(err, errAgain) {
 				l.log.Warn("bus: receive", "err", err)
 			}
-			return
+			return false
 		}
 		l.handleFrames(frames)
 	}
+	return true
 }
 
 func (l *loop) handleFrames(frames [][]byte) {
@@ -535,18 +588,17 @@ func (l *loop) invoke(ctx context.Context, in inMsg) (reply any, err error) {
 // enqueue gives m to the loop and wakes it. Any goroutine may call it.
 func (l *loop) enqueue(m outMsg) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return ErrClosed
 	}
 	l.queue = append(l.queue, m)
-	if !l.signalled {
-		// One signal per batch: the loop takes the whole queue when it wakes.
-		if _, err := l.wakeW.SendBytes(nil, zmq.DONTWAIT); err != nil && !isErrno(err, errAgain) {
-			l.log.Error("bus: waking message loop", "err", err)
-			return fmt.Errorf("bus: waking message loop: %w", err)
-		}
-		l.signalled = true
+	// One wake-up per batch: the loop takes the whole queue when it wakes.
+	signal := !l.signalled
+	l.signalled = true
+	l.mu.Unlock()
+	if signal {
+		l.wake()
 	}
 	return nil
 }
@@ -736,16 +788,10 @@ func (l *loop) close() error {
 		l.cancel()
 		l.mu.Lock()
 		l.closed = true
-		_, _ = l.wakeW.SendBytes(nil, zmq.DONTWAIT)
 		l.mu.Unlock()
+		l.wake()
 		<-l.exited
 		l.handlerWG.Wait()
-		l.mu.Lock()
-		err := l.wakeW.Close()
-		l.mu.Unlock()
-		if err != nil {
-			l.closeErr = fmt.Errorf("bus: close: %w", err)
-		}
 	})
 	return l.closeErr
 }

@@ -319,20 +319,22 @@ func (l *loop) wait() error {
 		return nil
 	}
 	// ZMQ_FD only signals changes after the last look at ZMQ_EVENTS, and
-	// every send or receive may have taken a signal: look now.
-	events, err := l.sock.GetEvents()
-	if err != nil {
-		return fmt.Errorf("bus: socket events: %w", err)
-	}
-	if events&zmq.POLLIN != 0 || (len(l.backlog) > 0 && events&zmq.POLLOUT != 0) {
-		return nil
-	}
-	first := true
-	err = l.rc.Read(func(uintptr) bool {
-		done := !first // called again once the descriptor is readable
-		first = false
-		return done
+	// every send or receive may have taken a signal: look at ZMQ_EVENTS
+	// inside the wait, which Go calls after it forgets earlier readiness
+	// and before it parks (a look before the wait loses an edge that comes
+	// between the two), and again after each wake-up of the descriptor.
+	var evErr error
+	err := l.rc.Read(func(uintptr) bool {
+		events, err := l.sock.GetEvents()
+		if err != nil {
+			evErr = err
+			return true
+		}
+		return events&zmq.POLLIN != 0 || (len(l.backlog) > 0 && events&zmq.POLLOUT != 0)
 	})
+	if evErr != nil {
+		return fmt.Errorf("bus: socket events: %w", evErr)
+	}
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("bus: waiting on the socket: %w", err)
 	}

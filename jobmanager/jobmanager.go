@@ -106,6 +106,7 @@ type Manager struct {
 
 	stopped      map[string]bool // jobs whose remaining tasks were told to stop
 	synced       bool            // the first, full resync is done
+	passes       int             // resync passes begun
 	cursor       int64           // change feed position of the next resync
 	workersStale bool            // a worker changed: re-read them
 	workersRead  time.Time       // when they were last read
@@ -554,7 +555,7 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 const (
 	reasonAfter  = time.Second
 	reasonEvery  = 10 * time.Second
-	reasonBudget = 100
+	reasonBudget = 50
 )
 
 // writeReasons writes the waiting reasons that are due (see reasonAfter).
@@ -677,10 +678,14 @@ func (m *Manager) syncWorkers(ctx context.Context) error {
 // ten thousand jobs waiting, re-reading them all every two seconds was
 // most of the jobmanager's work).
 func (m *Manager) resync(ctx context.Context) error {
-	if err := m.syncWorkers(ctx); err != nil {
-		return err
-	}
 	full := !m.synced
+	// Workers announce their changes (WorkersChanged); re-reading them all
+	// is only a safety net, so later passes do it one time in five.
+	if m.passes++; full || m.passes%5 == 0 {
+		if err := m.syncWorkers(ctx); err != nil {
+			return err
+		}
+	}
 	var jobs []*api.Job
 	if full {
 		_, head, err := m.st.JobsChangedSince(ctx, -1, 0)

@@ -683,3 +683,29 @@ func TestWireFormat(t *testing.T) {
 		})
 	}
 }
+
+// TestSerialRequestsOnQuietSockets sends requests one at a time, in turn in
+// each direction, with no other traffic: a wake-up the loop missed would
+// leave a request unanswered until something else happened on its socket,
+// and here nothing else does, so the request would time out.
+func TestSerialRequestsOnQuietSockets(t *testing.T) {
+	needZMQ(t)
+	const id = "w1"
+	h := mux{"echo": echo("")}.handle
+	srv := listen(t, "tcp://127.0.0.1:*", h)
+	cli := dial(t, srv.Addr(), id, h)
+	waitPeer(t, srv, id)
+	for i := range 2000 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var err error
+		if i%2 == 0 {
+			err = cli.Request(ctx, "echo", i, nil)
+		} else {
+			err = srv.Request(ctx, id, "echo", i, nil)
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+}

@@ -95,6 +95,12 @@ type SQLite struct {
 	gmu     sync.Mutex // guards pending and leading (group commit, see write)
 	pending []*writeReq
 	leading bool
+	// seq is the last change feed number given out in the current write
+	// transaction: read once when it begins (it holds the database's write
+	// lock, so no other process can write meanwhile) instead of a MAX(seq)
+	// subquery in every statement. Used by the group commit leader only.
+	seq      int64
+	seqKnown bool
 
 	jobs *jobCache // decoded documents
 }
@@ -234,6 +240,7 @@ func (s *SQLite) writeOnce(batch []*writeReq) ([]error, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.seqKnown = false
 	results := make([]error, len(batch))
 	if len(batch) == 1 {
 		if results[0] = batch[0].fn(batch[0].ctx, tx); results[0] != nil {
@@ -260,6 +267,18 @@ func (s *SQLite) writeOnce(batch []*writeReq) ([]error, error) {
 	return results, tx.Commit()
 }
 
+// nextSeq returns the next change feed number of the write transaction tx.
+func (s *SQLite) nextSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
+	if !s.seqKnown {
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM jobs").Scan(&s.seq); err != nil {
+			return 0, err
+		}
+		s.seqKnown = true
+	}
+	s.seq++
+	return s.seq, nil
+}
+
 // isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
 func isBusy(err error) bool {
 	var e *sqlite.Error
@@ -276,9 +295,13 @@ func (s *SQLite) CreateJob(ctx context.Context, j *api.Job) error {
 		return fmt.Errorf("store: create job %s: %w", j.Name, err)
 	}
 	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		seq, err := s.nextSeq(ctx, tx)
+		if err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (job_name, status, session, submit_time, doc, seq)
-			VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs)) ON CONFLICT (job_name) DO NOTHING`,
-			j.Name, j.Status.String(), string(j.Session), j.SubmitTime, string(doc))
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_name) DO NOTHING`,
+			j.Name, j.Status.String(), string(j.Session), j.SubmitTime, string(doc), seq)
 		if err != nil {
 			return err
 		}
@@ -365,7 +388,11 @@ func (s *SQLite) updateJobTx(ctx context.Context, tx *sql.Tx, name string, fn fu
 	}
 	// Set the indexed columns only when they change: SQLite rewrites the
 	// index of every column named in SET, changed or not.
-	set, args := "doc = ?, seq = (SELECT MAX(seq) + 1 FROM jobs)", []any{string(doc)}
+	seq, err := s.nextSeq(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	set, args := "doc = ?, seq = ?", []any{string(doc), seq}
 	if j.Status != before.Status {
 		set, args = set+", status = ?", append(args, j.Status.String())
 	}

@@ -107,6 +107,7 @@ type Manager struct {
 	stopped      map[string]bool // jobs whose remaining tasks were told to stop
 	synced       bool            // the first, full resync is done
 	passes       int             // resync passes begun
+	nextRound    time.Time       // rounds are spaced (see Run)
 	cursor       int64           // change feed position of the next resync
 	workersStale bool            // a worker changed: re-read them
 	workersRead  time.Time       // when they were last read
@@ -261,6 +262,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	// Workers are re-read at most every 100 ms however often they change.
 	workersDue := time.NewTimer(time.Hour)
 	defer workersDue.Stop()
+	roundDue := time.NewTimer(time.Hour)
+	defer roundDue.Stop()
 	for {
 		if m.workersStale {
 			if wait := 100*time.Millisecond - time.Since(m.workersRead); wait > 0 {
@@ -274,9 +277,19 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		}
 		if m.dirty {
-			m.round(ctx, wg, sem)
+			// A round costs in proportion to the queue: with thousands of
+			// jobs waiting, a round for every burst of events would leave
+			// the loop no time for the events themselves (the ends that
+			// free the cores), so rounds are spaced by three times the last
+			// one's decision time (nothing when the queue is short).
+			if wait := time.Until(m.nextRound); wait > 0 {
+				roundDue.Reset(wait)
+			} else {
+				m.round(ctx, wg, sem)
+			}
 		}
 		select {
+		case <-roundDue.C:
 		case <-workersDue.C:
 		case <-ctx.Done():
 			return nil
@@ -454,6 +467,7 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	now := m.now()
 	placed, waiting := placement.Schedule(m.cluster, m.strategy, queue, now, m.qopts)
 	elapsed := time.Since(start)
+	m.nextRound = time.Now().Add(3 * elapsed)
 
 	if len(placed) > 0 {
 		m.commit(ctx, placed, wg, sem)

@@ -28,22 +28,41 @@ var (
 // MaxWorkerCores is the most cores a worker may have.
 const MaxWorkerCores = 1 << 20
 
-// worker is one registered worker and what its tasks hold. The fields every
-// decision on the worker touches come first, so that they share one cache
-// line; the struct is padded to two lines.
+// worker is one registered worker and what its tasks hold, in two cache
+// lines: the first holds the free cores and memory, the id and the rest of
+// what a decision reads; the second lists the tasks it holds (which core a
+// task holds is in the task's record). Placing or releasing a task on a
+// worker writes these two lines, the task's record and the indexes; many
+// processors fetch an aligned pair of lines together, and c.workers, once
+// large, is page-aligned. (A per-core owner slice, written for every task,
+// cost a cache miss on most decisions.)
 type worker struct {
-	free    int32 // free cores
-	up      bool
-	removed bool
-	mfree   int64    // memory not held by its tasks: memTotal minus their mem
-	bits0   uint64   // bit c set = core c free, for cores 0..63
-	id      string   // read for every assignment
-	owner   []string // core -> task, "" when free
-
-	cores    int
+	free     int32 // free cores
+	cores    int32
+	mfree    int64  // memory not held by its tasks: memTotal minus their mem
+	bits0    uint64 // bit c set = core c free, for cores 0..63
+	id       string // read for every assignment
 	memTotal int64
-	moreBits []uint64 // free bits for cores 64.., 64 a word
-	_        [24]byte
+	more     *workerMore // nil unless it has more than 64 cores or inlineTasks tasks
+	up       bool
+	removed  bool
+	stale    bool // its leaf of the max tree is out of date (listed in Cluster.stale)
+	_        [5]byte
+
+	// tasks[s] is the handle of a task it holds when bit s of used is set.
+	tasks [inlineTasks]int32
+	used  uint16
+	_     uint16
+}
+
+// inlineTasks is how many tasks a worker lists in its second cache line;
+// more go to workerMore.tasks.
+const inlineTasks = 15
+
+// workerMore is what a worker holds beyond the common case.
+type workerMore struct {
+	bits  []uint64 // free bits for cores 64.., 64 a word
+	tasks []int32  // handles of the tasks beyond the inline ones, in any order
 }
 
 // word returns the word of free bits holding core.
@@ -51,24 +70,65 @@ func (w *worker) word(core int) *uint64 {
 	if core < 64 {
 		return &w.bits0
 	}
-	return &w.moreBits[(core>>6)-1]
+	return &w.more.bits[(core>>6)-1]
 }
 
 func (w *worker) isFree(core int) bool { return *w.word(core)&(1<<(uint(core)&63)) != 0 }
-func (w *worker) setFree(core int)     { *w.word(core) |= 1 << (uint(core) & 63) }
-func (w *worker) setBusy(core int)     { *w.word(core) &^= 1 << (uint(core) & 63) }
 
 func (w *worker) memFree() int64 { return w.mfree }
 func (w *worker) memUsed() int64 { return w.memTotal - w.mfree }
 
+// moreBits returns the free bits of cores 64 and up.
+func (w *worker) moreBits() []uint64 {
+	if w.more == nil {
+		return nil
+	}
+	return w.more.bits
+}
+
 // indexed reports whether the worker takes new tasks, and so sits in the indexes.
 func (w *worker) indexed() bool { return w.up && !w.removed }
 
-// allocation is what one task holds.
-type allocation struct {
-	worker int32
+// taskRec is what one task holds. Records live in Cluster.recs and are named
+// by their index, a handle: the workers and the name table hold handles, not
+// pointers, so the garbage collector has little to scan and recording a
+// task needs no write barrier. A released record goes on a free list and is
+// reused first (its cache line is likely still warm).
+type taskRec struct {
+	name   string
+	mask   uint64 // bit c set = the task holds core c, for cores 0..63
 	mem    int64
-	cores  []int // ascending
+	worker int32 // worker index; on the free list, the next free record or -1
+	pos    int32 // where the worker lists it: < inlineTasks inline, else more.tasks[pos-inlineTasks]
+	high   []int // the cores >= 64 it holds, ascending; nil for most tasks
+}
+
+// cores appends the task's cores, ascending, to buf.
+func (r *taskRec) cores(buf []int) []int {
+	for m := r.mask; m != 0; m &= m - 1 {
+		buf = append(buf, bits.TrailingZeros64(m))
+	}
+	return append(buf, r.high...)
+}
+
+// ncores returns how many cores the task holds.
+func (r *taskRec) ncores() int { return bits.OnesCount64(r.mask) + len(r.high) }
+
+// lowest returns the task's lowest core.
+func (r *taskRec) lowest() int {
+	if r.mask != 0 {
+		return bits.TrailingZeros64(r.mask)
+	}
+	return r.high[0]
+}
+
+// has reports whether the task holds core.
+func (r *taskRec) has(core int) bool {
+	if core < 64 {
+		return r.mask&(1<<uint(core)) != 0
+	}
+	_, found := slices.BinarySearch(r.high, core)
+	return found
 }
 
 // Cluster is the jobmanager's view of capacity: workers in registration
@@ -79,15 +139,30 @@ type allocation struct {
 type Cluster struct {
 	workers []worker
 	byID    map[string]int
-	tasks   map[string]allocation
+	recs    []taskRec // task records, by handle
+	freeRec int32     // the first free record, or -1
+	names   nameTable // task name -> handle
 
+	// count[f] is how many up workers have exactly f free cores.
+	count []int
 	// Best-fit index: byFree[f] holds the up workers with exactly f free
-	// cores, count[f] how many, and freeVals the f with count[f] > 0.
+	// cores, and freeVals the f with count[f] > 0.
 	byFree   []*idxset
-	count    []int
 	freeVals *idxset
-	// First-fit index and maxima.
-	tree maxtree
+	// First-fit index: the sets of workers with at least 1..fitDepth free
+	// cores.
+	fit fitIndex
+	// The best-fit and first-fit indexes are built by the first search
+	// that uses them, and kept from then on (bestOn, firstOn): a cluster
+	// placing by one rule does not pay to keep the other rule's index.
+	bestOn, firstOn bool
+	// tree is a max tree of free cores and memory: first fit when memory
+	// is short or a task asks for more than fitDepth cores, and the
+	// largest free block for reasons. It is brought up to date only when
+	// read (freshTree): the workers whose leaf is out of date are listed in
+	// stale, so that decisions that do not read it do not pay for it.
+	tree  maxtree
+	stale []int32
 	// sizes holds the total cores and memory of up workers, to tell a
 	// task that waits for capacity from one no worker could ever take.
 	sizes maxtree
@@ -101,9 +176,101 @@ type Cluster struct {
 func NewCluster() *Cluster {
 	return &Cluster{
 		byID:     make(map[string]int),
-		tasks:    make(map[string]allocation),
+		freeRec:  -1,
+		names:    newNameTable(),
 		freeVals: newIdxset(64),
 	}
+}
+
+// lookup returns the record handle of task, or -1, and where to insert it.
+func (c *Cluster) lookup(task string) (int32, probe) { return c.names.lookup(c.recs, task) }
+
+// newRec returns the handle of a record for task, named at p (the probe of
+// a lookup that did not find it), for the caller to fill in.
+func (c *Cluster) newRec(task string, p probe) int32 {
+	h := c.freeRec
+	if h >= 0 {
+		c.freeRec = c.recs[h].worker
+	} else {
+		h = int32(len(c.recs))
+		c.recs = append(c.recs, taskRec{})
+	}
+	// Field by field: a free record is zero but for worker, and assigning
+	// the whole struct would take the slower path of the write barrier.
+	c.recs[h].name = task
+	c.names.insert(p, h)
+	return h
+}
+
+// dropRec forgets record h, named at slot.
+func (c *Cluster) dropRec(h int32, slot int) {
+	c.names.remove(slot)
+	r := &c.recs[h]
+	r.name, r.mask, r.mem, r.worker, r.pos = "", 0, 0, c.freeRec, 0
+	if r.high != nil {
+		r.high = nil
+	}
+	c.freeRec = h
+}
+
+// list adds record h to worker i's tasks.
+func (c *Cluster) list(i int, h int32) {
+	w := &c.workers[i]
+	r := &c.recs[h]
+	r.worker = int32(i)
+	if s := bits.TrailingZeros16(^w.used); s < inlineTasks {
+		w.tasks[s] = h
+		w.used |= 1 << uint(s)
+		r.pos = int32(s)
+		return
+	}
+	if w.more == nil {
+		w.more = &workerMore{}
+	}
+	r.pos = int32(inlineTasks + len(w.more.tasks))
+	w.more.tasks = append(w.more.tasks, h)
+}
+
+// unlist removes record h from its worker's tasks.
+func (c *Cluster) unlist(h int32) {
+	r := &c.recs[h]
+	w := &c.workers[r.worker]
+	if r.pos < inlineTasks {
+		w.used &^= 1 << uint(r.pos)
+		return
+	}
+	ts := w.more.tasks
+	k, last := int(r.pos)-inlineTasks, len(ts)-1
+	if k != last {
+		ts[k] = ts[last]
+		c.recs[ts[k]].pos = int32(inlineTasks + k)
+	}
+	w.more.tasks = ts[:last]
+}
+
+// tasksOf appends the handles of the tasks worker w holds, in no order, to buf.
+func (w *worker) tasksOf(buf []int32) []int32 {
+	for u := w.used; u != 0; u &= u - 1 {
+		buf = append(buf, w.tasks[bits.TrailingZeros16(u)])
+	}
+	if w.more != nil {
+		buf = append(buf, w.more.tasks...)
+	}
+	return buf
+}
+
+// ownerOf returns the handle of the task holding core of worker w, or -1
+// when it is free.
+func (c *Cluster) ownerOf(w *worker, core int) int32 {
+	if w.isFree(core) {
+		return -1
+	}
+	for _, h := range w.tasksOf(nil) {
+		if c.recs[h].has(core) {
+			return h
+		}
+	}
+	panic(fmt.Sprintf("placement: core %d of worker %s is busy but no task holds it", core, w.id))
 }
 
 // AddWorker registers a worker with cores (ids 0..cores-1) and mem bytes of
@@ -126,16 +293,17 @@ func (c *Cluster) AddWorker(id string, cores int, mem int64) error {
 	w := &c.workers[i]
 	if w.removed {
 		c.unindex(i)
-		*w = worker{id: id, up: true}
+		*w = worker{id: id, up: true, stale: w.stale}
 		c.live++
 		w.resize(cores)
 		w.memTotal, w.mfree = mem, mem
 		c.index(i)
 		return nil
 	}
-	for core := cores; core < w.cores; core++ {
-		if t := w.owner[core]; t != "" {
-			return fmt.Errorf("resize worker %s to %d cores: core %d is held by task %s: %w", id, cores, core, t, ErrCoreHeld)
+	for core := cores; core < int(w.cores); core++ {
+		if h := c.ownerOf(w, core); h >= 0 {
+			return fmt.Errorf("resize worker %s to %d cores: core %d is held by task %s: %w",
+				id, cores, core, c.recs[h].name, ErrCoreHeld)
 		}
 	}
 	c.unindex(i)
@@ -147,21 +315,30 @@ func (c *Cluster) AddWorker(id string, cores int, mem int64) error {
 
 // resize sets the number of cores; cores beyond the new size must be free.
 func (w *worker) resize(cores int) {
-	owner := make([]string, cores)
-	copy(owner, w.owner)
-	w.owner = owner
-	w.bits0, w.moreBits = 0, nil
+	var more []uint64
 	if cores > 64 {
-		w.moreBits = make([]uint64, (cores-1)/64)
+		more = make([]uint64, (cores-1)/64)
+		copy(more, w.moreBits())
 	}
-	w.free = 0
-	for core, t := range owner {
-		if t == "" {
-			w.setFree(core)
-			w.free++
-		}
+	if more != nil && w.more == nil {
+		w.more = &workerMore{}
 	}
-	w.cores = cores
+	if w.more != nil {
+		w.more.bits = more
+	}
+	for core := int(w.cores); core < cores; core++ { // cores it did not have are free
+		*w.word(core) |= 1 << (uint(core) & 63)
+	}
+	if cores < 64 { // clear the bits of the cores it no longer has
+		w.bits0 &= 1<<uint(cores) - 1
+	} else if r := cores & 63; r != 0 {
+		more[len(more)-1] &= 1<<uint(r) - 1
+	}
+	w.free = int32(bits.OnesCount64(w.bits0))
+	for _, word := range more {
+		w.free += int32(bits.OnesCount64(word))
+	}
+	w.cores = int32(cores)
 }
 
 // SetUp marks a worker available or not; unavailable workers keep their
@@ -186,16 +363,17 @@ func (c *Cluster) RemoveWorker(id string) []string {
 	}
 	c.unindex(i)
 	w := &c.workers[i]
+	hs := w.tasksOf(nil)
+	slices.SortFunc(hs, func(a, b int32) int { return c.recs[a].lowest() - c.recs[b].lowest() })
 	var held []string
-	for core, t := range w.owner {
-		if t != "" && c.tasks[t].cores[0] == core { // a task's lowest core: once per task
-			held = append(held, t)
-		}
+	for _, h := range hs {
+		held = append(held, c.recs[h].name)
 	}
 	for _, t := range held {
-		delete(c.tasks, t)
+		h, p := c.lookup(t)
+		c.dropRec(h, p.slot)
 	}
-	*w = worker{id: id, removed: true}
+	*w = worker{id: id, removed: true, stale: w.stale}
 	c.live--
 	return held
 }
@@ -213,9 +391,7 @@ func (c *Cluster) Allocate(task, workerID string, cores []int, mem int64) error 
 	if err := c.check(task, i, cores, mem); err != nil {
 		return err
 	}
-	own := slices.Clone(cores)
-	slices.Sort(own)
-	c.commit(task, i, own, mem)
+	c.commit(task, i, slices.Sorted(slices.Values(cores)), mem)
 	return nil
 }
 
@@ -231,16 +407,18 @@ func (c *Cluster) check(task string, i int, cores []int, mem int64) error {
 	if mem < 0 {
 		return fmt.Errorf("allocate task %s on worker %s: negative memory %d: %w", task, w.id, mem, ErrInvalidAllocation)
 	}
-	if a, held := c.tasks[task]; held {
+	if h, _ := c.lookup(task); h >= 0 {
+		r := &c.recs[h]
 		return fmt.Errorf("allocate task %s on worker %s: it holds cores %v on worker %s: %w",
-			task, w.id, a.cores, c.workers[a.worker].id, ErrTaskHoldsCores)
+			task, w.id, r.cores(nil), c.workers[r.worker].id, ErrTaskHoldsCores)
 	}
 	for k, core := range cores {
-		if core < 0 || core >= w.cores {
+		if core < 0 || core >= int(w.cores) {
 			return fmt.Errorf("allocate task %s: core %d on worker %s (it has %d cores): %w", task, core, w.id, w.cores, ErrCoreOutOfRange)
 		}
-		if t := w.owner[core]; t != "" {
-			return fmt.Errorf("allocate task %s: core %d on worker %s is held by task %s: %w", task, core, w.id, t, ErrCoreHeld)
+		if h := c.ownerOf(w, core); h >= 0 {
+			return fmt.Errorf("allocate task %s: core %d on worker %s is held by task %s: %w",
+				task, core, w.id, c.recs[h].name, ErrCoreHeld)
 		}
 		if slices.Contains(cores[:k], core) {
 			return fmt.Errorf("allocate task %s: core %d on worker %s listed twice: %w", task, core, w.id, ErrInvalidAllocation)
@@ -249,70 +427,105 @@ func (c *Cluster) check(task string, i int, cores []int, mem int64) error {
 	return nil
 }
 
-// commit records a checked allocation; cores are ascending and owned by c.
+// commit records a checked allocation of cores, ascending.
 func (c *Cluster) commit(task string, i int, cores []int, mem int64) {
+	_, p := c.lookup(task)
+	h := c.newRec(task, p)
+	c.list(i, h)
+	r := &c.recs[h]
 	w := &c.workers[i]
 	old := int(w.free)
-	for _, core := range cores {
-		w.owner[core] = task
-		w.setBusy(core)
+	for k, core := range cores {
+		*w.word(core) &^= 1 << (uint(core) & 63)
+		if core < 64 {
+			r.mask |= 1 << uint(core)
+		} else if r.high == nil {
+			r.high = slices.Clone(cores[k:])
+		}
 	}
+	r.mem = mem
 	w.free -= int32(len(cores))
 	w.mfree -= mem
-	c.tasks[task] = allocation{worker: int32(i), mem: mem, cores: cores}
 	c.moved(i, old)
 }
 
-// takeLowest allocates the k lowest free cores of worker i to task (which
-// must hold none, and k <= free) and returns them, ascending, in a slice the
-// caller may keep: the cluster keeps its own copy.
-func (c *Cluster) takeLowest(task string, i, k int, mem int64) []int {
+// take allocates the len(cores) lowest free cores of worker i (no more
+// than it has free) to task, which the lookup that gave p did not find, and
+// writes their ids, ascending, to cores.
+func (c *Cluster) take(task string, p probe, i int, cores []int, mem int64) {
+	h := c.newRec(task, p)
+	c.list(i, h)
+	r := &c.recs[h]
 	w := &c.workers[i]
-	both := make([]int, 0, 2*k) // one allocation: the cluster's copy, then the caller's
+	old := int(w.free)
+	k := len(cores)
 	word := w.bits0
-	for wi := 0; ; wi++ {
-		for word != 0 && len(both) < k {
-			both = append(both, wi<<6|bits.TrailingZeros64(word))
-			word &= word - 1
-		}
-		if len(both) == k || wi >= len(w.moreBits) {
-			break
-		}
-		word = w.moreBits[wi]
+	n := 0
+	for ; n < k && word != 0; n++ {
+		cores[n] = bits.TrailingZeros64(word)
+		word &= word - 1
 	}
-	both = append(both, both...)
-	c.commit(task, i, both[:k:k], mem)
-	return both[k:]
+	r.mask = w.bits0 &^ word
+	w.bits0 = word
+	if n < k { // the rest from cores 64 and up
+		low, more := n, w.more.bits
+		for wi := 0; n < k; wi++ {
+			word := more[wi]
+			for ; n < k && word != 0; n++ {
+				cores[n] = (wi+1)<<6 | bits.TrailingZeros64(word)
+				word &= word - 1
+			}
+			more[wi] = word
+		}
+		r.high = slices.Clone(cores[low:])
+	}
+	r.mem = mem
+	w.free -= int32(k)
+	w.mfree -= mem
+	c.moved(i, old)
 }
 
 // Release frees everything task holds and returns where it was. It is
 // idempotent: ok is false when the task held nothing.
 func (c *Cluster) Release(task string) (workerID string, cores []int, ok bool) {
-	a, ok := c.tasks[task]
-	if !ok {
+	h, p := c.lookup(task)
+	if h < 0 {
 		return "", nil, false
 	}
-	delete(c.tasks, task)
-	i := int(a.worker)
+	r := &c.recs[h]
+	i := int(r.worker)
 	w := &c.workers[i]
 	old := int(w.free)
-	for _, core := range a.cores {
-		w.owner[core] = ""
-		w.setFree(core)
+	w.bits0 |= r.mask
+	for _, core := range r.high {
+		*w.word(core) |= 1 << (uint(core) & 63)
 	}
-	w.free += int32(len(a.cores))
-	w.mfree += a.mem
+	n := r.ncores()
+	cores = r.cores(make([]int, 0, n))
+	w.free += int32(n)
+	w.mfree += r.mem
+	c.unlist(h)
+	c.dropRec(h, p.slot)
 	c.moved(i, old)
-	return w.id, a.cores, true
+	return w.id, cores, true
 }
 
 // Holds returns the worker and cores a task holds.
 func (c *Cluster) Holds(task string) (workerID string, cores []int, ok bool) {
-	a, ok := c.tasks[task]
-	if !ok {
+	h, _ := c.lookup(task)
+	if h < 0 {
 		return "", nil, false
 	}
-	return c.workers[a.worker].id, slices.Clone(a.cores), true
+	r := &c.recs[h]
+	return c.workers[r.worker].id, r.cores(make([]int, 0, r.ncores())), true
+}
+
+// holder returns the name of the task holding core of worker w, or "".
+func (c *Cluster) holder(w *worker, core int) string {
+	if h := c.ownerOf(w, core); h >= 0 {
+		return c.recs[h].name
+	}
+	return ""
 }
 
 // WorkerView is a read-only snapshot of one worker.
@@ -328,11 +541,14 @@ type WorkerView struct {
 
 func (c *Cluster) view(i int) WorkerView {
 	w := &c.workers[i]
-	v := WorkerView{ID: w.id, Cores: w.cores, Free: int(w.free), MemTotal: w.memTotal, MemFree: w.memFree(), Up: w.up,
-		Busy: make(map[int]string, w.cores-int(w.free))}
-	for core, t := range w.owner {
-		if t != "" {
-			v.Busy[core] = t
+	v := WorkerView{ID: w.id, Cores: int(w.cores), Free: int(w.free), MemTotal: w.memTotal, MemFree: w.memFree(), Up: w.up,
+		Busy: make(map[int]string, int(w.cores)-int(w.free))}
+	var buf []int
+	for _, h := range w.tasksOf(nil) {
+		r := &c.recs[h]
+		buf = r.cores(buf[:0])
+		for _, core := range buf {
+			v.Busy[core] = r.name
 		}
 	}
 	return v
@@ -362,7 +578,7 @@ func (c *Cluster) Worker(id string) (WorkerView, bool) {
 func (c *Cluster) FreeCores() (free, total int) { return c.upFree, c.upTotal }
 
 // Tasks returns how many tasks hold cores.
-func (c *Cluster) Tasks() int { return len(c.tasks) }
+func (c *Cluster) Tasks() int { return c.names.n }
 
 // ensureWorkers makes the worker-indexed sets hold n workers.
 func (c *Cluster) ensureWorkers(n int) {
@@ -379,6 +595,7 @@ func (c *Cluster) ensureWorkers(n int) {
 			s.grow(capN)
 		}
 	}
+	c.fit.grow(capN)
 	c.tree.grow(capN)
 	c.sizes.grow(capN)
 }
@@ -403,11 +620,17 @@ func (c *Cluster) index(i int) {
 	if !w.indexed() {
 		return
 	}
-	c.bucketAdd(i, int(w.free))
-	c.tree.set(i, w.free, w.memFree())
-	c.sizes.set(i, int32(min(w.cores, math.MaxInt32)), w.memTotal)
+	c.count[w.free]++
+	if c.bestOn {
+		c.bucketAdd(i, int(w.free))
+	}
+	if c.firstOn {
+		c.fit.move(i, 0, int(w.free))
+	}
+	c.treeChanged(i)
+	c.sizes.set(i, w.cores, w.memTotal)
 	c.upFree += int(w.free)
-	c.upTotal += w.cores
+	c.upTotal += int(w.cores)
 	c.upN++
 }
 
@@ -417,11 +640,17 @@ func (c *Cluster) unindex(i int) {
 	if !w.indexed() {
 		return
 	}
-	c.bucketRemove(i, int(w.free))
-	c.tree.set(i, absentFree, absentMem)
+	c.count[w.free]--
+	if c.bestOn {
+		c.bucketRemove(i, int(w.free))
+	}
+	if c.firstOn {
+		c.fit.move(i, int(w.free), 0)
+	}
+	c.treeChanged(i)
 	c.sizes.set(i, absentFree, absentMem)
 	c.upFree -= int(w.free)
-	c.upTotal -= w.cores
+	c.upTotal -= int(w.cores)
 	c.upN--
 }
 
@@ -433,13 +662,45 @@ func (c *Cluster) moved(i, old int) {
 		return
 	}
 	if free := int(w.free); old != free {
-		c.bucketRemove(i, old)
-		c.bucketAdd(i, free)
+		c.count[old]--
+		c.count[free]++
+		if c.bestOn {
+			c.bucketRemove(i, old)
+			c.bucketAdd(i, free)
+		}
+		if c.firstOn {
+			c.fit.move(i, old, free)
+		}
 		c.upFree += free - old
 	}
-	c.tree.set(i, w.free, w.memFree())
+	c.treeChanged(i)
 }
 
+// treeChanged notes that worker i's leaf of the max tree is out of date.
+func (c *Cluster) treeChanged(i int) {
+	if w := &c.workers[i]; !w.stale {
+		w.stale = true
+		c.stale = append(c.stale, int32(i))
+	}
+}
+
+// freshTree brings the max tree up to date and returns it.
+func (c *Cluster) freshTree() *maxtree {
+	for _, i := range c.stale {
+		w := &c.workers[i]
+		w.stale = false
+		if w.indexed() {
+			c.tree.set(int(i), w.free, w.memFree())
+		} else {
+			c.tree.set(int(i), absentFree, absentMem)
+		}
+	}
+	c.stale = c.stale[:0]
+	return &c.tree
+}
+
+// bucketAdd puts worker i in the best-fit bucket of f free cores; count[f]
+// counts it already.
 func (c *Cluster) bucketAdd(i, f int) {
 	s := c.byFree[f]
 	if s == nil {
@@ -447,23 +708,60 @@ func (c *Cluster) bucketAdd(i, f int) {
 		c.byFree[f] = s
 	}
 	s.add(i)
-	c.count[f]++
 	if c.count[f] == 1 {
 		c.freeVals.add(f)
 	}
 }
 
+// bucketRemove takes worker i out of the best-fit bucket of f free cores;
+// count[f] no longer counts it.
 func (c *Cluster) bucketRemove(i, f int) {
 	c.byFree[f].remove(i)
-	c.count[f]--
 	if c.count[f] == 0 {
 		c.freeVals.remove(f)
+	}
+}
+
+// bestIndex builds the best-fit index if it is not kept yet.
+func (c *Cluster) bestIndex() {
+	if c.bestOn {
+		return
+	}
+	c.bestOn = true
+	for i := range c.workers {
+		if w := &c.workers[i]; w.indexed() {
+			s := c.byFree[w.free]
+			if s == nil {
+				s = newIdxset(c.capN)
+				c.byFree[w.free] = s
+			}
+			s.add(i)
+		}
+	}
+	for f, n := range c.count {
+		if n > 0 {
+			c.freeVals.add(f)
+		}
+	}
+}
+
+// firstIndex builds the first-fit index if it is not kept yet.
+func (c *Cluster) firstIndex() {
+	if c.firstOn {
+		return
+	}
+	c.firstOn = true
+	for i := range c.workers {
+		if w := &c.workers[i]; w.indexed() {
+			c.fit.move(i, 0, int(w.free))
+		}
 	}
 }
 
 // bestFit returns the up worker with the fewest free cores >= k and free
 // memory >= mem, the lowest index among equals; -1 when none fits.
 func (c *Cluster) bestFit(k int, mem int64) int {
+	c.bestIndex()
 	for f := c.freeVals.next(k); f >= 0; f = c.freeVals.next(f + 1) {
 		s := c.byFree[f]
 		for i := s.next(0); i >= 0; i = s.next(i + 1) {
@@ -484,8 +782,17 @@ func (c *Cluster) couldFit(k int, mem int64) bool {
 // firstFit returns the lowest-index up worker with free cores >= k and free
 // memory >= mem; -1 when none fits.
 func (c *Cluster) firstFit(k int, mem int64) int {
-	if k > int(^uint32(0)>>1) {
+	if k <= fitDepth {
+		c.firstIndex()
+		i := c.fit.first(k)
+		if i < 0 || c.workers[i].memFree() >= mem {
+			return i
+		}
+		// Memory, not cores, is short on the first worker with k free
+		// cores: the max tree finds the first with both.
+	}
+	if k > math.MaxInt32 {
 		return -1
 	}
-	return c.tree.first(int32(k), mem)
+	return c.freshTree().first(int32(k), mem)
 }

@@ -3,6 +3,7 @@ package placement
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"testing"
 	"unsafe"
@@ -58,14 +59,83 @@ func checkCluster(t testing.TB, c *Cluster) {
 	}
 }
 
+// owners returns, for worker i, the task holding each core ("" when free).
+func owners(c *Cluster, i int) []string {
+	w := &c.workers[i]
+	out := make([]string, int(w.cores))
+	for core := range out {
+		out[core] = c.holder(w, core)
+	}
+	return out
+}
+
+// liveTasks returns the task records the name table finds, by name, and
+// checks that the table and the free list of records account for every
+// record once.
+func liveTasks(c *Cluster) (map[string]*taskRec, error) {
+	live := map[string]*taskRec{}
+	for slot, s := range c.names.entries {
+		if s == 0 {
+			continue
+		}
+		h := int32(uint32(s)) - 1
+		r := &c.recs[h]
+		if got, p := c.lookup(r.name); got != h || p.slot != slot {
+			return nil, fmt.Errorf("task %s at slot %d (handle %d): lookup finds handle %d at slot %d", r.name, slot, h, got, p.slot)
+		}
+		if live[r.name] != nil {
+			return nil, fmt.Errorf("task %s is in the name table twice", r.name)
+		}
+		live[r.name] = r
+	}
+	if len(live) != c.names.n || len(live) != c.Tasks() {
+		return nil, fmt.Errorf("name table holds %d tasks, counts %d", len(live), c.names.n)
+	}
+	free := 0
+	for h := c.freeRec; h >= 0; h = c.recs[h].worker {
+		if r := &c.recs[h]; r.name != "" || r.mask != 0 || r.high != nil {
+			return nil, fmt.Errorf("free record %d is not empty: %+v", h, *r)
+		}
+		if free++; free > len(c.recs) {
+			return nil, errors.New("the free list of records loops")
+		}
+	}
+	if free+len(live) != len(c.recs) {
+		return nil, fmt.Errorf("%d records: %d live and %d free", len(c.recs), len(live), free)
+	}
+	return live, nil
+}
+
 func clusterProblem(c *Cluster) error {
+	tasks, err := liveTasks(c)
+	if err != nil {
+		return err
+	}
+	for _, i := range c.stale {
+		if !c.workers[i].stale {
+			return fmt.Errorf("worker %s is listed as out of date in the max tree but not marked", c.workers[i].id)
+		}
+	}
+	for i := range c.workers {
+		if c.workers[i].stale && !slices.Contains(c.stale, int32(i)) {
+			return fmt.Errorf("worker %s is marked out of date in the max tree but not listed", c.workers[i].id)
+		}
+	}
+	c.freshTree()
+	if err := fitProblem(c); err != nil {
+		return err
+	}
+	onWorker := map[int32]int{} // tasks per worker
+	for _, r := range tasks {
+		onWorker[r.worker]++
+	}
 	seen := map[string]bool{}
 	upFree, upTotal, upN, live := 0, 0, 0, 0
 	counts := make([]int, len(c.count))
 	for i := range c.workers {
 		w := &c.workers[i]
 		if w.removed {
-			if w.free != 0 || len(w.owner) != 0 {
+			if w.free != 0 || w.cores != 0 || w.used != 0 || w.more != nil {
 				return fmt.Errorf("removed worker %s keeps cores", w.id)
 			}
 			f, _ := c.tree.leaf(i)
@@ -76,29 +146,30 @@ func clusterProblem(c *Cluster) error {
 			continue
 		}
 		live++
-		if len(w.owner) != w.cores {
-			return fmt.Errorf("worker %s: %d owner slots for %d cores", w.id, len(w.owner), w.cores)
+		if len(w.moreBits()) != max(0, (int(w.cores)-1)/64) {
+			return fmt.Errorf("worker %s: %d more words of bits for %d cores", w.id, len(w.moreBits()), w.cores)
+		}
+		for core := int(w.cores); core < 64*(1+len(w.moreBits())); core++ {
+			if w.isFree(core) {
+				return fmt.Errorf("worker %s has %d cores, but the bit of core %d is set", w.id, w.cores, core)
+			}
+		}
+		if err := listProblem(c, i, tasks, onWorker); err != nil {
+			return err
 		}
 		free := 0
 		var memUsed int64
-		for core, task := range w.owner {
-			bit := w.isFree(core)
+		for core, task := range owners(c, i) {
 			if task == "" {
 				free++
-				if !bit {
-					return fmt.Errorf("worker %s core %d: free but its bit is clear", w.id, core)
-				}
 				continue
 			}
-			if bit {
-				return fmt.Errorf("worker %s core %d: held by %s but its bit is set", w.id, core, task)
-			}
-			a, ok := c.tasks[task]
+			a, ok := tasks[task]
 			if !ok {
 				return fmt.Errorf("worker %s core %d: held by %s, which holds nothing", w.id, core, task)
 			}
-			if int(a.worker) != i || !slices.Contains(a.cores, core) {
-				return fmt.Errorf("worker %s core %d: held by %s, which records %v on worker %d", w.id, core, task, a.cores, a.worker)
+			if int(a.worker) != i || !slices.Contains(a.cores(nil), core) {
+				return fmt.Errorf("worker %s core %d: held by %s, which records %v on worker %d", w.id, core, task, a.cores(nil), a.worker)
 			}
 			if !seen[task] {
 				seen[task] = true
@@ -115,32 +186,38 @@ func clusterProblem(c *Cluster) error {
 		if w.up {
 			upN++
 			upFree += int(w.free)
-			upTotal += w.cores
+			upTotal += int(w.cores)
 			counts[w.free]++
-			if c.byFree[w.free] == nil || !c.byFree[w.free].has(i) {
+			if c.bestOn && (c.byFree[w.free] == nil || !c.byFree[w.free].has(i)) {
 				return fmt.Errorf("up worker %s with %d free is not in its best-fit bucket", w.id, w.free)
 			}
 			if leafFree != w.free || leafMem != w.memFree() {
 				return fmt.Errorf("up worker %s: max tree leaf (%d, %d), want (%d, %d)", w.id, leafFree, leafMem, w.free, w.memFree())
 			}
-			if cores, mem := c.sizes.leaf(i); int(cores) != w.cores || mem != w.memTotal {
+			if cores, mem := c.sizes.leaf(i); cores != w.cores || mem != w.memTotal {
 				return fmt.Errorf("up worker %s: sizes leaf (%d, %d), want (%d, %d)", w.id, cores, mem, w.cores, w.memTotal)
 			}
 		} else if f, _ := c.sizes.leaf(i); leafFree != absentFree || f != absentFree {
 			return fmt.Errorf("down worker %s is in the max trees", w.id)
 		}
 	}
-	for task, a := range c.tasks {
+	for task, a := range tasks {
 		if !seen[task] {
-			return fmt.Errorf("task %s records cores %v on worker %d that do not name it", task, a.cores, a.worker)
+			return fmt.Errorf("task %s records cores %v on worker %d that do not name it", task, a.cores(nil), a.worker)
 		}
-		if !slices.IsSorted(a.cores) {
-			return fmt.Errorf("task %s: cores %v not ascending", task, a.cores)
+		if a.mask == 0 && len(a.high) == 0 {
+			return fmt.Errorf("task %s holds no cores", task)
+		}
+		if !slices.IsSorted(a.high) || len(a.high) > 0 && a.high[0] < 64 {
+			return fmt.Errorf("task %s: cores above 63 %v not ascending, or not above 63", task, a.high)
 		}
 	}
 	for f, n := range counts {
-		if c.count[f] != n || c.freeVals.has(f) != (n > 0) {
-			return fmt.Errorf("free value %d: %d workers counted, index says %d (member %v)", f, n, c.count[f], c.freeVals.has(f))
+		if !c.bestOn {
+			n = 0 // the best-fit index is empty until built
+		}
+		if c.count[f] != counts[f] || c.freeVals.has(f) != (n > 0) {
+			return fmt.Errorf("free value %d: %d workers counted, index says %d (member %v)", f, counts[f], c.count[f], c.freeVals.has(f))
 		}
 		if s := c.byFree[f]; s != nil {
 			members := 0
@@ -160,6 +237,85 @@ func clusterProblem(c *Cluster) error {
 		for p := tr.size - 1; p >= 1; p-- {
 			if tr.nodes[p] != maxOf(tr.nodes[2*p], tr.nodes[2*p+1]) {
 				return fmt.Errorf("max tree node %d is not the max of its children", p)
+			}
+		}
+	}
+	return nil
+}
+
+// listProblem checks worker i's list of tasks: each listed task records
+// the worker and its place in the list, holds cores the worker has and
+// marks busy, and no other task's; and every task on the worker is listed.
+func listProblem(c *Cluster, i int, tasks map[string]*taskRec, onWorker map[int32]int) error {
+	w := &c.workers[i]
+	listed := map[int32]bool{}
+	check := func(pos int, h int32) error {
+		r := &c.recs[h]
+		if listed[h] || int(r.worker) != i || int(r.pos) != pos {
+			return fmt.Errorf("worker %s lists task %s at %d (twice: %v); it records worker %d at %d", w.id, r.name, pos, listed[h], r.worker, r.pos)
+		}
+		listed[h] = true
+		return nil
+	}
+	for u := w.used; u != 0; u &= u - 1 {
+		s := bits.TrailingZeros16(u)
+		if s >= inlineTasks {
+			return fmt.Errorf("worker %s uses inline task slot %d", w.id, s)
+		}
+		if err := check(s, w.tasks[s]); err != nil {
+			return err
+		}
+	}
+	if w.more != nil {
+		for k, h := range w.more.tasks {
+			if err := check(inlineTasks+k, h); err != nil {
+				return err
+			}
+		}
+	}
+	held := map[int]string{}
+	for h := range listed {
+		r := &c.recs[h]
+		for _, core := range r.cores(nil) {
+			if core >= int(w.cores) || w.isFree(core) || held[core] != "" {
+				return fmt.Errorf("worker %s core %d: task %s holds it, but the worker has %d cores, its bit is set, or task %q holds it too",
+					w.id, core, r.name, w.cores, held[core])
+			}
+			held[core] = r.name
+		}
+	}
+	for h := range listed {
+		if r := &c.recs[h]; tasks[r.name] != r {
+			return fmt.Errorf("worker %s lists task %s, which the name table does not find", w.id, r.name)
+		}
+	}
+	if on := onWorker[int32(i)]; on != len(listed) {
+		return fmt.Errorf("worker %s lists %d tasks; %d record it", w.id, len(listed), on)
+	}
+	return nil
+}
+
+// fitProblem checks the first-fit index against the workers: an up worker
+// with f free cores is in the sets 1..min(f, fitDepth) and no other, and a
+// bit above level 0 is set exactly when the word below it is not zero.
+func fitProblem(c *Cluster) error {
+	f := &c.fit
+	for i := range f.cap {
+		n := 0
+		if c.firstOn && i < len(c.workers) && c.workers[i].indexed() {
+			n = min(int(c.workers[i].free), fitDepth)
+		}
+		for k := 1; k <= fitDepth; k++ {
+			if f.has(k, i) != (k <= n) {
+				return fmt.Errorf("worker %d with %d free cores (up to the depth): in the set of %d is %v", i, n, k, f.has(k, i))
+			}
+		}
+	}
+	for l := 1; l < len(f.levels); l++ {
+		for k, word := range f.levels[l-1] {
+			w, j := k/fitDepth, k%fitDepth
+			if bit := f.levels[l][(w>>6)*fitDepth+j]&(1<<(w&63)) != 0; bit != (word != 0) {
+				return fmt.Errorf("first-fit index level %d, word %d of set %d: bit %v for word %#x", l, w, j+1, bit, word)
 			}
 		}
 	}
@@ -355,11 +511,21 @@ func TestClusterWorkers(t *testing.T) {
 }
 
 func TestWorkerLayout(t *testing.T) {
-	// The fields a decision touches share the first cache line; the struct fills two.
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is planned for 64-bit platforms")
+	}
+	// The fields a decision reads share the first cache line, the task list
+	// fills the second, and a task record fills one.
 	if s := unsafe.Sizeof(worker{}); s != 128 {
 		t.Fatalf("worker is %d bytes, want 128", s)
 	}
-	if o := unsafe.Offsetof(worker{}.owner) + unsafe.Sizeof([]string{}); o > 64 {
+	if o := unsafe.Offsetof(worker{}.stale) + unsafe.Sizeof(false); o > 64 {
 		t.Fatalf("hot fields end at byte %d, want <= 64", o)
+	}
+	if o := unsafe.Offsetof(worker{}.tasks); o != 64 {
+		t.Fatalf("the task list starts at byte %d, want 64 (the second line)", o)
+	}
+	if s := unsafe.Sizeof(taskRec{}); s != 64 {
+		t.Fatalf("a task record is %d bytes, want 64 (one line)", s)
 	}
 }

@@ -24,11 +24,22 @@
 // indexes of free capacity so that a decision does not scan every worker:
 // for best fit, one ordered set of worker indexes per free-core count (a
 // 64-ary bit tree, so "smallest free count >= k, lowest index" costs
-// O(log64 workers)); for first fit, a max tree over worker index of free
-// cores and free memory ("lowest index with free >= k and memory >= m" in
-// O(log workers)). Memory is a constraint: a worker fits a task only when it
-// has both the cores and the memory. When memory, not cores, is what is
-// short, a search may step over workers whose cores fit but memory does not.
+// O(log64 workers)); for first fit, the sets of workers with at least
+// 1..64 free cores, 64-ary bit trees interleaved word by word ("lowest
+// index with free >= k" in O(log64 workers)), and a max tree over worker
+// index of free cores and free memory for the rest ("lowest index with free
+// >= k and memory >= m" in O(log workers)) when memory is short on the
+// worker found or a task asks for more than 64 cores. Each index is built by
+// the first search that needs it. Memory is a constraint: a worker fits a
+// task only when it has both the cores and the memory. When memory, not
+// cores, is what is short, a best-fit search may step over workers whose
+// cores fit but memory does not.
+//
+// Tasks are records in one slice, named by index (a handle): a task name
+// leads to its handle through a pointer-free open-addressing hash table,
+// and a worker lists the handles of its tasks in its second cache line, so
+// a decision touches few cache lines and the garbage collector has little
+// to scan.
 //
 // A naive reference that scans every worker, as the original RESTfulSwarm
 // did, lives beside the indexed one (naive.go): it is the oracle of the

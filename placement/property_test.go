@@ -99,7 +99,7 @@ func TestPropertyAgainstNaive(t *testing.T) {
 			for _, a := range as {
 				i := c.byID[a.Worker]
 				for _, core := range a.Cores {
-					if got := c.workers[i].owner[core]; got != a.Task {
+					if got := c.holder(&c.workers[i], core); got != a.Task {
 						t.Fatalf("step %d: core %d on %s held by %q, just assigned to %s", step, core, a.Worker, got, a.Task)
 					}
 				}
@@ -120,7 +120,7 @@ func TestPropertyAgainstNaive(t *testing.T) {
 			}
 			i := c.byID[w]
 			for _, core := range cores {
-				if c.workers[i].owner[core] != "" {
+				if c.holder(&c.workers[i], core) != "" {
 					t.Fatalf("step %d: core %d on %s still held after releasing %s", step, core, w, task)
 				}
 			}
@@ -180,21 +180,25 @@ func fullCheck(t *testing.T, step int, c *Cluster, n *naiveCluster, live int) {
 	if err := clusterProblem(c); err != nil {
 		t.Fatalf("step %d: %v", step, err)
 	}
-	if len(c.tasks) != live || len(n.tasks) != live {
-		t.Fatalf("step %d: %d live tasks, cluster holds %d, naive %d", step, live, len(c.tasks), len(n.tasks))
+	if c.Tasks() != live || len(n.tasks) != live {
+		t.Fatalf("step %d: %d live tasks, cluster holds %d, naive %d", step, live, c.Tasks(), len(n.tasks))
 	}
 	busy, total := 0, 0
 	for i := range c.workers {
 		w, nw := &c.workers[i], &n.workers[i]
-		if w.id != nw.id || w.removed != nw.removed || w.up != nw.up || !slices.Equal(w.owner, nw.owner) || w.memUsed() != nw.memUsed {
+		if w.id != nw.id || w.removed != nw.removed || w.up != nw.up || !slices.Equal(owners(c, i), nw.owner) || w.memUsed() != nw.memUsed {
 			t.Fatalf("step %d: worker %s differs from the naive reference", step, w.id)
 		}
-		total += w.cores
-		busy += w.cores - int(w.free)
+		total += int(w.cores)
+		busy += int(w.cores) - int(w.free)
+	}
+	tasks, err := liveTasks(c)
+	if err != nil {
+		t.Fatalf("step %d: %v", step, err)
 	}
 	held := 0
-	for _, a := range c.tasks {
-		held += len(a.cores)
+	for _, a := range tasks {
+		held += a.ncores()
 	}
 	if held != busy {
 		t.Fatalf("step %d: tasks hold %d cores but %d are busy (of %d)", step, held, busy, total)
@@ -243,5 +247,87 @@ func TestLargeJobsAgainstNaive(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestIndexesBuiltOnFirstUse places with one rule long enough for workers
+// to move, go down, leave and come back, checks that the other rule's index
+// was not kept, then switches rules: the index built late must agree with
+// the workers and decide as the naive reference does.
+func TestIndexesBuiltOnFirstUse(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after string
+	}{
+		{name: "first fit, then best fit", before: FirstFit, after: BestFit},
+		{name: "best fit, then first fit", before: BestFit, after: FirstFit},
+		{name: "best fit decreasing, then first fit decreasing", before: BestFitDecreasing, after: FirstFitDecreasing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(11, 12))
+			c, n := NewCluster(), newNaiveCluster()
+			for i := range 300 {
+				id, cores := "w"+strconv.Itoa(i), 1+rng.IntN(80)
+				if err := c.AddWorker(id, cores, 64*gb); err != nil {
+					t.Fatal(err)
+				}
+				n.addWorker(id, cores, 64*gb)
+			}
+			var live []string
+			jobs := 0
+			run := func(name string, steps int) {
+				t.Helper()
+				s, _ := New(name, Options{})
+				p := s.(*packer)
+				for range steps {
+					switch op := rng.IntN(100); {
+					case op < 60:
+						j := Job{Name: "j" + strconv.Itoa(jobs)}
+						jobs++
+						for k := range 1 + rng.IntN(3) {
+							j.Tasks = append(j.Tasks, Task{Name: j.Name + "-" + strconv.Itoa(k), Cores: 1 + rng.IntN(10), Mem: int64(rng.IntN(3)) * gb})
+						}
+						as, _, ok := s.Place(c, j)
+						want, wantOK := n.place(p.first, p.decreasing, j)
+						if ok != wantOK || placed(as) != placed(want) {
+							t.Fatalf("%s: indexed %v %s, naive %v %s", name, ok, placed(as), wantOK, placed(want))
+						}
+						for _, a := range as {
+							live = append(live, a.Task)
+						}
+					case op < 95 && len(live) > 0:
+						k := rng.IntN(len(live))
+						c.Release(live[k])
+						n.release(live[k])
+						live[k] = live[len(live)-1]
+						live = live[:len(live)-1]
+					case op < 98:
+						id, up := "w"+strconv.Itoa(rng.IntN(300)), rng.IntN(2) == 0
+						c.SetUp(id, up)
+						n.setUp(id, up)
+					default:
+						id := "w" + strconv.Itoa(rng.IntN(300))
+						gone := c.RemoveWorker(id)
+						n.removeWorker(id)
+						live = slices.DeleteFunc(live, func(task string) bool { return slices.Contains(gone, task) })
+						cores := 1 + rng.IntN(80)
+						if err := c.AddWorker(id, cores, 64*gb); err != nil {
+							t.Fatal(err)
+						}
+						n.addWorker(id, cores, 64*gb)
+					}
+				}
+				checkCluster(t, c)
+			}
+			run(tc.before, 5000)
+			if first := tc.before == FirstFit || tc.before == FirstFitDecreasing; c.bestOn == first || c.firstOn != first {
+				t.Fatalf("after %s only: best-fit index kept %v, first-fit index kept %v", tc.before, c.bestOn, c.firstOn)
+			}
+			run(tc.after, 5000)
+			if !c.bestOn || !c.firstOn {
+				t.Fatalf("after both rules: best-fit index kept %v, first-fit index kept %v", c.bestOn, c.firstOn)
+			}
+		})
 	}
 }

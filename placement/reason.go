@@ -27,10 +27,10 @@ func explainPacking(c *Cluster, j Job, t *Task, memShort bool) string {
 		return fmt.Sprintf("task %s needs %s and %s of memory; no worker that is up has both", t.Name, plural(t.Cores, "core"), formatMem(t.Mem))
 	case memShort:
 		return fmt.Sprintf("task %s needs %s and %s of memory; no worker has both free (the most free memory on a worker is %s)",
-			t.Name, plural(t.Cores, "core"), formatMem(t.Mem), formatMem(c.tree.maxMem()))
+			t.Name, plural(t.Cores, "core"), formatMem(t.Mem), formatMem(c.freshTree().maxMem()))
 	}
 	needs := "needs " + describeTasks(j.Tasks)
-	f := c.tree.maxFree()
+	f := c.freshTree().maxFree()
 	if f <= 0 {
 		return needs + fmt.Sprintf("; no worker has a free core (%s up)", plural(c.upN, "worker"))
 	}

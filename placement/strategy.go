@@ -193,23 +193,33 @@ func (p *packer) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 	if n == 0 {
 		return nil, "", true
 	}
-	for _, t := range j.Tasks {
+	// total is the cores asked for, to give all the assignments one slice;
+	// each task counts at most one more than the free cores, so that a job
+	// that cannot fit does not make Place allocate what it asks for.
+	total := 0
+	for i := range j.Tasks {
+		t := &j.Tasks[i]
 		if r := badTask(t); r != "" {
 			return nil, r, false
 		}
+		total += min(t.Cores, c.upFree+1)
 	}
 	var buf [16]int
 	var order []int // placement order for the decreasing strategies
 	if p.decreasing && n > 1 {
 		order = decreasingOrder(j.Tasks, buf[:0])
 	}
-	as := make([]Assignment, n)
+	as, cores := newAssignments(n, total, c.upFree)
 	for k := 0; k < n; k++ {
 		ti := k
 		if order != nil {
 			ti = order[k]
 		}
 		t := &j.Tasks[ti]
+		// The name is looked up before the search for a worker, which does
+		// not depend on it, so that the two can overlap; a task that holds
+		// cores is reported only once a worker is found, as before.
+		h, at := c.lookup(t.Name)
 		var w int
 		if p.first {
 			w = c.firstFit(t.Cores, t.Mem)
@@ -217,24 +227,54 @@ func (p *packer) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 			w = c.bestFit(t.Cores, t.Mem)
 		}
 		if w < 0 {
-			memShort := c.tree.maxFree() >= t.Cores
+			memShort := c.freshTree().maxFree() >= t.Cores
 			rollback(c, j.Tasks, as)
 			return nil, explainPacking(c, j, t, memShort), false
 		}
-		if a, held := c.tasks[t.Name]; held {
+		if h >= 0 {
+			reason := heldReason(c, t.Name, h) // before rollback, which may free h
 			rollback(c, j.Tasks, as)
-			return nil, fmt.Sprintf("task %s already holds cores %s on worker %s", t.Name, formatCores(a.cores), c.workers[a.worker].id), false
+			return nil, reason, false
 		}
-		as[ti] = Assignment{Task: t.Name, Worker: c.workers[w].id, Cores: c.takeLowest(t.Name, w, t.Cores, t.Mem)}
+		a := &as[ti]
+		if len(cores) >= t.Cores {
+			a.Cores, cores = cores[:t.Cores:t.Cores], cores[t.Cores:]
+		} else {
+			a.Cores = make([]int, t.Cores)
+		}
+		c.take(t.Name, at, w, a.Cores, t.Mem)
+		a.Task, a.Worker = t.Name, c.workers[w].id
 	}
 	return as, "", true
+}
+
+// oneTask holds what placing a job of one task of up to 8 cores returns,
+// so that it costs one allocation.
+type oneTask struct {
+	as    [1]Assignment
+	cores [8]int
+}
+
+// newAssignments returns the assignments of a job of n tasks that ask for
+// total cores, and a slice of total cores for them to share, in as few
+// allocations as it can: one for a job of one small task. When more cores
+// are asked for than free (the job cannot be placed) it gives no cores.
+func newAssignments(n, total, free int) ([]Assignment, []int) {
+	if n == 1 && total <= len(oneTask{}.cores) {
+		o := new(oneTask)
+		return o.as[:], o.cores[:]
+	}
+	if total > free {
+		return make([]Assignment, n), nil
+	}
+	return make([]Assignment, n), make([]int, total)
 }
 
 // feasible reports whether each task of j fits some up worker when empty;
 // a job that does not cannot hold the queue (see Schedule).
 func (p *packer) feasible(c *Cluster, j Job) bool {
-	for _, t := range j.Tasks {
-		if badTask(t) != "" || !c.couldFit(t.Cores, t.Mem) {
+	for i := range j.Tasks {
+		if t := &j.Tasks[i]; badTask(t) != "" || !c.couldFit(t.Cores, t.Mem) {
 			return false
 		}
 	}
@@ -268,8 +308,14 @@ func rollback(c *Cluster, ts []Task, as []Assignment) {
 	}
 }
 
+// heldReason says that task, with record h, already holds cores.
+func heldReason(c *Cluster, task string, h int32) string {
+	r := &c.recs[h]
+	return fmt.Sprintf("task %s already holds cores %s on worker %s", task, formatCores(r.cores(nil)), c.workers[r.worker].id)
+}
+
 // badTask says what is wrong with a task no strategy can place, or "".
-func badTask(t Task) string {
+func badTask(t *Task) string {
 	switch {
 	case t.Name == "":
 		return "a task has no name"
@@ -301,8 +347,8 @@ func (pinned) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 		i := c.byID[t.Node]
 		cores := slices.Clone(t.Cpuset)
 		slices.Sort(cores)
-		c.commit(t.Name, i, cores, t.Mem)
-		as[ti] = Assignment{Task: t.Name, Worker: t.Node, Cores: slices.Clone(cores)}
+		c.commit(t.Name, i, cores, t.Mem) // keeps no reference to cores
+		as[ti] = Assignment{Task: t.Name, Worker: t.Node, Cores: cores}
 	}
 	return as, "", true
 }
@@ -321,7 +367,7 @@ func (pinned) feasible(c *Cluster, j Job) bool {
 			return false
 		}
 		for k, core := range t.Cpuset {
-			if core < 0 || core >= w.cores || slices.Contains(t.Cpuset[:k], core) {
+			if core < 0 || core >= int(w.cores) || slices.Contains(t.Cpuset[:k], core) {
 				return false
 			}
 		}
@@ -351,17 +397,17 @@ func pinnedProblem(c *Cluster, t *Task) string {
 	if !w.up {
 		return fmt.Sprintf("node %s is down", t.Node)
 	}
-	if a, held := c.tasks[t.Name]; held {
-		return fmt.Sprintf("task %s already holds cores %s on worker %s", t.Name, formatCores(a.cores), c.workers[a.worker].id)
+	if h, _ := c.lookup(t.Name); h >= 0 {
+		return heldReason(c, t.Name, h)
 	}
 	for k, core := range t.Cpuset {
-		if core < 0 || core >= w.cores {
-			return fmt.Sprintf("pinned core %d on node %s does not exist (it has %s)", core, t.Node, plural(w.cores, "core"))
+		if core < 0 || core >= int(w.cores) {
+			return fmt.Sprintf("pinned core %d on node %s does not exist (it has %s)", core, t.Node, plural(int(w.cores), "core"))
 		}
 		if slices.Contains(t.Cpuset[:k], core) {
 			return fmt.Sprintf("task %s names core %d twice", t.Name, core)
 		}
-		if holder := w.owner[core]; holder != "" {
+		if holder := c.holder(w, core); holder != "" {
 			return fmt.Sprintf("pinned core %d on node %s is held by task %s", core, t.Node, holder)
 		}
 	}

@@ -136,6 +136,9 @@ func (s *Service) TaskStatuses(ctx context.Context, sts []api.TaskStatus) error 
 
 var errUnchanged = errors.New("discovery: unchanged")
 
+// maxBatchStatuses bounds the statuses applied in one write.
+const maxBatchStatuses = 2048
+
 // applyStatuses writes statuses as they come, in batches: whatever arrived
 // while the previous batch was being written goes in one transaction, and
 // the statuses of one job are applied to it in one write.
@@ -143,17 +146,22 @@ func (s *Service) applyStatuses(ctx context.Context) {
 	batch := make([]statusReq, 0, 512)
 	for {
 		batch = batch[:0]
+		n := 0
 		select {
 		case <-ctx.Done():
 			return
 		case r := <-s.statuses:
 			batch = append(batch, r)
+			n += len(r.sts)
 		}
+		// A transaction of bounded size: every report in it waits for all
+		// of it, and the store's other writers wait behind it.
 	drain:
-		for len(batch) < cap(batch) {
+		for len(batch) < cap(batch) && n < maxBatchStatuses {
 			select {
 			case r := <-s.statuses:
 				batch = append(batch, r)
+				n += len(r.sts)
 			default:
 				break drain
 			}

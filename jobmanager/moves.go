@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/rswarm/rswarm/api"
 )
@@ -36,6 +37,15 @@ func (m *Manager) Reserve(ctx context.Context, r api.Reservation) ([]int, error)
 	var cores []int
 	err := m.call(ctx, func() error {
 		v, ok := m.cluster.Worker(r.Node)
+		if !ok && m.workersStale {
+			// A worker that registered a moment ago: its announcement is
+			// waiting out the re-read coalescing (see Run). Read now.
+			m.workersStale, m.workersRead = false, time.Now()
+			if err := m.syncWorkers(ctx); err != nil {
+				return err
+			}
+			v, ok = m.cluster.Worker(r.Node)
+		}
 		if !ok {
 			return fmt.Errorf("node %s is not a registered worker: %w", r.Node, api.ErrNotFound)
 		}

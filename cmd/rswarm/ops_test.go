@@ -164,6 +164,7 @@ func TestClusterOperations(t *testing.T) {
 	t.Run("migrate a task cold to the other worker", func(t *testing.T) {
 		var res struct {
 			To, Mode, Note string
+			Error          api.ErrorDetail
 		}
 		body := fmt.Sprintf(`{"job":%q,"container":%q,"from":%q,"to":%q}`, j.Name, t1.ContainerName, src, dst)
 		if code := gm(t, sys, "POST", "/RESTfulSwarm/GM/request_migrate", body, &res); code != 200 {

@@ -1259,3 +1259,28 @@ func TestWorkerReRegisteredWithAnotherSize(t *testing.T) {
 		})
 	}
 }
+
+// Tasks that end without the tasks_done notification (lost) give their
+// cores back at a later resync pass, which reads the change feed: the pass
+// after the first reads only what was written since, and still catches it.
+func TestResyncFreesCoresOfTasksThatEndedUnannounced(t *testing.T) {
+	tests := []struct {
+		name     string
+		statuses []taskState
+		wantBusy map[int]string
+	}{
+		{name: "the whole job ended", statuses: []taskState{{"a_task1", api.Down}, {"a_task2", api.Down}}},
+		{name: "one task of two ended", statuses: []taskState{{"a_task1", api.Down}}, wantBusy: map[int]string{1: "a_task2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := setup(t, workerSpec{"w1", 2})
+			h.run(nil, nil)
+			h.submitNotify("a", 2, 1)
+			h.waitDeployed("a", map[string]string{"a_task1": "w1/0", "a_task2": "w1/1"})
+			h.waitResyncs(2) // past the first, full pass
+			h.finish("a", append([]taskState{{"a_task1", api.Running}, {"a_task2", api.Running}}, tt.statuses...))
+			h.waitWorker("w1", tt.wantBusy)
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -118,7 +119,7 @@ store given by --data-dir or --mongo-uri, if any.`,
 	f.StringVar(&s.trace, "trace", "", "trace: CSV of offset seconds, tasks, cores per task, duration seconds")
 	f.Uint64Var(&s.seed, "seed", 0, "random seed; 0 picks one from the clock (printed, so that the run can be repeated)")
 	f.StringVar(&s.session, "session", "", "session ID, part of every job's name (default: the launch time in epoch seconds)")
-	f.IntVar(&s.concurrency, "concurrency", 16, "submissions in flight at most")
+	f.IntVar(&s.concurrency, "concurrency", 16, "submissions in flight at most (unless set: enough for half a second of the target rate, at least 16)")
 	f.BoolVar(&s.wait, "wait", false, "wait until every accepted job is final, then print the outcome")
 	f.DurationVar(&s.waitTimeout, "wait-timeout", 0, "give up waiting after this long (0: wait until interrupted)")
 	f.DurationVar(&s.poll, "poll", 500*time.Millisecond, "how often --wait asks the frontend")
@@ -228,13 +229,19 @@ func runStress(cmd *cobra.Command, s *stressFlags) error {
 	fe := frontendURL(s.fe)
 	client := api.NewClient(fe, s.token)
 	stderr := cmd.ErrOrStderr()
-	fmt.Fprintf(stderr, "stress: %s profile, %d jobs over %v (%.1f jobs/s), session %s, seed %d, frontend %s\n",
-		plan.Profile, plan.Jobs(), plan.Horizon, plan.TargetRate(), session, seed, fe)
+	concurrency := s.concurrency
+	if !given(cmd, "concurrency") {
+		// A few submissions take half a second on a loaded control plane;
+		// 16 in flight would then hold the run under 32 jobs/s.
+		concurrency = max(concurrency, int(math.Ceil(plan.TargetRate()/2)))
+	}
+	fmt.Fprintf(stderr, "stress: %s profile, %d jobs over %v (%.1f jobs/s), session %s, seed %d, concurrency %d, frontend %s\n",
+		plan.Profile, plan.Jobs(), plan.Horizon, plan.TargetRate(), session, seed, concurrency, fe)
 
 	ctx := cmd.Context()
 	counters := &stressclient.Counters{}
 	stopProgress := startProgress(ctx, s.progress, stderr, counters)
-	runner := &stressclient.Runner{Submitter: client, Session: session, Subnets: pool, Concurrency: s.concurrency,
+	runner := &stressclient.Runner{Submitter: client, Session: session, Subnets: pool, Concurrency: concurrency,
 		Counters: counters, Logger: log}
 	res, runErr := runner.Run(ctx, plan)
 

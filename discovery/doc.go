@@ -4,7 +4,7 @@
 // free, keeps each worker's heartbeat and utilisation history, and marks
 // workers down when their heartbeats stop.
 //
-//	worker ──task_status──► Service.TaskStatus ──► store (job, task) ──► Notifier.TasksDone (jobmanager)
+//	worker ──task_statuses─► Service.TaskStatuses ──► store (job, task) ──► Notifier.TasksDone (jobmanager)
 //	worker ──heartbeat────► Service.Heartbeat ──► Table.Observe, store (worker, usage)
 //	ticker ───────────────► Table.Expired ──► worker down, its tasks Failed ("worker lost")
 package discovery

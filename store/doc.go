@@ -20,5 +20,7 @@
 // client-chosen name ever becomes a table, collection or file name.
 //
 // Every method returns fresh copies: callers may keep and modify what they
-// get without affecting the store.
+// get without affecting the store. (SQLite keeps the decoded form of each
+// recently used job's document, matched on its exact text, and hands out
+// deep copies of it: decoding JSON was the largest cost of a loaded system.)
 package store

@@ -12,7 +12,6 @@ const (
 	KindStopTask = "stop_task"
 	KindTaskLogs = "task_logs"
 	// worker -> discovery
-	KindTaskStatus   = "task_status"
 	KindTaskStatuses = "task_statuses"
 	KindHeartbeat    = "heartbeat"
 	// frontend, discovery, globalmanager -> jobmanager

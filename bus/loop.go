@@ -99,7 +99,7 @@ type loop struct {
 	exited    chan struct{} // closed when run returns
 	fatal     error         // why run returned by itself; read after exited
 	closeOnce sync.Once
-	closeErr  error
+	closeErr  error // closing the sockets; set by run before exited is closed
 
 	// Owned by run.
 	backlog []outMsg // writes that would have blocked (a DEALER not connected yet)
@@ -252,9 +252,8 @@ func (l *loop) run() {
 	// across a full memory barrier, which the Go scheduler provides, and
 	// only this goroutine ever uses the socket.
 	defer func() {
-		err := errors.Join(l.fd.Close(), l.sock.Close())
-		if err != nil {
-			l.log.Warn("bus: closing sockets", "err", err)
+		if err := errors.Join(l.fd.Close(), l.sock.Close()); err != nil {
+			l.closeErr = fmt.Errorf("bus: close: %w", err)
 		}
 	}()
 	var spare []outMsg

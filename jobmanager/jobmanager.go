@@ -428,11 +428,7 @@ func (m *Manager) enqueue(j *api.Job) {
 func toPlacement(j *api.Job, seq uint64) placement.Job {
 	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq}
 	for _, t := range j.Info.Tasks {
-		mem, _ := api.ParseMem(t.MemLimit)
-		if t.MemLimit == "" {
-			mem = 0
-		}
-		pt := placement.Task{Name: t.ContainerName, Cores: t.ReqCores, Mem: mem}
+		pt := placement.Task{Name: t.ContainerName, Cores: t.ReqCores, Mem: taskMem(t)}
 		if t.CpusetCpus != "" {
 			pt.Node = t.Node
 			pt.Cpuset, _ = api.ParseCpuset(t.CpusetCpus)
@@ -443,6 +439,16 @@ func toPlacement(j *api.Job, seq uint64) placement.Job {
 		pj.Tasks = append(pj.Tasks, pt)
 	}
 	return pj
+}
+
+// taskMem is the memory a task asks for, in bytes; 0 (no constraint) when
+// it sets no mem_limit.
+func taskMem(t *api.Task) int64 {
+	if t.MemLimit == "" {
+		return 0
+	}
+	mem, _ := api.ParseMem(t.MemLimit)
+	return mem
 }
 
 func (m *Manager) release(task string) {
@@ -802,11 +808,7 @@ func (m *Manager) hold(t *api.Task) {
 	if err != nil {
 		return
 	}
-	mem, _ := api.ParseMem(t.MemLimit)
-	if t.MemLimit == "" {
-		mem = 0
-	}
-	if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, mem); err == nil {
+	if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, taskMem(t)); err == nil {
 		m.touched[t.Node] = true
 	}
 }

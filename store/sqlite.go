@@ -96,9 +96,10 @@ type SQLite struct {
 	pending []*writeReq
 	leading bool
 	// seq is the last change feed number given out in the current write
-	// transaction: read once when it begins (it holds the database's write
-	// lock, so no other process can write meanwhile) instead of a MAX(seq)
-	// subquery in every statement. Used by the group commit leader only.
+	// transaction: MAX(seq) is read once, at its first write (it holds the
+	// database's write lock, so no other process can write meanwhile),
+	// instead of a subquery in every statement. Used by the group commit
+	// leader only; seqKnown is reset when a transaction begins.
 	seq      int64
 	seqKnown bool
 

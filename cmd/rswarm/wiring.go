@@ -231,12 +231,6 @@ func jobmanagerHandler(m *jobmanager.Manager) bus.Handler {
 func discoveryHandler(s *discovery.Service) bus.Handler {
 	return func(ctx context.Context, _, kind string, body []byte) (any, error) {
 		switch kind {
-		case api.KindTaskStatus:
-			var st api.TaskStatus
-			if err := json.Unmarshal(body, &st); err != nil {
-				return nil, err
-			}
-			return nil, s.TaskStatus(ctx, st)
 		case api.KindTaskStatuses:
 			var sts api.TaskStatuses
 			if err := json.Unmarshal(body, &sts); err != nil {

@@ -30,35 +30,11 @@ import (
 // the jobmanager (Scheduler) and the globalmanager (Cluster) that record
 // their calls in one shared, ordered log.
 
-// recorder is the ordered log of calls the fakes received.
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *recorder) add(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, fmt.Sprintf(format, args...))
-}
-
-func (r *recorder) all() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.calls)
-}
-
-func (r *recorder) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = nil
-}
-
 // fakeScheduler is the jobmanager: it knows the strategies "fifo" and
 // "best-fit" and refuses other names as the real link does (api.Invalid on
 // field "name").
 type fakeScheduler struct {
-	rec *recorder
+	rec *apitest.Recorder
 
 	mu          sync.Mutex
 	current     string
@@ -72,21 +48,21 @@ type fakeScheduler struct {
 var strategies = map[string]string{"fifo": "first come, first placed", "best-fit": "fullest worker that fits"}
 
 func (f *fakeScheduler) JobSubmitted(_ context.Context, names ...string) error {
-	f.rec.add("sched.JobSubmitted(%s)", strings.Join(names, ","))
+	f.rec.Add("sched.JobSubmitted(%s)", strings.Join(names, ","))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.submitErr
 }
 
 func (f *fakeScheduler) JobCancelled(_ context.Context, name string) error {
-	f.rec.add("sched.JobCancelled(%s)", name)
+	f.rec.Add("sched.JobCancelled(%s)", name)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cancelErr
 }
 
 func (f *fakeScheduler) SwitchStrategy(_ context.Context, name string) error {
-	f.rec.add("sched.SwitchStrategy(%s)", name)
+	f.rec.Add("sched.SwitchStrategy(%s)", name)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := strategies[name]; !ok {
@@ -119,7 +95,7 @@ func (f *fakeScheduler) set(fn func(*fakeScheduler)) {
 
 // fakeCluster is the globalmanager.
 type fakeCluster struct {
-	rec *recorder
+	rec *apitest.Recorder
 
 	mu      sync.Mutex
 	stopErr error
@@ -127,14 +103,14 @@ type fakeCluster struct {
 }
 
 func (f *fakeCluster) Stop(_ context.Context, job, reason string) error {
-	f.rec.add("cluster.Stop(%s, %s)", job, reason)
+	f.rec.Add("cluster.Stop(%s, %s)", job, reason)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stopErr
 }
 
 func (f *fakeCluster) Logs(_ context.Context, job, task string, tail int) ([]string, error) {
-	f.rec.add("cluster.Logs(%s, %s, %d)", job, task, tail)
+	f.rec.Add("cluster.Logs(%s, %s, %d)", job, task, tail)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.logs == nil {
@@ -188,7 +164,7 @@ type feEnv struct {
 	st      *store.SQLite
 	sched   *fakeScheduler
 	cluster *fakeCluster
-	rec     *recorder
+	rec     *apitest.Recorder
 	srv     *frontend.Server
 	h       http.Handler
 	// clock is the seconds the frontend's clock returns next.
@@ -212,7 +188,7 @@ func newFE(t *testing.T, opt feOption) *feEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &feEnv{st: st, rec: &recorder{}}
+	e := &feEnv{st: st, rec: &apitest.Recorder{}}
 	e.clock.Store(epoch)
 	e.sched = &fakeScheduler{rec: e.rec, current: "fifo"}
 	e.cluster = &fakeCluster{rec: e.rec}
@@ -478,7 +454,7 @@ func TestSubmitJob(t *testing.T) {
 				if ok {
 					t.Errorf("a refused job was stored: %+v", j)
 				}
-				wantCalls(t, e.rec.all())
+				wantCalls(t, e.rec.All())
 				return
 			}
 			if w.Code != tc.status {
@@ -496,7 +472,7 @@ func TestSubmitJob(t *testing.T) {
 			if j.Status != api.Ready || j.SubmitTime != epoch || j.Info.Network.Name != "rsnet_a" || j.Info.Tasks[0].Status != api.Ready {
 				t.Errorf("stored job %+v", j)
 			}
-			wantCalls(t, e.rec.all(), "sched.JobSubmitted(a)")
+			wantCalls(t, e.rec.All(), "sched.JobSubmitted(a)")
 		})
 	}
 }
@@ -509,14 +485,14 @@ func TestSubmitDuplicateName(t *testing.T) {
 			if w := e.do(t, "POST", path, jobJSON(t, "dup")); w.Code/100 != 2 {
 				t.Fatalf("first submission: %d %s", w.Code, w.Body)
 			}
-			e.rec.reset()
+			e.rec.Reset()
 			w := e.do(t, "POST", path, jobJSON(t, "dup", func(j *api.Job) { j.Info.Tasks[0].ReqCores = 7 }))
 			wantError(t, w, 409, "conflict", "job_name")
 			j, _ := e.stored(t, "dup")
 			if j.Info.Tasks[0].ReqCores != 1 || j.SubmitTime != epoch {
 				t.Errorf("the first job was changed: %+v", j.Info.Tasks[0])
 			}
-			wantCalls(t, e.rec.all())
+			wantCalls(t, e.rec.All())
 		})
 	}
 }
@@ -559,7 +535,7 @@ func TestSubmitOriginal(t *testing.T) {
 			if !ok {
 				t.Error("accepted job not stored")
 			}
-			wantCalls(t, e.rec.all(), "sched.JobSubmitted(o)")
+			wantCalls(t, e.rec.All(), "sched.JobSubmitted(o)")
 		})
 	}
 }
@@ -652,7 +628,7 @@ func TestSubmitBatch(t *testing.T) {
 			if !slices.Equal(names, tc.stored) {
 				t.Errorf("stored %q, want %q", names, tc.stored)
 			}
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 		})
 	}
 }
@@ -797,7 +773,7 @@ func TestDeleteJob(t *testing.T) {
 			} else if got := decodeBody[frontend.Deleted](t, w); w.Code != 200 || got != tc.want {
 				t.Errorf("got %d %+v, want %+v", w.Code, got, tc.want)
 			}
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			j, ok := e.stored(t, "d")
 			if tc.gone {
 				if ok {
@@ -934,7 +910,7 @@ func TestTaskLogs(t *testing.T) {
 			e.put(t, j)
 			e.cluster.logs = tc.logs
 			w := e.do(t, "GET", tc.path, "")
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			if tc.code != "" {
 				wantError(t, w, tc.status, tc.code, tc.field)
 				return
@@ -1050,7 +1026,7 @@ func TestScheduler(t *testing.T) {
 				e.sched.set(tc.sched)
 			}
 			w := e.do(t, tc.method, tc.path, tc.body)
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			e.sched.set(func(s *fakeScheduler) {
 				if s.current != tc.want {
 					t.Errorf("strategy %q afterwards, want %q", s.current, tc.want)
@@ -1354,7 +1330,7 @@ func TestMiddleware(t *testing.T) {
 			w := e.do(t, tc.method, tc.path, body, "Authorization", tc.token)
 			if tc.status == 401 {
 				wantError(t, w, 401, "unauthorized", "")
-				wantCalls(t, e.rec.all())
+				wantCalls(t, e.rec.All())
 			} else if w.Code != tc.status {
 				t.Errorf("status %d, want %d: %s", w.Code, tc.status, w.Body)
 			}

@@ -29,33 +29,9 @@ import (
 // the Docker Swarm, the workers' bus and the jobmanager, which record
 // their calls in one shared, ordered log.
 
-// recorder is the ordered log of calls the fakes received.
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *recorder) add(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, fmt.Sprintf(format, args...))
-}
-
-func (r *recorder) all() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.calls)
-}
-
-func (r *recorder) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = nil
-}
-
 // fakeSwarm is the manager's Docker Engine.
 type fakeSwarm struct {
-	rec *recorder
+	rec *apitest.Recorder
 
 	mu        sync.Mutex
 	initID    string
@@ -69,7 +45,7 @@ type fakeSwarm struct {
 }
 
 func (f *fakeSwarm) SwarmInit(_ context.Context, advertise, listen string) (string, error) {
-	f.rec.add("swarm.SwarmInit(%s, %s)", advertise, listen)
+	f.rec.Add("swarm.SwarmInit(%s, %s)", advertise, listen)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.initID, f.initErr
@@ -110,14 +86,14 @@ func (f *fakeSwarm) Node(ctx context.Context, id string) (api.SwarmNode, json.Ra
 }
 
 func (f *fakeSwarm) RemoveNode(_ context.Context, id string, force bool) error {
-	f.rec.add("swarm.RemoveNode(%s, %v)", id, force)
+	f.rec.Add("swarm.RemoveNode(%s, %v)", id, force)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.removeErr
 }
 
 func (f *fakeSwarm) CreateNetwork(_ context.Context, name, subnet string, labels map[string]string) (api.NetworkInfo, error) {
-	f.rec.add("swarm.CreateNetwork(%s, %s, job=%s)", name, subnet, labels[api.LabelJob])
+	f.rec.Add("swarm.CreateNetwork(%s, %s, job=%s)", name, subnet, labels[api.LabelJob])
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return api.NetworkInfo{ID: "net-" + name, Name: name, Driver: "overlay", Subnet: subnet, Labels: labels}, f.netErr
@@ -128,7 +104,7 @@ func (f *fakeSwarm) Networks(context.Context, map[string]string) ([]api.NetworkI
 }
 
 func (f *fakeSwarm) RemoveNetwork(_ context.Context, name string) error {
-	f.rec.add("swarm.RemoveNetwork(%s)", name)
+	f.rec.Add("swarm.RemoveNetwork(%s)", name)
 	return nil
 }
 
@@ -147,7 +123,7 @@ type wcall struct {
 // fakeWorkers is the bus to the workers: Request records (to, kind, body)
 // and answers from answer (nil answers every request with no error).
 type fakeWorkers struct {
-	rec *recorder
+	rec *apitest.Recorder
 
 	mu     sync.Mutex
 	calls  []wcall
@@ -172,7 +148,7 @@ func taskOf(body any) string {
 }
 
 func (f *fakeWorkers) Request(ctx context.Context, to, kind string, body, reply any) error {
-	f.rec.add("worker %s %s %s", to, kind, taskOf(body))
+	f.rec.Add("worker %s %s %s", to, kind, taskOf(body))
 	f.mu.Lock()
 	f.calls = append(f.calls, wcall{to, kind, body})
 	answer := f.answer
@@ -199,7 +175,7 @@ func (f *fakeWorkers) sent() []wcall {
 
 // fakeNotifier is the jobmanager.
 type fakeNotifier struct {
-	rec *recorder
+	rec *apitest.Recorder
 
 	mu         sync.Mutex
 	reserve    []int
@@ -211,12 +187,12 @@ type fakeNotifier struct {
 }
 
 func (f *fakeNotifier) WorkersChanged(context.Context) error {
-	f.rec.add("nt.WorkersChanged")
+	f.rec.Add("nt.WorkersChanged")
 	return nil
 }
 
 func (f *fakeNotifier) JobSubmitted(_ context.Context, names ...string) error {
-	f.rec.add("nt.JobSubmitted(%s)", strings.Join(names, ","))
+	f.rec.Add("nt.JobSubmitted(%s)", strings.Join(names, ","))
 	return nil
 }
 
@@ -225,12 +201,12 @@ func (f *fakeNotifier) TasksDone(_ context.Context, tasks []api.TaskRef) error {
 	for _, t := range tasks {
 		s = append(s, t.Job+"/"+t.Task+"@"+t.Node)
 	}
-	f.rec.add("nt.TasksDone(%s)", strings.Join(s, ","))
+	f.rec.Add("nt.TasksDone(%s)", strings.Join(s, ","))
 	return nil
 }
 
 func (f *fakeNotifier) Reserve(_ context.Context, r api.Reservation) ([]int, error) {
-	f.rec.add("nt.Reserve(%s@%s cores=%d mem=%d)", r.Task, r.Node, r.Cores, r.Mem)
+	f.rec.Add("nt.Reserve(%s@%s cores=%d mem=%d)", r.Task, r.Node, r.Cores, r.Mem)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.reserveErr != nil {
@@ -240,19 +216,19 @@ func (f *fakeNotifier) Reserve(_ context.Context, r api.Reservation) ([]int, err
 }
 
 func (f *fakeNotifier) Commit(_ context.Context, r api.Reservation) error {
-	f.rec.add("nt.Commit(%s@%s)", r.Task, r.Node)
+	f.rec.Add("nt.Commit(%s@%s)", r.Task, r.Node)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.commitErr
 }
 
 func (f *fakeNotifier) Abort(_ context.Context, task string) error {
-	f.rec.add("nt.Abort(%s)", task)
+	f.rec.Add("nt.Abort(%s)", task)
 	return nil
 }
 
 func (f *fakeNotifier) Reallocate(_ context.Context, r api.Reservation) error {
-	f.rec.add("nt.Reallocate(%s@%s cpuset=%v mem=%d prev=%d)", r.Task, r.Node, r.Cpuset, r.Mem, r.PrevMem)
+	f.rec.Add("nt.Reallocate(%s@%s cpuset=%v mem=%d prev=%d)", r.Task, r.Node, r.Cpuset, r.Mem, r.PrevMem)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reallocCalls++
@@ -268,7 +244,7 @@ type gmEnv struct {
 	sw  *fakeSwarm
 	ws  *fakeWorkers
 	nt  *fakeNotifier
-	rec *recorder
+	rec *apitest.Recorder
 	m   *globalmanager.Manager
 	h   http.Handler
 }
@@ -280,7 +256,7 @@ func newGM(t *testing.T, cfgFn func(*globalmanager.Config), mw ...gin.HandlerFun
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	rec := &recorder{}
+	rec := &apitest.Recorder{}
 	e := &gmEnv{st: st, rec: rec, sw: &fakeSwarm{rec: rec, initID: "mgr"}, ws: &fakeWorkers{rec: rec}, nt: &fakeNotifier{rec: rec}}
 	cfg := globalmanager.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -486,7 +462,7 @@ func TestInit(t *testing.T) {
 					t.Errorf("got %d %q", w.Code, w.Body)
 				}
 			}
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 		})
 	}
 }
@@ -606,7 +582,7 @@ func TestDeploy(t *testing.T) {
 			} else if w.Code != tc.status || w.Body.String() != "OK" {
 				t.Errorf("got %d %q", w.Code, w.Body)
 			}
-			wantCalls(t, sorted(e.rec.all()), tc.calls...)
+			wantCalls(t, sorted(e.rec.All()), tc.calls...)
 			if tc.job == nil {
 				return
 			}
@@ -644,7 +620,7 @@ func TestDeployUnknownJob(t *testing.T) {
 	e.worker(t, "w1", "sim")
 	w := e.do(t, "POST", "/RESTfulSwarm/GM/request_new_job", jsonOf(t, placed("ghost", api.Scheduled, "w1")))
 	wantError(t, w, 404, "not_found", "")
-	if calls := e.rec.all(); slices.Contains(calls, "worker w1 run_task ghost_task1") && !slices.Contains(calls, "worker w1 stop_task ghost_task1") {
+	if calls := e.rec.All(); slices.Contains(calls, "worker w1 run_task ghost_task1") && !slices.Contains(calls, "worker w1 stop_task ghost_task1") {
 		t.Errorf("calls %q: a container was started and not stopped", calls)
 	}
 }
@@ -795,7 +771,7 @@ func TestJoin(t *testing.T) {
 				if len(ws) != 0 {
 					t.Errorf("workers recorded: %+v", ws[0])
 				}
-				wantCalls(t, e.rec.all())
+				wantCalls(t, e.rec.All())
 				return
 			}
 			if got := decodeBody[api.RegisterReply](t, w); w.Code != 200 || got != (api.RegisterReply{NodeID: "n5"}) {
@@ -810,7 +786,7 @@ func TestJoin(t *testing.T) {
 				g.Checkpoint || g.CheckpointError == "" {
 				t.Errorf("worker %+v\nwant %+v", g, tc.want)
 			}
-			wantCalls(t, e.rec.all(), "nt.WorkersChanged")
+			wantCalls(t, e.rec.All(), "nt.WorkersChanged")
 		})
 	}
 }
@@ -854,7 +830,7 @@ func TestNewTask(t *testing.T) {
 			w := e.do(t, "POST", "/RESTfulSwarm/GM/request_new_task", tc.body)
 			if tc.code != "" {
 				wantError(t, w, tc.status, tc.code, tc.field)
-				wantCalls(t, e.rec.all())
+				wantCalls(t, e.rec.All())
 				if n, _ := e.st.CountJobs(context.Background(), api.JobFilter{}); n != 1 {
 					t.Errorf("%d jobs stored, want only the first", n)
 				}
@@ -871,7 +847,7 @@ func TestNewTask(t *testing.T) {
 			if j.Status != api.Ready || j.SubmitTime == 0 || j.Info.Network.Name != tc.net || len(j.Info.Tasks) != 1 || j.Info.Tasks[0].Status != api.Ready {
 				t.Errorf("stored %+v", j)
 			}
-			wantCalls(t, e.rec.all(), "nt.JobSubmitted("+tc.job+")")
+			wantCalls(t, e.rec.All(), "nt.JobSubmitted("+tc.job+")")
 		})
 	}
 }
@@ -925,7 +901,7 @@ func TestCheckpoint(t *testing.T) {
 					}
 				}
 				w := e.do(t, "POST", path, tc.body)
-				wantCalls(t, e.rec.all(), tc.calls...)
+				wantCalls(t, e.rec.All(), tc.calls...)
 				for _, c := range e.ws.sent() {
 					cp := c.body.(api.Checkpoint)
 					if !cp.LeaveRunning || !strings.HasPrefix(cp.Name, cp.Task+"_") {
@@ -1072,7 +1048,7 @@ func TestMigrate(t *testing.T) {
 						t.Errorf("got %d %+v", w.Code, got)
 					}
 				}
-				wantCalls(t, e.rec.all(), tc.calls...)
+				wantCalls(t, e.rec.All(), tc.calls...)
 				for _, c := range e.ws.sent() {
 					switch b := c.body.(type) {
 					case api.StopTask:
@@ -1165,7 +1141,7 @@ func TestGroupMigration(t *testing.T) {
 					}
 				}
 			}
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			for _, task := range e.job(t, "m").Info.Tasks {
 				if moved := slices.Contains(tc.moved, task.ContainerName); moved != (task.Node == "w2") {
 					t.Errorf("task %s on %s", task.ContainerName, task.Node)
@@ -1258,7 +1234,7 @@ func TestUpdate(t *testing.T) {
 				(want{got.CpusetCpus, got.MemLimit, got.ReqCores}) != tc.want {
 				t.Errorf("got %d %+v", w.Code, got)
 			}
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			for _, c := range e.ws.sent() {
 				if u := c.body.(api.UpdateTask); u.CpusetCpus == "" || u.MemLimit == "" {
 					t.Errorf("update_task %+v", u)
@@ -1327,7 +1303,7 @@ func TestLeave(t *testing.T) {
 			if w := e.do(t, "GET", "/RESTfulSwarm/GM/init", ""); w.Code != 200 {
 				t.Fatalf("init: %d %s", w.Code, w.Body)
 			}
-			e.rec.reset()
+			e.rec.Reset()
 			e.worker(t, "mgr", "docker")
 			e.worker(t, "w1", "docker")
 			e.worker(t, "s1", "sim")
@@ -1342,7 +1318,7 @@ func TestLeave(t *testing.T) {
 			} else if got := decodeBody[api.Worker](t, w); w.Code != 200 || got.ID != tc.left || got.Status != api.WorkerLeft {
 				t.Errorf("got %d %+v", w.Code, got)
 			}
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			for _, id := range []string{"mgr", "w1", "s1"} {
 				want := api.WorkerReady
 				if id == tc.left {
@@ -1391,7 +1367,7 @@ func TestDrainActivate(t *testing.T) {
 			e.worker(t, "x1", "docker", func(w *api.Worker) { w.Status, w.Address = api.WorkerDown, "10.0.2.1" })
 			e.worker(t, "l1", "docker", func(w *api.Worker) { w.Status, w.Address = api.WorkerLeft, "10.0.3.1" })
 			w := e.do(t, "POST", tc.path, "")
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			if tc.code != "" {
 				wantError(t, w, tc.status, tc.code, tc.field)
 				if got := e.getWorker(t, "l1").Status; got != api.WorkerLeft {
@@ -1456,7 +1432,7 @@ func TestStop(t *testing.T) {
 			} else if got := decodeBody[map[string]string](t, w); w.Code != 200 || got["stopped"] != "s" {
 				t.Errorf("got %d %v", w.Code, got)
 			}
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			for _, c := range e.ws.sent() {
 				if st := c.body.(api.StopTask); st.Job != "s" || st.Reason != tc.reason || st.Migrating {
 					t.Errorf("stop_task %+v", st)
@@ -1507,7 +1483,7 @@ func TestLogs(t *testing.T) {
 			e.put(t, j)
 			e.ws.answer = tc.answer
 			w := e.do(t, "GET", tc.path, "")
-			wantCalls(t, e.rec.all(), tc.calls...)
+			wantCalls(t, e.rec.All(), tc.calls...)
 			if tc.code != "" {
 				wantError(t, w, tc.status, tc.code, tc.field)
 				return
@@ -1568,7 +1544,7 @@ func TestMiddleware(t *testing.T) {
 			w := e.do(t, tc.method, tc.path, tc.body, "Authorization", tc.token)
 			if tc.status == 401 {
 				wantError(t, w, 401, "unauthorized", "")
-				wantCalls(t, e.rec.all())
+				wantCalls(t, e.rec.All())
 				if got := e.getWorker(t, "w1").Status; got != api.WorkerReady {
 					t.Errorf("w1 %s", got)
 				}

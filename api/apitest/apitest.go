@@ -6,7 +6,9 @@ package apitest
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,4 +77,32 @@ func Job(name string, n, cores int, command string) *api.Job {
 		})
 	}
 	return j
+}
+
+// Recorder is an ordered log of the calls test fakes receive, safe for
+// concurrent use: fakes Add a line per call, tests compare All.
+type Recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+// Add appends one call, formatted as fmt.Sprintf does.
+func (r *Recorder) Add(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, fmt.Sprintf(format, args...))
+}
+
+// All returns the calls so far, in order.
+func (r *Recorder) All() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// Reset forgets the calls so far.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = nil
 }

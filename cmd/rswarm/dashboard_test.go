@@ -45,8 +45,14 @@ func screenshotDir(t *testing.T) string {
 // screenshot saves the whole page as name.png and checks that something was drawn.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
+	saveShot(t, ctx, name, chromedp.FullScreenshot)
+}
+
+// saveShot saves what take captures as name.png.
+func saveShot(t *testing.T, ctx context.Context, name string, take func(*[]byte, int) chromedp.EmulateAction) {
+	t.Helper()
 	var shot []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&shot, 100)); err != nil {
+	if err := chromedp.Run(ctx, take(&shot, 100)); err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	checkRendered(t, shot)
@@ -176,7 +182,7 @@ func TestDashboard(t *testing.T) {
 	t.Run("cluster view, job page, cancel", func(t *testing.T) {
 		submitThroughAPI(t, c, apitest.Job(victim, 2, 2, "sleep 3600"))
 		waitJob(t, c, victim, time.Minute, running)
-		if err := chromedp.Run(ctx, chromedp.EmulateViewport(1360, 900), chromedp.Navigate(base+"#/cluster")); err != nil {
+		if err := chromedp.Run(ctx, chromedp.EmulateViewport(1360, 680), chromedp.Navigate(base+"#/cluster")); err != nil {
 			t.Fatal(err)
 		}
 		cores := fmt.Sprintf(`document.querySelectorAll('#workers .core[data-job="%s"]').length`, victim)

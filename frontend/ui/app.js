@@ -63,20 +63,22 @@ function bytes(n) {
 }
 function badge(state) { return el('span', { class: 'badge ' + state, text: state }); }
 
-// jobColour gives each job a colour of its own for the session: the
-// palette in turn, in the order the page first sees the jobs, so that jobs
-// seen together differ.
-const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#8b5cf6', '#06b6d4', '#ec4899', '#84cc16', '#f97316', '#6366f1',
-  '#14b8a6', '#a855f7', '#eab308', '#0ea5e9', '#d946ef', '#22c55e', '#e11d48', '#64748b', '#a16207', '#0f766e'];
+// jobColour gives each job one of the palette's colours (classes c0..c19
+// in app.css) for the session, in turn in the order the page first sees
+// the jobs, so that jobs seen together differ.
+const PALETTE_SIZE = 20;
 const colourCache = new Map();
 function jobColour(name) {
   let c = colourCache.get(name);
   if (!c) {
-    c = PALETTE[colourCache.size % PALETTE.length];
+    c = 'c' + (colourCache.size % PALETTE_SIZE);
     colourCache.set(name, c);
   }
   return c;
 }
+
+const escapes = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const esc = s => String(s).replace(/[&<>"']/g, c => escapes[c]);
 
 function tasksOf(job) {
   const ts = (job.job_info && job.job_info.tasks) || {};
@@ -226,9 +228,16 @@ function renderCluster() {
     const t = now();
     for (const w of shown) {
       const age = w.last_heartbeat ? Math.max(0, t - w.last_heartbeat) : null;
-      const sig = JSON.stringify([w.status, w.cores, w.core_tasks, w.mem_allocated, w.mem_total, age === null ? -1 : Math.round(age)]);
+      const sig = JSON.stringify([w.status, w.cores, w.core_tasks, w.mem_allocated, w.mem_total]);
       const old = clusterSig.get(w.hostname);
-      const row = old && old.sig === sig ? old.row : workerRow(w, age);
+      let row;
+      if (old && old.sig === sig) {
+        row = old.row;
+        const cell = row.lastChild, text = ageText(age);
+        if (cell.textContent !== text) cell.textContent = text;
+      } else {
+        row = workerRow(w, age);
+      }
       next.set(w.hostname, { sig, row });
       rows.push(row);
     }
@@ -239,25 +248,25 @@ function renderCluster() {
   renderLegend();
 }
 
+// workerRow builds a worker's row. Its cores are written as HTML in one
+// go: a thousand workers have tens of thousands of cores.
 function workerRow(w, age) {
   const busy = w.core_tasks || {};
-  const cores = el('div', { class: 'cores' });
+  let html = '';
   let n = 0;
+  const jobs = new Set();
   for (let c = 0; c < w.cores; c++) {
     const task = busy[String(c)];
-    const attrs = { class: 'core', 'data-w': w.hostname, 'data-c': c };
-    if (task) {
-      n++;
-      const e = state.byTask.get(task);
-      const job = e ? e.job.job_name : task.replace(/_[^_]*$/, '');
-      attrs['data-job'] = job;
-      attrs['data-task'] = task;
-      attrs.style = 'background:' + jobColour(job);
-    }
-    cores.append(el('span', attrs));
+    if (!task) { html += `<span class="core" data-c="${c}"></span>`; continue; }
+    n++;
+    const e = state.byTask.get(task);
+    const job = e ? e.job.job_name : task.replace(/_[^_]*$/, '');
+    jobs.add(job);
+    html += `<span class="core ${jobColour(job)}" data-c="${c}" data-job="${esc(job)}" data-task="${esc(task)}"></span>`;
   }
-  const jobs = [...new Set(Object.values(busy).map(t => { const e = state.byTask.get(t); return e ? e.job.job_name : t; }))];
-  const label = `${w.hostname}, ${w.status}, ${n} of ${w.cores} cores busy` + (jobs.length ? ': ' + jobs.join(', ') : '');
+  const cores = el('div', { class: 'cores', 'data-w': w.hostname });
+  cores.innerHTML = html;
+  const label = `${w.hostname}, ${w.status}, ${n} of ${w.cores} cores busy` + (jobs.size ? ': ' + [...jobs].join(', ') : '');
   const memPct = w.mem_total ? Math.min(100, 100 * (w.mem_allocated || 0) / w.mem_total) : 0;
   return el('tr', { class: w.status, tabindex: 0, 'aria-label': label, 'data-worker': w.hostname },
     el('td', { class: 'mono' }, w.hostname),
@@ -266,8 +275,10 @@ function workerRow(w, age) {
     el('td', { class: 'num busy' }, `${n}/${w.cores}`),
     el('td', {}, el('div', { class: 'mem' }, el('div', { class: 'bar', 'aria-hidden': 'true' }, el('span', { style: `width:${memPct}%` })),
       `${bytes(w.mem_allocated || 0)} / ${bytes(w.mem_total)}`)),
-    el('td', { class: 'num' + (age !== null && age > 30 ? ' stale' : '') }, age === null ? '–' : dur(age) + ' ago'));
+    el('td', { class: 'num age' }, ageText(age)));
 }
+
+const ageText = age => age === null ? '–' : dur(age) + ' ago';
 
 function renderLegend() {
   const counts = new Map();
@@ -278,7 +289,7 @@ function renderLegend() {
   }
   const top = [...counts].sort((a, b) => b[1] - a[1]);
   const items = top.slice(0, 24).map(([job, n]) => el('a', { href: '#/jobs/' + encodeURIComponent(job) },
-    el('span', { class: 'sw', style: 'background:' + jobColour(job), 'aria-hidden': 'true' }), `${job} (${n})`));
+    el('span', { class: 'sw ' + jobColour(job), 'aria-hidden': 'true' }), `${job} (${n})`));
   if (top.length > 24) items.push(el('span', { class: 'muted', text: `and ${top.length - 24} more jobs` }));
   if (!items.length) items.push(el('span', { class: 'muted', text: 'No job holds a core.' }));
   $('#legend').replaceChildren(...items);
@@ -286,7 +297,7 @@ function renderLegend() {
 
 // The tooltip of a core: its task, job and since when.
 function coreTip(core) {
-  const w = core.dataset.w, c = core.dataset.c, task = core.dataset.task;
+  const w = core.parentElement.dataset.w, c = core.dataset.c, task = core.dataset.task;
   if (!task) return [el('b', {}, `${w} core ${c}`), el('br'), 'free'];
   const e = state.byTask.get(task);
   const since = e && e.task.start_time ? e.task.start_time : null;
@@ -314,7 +325,7 @@ function setupClusterEvents() {
     const core = ev.target.closest('.core[data-job]');
     if (core) location.hash = '#/jobs/' + encodeURIComponent(core.dataset.job);
   });
-  for (const id of ['#w-filter', '#w-status', '#w-busy']) $(id).addEventListener('input', () => { clusterSig = new Map(); renderCluster(); });
+  for (const id of ['#w-filter', '#w-status', '#w-busy']) $(id).addEventListener('input', renderCluster);
 }
 
 // ---- the jobs view ----

@@ -39,16 +39,16 @@ func routeUI(r *gin.Engine) {
 	})
 }
 
-// Migrator moves a running task to another worker: the globalmanager, as
-// the frontend sees it for the dashboard's migrate button. Its answer is
-// passed through to the client as it is.
+// Migrator moves a running task from its worker to another: the
+// globalmanager, as the frontend sees it for the dashboard's migrate
+// button. Its answer is passed through to the client as it is.
 type Migrator interface {
-	MigrateTask(ctx context.Context, job, task, to string) (any, error)
+	MigrateTask(ctx context.Context, job, task, from, to string) (any, error)
 }
 
 // handleMigrateTask relays a task's migration to the globalmanager.
 // @Summary Migrate a task (relayed to the globalmanager)
-// @Description Moves a running task of the job to the worker to, as POST /api/v1/migrations on the globalmanager does, and answers what the globalmanager answered. The dashboard's migrate button uses it, so that the browser talks to one address.
+// @Description Moves a running task of the job from the worker it is on to the worker to, as POST /api/v1/migrations on the globalmanager does, and answers what the globalmanager answered. The dashboard's migrate button uses it, so that the browser talks to one address.
 // @Tags tasks
 // @Accept json
 // @Produce json
@@ -59,7 +59,7 @@ type Migrator interface {
 // @Failure 400 {object} api.ErrorBody "no to, or the task already runs there"
 // @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
 // @Failure 404 {object} api.ErrorBody "no such job, task or worker"
-// @Failure 409 {object} api.ErrorBody "the task does not run, or the target is not ready or has no room"
+// @Failure 409 {object} api.ErrorBody "the task does not run (it is on no worker), or the target is not ready or has no room"
 // @Failure 503 {object} api.ErrorBody "the globalmanager is not configured or did not answer"
 // @Security BearerAuth
 // @Router /api/v1/jobs/{name}/tasks/{task}/migrate [post]
@@ -85,10 +85,15 @@ func (s *Server) handleMigrateTask(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	if _, err := s.task(ctx, c.Param("name"), c.Param("task")); err != nil {
+	t, err := s.task(ctx, c.Param("name"), c.Param("task"))
+	if err != nil {
 		respond(c, 0, nil, err)
 		return
 	}
-	res, err := s.cfg.Migrator.MigrateTask(ctx, c.Param("name"), c.Param("task"), req.To)
+	if t.Node == "" {
+		respond(c, 0, nil, fmt.Errorf("task %s is %s on no worker: %w", t.ContainerName, t.Status, api.ErrConflict))
+		return
+	}
+	res, err := s.cfg.Migrator.MigrateTask(ctx, c.Param("name"), t.ContainerName, t.Node, req.To)
 	respond(c, http.StatusOK, res, err)
 }

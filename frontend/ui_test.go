@@ -58,8 +58,8 @@ type fakeMigrator struct {
 	err error
 }
 
-func (f *fakeMigrator) MigrateTask(_ context.Context, job, task, to string) (any, error) {
-	f.rec.Add("gm.Migrate(%s, %s, %s)", job, task, to)
+func (f *fakeMigrator) MigrateTask(_ context.Context, job, task, from, to string) (any, error) {
+	f.rec.Add("gm.Migrate(%s, %s, %s -> %s)", job, task, from, to)
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -78,15 +78,16 @@ func TestMigrateTask(t *testing.T) {
 		calls            []string
 	}{
 		{name: "moved", path: "/api/v1/jobs/m/tasks/m_task1/migrate", body: `{"to": "w2"}`, status: 200,
-			calls: []string{"gm.Migrate(m, m_task1, w2)"}},
+			calls: []string{"gm.Migrate(m, m_task1, w1 -> w2)"}},
 		{name: "no target", path: "/api/v1/jobs/m/tasks/m_task1/migrate", body: `{}`, status: 400, code: "invalid", field: "to"},
 		{name: "unknown field", path: "/api/v1/jobs/m/tasks/m_task1/migrate", body: `{"to": "w2", "mode": "live"}`, status: 400, code: "invalid", field: "mode"},
 		{name: "unknown task", path: "/api/v1/jobs/m/tasks/m_task9/migrate", body: `{"to": "w2"}`, status: 404, code: "not_found"},
 		{name: "unknown job", path: "/api/v1/jobs/nope/tasks/m_task1/migrate", body: `{"to": "w2"}`, status: 404, code: "not_found"},
+		{name: "a task on no worker", path: "/api/v1/jobs/w/tasks/w_task1/migrate", body: `{"to": "w2"}`, status: 409, code: "conflict"},
 		{name: "no globalmanager", path: "/api/v1/jobs/m/tasks/m_task1/migrate", body: `{"to": "w2"}`, noMigrator: true, status: 503, code: "unavailable"},
 		{name: "the globalmanager refuses", path: "/api/v1/jobs/m/tasks/m_task1/migrate", body: `{"to": "w2"}`, status: 409, code: "conflict",
 			gmErr: &api.StatusError{Status: 409, Detail: api.ErrorDetail{Code: "conflict", Message: "worker w2 has no room"}},
-			calls: []string{"gm.Migrate(m, m_task1, w2)"}},
+			calls: []string{"gm.Migrate(m, m_task1, w1 -> w2)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,6 +103,7 @@ func TestMigrateTask(t *testing.T) {
 				mig.rec = e.rec
 			}
 			e.put(t, jobWith("m", api.Running, 1, "", "w1"))
+			e.put(t, jobWith("w", api.Ready, 1, ""))
 			w := e.do(t, "POST", tc.path, tc.body)
 			if tc.status != 200 {
 				d := wantError(t, w, tc.status, tc.code, tc.field)

@@ -221,6 +221,33 @@ func TestDashboard(t *testing.T) {
 		}
 		screenshot(t, ctx, "dashboard-job")
 
+		// Move its first task to a worker with room, from the page.
+		task := j.Info.Tasks[0]
+		to := ""
+		ws, err := c.Workers(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range ws {
+			if w.ID != task.Node && w.ID != j.Info.Tasks[1].Node && w.Cores-len(w.BusyCores()) >= task.ReqCores {
+				to = w.ID
+				break
+			}
+		}
+		if to == "" {
+			t.Fatal("no worker has room for the migration")
+		}
+		row := fmt.Sprintf(`#tasks-table tr[data-task="%s"]`, task.ContainerName)
+		_ = evalJS[bool](t, ctx, fmt.Sprintf(`(() => { const s = document.querySelector('%s select'); s.value = "%s"; return s.value === "%s"; })()`, row, to, to))
+		if err := chromedp.Run(ctx, chromedp.Click(row+" .migrate-btn", chromedp.ByQuery)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "the page shows the task on its new worker", fmt.Sprintf(
+			`(() => { const r = document.querySelector('%s'); return r && r.children[2].textContent === "%s" && r.children[1].textContent === "Running"; })()`, row, to))
+		if j = waitJob(t, c, victim, 30*time.Second, running); j.Info.Tasks[0].Node != to {
+			t.Fatalf("task %s runs on %s, want %s", task.ContainerName, j.Info.Tasks[0].Node, to)
+		}
+
 		// Cancel it from the page.
 		if err := chromedp.Run(ctx, chromedp.Click("#job-cancel", chromedp.ByQuery)); err != nil {
 			t.Fatal(err)

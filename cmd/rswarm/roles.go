@@ -160,9 +160,9 @@ func (r *roleFlags) frontendRole(ctx context.Context, st store.Store, log *slog.
 // POST /api/v1/migrations.
 type gmMigrator struct{ c *api.Client }
 
-func (m gmMigrator) MigrateTask(ctx context.Context, job, task, to string) (any, error) {
+func (m gmMigrator) MigrateTask(ctx context.Context, job, task, from, to string) (any, error) {
 	var res json.RawMessage
-	err := m.c.Do(ctx, http.MethodPost, "/api/v1/migrations", map[string]string{"job": job, "container": task, "to": to}, &res)
+	err := m.c.Do(ctx, http.MethodPost, "/api/v1/migrations", map[string]string{"job": job, "container": task, "from": from, "to": to}, &res)
 	return res, err
 }
 

@@ -145,6 +145,7 @@ async function api(method, path, body) {
 
 function showError(err) {
   const box = $('#error');
+  box.classList.remove('info');
   if (!err) { box.hidden = true; return; }
   box.textContent = String(err.message || err);
   box.hidden = false;
@@ -486,19 +487,32 @@ function taskRow(j, t, ready) {
     el('td', {}, migrate));
 }
 
+// loadLogs shows the last lines of each started task: read at once for the
+// first few tasks, on opening for the others (a job may have hundreds).
+const EAGER_LOGS = 8;
 async function loadLogs(j) {
-  const out = [];
-  for (const t of tasksOf(j)) {
-    if (t.status === 'Ready' || t.status === 'Scheduled') continue;
+  const started = tasksOf(j).filter(t => t.status !== 'Ready' && t.status !== 'Scheduled');
+  const read = async (t, pre, summary) => {
     let lines;
     try {
       lines = (await api('GET', `/api/v1/jobs/${encodeURIComponent(j.job_name)}/tasks/${encodeURIComponent(t.container_name)}/logs?tail=20`)).lines;
     } catch (err) { lines = ['(' + err.message + ')']; }
-    out.push(el('details', { class: 'logs', open: true }, el('summary', {}, t.container_name + ` (${lines.length} lines)`),
-      el('pre', { class: 'log', tabindex: 0 }, lines.length ? lines.join('\n') : '(no output)')));
-  }
+    pre.textContent = lines.length ? lines.join('\n') : '(no output)';
+    summary.textContent = `${t.container_name} (last ${lines.length} lines)`;
+  };
+  const out = [];
+  const eager = [];
+  started.forEach((t, i) => {
+    const pre = el('pre', { class: 'log', tabindex: 0 }, '…');
+    const summary = el('summary', {}, t.container_name);
+    const d = el('details', { class: 'logs', open: i < EAGER_LOGS }, summary, pre);
+    if (i < EAGER_LOGS) eager.push(() => read(t, pre, summary));
+    else d.addEventListener('toggle', () => { if (d.open) read(t, pre, summary); });
+    out.push(d);
+  });
   if (jobView.job !== j) return;
   $('#job-logs').replaceChildren(...(out.length ? out : [el('p', { class: 'muted', text: 'No task has started yet.' })]));
+  await Promise.all(eager.map(f => f()));
 }
 
 function flash(msg) {
@@ -795,6 +809,7 @@ async function refreshView(arg) {
 
 let pollTimer = null;
 let polling = false;
+let pollFailed = false;
 // kick polls the cluster now, then every few seconds.
 async function kick() {
   if (polling) return;
@@ -802,10 +817,12 @@ async function kick() {
   clearTimeout(pollTimer);
   try {
     await pollCluster();
+    if (pollFailed) { pollFailed = false; showError(null); }
     if (current.view === 'cluster') renderCluster();
     if (current.view === 'utilisation') renderUtilisation();
   } catch (err) {
-    showError(err);
+    pollFailed = true;
+    showError(new Error('reading the cluster: ' + err.message));
   } finally {
     polling = false;
     pollTimer = setTimeout(kick, state.workers.length > 200 ? 5000 : 2000);

@@ -596,7 +596,7 @@ const docTemplatefrontend = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Moves a running task of the job to the worker to, as POST /api/v1/migrations on the globalmanager does, and answers what the globalmanager answered. The dashboard's migrate button uses it, so that the browser talks to one address.",
+                "description": "Moves a running task of the job from the worker it is on to the worker to, as POST /api/v1/migrations on the globalmanager does, and answers what the globalmanager answered. The dashboard's migrate button uses it, so that the browser talks to one address.",
                 "consumes": [
                     "application/json"
                 ],
@@ -663,7 +663,7 @@ const docTemplatefrontend = `{
                         }
                     },
                     "409": {
-                        "description": "the task does not run, or the target is not ready or has no room",
+                        "description": "the task does not run (it is on no worker), or the target is not ready or has no room",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorBody"
                         }

@@ -735,7 +735,7 @@ function setConn(ok, text) {
 // streamEvents reads /api/v1/events with fetch (EventSource cannot send the
 // token) and reconnects with Last-Event-ID after a break.
 async function streamEvents() {
-  let lastId = null, wait = 500;
+  let lastId = null, wait = 500, connectedBefore = false;
   for (;;) {
     try {
       const hadToken = !!sessionStorage.getItem(TOKEN_KEY);
@@ -746,6 +746,9 @@ async function streamEvents() {
       if (!r.ok) throw new Error('events: HTTP ' + r.status);
       setConn(true, 'live');
       wait = 500;
+      // What changed while the stream was down is read again.
+      if (connectedBefore) { refreshView(null).catch(showError); kick(); }
+      connectedBefore = true;
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
       for (;;) {

@@ -197,6 +197,12 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 		screenshot(t, ctx, "dashboard-cluster")
+		// The keyboard: a worker's row, focused, says the same.
+		row := fmt.Sprintf(`document.querySelector('#workers .core[data-job="%s"]').closest("tr")`, victim)
+		_ = evalJS[bool](t, ctx, row+`.focus() || true`)
+		if tip := evalJS[string](t, ctx, `document.querySelector("#tip").hidden ? "" : document.querySelector("#tip").textContent`); !strings.Contains(tip, "of job "+victim) {
+			t.Errorf("the focused row's tip %q does not name job %s", tip, victim)
+		}
 
 		// The job's page, opened from the jobs table.
 		if err := chromedp.Run(ctx, chromedp.Navigate(base+"#/jobs")); err != nil {
@@ -238,7 +244,7 @@ func TestDashboard(t *testing.T) {
 		if to == "" {
 			t.Fatal("no worker has room for the migration")
 		}
-		row := fmt.Sprintf(`#tasks-table tr[data-task="%s"]`, task.ContainerName)
+		row = fmt.Sprintf(`#tasks-table tr[data-task="%s"]`, task.ContainerName)
 		_ = evalJS[bool](t, ctx, fmt.Sprintf(`(() => { const s = document.querySelector('%s select'); s.value = "%s"; return s.value === "%s"; })()`, row, to, to))
 		if err := chromedp.Run(ctx, chromedp.Click(row+" .migrate-btn", chromedp.ByQuery)); err != nil {
 			t.Fatal(err)

@@ -307,6 +307,34 @@ function coreTip(core) {
     since ? `since ${clock(since)} (${dur(now() - since)})` : (e ? e.task.status : 'starting')];
 }
 
+// rowTip is what a worker's row shows when it has the keyboard focus: each
+// task on it with its job, cores and since when (what hovering its cores
+// shows a mouse user). Enter opens the job of its first task.
+function rowTip(tr) {
+  const cores = tr.querySelectorAll('.core[data-task]');
+  const byTask = new Map();
+  for (const c of cores) {
+    const e = byTask.get(c.dataset.task) || { job: c.dataset.job, cores: [] };
+    e.cores.push(c.dataset.c);
+    byTask.set(c.dataset.task, e);
+  }
+  const out = [el('b', {}, tr.dataset.worker)];
+  if (!byTask.size) out.push(el('br'), 'all cores free');
+  for (const [task, e] of byTask) {
+    const a = state.byTask.get(task);
+    const since = a && a.task.start_time ? ` since ${clock(a.task.start_time)}` : '';
+    out.push(el('br'), `cores ${e.cores.join(',')}: task `, el('span', { class: 'mono' }, task), ` of job `, el('span', { class: 'mono' }, e.job), since);
+  }
+  return out;
+}
+
+function placeTip(tip, r) {
+  const x = Math.min(r.left, window.innerWidth - tip.offsetWidth - 8);
+  const y = r.bottom + 6 + tip.offsetHeight > window.innerHeight ? r.top - tip.offsetHeight - 6 : r.bottom + 6;
+  tip.style.left = Math.max(4, x) + 'px';
+  tip.style.top = y + 'px';
+}
+
 function setupClusterEvents() {
   const tip = $('#tip');
   const tbody = $('#workers').tBodies[0];
@@ -315,13 +343,22 @@ function setupClusterEvents() {
     if (!core) { tip.hidden = true; return; }
     tip.replaceChildren(...coreTip(core));
     tip.hidden = false;
-    const r = core.getBoundingClientRect();
-    const x = Math.min(r.left, window.innerWidth - tip.offsetWidth - 8);
-    const y = r.bottom + 6 + tip.offsetHeight > window.innerHeight ? r.top - tip.offsetHeight - 6 : r.bottom + 6;
-    tip.style.left = Math.max(4, x) + 'px';
-    tip.style.top = y + 'px';
+    placeTip(tip, core.getBoundingClientRect());
   });
   tbody.addEventListener('mouseleave', () => { tip.hidden = true; });
+  tbody.addEventListener('focusin', ev => {
+    const tr = ev.target.closest('tr[data-worker]');
+    if (!tr) return;
+    tip.replaceChildren(...rowTip(tr));
+    tip.hidden = false;
+    placeTip(tip, tr.querySelector('.cores').getBoundingClientRect());
+  });
+  tbody.addEventListener('focusout', () => { tip.hidden = true; });
+  tbody.addEventListener('keydown', ev => {
+    const tr = ev.target.closest('tr[data-worker]');
+    const core = tr && tr.querySelector('.core[data-job]');
+    if (ev.key === 'Enter' && core) location.hash = '#/jobs/' + encodeURIComponent(core.dataset.job);
+  });
   tbody.addEventListener('click', ev => {
     const core = ev.target.closest('.core[data-job]');
     if (core) location.hash = '#/jobs/' + encodeURIComponent(core.dataset.job);

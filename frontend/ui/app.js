@@ -15,6 +15,7 @@ const STATES = ['Ready', 'Scheduled', 'Deployed', 'Running', 'Migrating', 'Down'
 const ACTIVE = ['Scheduled', 'Deployed', 'Running', 'Migrating'];
 const FINAL = ['Down', 'Failed', 'Cancelled'];
 const HISTORY = 300; // utilisation samples kept
+const STALE = 30;     // seconds without a heartbeat shown as late
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -198,7 +199,7 @@ function renderCluster() {
   $('#c-workers').textContent = `${ready} / ${ws.length}`;
   $('#c-cores').textContent = `${last.busy} / ${last.total}`;
   $('#c-cores-bar').style.width = (last.total ? 100 * last.busy / last.total : 0) + '%';
-  $('#c-running').textContent = String(state.active.length);
+  $('#c-running').textContent = String(state.active.filter(j => j.status === 'Running').length);
   $('#c-waiting').textContent = String(state.waiting);
   $('#c-strategy').textContent = state.strategy ? state.strategy.name : '–';
 
@@ -222,8 +223,9 @@ function renderCluster() {
     tbody.replaceChildren(el('tr', { class: 'empty' }, el('td', { colspan: 6, text: ws.length ? 'No worker matches the filter.' : 'No worker has registered yet.' })));
     clusterSig = new Map();
   } else {
-    // Rows are rebuilt only when what they show changed: a thousand
-    // workers redraw in a few milliseconds when little moves.
+    // Rows are rebuilt only when what they show changed (the heartbeat's
+    // age is rewritten in place): a thousand workers redraw in tens of
+    // milliseconds when little moves.
     const next = new Map();
     const rows = [];
     const t = now();
@@ -235,7 +237,10 @@ function renderCluster() {
       if (old && old.sig === sig) {
         row = old.row;
         const cell = row.lastChild, text = ageText(age);
-        if (cell.textContent !== text) cell.textContent = text;
+        if (cell.textContent !== text) {
+          cell.textContent = text;
+          cell.classList.toggle('stale', age !== null && age > STALE);
+        }
       } else {
         row = workerRow(w, age);
       }
@@ -276,7 +281,7 @@ function workerRow(w, age) {
     el('td', { class: 'num busy' }, `${n}/${w.cores}`),
     el('td', {}, el('div', { class: 'mem' }, el('div', { class: 'bar', 'aria-hidden': 'true' }, el('span', { style: `width:${memPct}%` })),
       `${bytes(w.mem_allocated || 0)} / ${bytes(w.mem_total)}`)),
-    el('td', { class: 'num age' }, ageText(age)));
+    el('td', { class: 'num age' + (age !== null && age > STALE ? ' stale' : '') }, ageText(age)));
 }
 
 const ageText = age => age === null ? '–' : dur(age) + ' ago';

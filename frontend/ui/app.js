@@ -723,6 +723,9 @@ function renderUtilisation() {
       }
     }
     if (cols < span) { ctx.fillStyle = '#f0f2f5'; ctx.fillRect(L, 0, (span - cols) * cw, h); }
+    $('#u-from').textContent = cols ? clock(s[0].t) : '';
+    $('#u-from').style.marginLeft = Math.round(L + (span - cols) * cw) + 'px';
+    $('#u-to').textContent = cols ? clock(s[cols - 1].t) : '';
     const sc = sizeCanvas($('#u-scale'), 44, hgt);
     sc.ctx.clearRect(0, 0, sc.w, sc.h);
     for (let i = 0; i < sc.h; i++) { sc.ctx.fillStyle = blackBody(1 - i / sc.h); sc.ctx.fillRect(0, i, 12, 1); }

@@ -140,10 +140,11 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Router returns the HTTP API. mw run before every handler except /healthz,
-// /readyz, the Swagger UI and the dashboard's static files at /ui/
-// (authentication, logging). The Swagger UI and
-// its document are served without the token on purpose: they describe the
-// API, change nothing, and say how to send the token.
+// /readyz, the Swagger UI and the dashboard's files at /ui/ (authentication,
+// logging). The Swagger UI and its document are served without the token on
+// purpose: they describe the API, change nothing, and say how to send the
+// token; so are the dashboard's files, which hold no data and ask for the
+// token when the API does.
 func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()

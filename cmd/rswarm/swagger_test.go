@@ -75,7 +75,8 @@ func (d swaggerDoc) operations() map[string]bool {
 var ginParam = regexp.MustCompile(`[:*]([A-Za-z_]+)`)
 
 // TestSwaggerDocumentsEveryRoute checks, per service, that the registered
-// Swagger document has exactly the routes the router serves (the UI aside),
+// Swagger document has exactly the routes the router serves (the Swagger
+// UI and the dashboard's static files aside),
 // and that it says the bearer token is needed exactly where the router's
 // authentication middleware runs.
 func TestSwaggerDocumentsEveryRoute(t *testing.T) {

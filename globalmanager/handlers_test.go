@@ -710,6 +710,34 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
+// TestJoinKeepsRegistered: a request_join for a worker that `rswarm worker`
+// registered already must not replace what it reported (its memory, its
+// checkpoint probe): the original replaced 25.3 GB by the 1.05 GB in the body.
+func TestJoinKeepsRegistered(t *testing.T) {
+	node := api.SwarmNode{ID: "n5", Hostname: "h5", Addr: "10.0.0.5", Role: "worker", NCPU: 8, MemBytes: 8 << 30}
+	e := newGM(t, nil)
+	e.sw.set(func(s *fakeSwarm) { s.nodes = func(int) []api.SwarmNode { return []api.SwarmNode{node} } })
+	ctx := context.Background()
+	reg := &api.Worker{ID: "n5", Host: "h5", Address: "10.0.0.5", Runtime: "docker", Cores: 8, MemTotal: 25_300_000_000,
+		Status: api.WorkerReady, Checkpoint: true}
+	reg.SetAllocation(map[int]string{0: "j_t1"}, 0)
+	if err := e.st.PutWorker(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	w := e.do(t, "POST", "/RESTfulSwarm/GM/request_join", `{"hostname":"h5","address":"10.0.0.5","CPUs":2,"MemFree":"1050m"}`)
+	if got := decodeBody[api.RegisterReply](t, w); w.Code != 200 || got != (api.RegisterReply{NodeID: "n5"}) {
+		t.Errorf("got %d %+v", w.Code, got)
+	}
+	g, err := e.st.GetWorker(ctx, "n5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.MemTotal != 25_300_000_000 || g.Cores != 8 || !g.Checkpoint || !g.CPUs["0"] || g.CoreTasks["0"] != "j_t1" {
+		t.Errorf("the registered record changed: %+v", g)
+	}
+	wantCalls(t, e.rec.All())
+}
+
 func TestJoin(t *testing.T) {
 	node := api.SwarmNode{ID: "n5", Hostname: "h5", Addr: "10.0.0.5", Role: "worker", NCPU: 8, MemBytes: 8 << 30}
 	always := func(int) []api.SwarmNode { return []api.SwarmNode{node} }

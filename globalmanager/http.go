@@ -60,6 +60,7 @@ func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.POST("/api/v1/workers/:id/drain", m.handleDrain)
 	g.POST("/api/v1/workers/:id/activate", m.handleActivate)
 	g.POST("/api/v1/workers/:id/leave", m.handleLeaveWorker)
+	g.DELETE("/api/v1/workers/:id", m.handleLeaveWorker)
 	g.POST("/api/v1/jobs/:name/stop", m.handleStop)
 	g.GET("/api/v1/jobs/:name/tasks/:task/logs", m.handleLogs)
 	g.GET("/api/v1/nodes", m.handleWorkerList)
@@ -451,6 +452,7 @@ func (m *Manager) handleLeave(c *gin.Context) {
 // @Failure 404 {object} api.ErrorBody "not a registered worker"
 // @Security BearerAuth
 // @Router /api/v1/workers/{id}/leave [post]
+// @Router /api/v1/workers/{id} [delete]
 func (m *Manager) handleLeaveWorker(c *gin.Context) {
 	w, err := m.Leave(c.Request.Context(), c.Param("id"))
 	respond(c, http.StatusOK, w, err)

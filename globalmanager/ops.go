@@ -67,6 +67,12 @@ func (m *Manager) Join(ctx context.Context, r JoinRequest) (api.RegisterReply, e
 			if n.Addr != r.Address {
 				continue
 			}
+			// A worker already registered (by `rswarm worker`, which reports
+			// its own memory and checkpoint probe) keeps its record.
+			if w, err := m.st.GetWorker(ctx, n.ID); err == nil && w.Status != api.WorkerLeft {
+				m.log.Info("request_join for a registered worker: record kept", "node_id", n.ID, "host", w.Host)
+				return api.RegisterReply{NodeID: n.ID}, nil
+			}
 			mem := n.MemBytes
 			if r.MemFree != "" {
 				if b, err := api.ParseMem(strings.TrimSuffix(strings.ReplaceAll(r.MemFree, " ", ""), "B")); err == nil {

@@ -1318,6 +1318,58 @@ const docTemplateglobalmanager = `{
                 }
             }
         },
+        "/api/v1/workers/{id}": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Takes a worker out: its unfinished tasks fail (\"worker left\"), the jobmanager forgets its cores, the worker stops its containers and leaves the swarm, and its node is removed. The swarm manager itself cannot leave.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "workers"
+                ],
+                "summary": "Remove a worker",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "the worker's node ID, address or host name",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the worker, now left",
+                        "schema": {
+                            "$ref": "#/definitions/api.Worker"
+                        }
+                    },
+                    "400": {
+                        "description": "the swarm manager",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "not a registered worker",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/workers/{id}/activate": {
             "post": {
                 "security": [

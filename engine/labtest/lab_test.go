@@ -219,3 +219,117 @@ func TestLabJoinListLeave(t *testing.T) {
 	}
 	c.check(t)
 }
+
+// waitTasks waits until every task of job is in one of states.
+func (c *cluster) waitTasks(t *testing.T, job string, timeout time.Duration, states ...api.State) *api.Job {
+	t.Helper()
+	var j *api.Job
+	apitest.Eventually(t, timeout, func() error {
+		var err error
+		if j, err = c.fe.Job(context.Background(), job); err != nil {
+			return err
+		}
+		for _, tk := range j.Info.Tasks {
+			if !slices.Contains(states, tk.Status) {
+				return fmt.Errorf("task %s is %s (%s), want %v", tk.ContainerName, tk.Status, tk.Error, states)
+			}
+		}
+		return nil
+	})
+	return j
+}
+
+// hostOf returns the lab host of a worker ID.
+func (c *cluster) hostOf(id string) *labtest.Host {
+	for name, wid := range c.ids {
+		if wid == id {
+			return c.lab.ByName(name)
+		}
+	}
+	return nil
+}
+
+func TestLabJobAcrossHosts(t *testing.T) {
+	c := startCluster(t, 2)
+	ctx := context.Background()
+	ws, err := c.fe.Workers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two tasks each asking for all the cores of one worker: they cannot
+	// share a host.
+	cores := find(ws, c.lab.Host(2).Name).Cores
+	name := fmt.Sprintf("labjob%d", time.Now().UnixNano())
+	j := apitest.Job(name, 2, cores, "")
+	server, client := j.Info.Tasks[0], j.Info.Tasks[1]
+	// The server takes one line and ends well when it was "hello"; the
+	// client connects to it by name over the job's overlay. Both stay until
+	// the test has looked at them (a file made with docker exec).
+	server.Command = `sh -c 'nc -l -p 7000 > /tmp/got; until [ -f /tmp/done ]; do sleep 0.2; done; grep -qx hello /tmp/got'`
+	client.Command = `sh -c 'until echo hello | nc -w 2 ` + server.ContainerName + ` 7000; do sleep 0.5; done; until [ -f /tmp/done ]; do sleep 0.2; done'`
+	client.MemLimit = "24m"
+	if err := c.fe.SubmitJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	got := c.waitTasks(t, name, 60*time.Second, api.Running)
+	c.check(t)
+	hosts := map[string]bool{}
+	for _, tk := range got.Info.Tasks {
+		h := c.hostOf(tk.Node)
+		if h == nil {
+			t.Fatalf("task %s on unknown worker %s", tk.ContainerName, tk.Node)
+		}
+		hosts[h.Name] = true
+		in, err := h.Engine.Inspect(ctx, tk.ContainerName)
+		if err != nil {
+			t.Fatalf("%s on %s: %v", tk.ContainerName, h.Name, err)
+		}
+		mem, _ := api.ParseMem(tk.MemLimit)
+		want, _ := api.ParseCpuset(tk.CpusetCpus)
+		if len(want) != cores || api.FormatCpuset(want) != in.CpusetCpus || in.Memory != mem || !slices.Contains(in.Networks, j.Info.Network.Name) {
+			t.Errorf("%s on %s: cpuset %q memory %d networks %v; store: cpuset %q mem %s", tk.ContainerName, h.Name,
+				in.CpusetCpus, in.Memory, in.Networks, tk.CpusetCpus, tk.MemLimit)
+		}
+	}
+	if len(hosts) != 2 {
+		t.Fatalf("the job's tasks run on %v, want two hosts", hosts)
+	}
+	// The server must have had its line before the test releases it.
+	for _, tk := range got.Info.Tasks {
+		h := c.hostOf(tk.Node)
+		apitest.Eventually(t, 30*time.Second, func() error {
+			if tk.ContainerName == server.ContainerName {
+				_, err := c.lab.Run(ctx, h, "docker", "exec", tk.ContainerName, "grep", "-qx", "hello", "/tmp/got")
+				return err
+			}
+			return nil
+		})
+	}
+	for _, tk := range got.Info.Tasks {
+		if _, err := c.lab.Run(ctx, c.hostOf(tk.Node), "docker", "exec", tk.ContainerName, "touch", "/tmp/done"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := c.waitTasks(t, name, 60*time.Second, api.Down, api.Failed)
+	for _, tk := range done.Info.Tasks {
+		if tk.Status != api.Down || tk.ExitCode == nil || *tk.ExitCode != 0 {
+			t.Errorf("%s ended %s, exit %v, %s, logs %v", tk.ContainerName, tk.Status, tk.ExitCode, tk.Error, tk.Logs)
+		}
+	}
+	// The job's network is gone from every host.
+	apitest.Eventually(t, 30*time.Second, func() error {
+		for _, h := range c.lab.Hosts {
+			nets, err := h.Engine.Networks(ctx, nil)
+			if err != nil {
+				return err
+			}
+			for _, n := range nets {
+				if n.Name == j.Info.Network.Name {
+					return fmt.Errorf("network %s still on %s", n.Name, h.Name)
+				}
+			}
+		}
+		return nil
+	})
+	c.check(t)
+}

@@ -31,6 +31,9 @@ type Runtime struct {
 
 	mu   sync.Mutex
 	node string
+	// held are tasks being moved to another host: their containers stay
+	// (not reported, not removed) when they stop, until Resume or Discard.
+	held map[string]bool
 }
 
 // NewRuntime returns the Docker runtime over c.
@@ -263,6 +266,12 @@ func (r *Runtime) sweep(ctx context.Context, out chan<- api.TaskStatus) {
 
 // ended builds the final status of an exited container and removes it.
 func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string) (api.TaskStatus, bool) {
+	r.mu.Lock()
+	held := r.held[labels[api.LabelTask]]
+	r.mu.Unlock()
+	if held {
+		return api.TaskStatus{}, false
+	}
 	c, err := r.c.Inspect(ctx, id)
 	if err != nil {
 		return api.TaskStatus{}, false

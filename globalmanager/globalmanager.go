@@ -238,6 +238,7 @@ func (m *Manager) Register(ctx context.Context, r api.Register) (api.RegisterRep
 func fill(w *api.Worker, r api.Register, now float64) {
 	w.Host, w.Address, w.Runtime = r.Host, r.Address, r.Runtime
 	w.Checkpoint, w.CheckpointError = r.Checkpoint, r.CheckpointError
+	w.TransferAddr = r.TransferAddr
 	w.Status = api.WorkerReady
 	w.LastHeartbeat = now
 	if w.Cores != r.Cores || w.MemTotal != r.MemTotal || w.CPUs == nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	swaggerFiles "github.com/swaggo/files"
@@ -56,6 +57,7 @@ func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.POST("/api/v1/migrations", m.handleMigrate)
 	g.POST("/api/v1/migrations/group", m.handleGroupMigration)
 	g.POST("/api/v1/jobs/:name/migrate", m.handleMigrateJob)
+	g.POST("/api/v1/tasks/:name/migrate", m.handleMigrateTask)
 	g.POST("/api/v1/jobs/:name/tasks/:task/update", m.handleUpdateTask)
 	g.POST("/api/v1/workers/:id/drain", m.handleDrain)
 	g.POST("/api/v1/workers/:id/activate", m.handleActivate)
@@ -381,7 +383,7 @@ func (m *Manager) handleGroupMigration(c *gin.Context) {
 // @Accept json
 // @Produce json
 // @Param name path string true "job_name"
-// @Param target body object{to=string} true "the worker to move to (node ID, address or host name)"
+// @Param target body object{to=string,mode=string} true "the worker to move to (node ID, address or host name), and live, cold or auto (default)"
 // @Success 200 {object} object{migrations=[]MigrateResult} "each move"
 // @Failure 400 {object} api.ErrorBody "a malformed body"
 // @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
@@ -392,7 +394,8 @@ func (m *Manager) handleGroupMigration(c *gin.Context) {
 // @Router /api/v1/jobs/{name}/migrate [post]
 func (m *Manager) handleMigrateJob(c *gin.Context) {
 	var r struct {
-		To string `json:"to"`
+		To   string `json:"to"`
+		Mode string `json:"mode"`
 	}
 	if !decode(c, &r) {
 		return
@@ -406,7 +409,7 @@ func (m *Manager) handleMigrateJob(c *gin.Context) {
 	var reqs []MigrateRequest
 	for _, t := range j.Info.Tasks {
 		if t.Status == api.Running || t.Status == api.Deployed {
-			reqs = append(reqs, MigrateRequest{Job: j.Name, Container: t.ContainerName, From: t.Node, To: r.To})
+			reqs = append(reqs, MigrateRequest{Job: j.Name, Container: t.ContainerName, From: t.Node, To: r.To, Mode: r.Mode})
 		}
 	}
 	if len(reqs) == 0 {
@@ -415,6 +418,51 @@ func (m *Manager) handleMigrateJob(c *gin.Context) {
 	}
 	res, err := m.MigrateGroup(ctx, reqs)
 	respondPartial(c, "migrations", res, err)
+}
+
+// handleMigrateTask moves one running task to another worker.
+// @Summary Migrate a task
+// @Description Moves the running task (its job is the part of its name before the last "_") to the worker to, as POST /api/v1/migrations would: mode live, cold or auto (default; live where both hosts can checkpoint, else cold). The answer says which mode was used and why.
+// @Tags migrations
+// @Accept json
+// @Produce json
+// @Param name path string true "container_name"
+// @Param target body object{to=string,mode=string} true "the worker to move to (node ID, address or host name), and the mode"
+// @Success 200 {object} MigrateResult "the move"
+// @Failure 400 {object} api.ErrorBody "a malformed body, a bad mode or task name"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job, task or worker"
+// @Failure 409 {object} api.ErrorBody "the task does not run, or the target is not ready or has no room"
+// @Failure 422 {object} api.ErrorBody "live asked where a host cannot checkpoint (names the host and CRIU's reason), or the move failed (the task runs on where it was)"
+// @Security BearerAuth
+// @Router /api/v1/tasks/{name}/migrate [post]
+func (m *Manager) handleMigrateTask(c *gin.Context) {
+	var r struct {
+		To   string `json:"to"`
+		Mode string `json:"mode"`
+	}
+	if !decode(c, &r) {
+		return
+	}
+	name := c.Param("name")
+	i := strings.LastIndexByte(name, '_')
+	if i <= 0 {
+		respond(c, 0, nil, api.Invalid("name", "%q is not a task name (<job>_<task>)", name))
+		return
+	}
+	ctx := c.Request.Context()
+	j, err := m.st.GetJob(ctx, name[:i])
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	t := j.Info.Tasks.Get(name)
+	if t == nil {
+		respond(c, 0, nil, &api.FieldError{Field: "name", Kind: api.ErrNotFound, Reason: fmt.Sprintf("job %s has no task %q", j.Name, name)})
+		return
+	}
+	res, err := m.Migrate(ctx, MigrateRequest{Job: j.Name, Container: name, From: t.Node, To: r.To, Mode: r.Mode})
+	respond(c, http.StatusOK, res, err)
 }
 
 // handleLeave takes a worker out of the swarm.

@@ -1140,6 +1140,10 @@ const docTemplatefrontend = `{
                 },
                 "status": {
                     "$ref": "#/definitions/api.WorkerStatus"
+                },
+                "transfer_addr": {
+                    "description": "TransferAddr is where the worker receives migrated tasks' state\n(host:port); empty for workers that cannot (simulated ones).",
+                    "type": "string"
                 }
             }
         },

@@ -832,13 +832,16 @@ const docTemplateglobalmanager = `{
                         "required": true
                     },
                     {
-                        "description": "the worker to move to (node ID, address or host name)",
+                        "description": "the worker to move to (node ID, address or host name), and live, cold or auto (default)",
                         "name": "target",
                         "in": "body",
                         "required": true,
                         "schema": {
                             "type": "object",
                             "properties": {
+                                "mode": {
+                                    "type": "string"
+                                },
                                 "to": {
                                     "type": "string"
                                 }
@@ -1311,6 +1314,90 @@ const docTemplateglobalmanager = `{
                     },
                     "503": {
                         "description": "the engine did not answer",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/tasks/{name}/migrate": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Moves the running task (its job is the part of its name before the last \"_\") to the worker to, as POST /api/v1/migrations would: mode live, cold or auto (default; live where both hosts can checkpoint, else cold). The answer says which mode was used and why.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "migrations"
+                ],
+                "summary": "Migrate a task",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "container_name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the worker to move to (node ID, address or host name), and the mode",
+                        "name": "target",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "mode": {
+                                    "type": "string"
+                                },
+                                "to": {
+                                    "type": "string"
+                                }
+                            }
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the move",
+                        "schema": {
+                            "$ref": "#/definitions/globalmanager.MigrateResult"
+                        }
+                    },
+                    "400": {
+                        "description": "a malformed body, a bad mode or task name",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such job, task or worker",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "the task does not run, or the target is not ready or has no room",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "422": {
+                        "description": "live asked where a host cannot checkpoint (names the host and CRIU's reason), or the move failed (the task runs on where it was)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorBody"
                         }
@@ -1812,6 +1899,10 @@ const docTemplateglobalmanager = `{
                 },
                 "status": {
                     "$ref": "#/definitions/api.WorkerStatus"
+                },
+                "transfer_addr": {
+                    "description": "TransferAddr is where the worker receives migrated tasks' state\n(host:port); empty for workers that cannot (simulated ones).",
+                    "type": "string"
                 }
             }
         },
@@ -1904,6 +1995,15 @@ const docTemplateglobalmanager = `{
                 "job": {
                     "type": "string"
                 },
+                "mode": {
+                    "description": "Mode is live, cold or auto (the default): see MigrateResult.Mode.",
+                    "type": "string",
+                    "enum": [
+                        "live",
+                        "cold",
+                        "auto"
+                    ]
+                },
                 "to": {
                     "type": "string"
                 }
@@ -1912,11 +2012,18 @@ const docTemplateglobalmanager = `{
         "globalmanager.MigrateResult": {
             "type": "object",
             "properties": {
+                "bytes": {
+                    "description": "Bytes and SHA256 describe the state streamed from worker to worker;\nDowntimeSeconds is how long the task did not run.",
+                    "type": "integer"
+                },
                 "container": {
                     "type": "string"
                 },
                 "cpuset_cpus": {
                     "type": "string"
+                },
+                "downtime_seconds": {
+                    "type": "number"
                 },
                 "error": {
                     "type": "string"
@@ -1928,10 +2035,13 @@ const docTemplateglobalmanager = `{
                     "type": "string"
                 },
                 "mode": {
-                    "description": "Mode is \"cold\": the container was stopped on From and started afresh\non To. Live moves need working checkpoints on both hosts; Note says\nwhy a move was cold.",
+                    "description": "Mode is how the task moved. \"live\": checkpointed with CRIU, the\ncheckpoint and its filesystem changes streamed to To and restored\nthere. \"cold\": frozen, its filesystem changes and named volumes\nstreamed to To, and started there on top of them. Workers that cannot\nstream state (simulated ones) restart the task on To. Note says why\nthis mode was chosen.",
                     "type": "string"
                 },
                 "note": {
+                    "type": "string"
+                },
+                "sha256": {
                     "type": "string"
                 },
                 "to": {

@@ -555,21 +555,21 @@ func (m *Manager) handleUpdateTask(c *gin.Context) {
 	}
 }
 
-// handleDrain stops placing new tasks on a worker.
+// handleDrain stops placing new tasks on a worker and moves its tasks away.
 // @Summary Drain a worker
-// @Description The worker keeps its running tasks but gets no new ones (status "drained") until it is activated again.
+// @Description The worker gets no new tasks (status "drained") until it is activated again, and its running tasks are migrated (mode auto) to the other ready workers with room for them, most free cores first. Tasks that fit nowhere now stay, listed under remaining with the reason; empty says whether the worker has no live task left. Draining again retries them.
 // @Tags workers
 // @Produce json
 // @Param id path string true "the worker's node ID, address or host name"
-// @Success 200 {object} api.Worker
+// @Success 200 {object} DrainResult "the worker, with the moves made and the tasks left"
 // @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
 // @Failure 404 {object} api.ErrorBody "not a registered worker"
 // @Failure 409 {object} api.ErrorBody "the worker has left"
 // @Security BearerAuth
 // @Router /api/v1/workers/{id}/drain [post]
 func (m *Manager) handleDrain(c *gin.Context) {
-	w, err := m.SetDrained(c.Request.Context(), c.Param("id"), true)
-	respond(c, http.StatusOK, w, err)
+	res, err := m.Drain(c.Request.Context(), c.Param("id"))
+	respond(c, http.StatusOK, res, err)
 }
 
 // handleActivate resumes placing new tasks on a drained worker.

@@ -163,6 +163,12 @@ func (m *Manager) Leave(ctx context.Context, ref string) (*api.Worker, error) {
 	if w.ID == m.nodeID {
 		return nil, api.Invalid("hostname", "node %s is the swarm manager (the globalmanager's own engine): it cannot leave", w.ID)
 	}
+	if w.TransferAddr != "" && w.Status != api.WorkerLeft {
+		// Drain first: tasks that can move with their state do; the rest fail below.
+		if _, err := m.Drain(ctx, w.ID); err != nil {
+			m.log.Warn("draining a leaving worker", "node_id", w.ID, "err", err)
+		}
+	}
 	if _, err := m.st.UpdateWorker(ctx, w.ID, func(w *api.Worker) error {
 		w.Status = api.WorkerLeft
 		return nil

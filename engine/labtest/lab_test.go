@@ -556,3 +556,94 @@ func TestLabMigrateLive(t *testing.T) {
 	})
 	c.check(t)
 }
+
+// TestLabDrainUpdateLeave: two stateful tasks, one with a named volume, on
+// one worker; a task's memory and cores updated in place; the worker
+// drained (both move, with their files and the volume's); activated; the
+// other worker leaves, and its tasks move back first.
+func TestLabDrainUpdateLeave(t *testing.T) {
+	c := startCluster(t, 2)
+	ctx := context.Background()
+	name := fmt.Sprintf("labdrain%d", time.Now().UnixNano())
+	j := apitest.Job(name, 2, 1, stateful)
+	vol := name + "_data"
+	j.Info.Tasks[0].Volumes = map[string]api.Volume{vol: {Bind: "/vol", Mode: "rw"}}
+	j.Info.Tasks[0].Command = `sh -c 'echo kept > /state && mkdir -p /newdir/sub && echo deep > /newdir/sub/f && echo in-volume > /vol/v && exec sleep 3600'`
+	src, dst := c.lab.Host(2), c.lab.Host(3)
+	for i, tk := range j.Info.Tasks {
+		tk.Node, tk.CpusetCpus = c.ids[src.Name], fmt.Sprint(i)
+	}
+	if err := c.fe.Do(ctx, http.MethodPut, "/api/v1/scheduler", map[string]string{"name": "no-scheduler"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fe.SubmitJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	c.waitTasks(t, name, 60*time.Second, api.Running)
+	t1, t2 := j.Info.Tasks[0].ContainerName, j.Info.Tasks[1].ContainerName
+	for _, tk := range []string{t1, t2} {
+		apitest.Eventually(t, 30*time.Second, func() error {
+			_, err := c.exec(ctx, src, tk, "cat", "/newdir/sub/f")
+			return err
+		})
+	}
+	c.check(t)
+
+	// Update: task 1's memory limit, in place; task 2's cores are taken.
+	if err := c.gm.Do(ctx, http.MethodPost, "/RESTfulSwarm/GM/request_update_container",
+		map[string]string{"job": name, "container_name": t1, "mem_limit": "32m"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := src.Engine.Inspect(ctx, t1); err != nil || in.Memory != 32<<20 || in.CpusetCpus != "0" {
+		t.Errorf("after the update: %+v %v", in, err)
+	}
+	var se *api.StatusError
+	err := c.gm.Do(ctx, http.MethodPost, "/RESTfulSwarm/GM/request_update_container",
+		map[string]string{"job": name, "container_name": t1, "cpuset_cpus": "1"}, nil)
+	if !errors.As(err, &se) || se.Status != http.StatusConflict {
+		t.Errorf("update to a taken core: %v, want 409", err)
+	}
+	c.check(t)
+
+	// Drain: both tasks go to the other worker, with their state.
+	var dr globalmanager.DrainResult
+	if err := c.gm.Do(ctx, http.MethodPost, "/api/v1/workers/"+c.ids[src.Name]+"/drain", nil, &dr); err != nil {
+		t.Fatal(err)
+	}
+	if !dr.Empty || len(dr.Moved) != 2 || len(dr.Remaining) != 0 || dr.Status != api.WorkerDrained {
+		t.Errorf("drain: %+v", dr)
+	}
+	after := c.waitTasks(t, name, 30*time.Second, api.Running)
+	for _, tk := range after.Info.Tasks {
+		if tk.Node != c.ids[dst.Name] {
+			t.Errorf("%s on %s after the drain", tk.ContainerName, tk.Node)
+		}
+		c.wantState(t, dst, tk.ContainerName)
+	}
+	if got, err := c.exec(ctx, dst, t1, "cat", "/vol/v"); err != nil || got != "in-volume" {
+		t.Errorf("the volume did not travel: %q %v", got, err)
+	}
+	if in, err := dst.Engine.Inspect(ctx, t1); err != nil || in.Memory != 32<<20 {
+		t.Errorf("the updated memory limit did not travel: %+v %v", in, err)
+	}
+	c.check(t)
+
+	// Activate, then the other worker leaves: its tasks move back first.
+	if err := c.gm.Do(ctx, http.MethodPost, "/api/v1/workers/"+c.ids[src.Name]+"/activate", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.gm.Do(ctx, http.MethodDelete, "/api/v1/workers/"+c.ids[dst.Name], nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	back := c.waitTasks(t, name, 30*time.Second, api.Running)
+	for _, tk := range back.Info.Tasks {
+		if tk.Node != c.ids[src.Name] {
+			t.Errorf("%s on %s after the other worker left", tk.ContainerName, tk.Node)
+		}
+		c.wantState(t, src, tk.ContainerName)
+	}
+	if got, err := c.exec(ctx, src, t1, "cat", "/vol/v"); err != nil || got != "in-volume" {
+		t.Errorf("the volume did not travel back: %q %v", got, err)
+	}
+	c.check(t)
+}

@@ -1516,7 +1516,7 @@ const docTemplateglobalmanager = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "The worker keeps its running tasks but gets no new ones (status \"drained\") until it is activated again.",
+                "description": "The worker gets no new tasks (status \"drained\") until it is activated again, and its running tasks are migrated (mode auto) to the other ready workers with room for them, most free cores first. Tasks that fit nowhere now stay, listed under remaining with the reason; empty says whether the worker has no live task left. Draining again retries them.",
                 "produces": [
                     "application/json"
                 ],
@@ -1535,9 +1535,9 @@ const docTemplateglobalmanager = `{
                 ],
                 "responses": {
                     "200": {
-                        "description": "OK",
+                        "description": "the worker, with the moves made and the tasks left",
                         "schema": {
-                            "$ref": "#/definitions/api.Worker"
+                            "$ref": "#/definitions/globalmanager.DrainResult"
                         }
                     },
                     "401": {
@@ -1963,6 +1963,94 @@ const docTemplateglobalmanager = `{
                 }
             }
         },
+        "globalmanager.DrainResult": {
+            "type": "object",
+            "properties": {
+                "CPUs": {
+                    "description": "CPUs maps each core id (\"0\"..\"N-1\") to whether it is allocated, as in\nthe original. CoreTasks names the task holding each busy core.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "boolean"
+                    }
+                },
+                "MemFree": {
+                    "description": "MemFree is the memory not reserved by tasks, in the original's \"\u003cMB\u003em\" format.",
+                    "type": "string"
+                },
+                "address": {
+                    "type": "string"
+                },
+                "checkpoint": {
+                    "description": "Checkpoint reports whether CRIU checkpoints work on this host;\nCheckpointError says why not.",
+                    "type": "boolean"
+                },
+                "checkpoint_error": {
+                    "type": "string"
+                },
+                "core_tasks": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "string"
+                    }
+                },
+                "cores": {
+                    "type": "integer"
+                },
+                "cores_busy": {
+                    "description": "Usage is the worker's latest heartbeat figures.",
+                    "type": "integer"
+                },
+                "empty": {
+                    "description": "Empty is true once no live task is left on the worker: it is drained.",
+                    "type": "boolean"
+                },
+                "host": {
+                    "type": "string"
+                },
+                "hostname": {
+                    "type": "string"
+                },
+                "join_time": {
+                    "type": "number"
+                },
+                "last_heartbeat": {
+                    "type": "number"
+                },
+                "mem_allocated": {
+                    "description": "MemAllocated is the memory reserved by tasks' mem_limit, in bytes.",
+                    "type": "integer"
+                },
+                "mem_total": {
+                    "type": "integer"
+                },
+                "mem_used": {
+                    "type": "integer"
+                },
+                "moved": {
+                    "description": "Moved are the tasks migrated away, Remaining those still on the worker\n(no other worker had room, or the move failed), with why.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/globalmanager.MigrateResult"
+                    }
+                },
+                "remaining": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/globalmanager.Stuck"
+                    }
+                },
+                "runtime": {
+                    "type": "string"
+                },
+                "status": {
+                    "$ref": "#/definitions/api.WorkerStatus"
+                },
+                "transfer_addr": {
+                    "description": "TransferAddr is where the worker receives migrated tasks' state\n(host:port); empty for workers that cannot (simulated ones).",
+                    "type": "string"
+                }
+            }
+        },
         "globalmanager.JoinRequest": {
             "type": "object",
             "properties": {
@@ -2045,6 +2133,20 @@ const docTemplateglobalmanager = `{
                     "type": "string"
                 },
                 "to": {
+                    "type": "string"
+                }
+            }
+        },
+        "globalmanager.Stuck": {
+            "type": "object",
+            "properties": {
+                "job": {
+                    "type": "string"
+                },
+                "reason": {
+                    "type": "string"
+                },
+                "task": {
                     "type": "string"
                 }
             }

@@ -143,6 +143,10 @@ func taskOf(body any) string {
 		return b.Task
 	case api.UpdateTask:
 		return b.Task
+	case api.ReceiveTask:
+		return b.Task.ContainerName
+	case api.SendTask:
+		return b.Task
 	}
 	return ""
 }
@@ -970,6 +974,113 @@ func migEnv(t *testing.T) *gmEnv {
 	e.put(t, idle)
 	e.nt.reserve = []int{3}
 	return e
+}
+
+// TestMigrateStreamed: between workers with transfer ports, the task's
+// state is streamed: the destination is told to expect it (with the new
+// cores), the source sends it; the mode follows what the hosts can do.
+func TestMigrateStreamed(t *testing.T) {
+	sent := api.Sent{Bytes: 1234, SHA256: strings.Repeat("ab", 32), Downtime: 0.5}
+	okAnswer := func(_ context.Context, _, kind string, _ any) (any, error) {
+		if kind == api.KindSendTask {
+			return sent, nil
+		}
+		return "ok", nil
+	}
+	moved := []string{"nt.Reserve(m_task1@w2 cores=1 mem=16777216)", "worker w2 receive_task m_task1",
+		"worker w1 send_task m_task1", "nt.Commit(m_task1@w2)"}
+	tests := []struct {
+		name       string
+		body       string
+		w2         func(*api.Worker) // destination changes
+		answer     func(ctx context.Context, to, kind string, body any) (any, error)
+		status     int
+		code       string
+		field      string
+		calls      []string
+		mode, note string // of a move that happened
+		node       string // of m_task1 afterwards
+	}{
+		{name: "auto, both can checkpoint: live", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2"}`, answer: okAnswer,
+			status: 200, calls: moved, mode: "live", note: "both hosts can checkpoint", node: "w2"},
+		{name: "auto, destination cannot: cold, saying why", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"auto"}`,
+			w2:     func(w *api.Worker) { w.Checkpoint, w.CheckpointError = false, "vdso: Unexpected rt vDSO area bounds" },
+			answer: okAnswer, status: 200, calls: moved, mode: "cold", note: "checkpoints do not work on w2 (host-w2): vdso: Unexpected rt vDSO area bounds", node: "w2"},
+		{name: "cold asked", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"cold"}`, answer: okAnswer,
+			status: 200, calls: moved, mode: "cold", note: "as asked", node: "w2"},
+		{name: "live where the destination cannot: 422 naming it and CRIU's reason",
+			body:   `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"live"}`,
+			w2:     func(w *api.Worker) { w.Checkpoint, w.CheckpointError = false, "vdso: Unexpected rt vDSO area bounds" },
+			status: 422, code: "unprocessable", node: "w1"},
+		{name: "unknown mode", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"warm"}`,
+			status: 400, code: "invalid", field: "mode", node: "w1"},
+		{name: "the transfer fails: cores given back, the task stays",
+			body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"cold"}`,
+			answer: func(_ context.Context, _, kind string, _ any) (any, error) {
+				if kind == api.KindSendTask {
+					return nil, errors.New("worker: send m_task1: the state's checksum is 00, the sender's ab")
+				}
+				return "ok", nil
+			},
+			status: 422, code: "unprocessable", node: "w1",
+			calls: []string{"nt.Reserve(m_task1@w2 cores=1 mem=16777216)", "worker w2 receive_task m_task1", "worker w1 send_task m_task1", "nt.Abort(m_task1)"}},
+		{name: "the destination cannot receive: nothing sent",
+			body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"cold"}`,
+			answer: func(_ context.Context, _, kind string, _ any) (any, error) {
+				if kind == api.KindReceiveTask {
+					return nil, fmt.Errorf("bus: %w", api.ErrUnavailable)
+				}
+				return "ok", nil
+			},
+			status: 503, code: "unavailable", node: "w1",
+			calls: []string{"nt.Reserve(m_task1@w2 cores=1 mem=16777216)", "worker w2 receive_task m_task1", "nt.Abort(m_task1)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newGM(t, nil)
+			e.worker(t, "w1", "docker", func(w *api.Worker) { w.TransferAddr = "10.0.0.1:3200" })
+			e.worker(t, "w2", "docker", func(w *api.Worker) {
+				w.TransferAddr = "10.0.0.2:3200"
+				if tc.w2 != nil {
+					tc.w2(w)
+				}
+			})
+			e.put(t, placed("m", api.Running, "w1", "w1"))
+			e.nt.reserve = []int{3}
+			e.ws.answer = tc.answer
+			w := e.do(t, "POST", "/api/v1/migrations", tc.body)
+			if tc.code != "" {
+				d := wantError(t, w, tc.status, tc.code, tc.field)
+				if tc.status == 422 && strings.Contains(tc.name, "CRIU") && (!strings.Contains(d.Message, "w2") || !strings.Contains(d.Message, "Unexpected rt vDSO")) {
+					t.Errorf("message %q does not name the host and CRIU's reason", d.Message)
+				}
+			} else {
+				got := decodeBody[globalmanager.MigrateResult](t, w)
+				if w.Code != 200 || got.Mode != tc.mode || !strings.Contains(got.Note, tc.note) || got.CpusetCpus != "3" ||
+					got.Bytes != sent.Bytes || got.SHA256 != sent.SHA256 || got.DowntimeSeconds != sent.Downtime {
+					t.Errorf("got %d %+v", w.Code, got)
+				}
+			}
+			wantCalls(t, e.rec.All(), tc.calls...)
+			for _, c := range e.ws.sent() {
+				switch b := c.body.(type) {
+				case api.ReceiveTask:
+					if b.Token == "" || b.Task.Node != "w2" || b.Task.CpusetCpus != "3" || b.Network != "rsnet_m" || b.Mode != tc.mode && tc.mode != "" {
+						t.Errorf("receive_task %+v", b)
+					}
+				case api.SendTask:
+					if b.To != "10.0.0.2:3200" || b.Task != "m_task1" || b.Token == "" {
+						t.Errorf("send_task %+v", b)
+					}
+				}
+			}
+			task := e.job(t, "m").Info.Tasks.Get("m_task1")
+			if task.Node != tc.node || task.Status != api.Running {
+				t.Errorf("task on %s %s, want %s Running", task.Node, task.Status, tc.node)
+			}
+		})
+	}
 }
 
 func TestMigrate(t *testing.T) {

@@ -104,7 +104,10 @@ func (r *Runtime) Discard(ctx context.Context, task string) error {
 	err := r.c.Remove(context.WithoutCancel(ctx), task, true)
 	r.hold(task, false)
 	if errors.Is(err, ErrNotFound) {
-		return nil
+		err = nil
+	}
+	if err == nil {
+		r.removeTaskVolumes(context.WithoutCancel(ctx), task)
 	}
 	return err
 }
@@ -124,13 +127,18 @@ func (r *Runtime) MoveIn(ctx context.Context, rt api.RunTask, mode string, rd io
 		}
 		_ = r.c.Remove(ctx, old.ID, true)
 	}
+	if err := r.createTaskVolumes(ctx, rt); err != nil {
+		return "", err
+	}
 	id, err := r.c.Create(ctx, spec)
 	if err != nil {
+		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
 		return "", err
 	}
 	defer func() {
 		if err != nil {
 			_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
+			r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
 		}
 	}()
 	var ckDir string

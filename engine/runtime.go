@@ -131,6 +131,9 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	if old, err := r.c.Inspect(ctx, spec.Name); err == nil && old.Labels[api.LabelManaged] == "1" && old.Labels[api.LabelTask] == spec.Name {
 		_ = r.c.Remove(ctx, old.ID, true)
 	}
+	if err := r.createTaskVolumes(ctx, rt); err != nil {
+		return err
+	}
 	id, err := r.c.Create(ctx, spec)
 	if errors.Is(err, ErrImageNotFound) {
 		if !r.Pull {
@@ -299,6 +302,8 @@ func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string
 	}
 	if err := r.c.Remove(ctx, id, true); err != nil && !errors.Is(err, ErrNotFound) {
 		r.Log.Warn("removing an ended container", "task_id", st.Task, "err", err)
+	} else {
+		r.removeTaskVolumes(ctx, st.Task)
 	}
 	return st, true
 }

@@ -1008,6 +1008,10 @@ func TestMigrateStreamed(t *testing.T) {
 			answer: okAnswer, status: 200, calls: moved, mode: "cold", note: "checkpoints do not work on w2 (host-w2): vdso: Unexpected rt vDSO area bounds", node: "w2"},
 		{name: "cold asked", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"cold"}`, answer: okAnswer,
 			status: 200, calls: moved, mode: "cold", note: "as asked", node: "w2"},
+		{name: "the original's SampleMigration body (info with a network), workers by address",
+			body: `{"job":"m","container":"m_task1","from":"10.0.0.1","to":"10.0.0.2","info":{"container_name":"m_task1","image":"busybox",` +
+				`"detach":true,"network":"kangNetwork","command":"","cpuset_cpus":"0,1","mem_limit":"10m","ports":{},"volumes":{}}}`,
+			answer: okAnswer, status: 200, calls: moved, mode: "live", note: "both hosts", node: "w2"},
 		{name: "live where the destination cannot: 422 naming it and CRIU's reason",
 			body:   `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"live"}`,
 			w2:     func(w *api.Worker) { w.Checkpoint, w.CheckpointError = false, "vdso: Unexpected rt vDSO area bounds" },

@@ -392,8 +392,18 @@ type MigrateRequest struct {
 	From      string `json:"from"`
 	To        string `json:"to"`
 	// Mode is live, cold or auto (the default): see MigrateResult.Mode.
-	Mode string    `json:"mode,omitempty" enums:"live,cold,auto"`
-	Info *api.Task `json:"info,omitempty"`
+	Mode string       `json:"mode,omitempty" enums:"live,cold,auto"`
+	Info *MigrateInfo `json:"info,omitempty"`
+}
+
+// MigrateInfo is the task as the original's clients describe it in a
+// migration (its SampleMigration.json): a task with the job's network and,
+// in group migrations, the original Swagger's cpu_count. It is informative:
+// the task is moved as the store knows it.
+type MigrateInfo struct {
+	api.Task
+	Network  string `json:"network,omitempty"`
+	CPUCount int    `json:"cpu_count,omitempty"`
 }
 
 // MigrateResult says how a task moved.

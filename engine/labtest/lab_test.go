@@ -647,3 +647,57 @@ func TestLabDrainUpdateLeave(t *testing.T) {
 	}
 	c.check(t)
 }
+
+// TestLabNFSVolume: the original stress client's per-task NFS directory is
+// a volume of the task on its worker; it moves with the task and goes
+// when the task ends.
+func TestLabNFSVolume(t *testing.T) {
+	c := startCluster(t, 2)
+	ctx := context.Background()
+	name := fmt.Sprintf("labnfs%d", time.Now().UnixNano())
+	j := apitest.Job(name, 1, 1, `sh -c 'echo from-task > /home/mnt/out && exec sleep 3600'`)
+	task := j.Info.Tasks[0].ContainerName
+	j.Info.Tasks[0].Volumes = map[string]api.Volume{"/nfs/RESTfulSwarm/" + name + "/" + task: {Bind: "/home/mnt/", Mode: "rw"}}
+	j.Info.Network.Driver = "weaveworks/net-plugin:latest_release"
+	if err := c.fe.SubmitJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	got := c.waitTasks(t, name, 60*time.Second, api.Running)
+	if len(got.Notes) != 2 {
+		t.Errorf("notes %q, want the weave and the NFS one", got.Notes)
+	}
+	vol := api.NFSVolumePrefix + name + "_" + task
+	src := c.hostOf(got.Info.Tasks[0].Node)
+	dst := c.other(src)
+	hasVolume := func(h *labtest.Host) bool {
+		_, err := c.lab.Run(ctx, h, "docker", "volume", "inspect", vol)
+		return err == nil
+	}
+	apitest.Eventually(t, 30*time.Second, func() error {
+		_, err := c.exec(ctx, src, task, "cat", "/home/mnt/out")
+		return err
+	})
+	if !hasVolume(src) {
+		t.Fatalf("no volume %s on %s", vol, src.Name)
+	}
+	if _, err := c.migrate(ctx, task, dst.Name, "cold"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.exec(ctx, dst, task, "cat", "/home/mnt/out"); err != nil || out != "from-task" {
+		t.Errorf("after the move: %q %v", out, err)
+	}
+	if hasVolume(src) || !hasVolume(dst) {
+		t.Errorf("volume %s: on %s %v, on %s %v; want only on %s", vol, src.Name, hasVolume(src), dst.Name, hasVolume(dst), dst.Name)
+	}
+	c.check(t)
+	if err := c.fe.CancelJob(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	apitest.Eventually(t, 30*time.Second, func() error {
+		if hasVolume(dst) {
+			return fmt.Errorf("volume %s still on %s", vol, dst.Name)
+		}
+		return nil
+	})
+	c.check(t)
+}

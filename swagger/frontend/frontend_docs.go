@@ -905,6 +905,13 @@ const docTemplatefrontend = `{
                 "job_name": {
                     "type": "string"
                 },
+                "notes": {
+                    "description": "Notes say how the job was adapted on submission (the original's weave\nnetwork and NFS directories, mapped to what this cluster has).",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",
                     "type": "integer"

@@ -1678,6 +1678,13 @@ const docTemplateglobalmanager = `{
                 "job_name": {
                     "type": "string"
                 },
+                "notes": {
+                    "description": "Notes say how the job was adapted on submission (the original's weave\nnetwork and NFS directories, mapped to what this cluster has).",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",
                     "type": "integer"
@@ -2068,6 +2075,89 @@ const docTemplateglobalmanager = `{
                 }
             }
         },
+        "globalmanager.MigrateInfo": {
+            "type": "object",
+            "properties": {
+                "command": {
+                    "type": "string"
+                },
+                "container_name": {
+                    "type": "string"
+                },
+                "cpu_count": {
+                    "type": "integer"
+                },
+                "cpuset_cpus": {
+                    "type": "string"
+                },
+                "deadline": {
+                    "type": "number"
+                },
+                "detach": {
+                    "type": "boolean"
+                },
+                "duration": {
+                    "description": "Duration is how long a simulated worker \"runs\" the task, in seconds.",
+                    "type": "number"
+                },
+                "end_time": {
+                    "type": "number"
+                },
+                "environment": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "string"
+                    }
+                },
+                "error": {
+                    "description": "Error says why the task failed.",
+                    "type": "string"
+                },
+                "exit_code": {
+                    "description": "ExitCode is the container's exit code once it has ended.",
+                    "type": "integer"
+                },
+                "image": {
+                    "type": "string"
+                },
+                "logs": {
+                    "description": "Logs holds the last lines the container printed, once it has ended.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "mem_limit": {
+                    "type": "string"
+                },
+                "network": {
+                    "type": "string"
+                },
+                "node": {
+                    "type": "string"
+                },
+                "ports": {
+                    "type": "object",
+                    "additionalProperties": {}
+                },
+                "req_cores": {
+                    "type": "integer"
+                },
+                "start_time": {
+                    "description": "StartTime and EndTime are when the container started and ended (epoch seconds).",
+                    "type": "number"
+                },
+                "status": {
+                    "type": "string"
+                },
+                "volumes": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": "#/definitions/api.Volume"
+                    }
+                }
+            }
+        },
         "globalmanager.MigrateRequest": {
             "type": "object",
             "properties": {
@@ -2078,7 +2168,7 @@ const docTemplateglobalmanager = `{
                     "type": "string"
                 },
                 "info": {
-                    "$ref": "#/definitions/api.Task"
+                    "$ref": "#/definitions/globalmanager.MigrateInfo"
                 },
                 "job": {
                     "type": "string"

@@ -1715,3 +1715,34 @@ func TestSwaggerRoute(t *testing.T) {
 		t.Errorf("index.html: %d %q", w.Code, w.Header().Get("Content-Type"))
 	}
 }
+
+// TestTaskResource: the task-named routes find the task by its name.
+func TestTaskResource(t *testing.T) {
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code, field              string
+		calls                    []string
+	}{
+		{name: "patch memory", method: "PATCH", path: "/api/v1/tasks/m_task1", body: `{"mem_limit":"32m"}`, status: 200,
+			calls: []string{"nt.Reallocate(m_task1@w1 cpuset=[0] mem=33554432 prev=16777216)", "worker w1 update_task m_task1"}},
+		{name: "patch an unknown task", method: "PATCH", path: "/api/v1/tasks/m_task9", body: `{}`, status: 404, code: "not_found", field: "name"},
+		{name: "patch a name that is no task name", method: "PATCH", path: "/api/v1/tasks/plain", body: `{}`, status: 400, code: "invalid", field: "name"},
+		{name: "patch with an unknown field", method: "PATCH", path: "/api/v1/tasks/m_task1", body: `{"cores":2}`, status: 400, code: "invalid", field: "cores"},
+		{name: "checkpoint", method: "POST", path: "/api/v1/tasks/m_task1/checkpoint", status: 200, calls: []string{"worker w1 checkpoint m_task1"}},
+		{name: "checkpoint an unknown job", method: "POST", path: "/api/v1/tasks/nope_task1/checkpoint", status: 404, code: "not_found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := migEnv(t)
+			w := e.do(t, tc.method, tc.path, tc.body)
+			if tc.code != "" {
+				wantError(t, w, tc.status, tc.code, tc.field)
+			} else if w.Code != tc.status {
+				t.Errorf("got %d %s", w.Code, w.Body)
+			}
+			wantCalls(t, e.rec.All(), tc.calls...)
+		})
+	}
+}

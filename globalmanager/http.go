@@ -2,6 +2,7 @@ package globalmanager
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,6 +59,8 @@ func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.POST("/api/v1/migrations/group", m.handleGroupMigration)
 	g.POST("/api/v1/jobs/:name/migrate", m.handleMigrateJob)
 	g.POST("/api/v1/tasks/:name/migrate", m.handleMigrateTask)
+	g.PATCH("/api/v1/tasks/:name", m.handlePatchTask)
+	g.POST("/api/v1/tasks/:name/checkpoint", m.handleCheckpointTask)
 	g.POST("/api/v1/jobs/:name/tasks/:task/update", m.handleUpdateTask)
 	g.POST("/api/v1/workers/:id/drain", m.handleDrain)
 	g.POST("/api/v1/workers/:id/activate", m.handleActivate)
@@ -444,25 +447,93 @@ func (m *Manager) handleMigrateTask(c *gin.Context) {
 	if !decode(c, &r) {
 		return
 	}
-	name := c.Param("name")
-	i := strings.LastIndexByte(name, '_')
-	if i <= 0 {
-		respond(c, 0, nil, api.Invalid("name", "%q is not a task name (<job>_<task>)", name))
-		return
-	}
 	ctx := c.Request.Context()
-	j, err := m.st.GetJob(ctx, name[:i])
+	j, t, err := m.taskByName(ctx, c.Param("name"))
 	if err != nil {
 		respond(c, 0, nil, err)
 		return
 	}
+	res, err := m.Migrate(ctx, MigrateRequest{Job: j.Name, Container: t.ContainerName, From: t.Node, To: r.To, Mode: r.Mode})
+	respond(c, http.StatusOK, res, err)
+}
+
+// taskByName finds a task by its container name (<job>_<suffix>).
+func (m *Manager) taskByName(ctx context.Context, name string) (*api.Job, *api.Task, error) {
+	i := strings.LastIndexByte(name, '_')
+	if i <= 0 {
+		return nil, nil, api.Invalid("name", "%q is not a task name (<job>_<task>)", name)
+	}
+	j, err := m.st.GetJob(ctx, name[:i])
+	if err != nil {
+		return nil, nil, err
+	}
 	t := j.Info.Tasks.Get(name)
 	if t == nil {
-		respond(c, 0, nil, &api.FieldError{Field: "name", Kind: api.ErrNotFound, Reason: fmt.Sprintf("job %s has no task %q", j.Name, name)})
+		return nil, nil, &api.FieldError{Field: "name", Kind: api.ErrNotFound, Reason: fmt.Sprintf("job %s has no task %q", j.Name, name)}
+	}
+	return j, t, nil
+}
+
+// handlePatchTask changes a running task's cores and memory limit.
+// @Summary Update a task's cores and memory
+// @Description Changes the running task's cpuset and memory limit in place, as request_update_container does: the jobmanager must grant the new cores (free, or the task's own) first. An empty field keeps the current value.
+// @Tags tasks
+// @Accept json
+// @Produce json
+// @Param name path string true "container_name"
+// @Param update body object{cpuset_cpus=string,mem_limit=string} true "the new limits"
+// @Success 200 {object} api.Task "the task as updated"
+// @Failure 400 {object} api.ErrorBody "malformed, or a bad cpuset or memory limit"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job or task"
+// @Failure 409 {object} api.ErrorBody "the task does not run, or the cores are taken"
+// @Failure 503 {object} api.ErrorBody "the worker or the jobmanager did not answer"
+// @Security BearerAuth
+// @Router /api/v1/tasks/{name} [patch]
+func (m *Manager) handlePatchTask(c *gin.Context) {
+	var r struct {
+		CpusetCpus string `json:"cpuset_cpus"`
+		MemLimit   string `json:"mem_limit"`
+	}
+	if !decode(c, &r) {
 		return
 	}
-	res, err := m.Migrate(ctx, MigrateRequest{Job: j.Name, Container: name, From: t.Node, To: r.To, Mode: r.Mode})
-	respond(c, http.StatusOK, res, err)
+	ctx := c.Request.Context()
+	j, t, err := m.taskByName(ctx, c.Param("name"))
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	task, err := m.Update(ctx, UpdateRequest{Job: j.Name, ContainerName: t.ContainerName, CpusetCpus: r.CpusetCpus, MemLimit: r.MemLimit})
+	respond(c, http.StatusOK, task, err)
+}
+
+// handleCheckpointTask checkpoints one task, leaving it running.
+// @Summary Checkpoint a task
+// @Description Checkpoints the task's container with CRIU on its worker, leaving it running, as checkpoint_cons does for one container. On hosts where CRIU fails the answer is 422 with CRIU's own words.
+// @Tags tasks
+// @Produce json
+// @Param name path string true "container_name"
+// @Success 200 {object} object{checkpoints=[]CheckpointResult} "the checkpoint's name"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job or task"
+// @Failure 409 {object} api.ErrorBody "the task is not placed"
+// @Failure 422 {object} api.ErrorBody "the checkpoint failed (CRIU's reason)"
+// @Security BearerAuth
+// @Router /api/v1/tasks/{name}/checkpoint [post]
+func (m *Manager) handleCheckpointTask(c *gin.Context) {
+	ctx := c.Request.Context()
+	_, t, err := m.taskByName(ctx, c.Param("name"))
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	if t.Node == "" {
+		respond(c, 0, nil, &api.FieldError{Field: "name", Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s is not placed on a worker", t.ContainerName)})
+		return
+	}
+	res, err := m.Checkpoint(ctx, []CheckpointRequest{{Node: t.Node, Containers: []string{t.ContainerName}}})
+	respondPartial(c, "checkpoints", res, err)
 }
 
 // handleLeave takes a worker out of the swarm.

@@ -1321,6 +1321,156 @@ const docTemplateglobalmanager = `{
                 }
             }
         },
+        "/api/v1/tasks/{name}": {
+            "patch": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Changes the running task's cpuset and memory limit in place, as request_update_container does: the jobmanager must grant the new cores (free, or the task's own) first. An empty field keeps the current value.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "tasks"
+                ],
+                "summary": "Update a task's cores and memory",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "container_name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the new limits",
+                        "name": "update",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "cpuset_cpus": {
+                                    "type": "string"
+                                },
+                                "mem_limit": {
+                                    "type": "string"
+                                }
+                            }
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the task as updated",
+                        "schema": {
+                            "$ref": "#/definitions/api.Task"
+                        }
+                    },
+                    "400": {
+                        "description": "malformed, or a bad cpuset or memory limit",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such job or task",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "the task does not run, or the cores are taken",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "the worker or the jobmanager did not answer",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/tasks/{name}/checkpoint": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Checkpoints the task's container with CRIU on its worker, leaving it running, as checkpoint_cons does for one container. On hosts where CRIU fails the answer is 422 with CRIU's own words.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "tasks"
+                ],
+                "summary": "Checkpoint a task",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "container_name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the checkpoint's name",
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "checkpoints": {
+                                    "type": "array",
+                                    "items": {
+                                        "$ref": "#/definitions/globalmanager.CheckpointResult"
+                                    }
+                                }
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such job or task",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "the task is not placed",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "422": {
+                        "description": "the checkpoint failed (CRIU's reason)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/tasks/{name}/migrate": {
             "post": {
                 "security": [

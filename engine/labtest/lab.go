@@ -88,6 +88,28 @@ func Get(t testing.TB, n int) *Lab {
 	return current
 }
 
+// Fresh brings up a lab of n hosts of its own (not the package's shared
+// one), taken down when the test or benchmark ends; for measuring the
+// bring-up itself. It skips, or fails, as Get does.
+func Fresh(tb testing.TB, n int) *Lab {
+	tb.Helper()
+	l, err := newLab()
+	if err == nil {
+		tb.Cleanup(func() {
+			if out, err := l.script(context.Background(), "down"); err != nil {
+				tb.Errorf("lab.sh down: %v\n%s", err, out)
+			}
+			for _, h := range l.Hosts {
+				h.Engine.Close()
+			}
+			os.RemoveAll(l.Dir)
+		})
+		err = l.up(n)
+	}
+	apitest.Need(tb, "lab", err)
+	return l
+}
+
 // Shutdown takes this package's lab down, if one was brought up.
 func Shutdown() {
 	mu.Lock()
@@ -117,14 +139,52 @@ func newLab() (*Lab, error) {
 	if _, err := os.Stat(script); err != nil {
 		return nil, err
 	}
+	sweep(script)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	prefix := "t" + hex.EncodeToString(b[:])
-	dir, err := os.MkdirTemp("", "rsl")
+	dir, err := os.MkdirTemp("", labDirPattern)
 	if err != nil {
 		return nil, err
 	}
+	owner := fmt.Sprintf("%d %s\n", os.Getpid(), prefix)
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner), 0o600); err != nil {
+		return nil, err
+	}
 	return &Lab{Dir: dir, Prefix: prefix, Script: script}, nil
+}
+
+const (
+	labDirPattern = "rslab-"
+	ownerFile     = "owner" // "<pid> <prefix>" of the test process that made the lab
+)
+
+// sweep takes down labs left by test processes that died without taking
+// theirs down (a panic, a kill): their owner PID no longer runs. Labs of
+// live processes, and labs not made by this package, are left alone.
+func sweep(script string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), labDirPattern+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		var pid int
+		var prefix string
+		if _, err := fmt.Sscan(string(b), &pid, &prefix); err != nil || pid <= 0 || prefix == "" {
+			continue
+		}
+		if unix.Kill(pid, 0) == nil || !errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+			continue // still running (or not ours to judge)
+		}
+		cmd := exec.Command(script, "down")
+		cmd.Env = append(os.Environ(), "RSWARM_LAB_DIR="+dir, "RSWARM_LAB_PREFIX="+prefix)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "labtest: taking down the stale lab %s: %v\n%s", dir, err, out)
+			continue
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 // env is the environment lab.sh runs with: this lab's directory and prefix.

@@ -73,9 +73,15 @@ func workerArgs(cp, h *labtest.Host) []string {
 		"--discovery-bus", "tcp://" + cp.Addr + ":4000", "--advertise-addr", h.Addr, "--insecure"}
 }
 
-func startCluster(t *testing.T, workers int) *cluster {
+func startCluster(t testing.TB, workers int) *cluster {
 	t.Helper()
-	lab := labtest.Get(t, workers+1)
+	return startClusterOn(t, labtest.Get(t, workers+1), workers)
+}
+
+// startClusterOn starts RSwarm on lab: the control plane on host 1, a
+// worker on each of hosts 2..workers+1, and waits until they are ready.
+func startClusterOn(t testing.TB, lab *labtest.Lab, workers int) *cluster {
+	t.Helper()
 	cp := lab.Host(1)
 	lab.Start(t, cp, "control plane", controlArgs(cp, t.TempDir())...)
 	c := &cluster{lab: lab, workers: map[string]*labtest.Proc{}, ids: map[string]string{},
@@ -94,7 +100,7 @@ func startCluster(t *testing.T, workers int) *cluster {
 }
 
 // waitWorkers waits until hosts 2..n are registered workers, ready.
-func (c *cluster) waitWorkers(t *testing.T, n int) {
+func (c *cluster) waitWorkers(t testing.TB, n int) {
 	t.Helper()
 	apitest.Eventually(t, 90*time.Second, func() error {
 		ws, err := c.fe.Workers(context.Background())
@@ -113,17 +119,20 @@ func (c *cluster) waitWorkers(t *testing.T, n int) {
 	})
 }
 
+// find returns the worker record of host: the one not left when a host
+// has joined more than once (each join is a new swarm node).
 func find(ws []*api.Worker, host string) *api.Worker {
+	var found *api.Worker
 	for _, w := range ws {
-		if w.Host == host {
-			return w
+		if w.Host == host && (found == nil || found.Status == api.WorkerLeft) {
+			found = w
 		}
 	}
-	return nil
+	return found
 }
 
 // check asserts the cluster invariant, waiting for the system to settle.
-func (c *cluster) check(t *testing.T) {
+func (c *cluster) check(t testing.TB) {
 	t.Helper()
 	apitest.Eventually(t, 30*time.Second, func() error { return c.lab.Check(context.Background(), c.fe) })
 }
@@ -223,7 +232,7 @@ func TestLabJoinListLeave(t *testing.T) {
 }
 
 // waitTasks waits until every task of job is in one of states.
-func (c *cluster) waitTasks(t *testing.T, job string, timeout time.Duration, states ...api.State) *api.Job {
+func (c *cluster) waitTasks(t testing.TB, job string, timeout time.Duration, states ...api.State) *api.Job {
 	t.Helper()
 	var j *api.Job
 	apitest.Eventually(t, timeout, func() error {

@@ -427,6 +427,20 @@ func TestLabMigrateColdKeepsState(t *testing.T) {
 	}
 	c.check(t)
 
+	// Its cores updated in place, to the other (free) core of its host.
+	other := "0"
+	if moved.CpusetCpus == "0" {
+		other = "1"
+	}
+	var updated api.Task
+	if err := c.gm.Do(ctx, http.MethodPatch, "/api/v1/tasks/"+task, map[string]string{"cpuset_cpus": other}, &updated); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := dst.Engine.Inspect(ctx, task); err != nil || in.CpusetCpus != other || updated.CpusetCpus != other {
+		t.Errorf("after updating the cores to %s: container %q (%v), task %q", other, in.CpusetCpus, err, updated.CpusetCpus)
+	}
+	c.check(t)
+
 	// A move that fails on the destination (its engine has lost the image)
 	// leaves the task running where it was, and nothing on the destination.
 	if _, err := c.lab.Run(ctx, src, "docker", "image", "rm", "rswarm/busybox:latest"); err != nil {

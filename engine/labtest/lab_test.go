@@ -724,3 +724,34 @@ func TestLabNFSVolume(t *testing.T) {
 	})
 	c.check(t)
 }
+
+// TestLabSSH: every lab host runs an sshd that knows the lab's client key;
+// an SSH session on a host talks to that host's engine, and what it keeps
+// in /var/lib/rswarm is its own.
+func TestLabSSH(t *testing.T) {
+	lab := labtest.Get(t, 3)
+	ctx := context.Background()
+	from := lab.Host(1)
+	ssh := func(to *labtest.Host, cmd string) (string, error) {
+		out, err := lab.Run(ctx, from, "ssh", "-i", filepath.Join(lab.Dir, "ssh", "id_ed25519"),
+			"-o", "UserKnownHostsFile="+filepath.Join(lab.Dir, "ssh", "known_hosts"), "-o", "StrictHostKeyChecking=yes",
+			"-o", "BatchMode=yes", "-p", fmt.Sprint(to.SSHPort), "root@"+to.Addr, cmd)
+		return strings.TrimSpace(out), err
+	}
+	for _, h := range lab.Hosts[1:] {
+		got, err := ssh(h, "hostname; docker info --format '{{.Name}}'")
+		if err != nil || got != h.Name+"\n"+h.Name {
+			t.Errorf("ssh %s: %q %v", h.Name, got, err)
+		}
+	}
+	if _, err := ssh(lab.Host(2), "echo mine > /var/lib/rswarm/labssh"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = ssh(lab.Host(2), "rm -f /var/lib/rswarm/labssh") })
+	if got, err := ssh(lab.Host(2), "cat /var/lib/rswarm/labssh"); err != nil || got != "mine" {
+		t.Errorf("on %s: %q %v", lab.Host(2).Name, got, err)
+	}
+	if got, err := ssh(lab.Host(3), "cat /var/lib/rswarm/labssh 2>&1 || echo absent"); err != nil || !strings.HasSuffix(got, "absent") {
+		t.Errorf("%s sees %s's /var/lib/rswarm: %q %v", lab.Host(3).Name, lab.Host(2).Name, got, err)
+	}
+}

@@ -621,7 +621,7 @@ func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, 
 		return fail(fmt.Errorf("prepare %s to receive %s: %w", dst.ID, r.Container, refused(err)))
 	}
 	var sent api.Sent
-	cctx, cancel = context.WithTimeout(ctx, 6*m.cfg.CommandTimeout)
+	cctx, cancel = context.WithTimeout(ctx, max(m.cfg.MoveTimeout, 2*m.cfg.CommandTimeout))
 	err = m.workers.Request(cctx, src.ID, api.KindSendTask,
 		api.SendTask{Job: r.Job, Task: r.Container, To: dst.TransferAddr, Token: token, Mode: mode}, &sent)
 	cancel()

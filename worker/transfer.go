@@ -71,8 +71,9 @@ type expected struct {
 // expectTTL bounds how long an announced transfer is awaited.
 const expectTTL = 5 * time.Minute
 
-// transferTimeout bounds one transfer connection.
-const transferTimeout = 10 * time.Minute
+// transferTimeout bounds one transfer connection (the globalmanager waits
+// a little longer for the whole move: its MoveTimeout).
+const transferTimeout = 4 * time.Minute
 
 // maxTransfer bounds the state a task may bring (64 GiB).
 const maxTransfer = 64 << 30

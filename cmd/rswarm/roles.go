@@ -53,6 +53,7 @@ type roleFlags struct {
 	simMem     string
 	timeScale  float64
 	probeCRIU  bool
+	transfer   string
 
 	// local, set by rswarm up, lets roles in one process call each other
 	// directly instead of over HTTP; nil when each role runs alone.
@@ -124,6 +125,9 @@ func (r *roleFlags) bindWorker(cmd *cobra.Command, withAdvertise bool) {
 	f.BoolVar(&r.probeCRIU, "probe-checkpoint", true, "probe at start whether CRIU checkpoints work on this host")
 	if withAdvertise {
 		f.StringVar(&r.advertise, "advertise-addr", "", "address this worker advertises when it joins the swarm (default: the engine's)")
+		f.StringVar(&r.transfer, "transfer-addr", ":3200", "where this worker receives migrated tasks' state from other workers (host:port; empty: it does not)")
+	} else {
+		f.StringVar(&r.transfer, "transfer-addr", "", "where the local worker receives migrated tasks' state (host:port; empty: it does not)")
 	}
 }
 
@@ -311,6 +315,9 @@ func (r *roleFlags) workerRole(ctx context.Context, log *slog.Logger, simIndex i
 	defer closeRT()
 	cfg := worker.DefaultConfig()
 	cfg.HeartbeatPeriod, cfg.Logger = r.heartbeat, log
+	if r.runtime == "docker" {
+		cfg.TransferListen = r.transfer
+	}
 	a, err := worker.New(cfg, rt, workerDialer(r.ep.gmBus, log), workerDialer(r.ep.dcBus, log))
 	if err != nil {
 		return err

@@ -33,13 +33,13 @@ and keeps the data.`,
 	r.bindGlobalmanager(cmd)
 	r.bindDiscovery(cmd)
 	r.bindWorker(cmd, false)
-	cmd.Flags().IntVar(&workers, "workers", 1, "number of workers (more than one needs --runtime sim)")
+	cmd.Flags().IntVar(&workers, "workers", 1, "number of workers (more than one needs --runtime sim; 0 runs the control plane only, for workers on other hosts)")
 	addCommand(cmd)
 }
 
 func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
-	if workers < 1 {
-		return fmt.Errorf("--workers must be at least 1")
+	if workers < 0 {
+		return fmt.Errorf("--workers must be 0 (control plane only) or more")
 	}
 	if workers > 1 && r.runtime != "sim" {
 		return fmt.Errorf("--workers %d needs --runtime sim: one host runs one Docker worker", workers)
@@ -131,7 +131,9 @@ func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 			break
 		}
 	}
-	if wctx.Err() == nil {
+	if wctx.Err() == nil && workers == 0 {
+		bannerControl(cmd, r)
+	} else if wctx.Err() == nil {
 		banner(cmd, r, nodes)
 	}
 	<-wctx.Done()
@@ -150,6 +152,15 @@ func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 		}
 	}
 	return err
+}
+
+// bannerControl says where workers on other hosts connect.
+func bannerControl(cmd *cobra.Command, r *roleFlags) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "\nRSwarm control plane is up (no local worker), strategy %s.\n", r.strategy)
+	fmt.Fprintf(w, "  Workers      rswarm worker --globalmanager-bus %s --discovery-bus %s\n", r.ep.gmBus, r.ep.dcBus)
+	fmt.Fprintf(w, "  Jobs API     http://%s/api/v1/jobs\n", r.ep.frontend)
+	fmt.Fprintf(w, "  Cluster API  http://%s/RESTfulSwarm/GM/get_worker_list\n\n", r.ep.globalmanager)
 }
 
 func banner(cmd *cobra.Command, r *roleFlags, nodes []string) {

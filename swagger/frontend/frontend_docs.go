@@ -993,6 +993,13 @@ const docTemplatefrontend = `{
                 "job_name": {
                     "type": "string"
                 },
+                "notes": {
+                    "description": "Notes say how the job was adapted on submission (the original's weave\nnetwork and NFS directories, mapped to what this cluster has).",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",
                     "type": "integer"
@@ -1228,6 +1235,10 @@ const docTemplatefrontend = `{
                 },
                 "status": {
                     "$ref": "#/definitions/api.WorkerStatus"
+                },
+                "transfer_addr": {
+                    "description": "TransferAddr is where the worker receives migrated tasks' state\n(host:port); empty for workers that cannot (simulated ones).",
+                    "type": "string"
                 }
             }
         },

@@ -59,6 +59,8 @@ func main() {
 		}
 		return startProfiler(cmd)
 	}
+	root.Version = currentVersion().String()
+	root.SetVersionTemplate("rswarm version {{.Version}}\n")
 	for _, c := range commands {
 		root.AddCommand(c)
 	}
@@ -70,6 +72,7 @@ func main() {
 		}
 		bench.AddCommand(benchCommands...)
 	}
+	registerFlagCompletions(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)

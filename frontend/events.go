@@ -206,7 +206,7 @@ func newHub(s *Server, ch Changes, interval time.Duration) *hub {
 	// growing across restarts of the frontend (a client resuming from an
 	// earlier process's id is told of the gap instead of skipping new
 	// events), and stay below 2^53, exact in JavaScript.
-	base := uint64(s.cfg.Now().UnixMicro())
+	base := uint64(time.Now().UnixMicro()) // not cfg.Now: the ids need the real clock
 	return &hub{s: s, changes: ch, interval: interval, retention: s.cfg.EventRetention, subs: map[chan Event]struct{}{},
 		base: base, seq: base, wake: make(chan struct{}, 1), primed: make(chan struct{})}
 }

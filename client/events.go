@@ -17,10 +17,14 @@ import (
 	"github.com/rswarm/rswarm/frontend"
 )
 
-// EventFilter selects events: those of one job, or of one session.
-type EventFilter struct {
+// EventOptions selects events (those of one job, or of one session) and
+// says what to do when a stream opens.
+type EventOptions struct {
 	Job     string
 	Session string
+	// Connected, when set, is called each time the server has opened a
+	// stream: every change from then on will be told.
+	Connected func()
 }
 
 // silence is how long a stream may say nothing (the server sends a
@@ -34,7 +38,7 @@ const silence = 45 * time.Second
 // a frontend.EventStreamGap event first. It returns nil when ctx ends, fn's
 // error when fn fails (ErrStop ends it cleanly), and the server's error
 // when it refuses the stream (a bad token, a store without change feed).
-func (c *Client) Events(ctx context.Context, f EventFilter, after uint64, fn func(frontend.Event) error) error {
+func (c *Client) Events(ctx context.Context, f EventOptions, after uint64, fn func(frontend.Event) error) error {
 	q := url.Values{}
 	if f.Job != "" {
 		q.Set("job", f.Job)
@@ -45,7 +49,7 @@ func (c *Client) Events(ctx context.Context, f EventFilter, after uint64, fn fun
 	u := c.feBase + "/api/v1/events?" + q.Encode()
 	backoff := 100 * time.Millisecond
 	for {
-		connected, err := c.stream1(ctx, u, &after, fn)
+		connected, err := c.stream1(ctx, u, &after, f.Connected, fn)
 		switch {
 		case ctx.Err() != nil, errors.Is(err, ErrStop):
 			return nil
@@ -87,7 +91,7 @@ func retryable(err error) bool {
 
 // stream1 reads one connection of the stream; after is advanced past each
 // event handed to fn. It reports whether the server answered.
-func (c *Client) stream1(ctx context.Context, u string, after *uint64, fn func(frontend.Event) error) (bool, error) {
+func (c *Client) stream1(ctx context.Context, u string, after *uint64, connected func(), fn func(frontend.Event) error) (bool, error) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(cctx, http.MethodGet, u, nil)
@@ -113,6 +117,9 @@ func (c *Client) stream1(ctx context.Context, u string, after *uint64, fn func(f
 			eb.Error.Message = strings.TrimSpace(string(b))
 		}
 		return true, &api.StatusError{Status: resp.StatusCode, Detail: eb.Error}
+	}
+	if connected != nil {
+		connected()
 	}
 	watchdog := time.AfterFunc(silence, cancel)
 	defer watchdog.Stop()

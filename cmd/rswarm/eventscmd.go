@@ -14,7 +14,7 @@ import (
 
 func init() {
 	var cf clientFlags
-	var f client.EventFilter
+	var f client.EventOptions
 	var since uint64
 	var until string
 	cmd := &cobra.Command{

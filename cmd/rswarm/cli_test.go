@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/api/apitest"
+	"github.com/rswarm/rswarm/client"
+	"github.com/rswarm/rswarm/frontend"
+)
+
+// The client commands, run as a user runs them, against `rswarm up` with
+// simulated workers.
+
+// cliResult is what one run of the binary printed, and how it exited.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs `rswarm args...` against sys and returns its output and exit code.
+func cli(t *testing.T, sys *system, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), "RSWARM_ADDR="+sys.fe, "RSWARM_GM_ADDR=http://"+sys.gm)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := cliResult{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("rswarm %v: %v", args, err)
+	}
+	return r
+}
+
+// ok runs the command and fails the test unless it exits 0.
+func (r cliResult) ok(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("rswarm %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func mustCLI(t *testing.T, sys *system, args ...string) cliResult {
+	t.Helper()
+	return cli(t, sys, args...).ok(t, args...)
+}
+
+// failCLI runs a command that must fail, printing want on stderr.
+func failCLI(t *testing.T, sys *system, want string, args ...string) {
+	t.Helper()
+	r := cli(t, sys, args...)
+	if r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("rswarm %v: exit %d, stderr %q; want a failure saying %q", args, r.code, r.stderr, want)
+	}
+}
+
+func writeJob(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "job.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestClientCLI(t *testing.T) {
+	sys, ws := startSim(t, 2, 4, "--time-scale", "0.1")
+	c := sys.client()
+	ids := []string{ws[0].ID, ws[1].ID}
+
+	t.Run("version", func(t *testing.T) {
+		for _, args := range [][]string{{"version"}, {"--version"}} {
+			r := mustCLI(t, sys, args...)
+			if !strings.Contains(r.stdout, "go1.") {
+				t.Errorf("rswarm %v printed %q, want the Go version", args, r.stdout)
+			}
+		}
+		var v buildVersion
+		if err := json.Unmarshal([]byte(mustCLI(t, sys, "version", "-o", "json").stdout), &v); err != nil || v.GoVersion == "" || v.Version == "" {
+			t.Errorf("version -o json: %+v, %v", v, err)
+		}
+	})
+
+	t.Run("node ls", func(t *testing.T) {
+		r := mustCLI(t, sys, "node", "ls")
+		for _, id := range ids {
+			if !strings.Contains(r.stdout, id) {
+				t.Errorf("node ls does not list %s:\n%s", id, r.stdout)
+			}
+		}
+		if !strings.Contains(r.stdout, "[....] 0/4") || !strings.Contains(r.stdout, "CHECKPOINT") {
+			t.Errorf("node ls: no idle core bar or no checkpoint column:\n%s", r.stdout)
+		}
+		var got []*api.Worker
+		if err := json.Unmarshal([]byte(mustCLI(t, sys, "node", "ls", "-o", "json").stdout), &got); err != nil || len(got) != 2 {
+			t.Errorf("node ls -o json: %d workers, %v", len(got), err)
+		}
+		if q := strings.Fields(mustCLI(t, sys, "node", "ls", "-q").stdout); len(q) != 2 || q[0] != min(ids[0], ids[1]) {
+			t.Errorf("node ls -q = %q, want the two ids sorted", q)
+		}
+		failCLI(t, sys, `worker "nope"`, "node", "inspect", "nope")
+	})
+
+	t.Run("scheduler", func(t *testing.T) {
+		r := mustCLI(t, sys, "scheduler", "set", "first-fit")
+		if !strings.Contains(r.stdout, "*  first-fit") {
+			t.Errorf("scheduler set first-fit does not mark it:\n%s", r.stdout)
+		}
+		if q := strings.TrimSpace(mustCLI(t, sys, "scheduler", "-q").stdout); q != "first-fit" {
+			t.Errorf("scheduler -q = %q", q)
+		}
+		// The server's error, with the field it names.
+		failCLI(t, sys, "name", "scheduler", "set", "no-such-strategy")
+	})
+
+	name := fmt.Sprintf("cli%d", time.Now().UnixNano())
+	long := writeJob(t, apitest.Job(name, 2, 1, "sleep 600"))
+
+	t.Run("submit, ls, inspect", func(t *testing.T) {
+		if q := strings.TrimSpace(mustCLI(t, sys, "job", "submit", long, "-q").stdout); q != name {
+			t.Fatalf("job submit -q printed %q, want %s", q, name)
+		}
+		// The second time: the server's 409, its message and field.
+		failCLI(t, sys, "job_name: a job named", "job", "submit", long)
+		waitJob(t, c, name, time.Minute, running)
+		r := mustCLI(t, sys, "job", "ls", "--status", "running")
+		if !strings.Contains(r.stdout, name) || !strings.Contains(r.stdout, "Running") {
+			t.Errorf("job ls --status running:\n%s", r.stdout)
+		}
+		if r := mustCLI(t, sys, "job", "ls", "--status", "Down", "-q"); strings.Contains(r.stdout, name) {
+			t.Errorf("job ls --status Down lists the running job:\n%s", r.stdout)
+		}
+		var j api.Job
+		if err := json.Unmarshal([]byte(mustCLI(t, sys, "job", "inspect", name, "-o", "json").stdout), &j); err != nil || j.Name != name || j.Status != api.Running {
+			t.Errorf("job inspect -o json: %s %v, %v", j.Name, j.Status, err)
+		}
+		r = mustCLI(t, sys, "job", "inspect", name)
+		if !strings.Contains(r.stdout, name+"_task2") || !strings.Contains(r.stdout, "Status:     Running") {
+			t.Errorf("job inspect:\n%s", r.stdout)
+		}
+		// Logs of a running task (a simulated task prints nothing) answer.
+		mustCLI(t, sys, "job", "logs", name, "task1", "--tail", "5")
+		failCLI(t, sys, "tail", "job", "logs", name, "--tail", "0")
+		failCLI(t, sys, "not found", "job", "inspect", "no-such-job")
+	})
+
+	t.Run("task update and migrate", func(t *testing.T) {
+		r := mustCLI(t, sys, "task", "update", name+"_task1", "--memory", "2GiB", "-o", "json")
+		var tk api.Task
+		if err := json.Unmarshal([]byte(r.stdout), &tk); err != nil || tk.MemLimit != "2GiB" {
+			t.Errorf("task update --memory 2GiB: %+v, %v", tk, err)
+		}
+		j, _ := c.Job(context.Background(), name)
+		from := j.Info.Tasks[0].Node
+		to := ids[0]
+		if to == from {
+			to = ids[1]
+		}
+		r = mustCLI(t, sys, "task", "migrate", name+"/"+name+"_task1", "--to", to)
+		if !strings.Contains(r.stdout, to) {
+			t.Errorf("task migrate:\n%s", r.stdout)
+		}
+		waitJob(t, c, name, time.Minute, func(j *api.Job) error {
+			if n := j.Info.Tasks[0].Node; n != to {
+				return fmt.Errorf("task1 on %s", n)
+			}
+			return running(j)
+		})
+		failCLI(t, sys, "--mode", "task", "migrate", name+"_task1", "--to", from, "--mode", "warp")
+	})
+
+	t.Run("cancel, rm", func(t *testing.T) {
+		failCLI(t, sys, "has not ended", "job", "rm", name)
+		r := mustCLI(t, sys, "job", "cancel", name)
+		if !strings.Contains(r.stdout, "cancelled") {
+			t.Errorf("job cancel:\n%s", r.stdout)
+		}
+		failCLI(t, sys, "already ended", "job", "cancel", name)
+		mustCLI(t, sys, "job", "rm", name)
+		failCLI(t, sys, "not found", "job", "inspect", name)
+		allFree(t, c)
+	})
+
+	t.Run("submit --wait and events resumed", func(t *testing.T) {
+		short := fmt.Sprintf("clw%d", time.Now().UnixNano())
+		// A listener from before the submission: the server keeps the
+		// events while someone listens (and a while after).
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var first []frontend.Event
+		done := make(chan error, 1)
+		stream, err := client.New(sys.fe, sys.gm, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		connected := make(chan struct{})
+		var once sync.Once
+		opts := client.EventOptions{Job: short, Connected: func() { once.Do(func() { close(connected) }) }}
+		go func() {
+			done <- stream.Events(ctx, opts, 0, func(e frontend.Event) error {
+				first = append(first, e)
+				if e.Type == frontend.EventJobFinished {
+					return client.ErrStop
+				}
+				return nil
+			})
+		}()
+		select {
+		case <-connected:
+		case err := <-done:
+			t.Fatalf("events: %v", err)
+		}
+		r := mustCLI(t, sys, "job", "submit", "--wait", writeJob(t, apitest.Job(short, 2, 1, "sleep 1")))
+		if !strings.Contains(r.stdout, short+"\tDown") {
+			t.Errorf("submit --wait:\n%s", r.stdout)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if len(first) < 5 || first[0].Type != frontend.EventJobAccepted || first[0].State != "Ready" {
+			t.Fatalf("events %v, want job.accepted (Ready) ... job.finished", types(first))
+		}
+		// Resumed after the third event: exactly the rest, none repeated.
+		rest := eventsOf(t, mustCLI(t, sys, "events", "--job", short, "--since", fmt.Sprint(first[2].Seq), "-o", "json", "--until", "job.finished").stdout)
+		if fmt.Sprint(seqs(rest)) != fmt.Sprint(seqs(first[3:])) {
+			t.Errorf("resumed after %d: %v %v, want %v %v", first[2].Seq, types(rest), seqs(rest), types(first[3:]), seqs(first[3:]))
+		}
+		// From an id the server does not hold: told so, then all it keeps.
+		all := eventsOf(t, mustCLI(t, sys, "events", "--job", short, "--since", "1", "-o", "json", "--until", "job.finished").stdout)
+		if len(all) != len(first)+1 || all[0].Type != frontend.EventStreamGap || fmt.Sprint(seqs(all[1:])) != fmt.Sprint(seqs(first)) {
+			t.Errorf("events from an old id: %v, want stream.gap then %v", types(all), types(first))
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		failCLI(t, sys, "--output", "node", "ls", "-o", "yaml")
+		bad := apitest.Job("bad", 1, 1, "sleep 1")
+		bad.Info.Tasks[0].ReqCores = 0
+		failCLI(t, sys, "job_info.tasks.bad_task1.req_cores", "job", "submit", writeJob(t, bad))
+		failCLI(t, sys, "unavailable", "node", "ls", "--addr", freeAddr(t))
+		failCLI(t, sys, "--log-level", "node", "ls", "--log-level", "bogus")
+	})
+}
+
+func eventsOf(t *testing.T, out string) []frontend.Event {
+	t.Helper()
+	var evs []frontend.Event
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e frontend.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("event line %q: %v", line, err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+func types(evs []frontend.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+func seqs(evs []frontend.Event) []uint64 {
+	var out []uint64
+	for _, e := range evs {
+		out = append(out, e.Seq)
+	}
+	return out
+}

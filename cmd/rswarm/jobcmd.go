@@ -140,7 +140,11 @@ func waitJobs(ctx context.Context, cf *clientFlags, c *client.Client, names []st
 				bad++
 			}
 			if !cf.json() && !cf.quiet {
-				fmt.Fprintf(cf.stdout, "%s\t%s\t%s\n", j.Name, j.Status, jobNote(j))
+				line := j.Name + "\t" + j.Status.String()
+				if n := jobNote(j); n != "" {
+					line += "\t" + n
+				}
+				fmt.Fprintln(cf.stdout, line)
 			}
 		}
 		if len(left) == 0 {

@@ -161,9 +161,28 @@ func TestClientCLI(t *testing.T) {
 		if !strings.Contains(r.stdout, name+"_task2") || !strings.Contains(r.stdout, "Status:     Running") {
 			t.Errorf("job inspect:\n%s", r.stdout)
 		}
-		// Logs of a running task (a simulated task prints nothing) answer.
-		mustCLI(t, sys, "job", "logs", name, "task1", "--tail", "5")
+		// A simulated task's output is one line naming it.
+		if r := mustCLI(t, sys, "job", "logs", name, "task1", "--tail", "5"); r.stdout != "simulated task "+name+"_task1\n" {
+			t.Errorf("job logs %s task1 = %q", name, r.stdout)
+		}
 		failCLI(t, sys, "tail", "job", "logs", name, "--tail", "0")
+		// Shell completion asks the running system for job names and node ids.
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"job", "inspect", "cli"}, name},
+			{[]string{"job", "logs", name, ""}, name + "_task2"},
+			{[]string{"node", "drain", ""}, ids[1]},
+			{[]string{"scheduler", "set", ""}, "best-fit-decreasing"},
+			{[]string{"up", "--strategy", ""}, "no-scheduler"},
+			{[]string{"up", "--runtime", ""}, "sim"},
+			{[]string{"stress", "--profile", ""}, "poisson"},
+		} {
+			if r := mustCLI(t, sys, append([]string{"__complete"}, tc.args...)...); !strings.Contains(r.stdout, tc.want) {
+				t.Errorf("completion of %q: %q, want %s among them", tc.args, r.stdout, tc.want)
+			}
+		}
 		failCLI(t, sys, "not found", "job", "inspect", "no-such-job")
 	})
 
@@ -252,6 +271,22 @@ func TestClientCLI(t *testing.T) {
 		all := eventsOf(t, mustCLI(t, sys, "events", "--job", short, "--since", "1", "-o", "json", "--until", "job.finished").stdout)
 		if len(all) != len(first)+1 || all[0].Type != frontend.EventStreamGap || fmt.Sprint(seqs(all[1:])) != fmt.Sprint(seqs(first)) {
 			t.Errorf("events from an old id: %v, want stream.gap then %v", types(all), types(first))
+		}
+	})
+
+	t.Run("logs --follow", func(t *testing.T) {
+		// Two tasks of 1 s (10 s at --time-scale 0.1): each line once,
+		// prefixed with its task, and the command ends with the job.
+		j := fmt.Sprintf("clf%d", time.Now().UnixNano())
+		mustCLI(t, sys, "job", "submit", "-q", writeJob(t, apitest.Job(j, 2, 1, "sleep 10")))
+		r := mustCLI(t, sys, "job", "logs", j, "--follow", "--poll", "100ms")
+		for _, task := range []string{j + "_task1", j + "_task2"} {
+			if line := task + " | simulated task " + task + "\n"; strings.Count(r.stdout, line) != 1 {
+				t.Errorf("job logs --follow printed %q, want %q once", r.stdout, line)
+			}
+		}
+		if j, err := c.Job(context.Background(), j); err != nil || !j.Status.Final() {
+			t.Errorf("job logs --follow returned before the job ended: %v", err)
 		}
 	})
 

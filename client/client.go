@@ -222,6 +222,10 @@ type migrateBody struct {
 func (c *Client) Migrate(ctx context.Context, r globalmanager.MigrateRequest, mode string) (globalmanager.MigrateResult, error) {
 	var res globalmanager.MigrateResult
 	err := c.gm.Do(ctx, http.MethodPost, "/api/v1/migrations", migrateBody{MigrateRequest: r, Mode: mode}, &res)
+	var se *api.StatusError
+	if mode != "" && errors.As(err, &se) && se.Status == http.StatusBadRequest && se.Detail.Field == "mode" && strings.Contains(se.Detail.Message, "unknown field") {
+		return res, fmt.Errorf("this globalmanager cannot be told a migration mode (it predates them): leave the mode out (auto): %w", err)
+	}
 	return res, err
 }
 

@@ -297,6 +297,11 @@ func TestClientCLI(t *testing.T) {
 		failCLI(t, sys, "job_info.tasks.bad_task1.req_cores", "job", "submit", writeJob(t, bad))
 		failCLI(t, sys, "unavailable", "node", "ls", "--addr", freeAddr(t))
 		failCLI(t, sys, "--log-level", "node", "ls", "--log-level", "bogus")
+		cfg := filepath.Join(t.TempDir(), "rswarm.yaml")
+		if err := os.WriteFile(cfg, []byte("output: json\nstratgy: first-fit\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		failCLI(t, sys, `unknown key "stratgy" (did you mean "strategy"?)`, "node", "ls", "--config", cfg)
 	})
 }
 

@@ -185,9 +185,13 @@ type hub struct {
 	interval  time.Duration
 	retention time.Duration
 
-	mu     sync.Mutex
-	subs   map[chan Event]struct{}
-	base   uint64 // the Seq before this hub's first event
+	mu   sync.Mutex
+	subs map[chan Event]struct{}
+	base uint64 // the Seq before this hub's first event
+	// reset is the last Seq published before the hub last stopped
+	// following the store: changes made while it did not follow were
+	// never told, so a client resuming from it or before has a gap.
+	reset  uint64
 	seq    uint64 // the last event's Seq
 	ring   ring   // the last events
 	wake   chan struct{}
@@ -220,11 +224,11 @@ func newHub(s *Server, ch Changes, interval time.Duration) *hub {
 func (h *hub) subscribe(ctx context.Context, after uint64) (chan Event, error) {
 	h.mu.Lock()
 	var replay []Event
-	if after > 0 && after < h.seq {
+	if after > 0 {
 		first := h.seq + 1 - uint64(h.ring.n) // the oldest kept event's Seq
-		if after+1 < first {
+		if after+1 < first || after <= h.reset {
 			gap := Event{Type: EventStreamGap, Time: float64(h.s.cfg.Now().UnixNano()) / 1e9}
-			if after >= h.base {
+			if after >= h.base && after > h.reset {
 				gap.Lost = first - after - 1
 			}
 			replay = append(replay, gap)
@@ -325,6 +329,7 @@ func (h *hub) run(ctx context.Context) error {
 				h.mu.Lock()
 				h.primed = make(chan struct{})
 				h.ring = ring{}
+				h.reset = h.seq
 				h.idle = time.Time{}
 				h.mu.Unlock()
 			}

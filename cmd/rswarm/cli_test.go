@@ -333,3 +333,26 @@ func seqs(evs []frontend.Event) []uint64 {
 	}
 	return out
 }
+
+// TestClientCLIToken: the client sends the API token the servers require,
+// from --api-token, --api-token-file or RSWARM_API_TOKEN.
+func TestClientCLIToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test (skipped by -short)")
+	}
+	sys := newSystem(t)
+	start(t, "rswarm up --runtime sim --api-token", append([]string{"up", "--runtime", "sim", "--workers", "1", "--cores", "2", "--api-token", "s3cret"}, sys.flags()...)...)
+	waitWorkers(t, api.NewClient("http://"+sys.fe, "s3cret"), 1)
+	failCLI(t, sys, "unauthorized", "node", "ls")
+	failCLI(t, sys, "unauthorized", "node", "drain", "x", "--api-token", "wrong")
+	mustCLI(t, sys, "node", "ls", "--api-token", "s3cret")
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, sys, "scheduler", "--api-token-file", file)
+	// The globalmanager too: a worker that is not there is a 404, not a 401.
+	failCLI(t, sys, `nope`, "node", "drain", "nope", "--api-token-file", file)
+	t.Setenv("RSWARM_API_TOKEN", "s3cret")
+	mustCLI(t, sys, "job", "ls")
+}

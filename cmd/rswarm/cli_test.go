@@ -209,6 +209,15 @@ func TestClientCLI(t *testing.T) {
 			return running(j)
 		})
 		failCLI(t, sys, "--mode", "task", "migrate", name+"_task1", "--to", from, "--mode", "warp")
+		// Two cores for task2: its own, and the lowest free one of its worker.
+		r = mustCLI(t, sys, "task", "update", name+"_task2", "--cores", "2", "-o", "json")
+		if err := json.Unmarshal([]byte(r.stdout), &tk); err != nil || len(strings.Split(tk.CpusetCpus, ",")) != 2 {
+			t.Errorf("task update --cores 2: cpuset %q, %v", tk.CpusetCpus, err)
+		}
+		failCLI(t, sys, "not both", "task", "update", name+"_task2", "--cores", "1", "--cpuset", "0")
+		// Simulated workers cannot checkpoint: the server says so (422).
+		failCLI(t, sys, "checkpoint", "task", "checkpoint", name+"_task2")
+		failCLI(t, sys, "no task", "task", "checkpoint", "nosuchjob_task1")
 	})
 
 	t.Run("cancel, rm", func(t *testing.T) {
@@ -288,6 +297,20 @@ func TestClientCLI(t *testing.T) {
 		if j, err := c.Job(context.Background(), j); err != nil || !j.Status.Final() {
 			t.Errorf("job logs --follow returned before the job ended: %v", err)
 		}
+	})
+
+	t.Run("node drain, activate, rm", func(t *testing.T) {
+		if r := mustCLI(t, sys, "node", "drain", ids[0]); !strings.Contains(r.stdout, "drained") {
+			t.Errorf("node drain:\n%s", r.stdout)
+		}
+		if r := mustCLI(t, sys, "node", "activate", ids[0], "-q"); strings.TrimSpace(r.stdout) != ids[0] {
+			t.Errorf("node activate -q: %q", r.stdout)
+		}
+		var w []*api.Worker
+		if err := json.Unmarshal([]byte(mustCLI(t, sys, "node", "rm", ids[1], "-o", "json").stdout), &w); err != nil || len(w) != 1 || w[0].Status != api.WorkerLeft {
+			t.Errorf("node rm -o json: %+v, %v", w, err)
+		}
+		failCLI(t, sys, "1 of 1 failed", "node", "drain", "nope")
 	})
 
 	t.Run("errors", func(t *testing.T) {

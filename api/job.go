@@ -31,6 +31,10 @@ type Job struct {
 	Error string `json:"error,omitempty"`
 	// Strategy is the placement strategy that placed the job.
 	Strategy string `json:"strategy,omitempty"`
+	// PlaceTime is when the jobmanager placed the job, and DeployTime when
+	// every task was delivered to its worker (epoch seconds).
+	PlaceTime  float64 `json:"place_time,omitempty"`
+	DeployTime float64 `json:"deploy_time,omitempty"`
 }
 
 // JobInfo holds a job's network and its tasks.

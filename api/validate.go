@@ -201,7 +201,7 @@ func (j *Job) Validate(lim Limits) error {
 		}
 	}
 	j.Status = Ready
-	j.StartTime, j.EndTime = 0, 0
+	j.StartTime, j.EndTime, j.PlaceTime, j.DeployTime = 0, 0, 0, 0
 	j.WaitingReason, j.Error = "", ""
 	return nil
 }

@@ -80,11 +80,11 @@ type snapshot struct {
 
 // Diff returns the events that lead from what was seen of a job (nil for
 // a job not seen before) to its current state, in lifecycle order. Each
-// event carries the state and time of its own transition: the job's record
-// holds the submit, start and end times; placement and deployment are not
-// timed in it, so they carry now, the time the change was observed, kept
-// between the submit time and the start (or end) time. It is pure: the hub
-// calls it for every changed job.
+// event carries the state and time of its own transition, from the job's
+// record (submit, place, deploy, start and end times); a record written
+// before it held place and deploy times gives now, the time the change was
+// observed, kept between the submit time and the start (or end) time. It
+// is pure: the hub calls it for every changed job.
 func Diff(prev *snapshot, j *api.Job, now float64) ([]Event, *snapshot) {
 	observed := now
 	if j.StartTime > 0 && observed > j.StartTime {
@@ -111,10 +111,10 @@ func Diff(prev *snapshot, j *api.Job, now float64) ([]Event, *snapshot) {
 	}
 	next.placed = placed
 	if placed && !prev.placed {
-		out = append(out, ev(EventJobPlaced, api.Scheduled, observed))
+		out = append(out, ev(EventJobPlaced, api.Scheduled, recorded(j.PlaceTime, observed)))
 	}
 	if j.Status >= api.Deployed && prev.status < api.Deployed && !(j.Status.Final() && !placed) {
-		out = append(out, ev(EventJobDeployed, api.Deployed, observed))
+		out = append(out, ev(EventJobDeployed, api.Deployed, recorded(j.DeployTime, observed)))
 	}
 	for _, t := range j.Info.Tasks {
 		was := prev.tasks[t.ContainerName]
@@ -147,6 +147,14 @@ func Diff(prev *snapshot, j *api.Job, now float64) ([]Event, *snapshot) {
 		out = append(out, e)
 	}
 	return out, next
+}
+
+// recorded is the time the record holds, or the observed one when it holds none.
+func recorded(t, observed float64) float64 {
+	if t > 0 {
+		return t
+	}
+	return observed
 }
 
 // insertAfter puts e right after the last event of one of the given types.

@@ -199,6 +199,12 @@ func TestDiffEventFields(t *testing.T) {
 	for _, e := range evs {
 		byKey[e.Type+":"+e.Task] = e
 	}
+	timed := diffJob(api.Running, 10, 0, "", tk{state: api.Running, node: "w1", start: 10})
+	timed.PlaceTime, timed.DeployTime = 3, 4
+	tevs, _ := Diff(nil, timed, 30)
+	for _, e := range tevs {
+		byKey[e.Type+":timed"+e.Task] = e
+	}
 	tests := []struct {
 		name  string
 		key   string
@@ -225,14 +231,19 @@ func TestDiffEventFields(t *testing.T) {
 		// (Running, Failed) and its latest time.
 		{"job.accepted is Ready at the submit time", EventJobAccepted + ":",
 			func(e Event) bool { return e.State == "Ready" && e.Time == 1 }, "Ready, time 1"},
-		// Placement and deployment are not timed in the record: they carry
-		// the time they were observed (30), but not later than the start (10).
+		// A record without place and deploy times (written before it had
+		// them): the time they were observed (30), but not later than the start (10).
 		{"job.placed is Scheduled, no later than the start", EventJobPlaced + ":",
 			func(e Event) bool { return e.State == "Scheduled" && e.Time == 10 }, "Scheduled, time 10"},
 		{"job.deployed is Deployed, no later than the start", EventJobDeployed + ":",
 			func(e Event) bool { return e.State == "Deployed" && e.Time == 10 }, "Deployed, time 10"},
 		{"job.running is Running at the start", EventJobRunning + ":",
 			func(e Event) bool { return e.State == "Running" }, "Running"},
+		// The record's own times, as the jobmanager and the globalmanager write them.
+		{"job.placed at the record's place time", EventJobPlaced + ":timed",
+			func(e Event) bool { return e.State == "Scheduled" && e.Time == 3 }, "Scheduled, time 3"},
+		{"job.deployed at the record's deploy time", EventJobDeployed + ":timed",
+			func(e Event) bool { return e.State == "Deployed" && e.Time == 4 }, "Deployed, time 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

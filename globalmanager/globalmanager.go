@@ -349,6 +349,9 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 				t.Status = api.Deployed
 			}
 		}
+		if sj.DeployTime == 0 {
+			sj.DeployTime = now
+		}
 		sj.Refresh(now)
 		return nil
 	})

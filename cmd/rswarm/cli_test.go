@@ -271,6 +271,21 @@ func TestClientCLI(t *testing.T) {
 		if len(first) < 5 || first[0].Type != frontend.EventJobAccepted || first[0].State != "Ready" {
 			t.Fatalf("events %v, want job.accepted (Ready) ... job.finished", types(first))
 		}
+		// Each event carries its own transition's time, from the record.
+		j, err := c.Job(context.Background(), short)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := map[string]float64{}
+		for _, e := range first {
+			if e.Task == "" {
+				at[e.Type] = e.Time
+			}
+		}
+		if at[frontend.EventJobAccepted] != j.SubmitTime || at[frontend.EventJobPlaced] != j.PlaceTime || j.PlaceTime == 0 ||
+			at[frontend.EventJobDeployed] != j.DeployTime || j.DeployTime < j.PlaceTime || at[frontend.EventJobRunning] != j.StartTime {
+			t.Errorf("event times %v; the job's submit %v place %v deploy %v start %v", at, j.SubmitTime, j.PlaceTime, j.DeployTime, j.StartTime)
+		}
 		// Resumed after the third event: exactly the rest, none repeated.
 		rest := eventsOf(t, mustCLI(t, sys, "events", "--job", short, "--since", fmt.Sprint(first[2].Seq), "-o", "json", "--until", "job.finished").stdout)
 		if fmt.Sprint(seqs(rest)) != fmt.Sprint(seqs(first[3:])) {

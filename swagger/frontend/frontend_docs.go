@@ -910,6 +910,9 @@ const docTemplatefrontend = `{
         "api.Job": {
             "type": "object",
             "properties": {
+                "deploy_time": {
+                    "type": "number"
+                },
                 "end_time": {
                     "type": "number"
                 },
@@ -922,6 +925,10 @@ const docTemplatefrontend = `{
                 },
                 "job_name": {
                     "type": "string"
+                },
+                "place_time": {
+                    "description": "PlaceTime is when the jobmanager placed the job, and DeployTime when\nevery task was delivered to its worker (epoch seconds).",
+                    "type": "number"
                 },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",

@@ -1588,6 +1588,9 @@ const docTemplateglobalmanager = `{
         "api.Job": {
             "type": "object",
             "properties": {
+                "deploy_time": {
+                    "type": "number"
+                },
                 "end_time": {
                     "type": "number"
                 },
@@ -1600,6 +1603,10 @@ const docTemplateglobalmanager = `{
                 },
                 "job_name": {
                     "type": "string"
+                },
+                "place_time": {
+                    "description": "PlaceTime is when the jobmanager placed the job, and DeployTime when\nevery task was delivered to its worker (epoch seconds).",
+                    "type": "number"
                 },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",

@@ -394,3 +394,22 @@ func TestClientCLIToken(t *testing.T) {
 	t.Setenv("RSWARM_API_TOKEN", "s3cret")
 	mustCLI(t, sys, "job", "ls")
 }
+
+// TestClientCLIDockerLogs: `job logs --follow` on a real container prints
+// each line it writes once, in order, and ends with the job.
+func TestClientCLIDockerLogs(t *testing.T) {
+	needDocker(t)
+	sys := newSystem(t)
+	start(t, "rswarm up", append([]string{"up", "--probe-checkpoint=false"}, sys.flags()...)...)
+	waitWorkers(t, sys.client(), 1)
+	name := fmt.Sprintf("cll%d", time.Now().UnixNano())
+	mustCLI(t, sys, "job", "submit", "-q", writeJob(t, apitest.Job(name, 1, 1, `sh -c "echo one; sleep 1; echo two; sleep 1; echo three"`)))
+	r := mustCLI(t, sys, "job", "logs", name, "--follow", "--poll", "200ms")
+	if r.stdout != "one\ntwo\nthree\n" {
+		t.Errorf("job logs --follow printed %q, want one, two, three, once each", r.stdout)
+	}
+	if r := mustCLI(t, sys, "job", "logs", name, "task1", "--tail", "2"); r.stdout != "two\nthree\n" {
+		t.Errorf("job logs --tail 2 printed %q, want two, three", r.stdout)
+	}
+	mustCLI(t, sys, "job", "rm", name)
+}

@@ -495,6 +495,9 @@ it keeps printing new lines until the tasks end.`,
 				if j.Info.Tasks.Get(name) == nil && j.Info.Tasks.Get(j.Name+"_"+name) != nil {
 					name = j.Name + "_" + name // the suffix alone
 				}
+				if j.Info.Tasks.Get(name) == nil {
+					return fmt.Errorf("job %s has no task %q: %w", j.Name, args[1], api.ErrNotFound)
+				}
 				tasks = []string{name}
 			} else {
 				for _, t := range j.Info.Tasks {
@@ -510,6 +513,11 @@ it keeps printing new lines until the tasks end.`,
 					if err != nil {
 						if ctx.Err() != nil {
 							return nil
+						}
+						if follow {
+							// While the job runs, a container starting or
+							// just ended can be out of reach: ask again.
+							continue
 						}
 						return err
 					}

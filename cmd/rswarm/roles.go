@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -145,12 +147,23 @@ func (r *roleFlags) frontendRole(ctx context.Context, st store.Store, log *slog.
 	}
 	defer jm.Close()
 	cfg := frontend.DefaultConfig()
-	cfg.Limits, cfg.Logger = r.limits(), log
-	fe := frontend.New(cfg, st, jm, api.NewClient("http://"+r.ep.globalmanager, token))
+	gm := api.NewClient("http://"+r.ep.globalmanager, token)
+	cfg.Limits, cfg.Logger, cfg.Migrator = r.limits(), log, gmMigrator{gm}
+	fe := frontend.New(cfg, st, jm, gm)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return fe.Run(gctx) })
 	g.Go(func() error { return serveHTTP(gctx, r.ep.frontend, fe.Router(mw...), log) })
 	return g.Wait()
+}
+
+// gmMigrator relays the dashboard's migrations to the globalmanager's
+// POST /api/v1/migrations.
+type gmMigrator struct{ c *api.Client }
+
+func (m gmMigrator) MigrateTask(ctx context.Context, job, task, from, to string) (any, error) {
+	var res json.RawMessage
+	err := m.c.Do(ctx, http.MethodPost, "/api/v1/migrations", map[string]string{"job": job, "container": task, "from": from, "to": to}, &res)
+	return res, err
 }
 
 // jobmanagerRole runs the jobmanager and its bus until ctx ends.

@@ -159,6 +159,7 @@ func banner(cmd *cobra.Command, r *roleFlags, nodes []string) {
 		desc = fmt.Sprintf("%d simulated workers of %d cores", len(nodes), r.simCores)
 	}
 	fmt.Fprintf(w, "\nRSwarm is up: %s, strategy %s.\n", desc, r.strategy)
+	fmt.Fprintf(w, "  Dashboard    http://%s/ui/\n", r.ep.frontend)
 	fmt.Fprintf(w, "  Jobs API     http://%s/api/v1/jobs\n", r.ep.frontend)
 	fmt.Fprintf(w, "  Submit       curl -X POST --data @job.json http://%s/RESTfulSwarm/FE/request_new_job\n", r.ep.frontend)
 	fmt.Fprintf(w, "  Swagger UI   http://%s/swagger/index.html\n", r.ep.frontend)

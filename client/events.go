@@ -25,6 +25,9 @@ type EventOptions struct {
 	// Connected, when set, is called each time the server has opened a
 	// stream: every change from then on will be told.
 	Connected func()
+	// Retrying, when set, is told why a stream broke (or could not be
+	// opened) and how long until it is opened again.
+	Retrying func(err error, wait time.Duration)
 }
 
 // silence is how long a stream may say nothing (the server sends a
@@ -61,6 +64,12 @@ func (c *Client) Events(ctx context.Context, f EventOptions, after uint64, fn fu
 		}
 		if connected {
 			backoff = 100 * time.Millisecond
+		}
+		if f.Retrying != nil {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			f.Retrying(err, backoff)
 		}
 		select {
 		case <-ctx.Done():

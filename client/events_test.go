@@ -47,7 +47,9 @@ func TestEventsReconnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var got []uint64
-	err = c.Events(ctx, EventOptions{Job: "j"}, 10, func(e frontend.Event) error {
+	retries := 0
+	opts := EventOptions{Job: "j", Retrying: func(error, time.Duration) { retries++ }}
+	err = c.Events(ctx, opts, 10, func(e frontend.Event) error {
 		got = append(got, e.Seq)
 		if len(got) == 6 {
 			return ErrStop
@@ -59,6 +61,9 @@ func TestEventsReconnects(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[11 12 13 14 15 16]" {
 		t.Errorf("events %v, want 11..16 once each", got)
+	}
+	if retries != 2 {
+		t.Errorf("Retrying told %d times, want 2 (two broken streams)", retries)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +30,9 @@ after an event id printed earlier (-o json prints the ids as seq).`,
 			c, err := cf.client(cmd)
 			if err != nil {
 				return err
+			}
+			f.Retrying = func(err error, wait time.Duration) {
+				fmt.Fprintf(cf.stderr, "rswarm: events: %v; reconnecting in %v\n", err, wait)
 			}
 			if !cf.json() && !cf.quiet {
 				fmt.Fprintf(cf.stdout, "%-23s  %-16s  %-16s  %-10s  %s\n", "TIME", "ID", "EVENT", "STATE", "JOB / TASK")

@@ -333,6 +333,13 @@ func TestClientCLI(t *testing.T) {
 		bad := apitest.Job("bad", 1, 1, "sleep 1")
 		bad.Info.Tasks[0].ReqCores = 0
 		failCLI(t, sys, "job_info.tasks.bad_task1.req_cores", "job", "submit", writeJob(t, bad))
+		// An array: each job accepted or refused on its own.
+		good := apitest.Job(fmt.Sprintf("arr%d", time.Now().UnixNano()), 1, 1, "sleep 1")
+		r := cli(t, sys, "job", "submit", writeJob(t, []*api.Job{good, bad, good}))
+		if r.code == 0 || !strings.Contains(r.stdout, good.Name) || !strings.Contains(r.stderr, "job bad: job_info.tasks.bad_task1.req_cores") ||
+			!strings.Contains(r.stderr, "job "+good.Name+": job_name: a job named") || !strings.Contains(r.stderr, "2 of 3 jobs refused") {
+			t.Errorf("submit of an array with two bad jobs: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+		}
 		failCLI(t, sys, "unavailable", "node", "ls", "--addr", freeAddr(t))
 		failCLI(t, sys, "--log-level", "node", "ls", "--log-level", "bogus")
 		cfg := filepath.Join(t.TempDir(), "rswarm.yaml")

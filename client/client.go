@@ -207,34 +207,27 @@ func (c *Client) Checkpoint(ctx context.Context, node string, containers ...stri
 	return out.Checkpoints, err
 }
 
-// migrateBody is a MigrateRequest with the migration mode. Mode is sent
-// only when set, so that a server that does not know it (and refuses
-// unknown fields) still takes plain migrations; it is declared here, outside
-// the embedded request, so that it wins over the request's own Mode field
-// on servers that have one.
-type migrateBody struct {
-	globalmanager.MigrateRequest
-	Mode string `json:"mode,omitempty"`
-}
-
 // Migrate moves a running task to another worker. mode is "" (the server's
-// default), "auto", "cold" or "live".
+// default, auto), "auto", "cold" or "live"; the answer says which was used
+// and why.
 func (c *Client) Migrate(ctx context.Context, r globalmanager.MigrateRequest, mode string) (globalmanager.MigrateResult, error) {
 	var res globalmanager.MigrateResult
-	err := c.gm.Do(ctx, http.MethodPost, "/api/v1/migrations", migrateBody{MigrateRequest: r, Mode: mode}, &res)
-	var se *api.StatusError
-	if mode != "" && errors.As(err, &se) && se.Status == http.StatusBadRequest && se.Detail.Field == "mode" && strings.Contains(se.Detail.Message, "unknown field") {
-		return res, fmt.Errorf("this globalmanager cannot be told a migration mode (it predates them): leave the mode out (auto): %w", err)
-	}
+	r.Mode = mode
+	err := c.gm.Do(ctx, http.MethodPost, "/api/v1/migrations", r, &res)
 	return res, err
 }
 
-// MigrateJob moves every running task of a job to the worker to.
-func (c *Client) MigrateJob(ctx context.Context, job, to string) ([]globalmanager.MigrateResult, error) {
+// MigrateJob moves every running task of a job to the worker to, each with
+// mode ("" for the server's default).
+func (c *Client) MigrateJob(ctx context.Context, job, to, mode string) ([]globalmanager.MigrateResult, error) {
 	var out struct {
 		Migrations []globalmanager.MigrateResult `json:"migrations"`
 	}
-	err := c.gm.Do(ctx, http.MethodPost, "/api/v1/jobs/"+esc(job)+"/migrate", map[string]string{"to": to}, &out)
+	body := map[string]string{"to": to}
+	if mode != "" {
+		body["mode"] = mode
+	}
+	err := c.gm.Do(ctx, http.MethodPost, "/api/v1/jobs/"+esc(job)+"/migrate", body, &out)
 	return out.Migrations, err
 }
 

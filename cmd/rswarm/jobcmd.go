@@ -587,9 +587,9 @@ func equalLines(a, b []string) bool {
 }
 
 func jobMigrateCmd(cf *clientFlags) *cobra.Command {
-	var to string
+	var to, mode string
 	cmd := &cobra.Command{
-		Use:               "migrate NAME --to NODE",
+		Use:               "migrate NAME --to NODE [--mode auto|cold|live]",
 		Short:             "move every running task of a job to one worker",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobs(cf, api.Running),
@@ -601,7 +601,10 @@ func jobMigrateCmd(cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := c.MigrateJob(cmd.Context(), args[0], to)
+			if mode != "" && mode != api.ModeAuto && mode != api.ModeCold && mode != api.ModeLive {
+				return fmt.Errorf("--mode %q: use auto, cold or live", mode)
+			}
+			res, err := c.MigrateJob(cmd.Context(), args[0], to, mode)
 			if len(res) > 0 {
 				if perr := printMigrations(cf, res); perr != nil {
 					return perr
@@ -611,6 +614,7 @@ func jobMigrateCmd(cf *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the worker to move to (node ID, address or host name)")
+	cmd.Flags().StringVar(&mode, "mode", "", "auto (live where both hosts can checkpoint, else cold), cold or live")
 	_ = cmd.RegisterFlagCompletionFunc("to", completeNodes(cf))
 	return cmd
 }

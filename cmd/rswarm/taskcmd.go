@@ -151,7 +151,7 @@ func taskMigrateCmd(cf *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the worker to move to (node ID, address or host name)")
-	cmd.Flags().StringVar(&mode, "mode", "auto", "auto (live where checkpoints work, else cold), cold (restart) or live (checkpoint and restore)")
+	cmd.Flags().StringVar(&mode, "mode", "auto", "auto (live where both hosts can checkpoint, else cold), cold (stop, move the filesystem changes, start) or live (checkpoint, move, restore)")
 	_ = cmd.RegisterFlagCompletionFunc("to", completeNodes(cf))
 	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"auto", "cold", "live"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

@@ -42,6 +42,13 @@ type Option func(*options)
 
 type options struct {
 	maxHandlers int
+
+	// CURVE (see curve.go): a Server's secret key and authoriser, a
+	// Client's view of its server and its own keys.
+	serverSecret string
+	auth         Authorizer
+	serverPublic string
+	clientKeys   KeyPair
 }
 
 func defaultOptions() options {

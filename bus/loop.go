@@ -70,6 +70,13 @@ type loop struct {
 	router  bool
 	remote  string // DEALER: the dialed address, passed to handlers as from
 	opts    options
+	domain  string // ROUTER with CURVE: its ZAP domain; "" without CURVE
+
+	// Owned by run (ROUTER): the key that owns each identity, and the
+	// identities whose current connection has another key (see curve.go).
+	owner    map[string]string
+	hijacked map[string]bool
+	hijacks  atomic.Int64 // identities found taken over by another key
 
 	zctx *zmq.Context
 	sock *zmq.Socket // owned by run
@@ -153,10 +160,12 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 		zctx:    zctx,
 		pending: make(map[uint64]*call),
 		seen:    make(map[string]time.Time),
-		ctx:     ctx,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		exited:  make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		exited:   make(chan struct{}),
+		owner:    make(map[string]string),
+		hijacked: make(map[string]bool),
 	}
 	// Random first id: a reply meant for an earlier incarnation of this
 	// process cannot match a request of this one.
@@ -172,6 +181,9 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 			if l.sock != nil {
 				_ = l.sock.Close()
 			}
+			if l.domain != "" {
+				zap.unregister(l.domain)
+			}
 		}
 	}()
 	if l.sock, err = zctx.NewSocket(typ); err != nil {
@@ -179,6 +191,26 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	}
 	if err := configure(l.sock); err != nil {
 		return nil, err
+	}
+	if l.router {
+		if l.domain, err = o.secureServer(l.sock, logger); err != nil {
+			return nil, err
+		}
+		// A client that reconnects under its identity takes over from its
+		// dead connection; with CURVE, a connection with another key that
+		// does so is found out by its probe (see curve.go).
+		if err := l.sock.SetRouterHandover(true); err != nil {
+			return nil, fmt.Errorf("bus: socket options: %w", err)
+		}
+	} else {
+		if err := o.secureClient(l.sock); err != nil {
+			return nil, err
+		}
+		// Announce every new connection with an empty message, which
+		// carries this side's key to the server (see curve.go).
+		if err := l.sock.SetProbeRouter(1); err != nil {
+			return nil, fmt.Errorf("bus: socket options: %w", err)
+		}
 	}
 	if err := setup(l.sock); err != nil {
 		return nil, err
@@ -217,6 +249,10 @@ func isErrno(err error, e zmq.Errno) bool { return err != nil && zmq.AsErrno(err
 
 var errAgain = zmq.Errno(syscall.EAGAIN)
 
+// errHijacked refuses a write to an identity whose connection has a key
+// other than the one that owns it.
+var errHijacked = errors.New("its connection's key is not the key that owns this identity")
+
 // pollable returns a duplicate of the socket's ZMQ_FD registered with Go's
 // netpoller. ZMQ_FD is edge-triggered: it signals that the socket's state
 // may have changed, and ZMQ_EVENTS says what it is (see wait).
@@ -254,6 +290,9 @@ func (l *loop) run() {
 	defer func() {
 		if err := errors.Join(l.fd.Close(), l.sock.Close()); err != nil {
 			l.closeErr = fmt.Errorf("bus: close: %w", err)
+		}
+		if l.domain != "" {
+			zap.unregister(l.domain)
 		}
 	}()
 	var spare []outMsg
@@ -363,19 +402,50 @@ func (l *loop) stop(err error) {
 // time; it reports whether it stopped at the bound (more may be waiting).
 func (l *loop) receive() bool {
 	for range maxRecvBatch {
-		frames, err := l.sock.RecvMessageBytes(zmq.DONTWAIT)
+		var (
+			frames [][]byte
+			meta   map[string]string
+			err    error
+		)
+		if l.domain != "" {
+			frames, meta, err = recvWithKey(l.sock)
+		} else {
+			frames, err = l.sock.RecvMessageBytes(zmq.DONTWAIT)
+		}
 		if err != nil {
 			if !isErrno(err, errAgain) {
 				l.log.Warn("bus: receive", "err", err)
 			}
 			return false
 		}
-		l.handleFrames(frames)
+		l.handleFrames(frames, meta["User-Id"])
 	}
 	return true
 }
 
-func (l *loop) handleFrames(frames [][]byte) {
+// recvWithKey reads a message and the User-Id of its last frame (the
+// routing id frame a ROUTER prepends carries none).
+func recvWithKey(s *zmq.Socket) ([][]byte, map[string]string, error) {
+	var frames [][]byte
+	for {
+		b, meta, err := s.RecvBytesWithMetadata(zmq.DONTWAIT, "User-Id")
+		if err != nil {
+			return frames, nil, err
+		}
+		frames = append(frames, b)
+		more, err := s.GetRcvmore()
+		if err != nil {
+			return frames, nil, err
+		}
+		if !more {
+			return frames, meta, nil
+		}
+	}
+}
+
+// handleFrames processes one received message; key is the sender's CURVE
+// public key on a ROUTER with CURVE ("" otherwise).
+func (l *loop) handleFrames(frames [][]byte, key string) {
 	from := l.remote
 	if l.router {
 		if len(frames) < 2 {
@@ -383,6 +453,12 @@ func (l *loop) handleFrames(frames [][]byte) {
 			return
 		}
 		from = string(frames[0])
+		if !l.claim(from, key) {
+			return
+		}
+		if len(frames) == 2 && len(frames[1]) == 0 {
+			return // a new connection's probe
+		}
 		l.touch(from, time.Now())
 	}
 	if len(frames) == 0 {
@@ -415,6 +491,26 @@ func (l *loop) handleFrames(frames [][]byte) {
 			l.replyError(from, env, fmt.Sprintf("bus: unknown envelope type %q", env.Type))
 		}
 	}
+}
+
+// claim checks that the connection now holding identity id has the key
+// that owns it (the first key seen under id); it reports false, and
+// refuses requests to id until the owner speaks again, when not.
+func (l *loop) claim(id, key string) bool {
+	own, ok := l.owner[id]
+	switch {
+	case !ok:
+		l.owner[id] = key
+	case own != key:
+		if !l.hijacked[id] {
+			l.hijacks.Add(1)
+			l.log.Warn("bus: refusing a peer that claims an identity owned by another key", "peer", id, "peer_key", key, "owner_key", own)
+		}
+		l.hijacked[id] = true
+		return false
+	}
+	delete(l.hijacked, id)
+	return true
 }
 
 // touch records that identity id sent something at now.
@@ -660,6 +756,9 @@ func (l *loop) park(m outMsg) {
 
 func (l *loop) write(m outMsg) error {
 	if l.router {
+		if l.hijacked[m.to] {
+			return errHijacked
+		}
 		_, err := l.sock.SendMessageDontwait(m.to, m.env)
 		return err
 	}
@@ -677,6 +776,8 @@ func (l *loop) wrote(m outMsg, err error) {
 			}
 		}
 		return
+	case errors.Is(err, errHijacked):
+		err = fmt.Errorf("%w: %q: %w", ErrUnknownPeer, m.to, err)
 	case isErrno(err, zmq.EHOSTUNREACH):
 		err = fmt.Errorf("%w: %q", ErrUnknownPeer, m.to)
 	case isErrno(err, errAgain):

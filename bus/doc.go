@@ -53,7 +53,8 @@
 // Requests that were in flight when a peer went away time out; callers retry,
 // and receivers apply messages idempotently (delivery is at least once). The
 // Server uses ZMQ_ROUTER_HANDOVER, so a client that reconnects under the same
-// identity takes over from its dead connection.//
+// identity takes over from its dead connection.
+//
 // # Authentication
 //
 // A Server given [WithCurveServer] speaks ZeroMQ CURVE: every connection is

@@ -152,14 +152,14 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &loop{
-		log:     logger,
-		handler: h,
-		router:  typ == zmq.ROUTER,
-		remote:  remote,
-		opts:    o,
-		zctx:    zctx,
-		pending: make(map[uint64]*call),
-		seen:    make(map[string]time.Time),
+		log:      logger,
+		handler:  h,
+		router:   typ == zmq.ROUTER,
+		remote:   remote,
+		opts:     o,
+		zctx:     zctx,
+		pending:  make(map[uint64]*call),
+		seen:     make(map[string]time.Time),
 		ctx:      ctx,
 		cancel:   cancel,
 		done:     make(chan struct{}),

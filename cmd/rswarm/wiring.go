@@ -51,6 +51,11 @@ type endpoints struct {
 	apiToken, apiTokenFile     string
 	insecure                   bool
 	dataDir, mongoURI, mongoDB string
+
+	// bus security (see buskeys.go)
+	busAuth                       bool
+	busKeysDir, authorizedKeysDir string
+	serverKeys                    map[string]string // role -> --<role>-key
 }
 
 func (e *endpoints) bind(cmd *cobra.Command) {
@@ -62,11 +67,33 @@ func (e *endpoints) bind(cmd *cobra.Command) {
 	f.StringVar(&e.dcBus, "discovery-bus", "tcp://127.0.0.1:4000", "discovery status bus (ZeroMQ endpoint)")
 	f.StringVar(&e.apiToken, "api-token", "", "bearer token the REST APIs require (also for calls between roles)")
 	f.StringVar(&e.apiTokenFile, "api-token-file", "", "file holding the API token")
-	f.BoolVar(&e.insecure, "insecure", false, "allow REST APIs on non-loopback addresses without a token")
+	f.BoolVar(&e.insecure, "insecure", false, "allow REST APIs on non-loopback addresses without a token, and the bus without CURVE")
 	f.StringVar(&e.dataDir, "data-dir", "./data", "directory of the embedded SQLite store")
 	f.StringVar(&e.mongoURI, "mongo-uri", "", "MongoDB URI; when set, MongoDB is the store instead of SQLite")
 	f.StringVar(&e.mongoDB, "mongo-db", "RESTfulSwarmDB", "MongoDB database name")
+	f.BoolVar(&e.busAuth, "bus-auth", true, "authenticate and encrypt the bus with ZeroMQ CURVE (keys in --bus-keys-dir)")
+	f.StringVar(&e.busKeysDir, "bus-keys-dir", "", "directory of this host's bus key pairs; processes sharing it trust each other (default <data-dir>/bus)")
+	f.StringVar(&e.authorizedKeysDir, "authorized-keys-dir", "", "directory of further client public keys (*.pub) the bus servers accept (default <bus-keys-dir>/authorized)")
+	e.serverKeys = make(map[string]string)
+	for _, role := range []string{"globalmanager", "discovery", "jobmanager"} {
+		f.Var(&keyFlag{m: e.serverKeys, k: role}, role+"-key", "public key of the "+role+"'s bus (Z85, or a file holding it; default <bus-keys-dir>/"+role+".pub)")
+	}
 }
+
+// keyFlag is a --<role>-key flag, stored in a map by role.
+type keyFlag struct {
+	m map[string]string
+	k string
+}
+
+func (v *keyFlag) String() string {
+	if v.m == nil {
+		return ""
+	}
+	return v.m[v.k]
+}
+func (v *keyFlag) Set(s string) error { v.m[v.k] = s; return nil }
+func (v *keyFlag) Type() string       { return "string" }
 
 func (e *endpoints) token() (string, error) {
 	if e.apiTokenFile != "" {
@@ -108,7 +135,7 @@ type jmLink struct {
 }
 
 func dialJobmanager(e *endpoints, role string, log *slog.Logger) (*jmLink, error) {
-	c, err := bus.Dial(e.jmBus, identity(role), nil, log)
+	c, err := e.dialBus(role, "jobmanager", e.jmBus, identity(role), nil, log)
 	if err != nil {
 		return nil, fmt.Errorf("connect to jobmanager at %s: %w", e.jmBus, err)
 	}
@@ -262,14 +289,14 @@ func globalmanagerHandler(m *globalmanager.Manager) bus.Handler {
 	}
 }
 
-// workerDialer returns a worker.Dialer that opens bus clients to addr.
-func workerDialer(addr string, log *slog.Logger) worker.Dialer {
+// workerDialer returns a worker.Dialer that opens bus clients to server's addr.
+func workerDialer(e *endpoints, server, addr string, log *slog.Logger) worker.Dialer {
 	return func(id string, h worker.Handler) (worker.Link, error) {
 		var bh bus.Handler
 		if h != nil {
 			bh = bus.Handler(h)
 		}
-		return bus.Dial(addr, id, bh, log)
+		return e.dialBus("worker", server, addr, id, bh, log)
 	}
 }
 

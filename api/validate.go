@@ -205,6 +205,19 @@ func (j *Job) Validate(lim Limits) error {
 	return nil
 }
 
+// CheckTask applies to one task of job the rules Validate applies to a
+// submitted job's tasks, without changing t: a worker checks every task it
+// is told to run, whatever the sender.
+func CheckTask(job string, t Task, lim Limits) error {
+	if lim.MaxCores <= 0 {
+		lim.MaxCores = DefaultLimits().MaxCores
+	}
+	if err := ValidName("job", job); err != nil {
+		return err
+	}
+	return t.validate(job, lim) // t is a copy; validate changes no map
+}
+
 func (t *Task) validate(job string, lim Limits) error {
 	p := "job_info.tasks." + t.ContainerName
 	if err := ValidName(p+".container_name", t.ContainerName); err != nil {

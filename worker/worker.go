@@ -65,6 +65,9 @@ type Config struct {
 	StopOnExit bool
 	// StopGrace is how long containers get to stop when the worker shuts down.
 	StopGrace time.Duration
+	// Limits are the rules every task must pass before it runs here, as at
+	// the frontend (host paths only when allowed).
+	Limits api.Limits
 	Logger    *slog.Logger
 }
 
@@ -260,9 +263,17 @@ func (a *Agent) tryRegister(ctx context.Context) (Link, string, error) {
 func (a *Agent) handle(ctx context.Context, _ string, kind string, body []byte) (any, error) {
 	switch kind {
 	case api.KindRunTask:
+		// Checked here too, whatever the sender: unknown settings (such as
+		// privileged) and what the frontend refuses (host paths unless
+		// allowed, cores above the cap, ...) are refused.
 		var rt api.RunTask
-		if err := json.Unmarshal(body, &rt); err != nil {
+		if err := api.DecodeStrict(body, &rt); err != nil {
+			a.log.Warn("refusing run_task", "err", err)
 			return nil, fmt.Errorf("worker: bad run_task: %w", err)
+		}
+		if err := api.CheckTask(rt.Job, rt.Task, a.cfg.Limits); err != nil {
+			a.log.Warn("refusing run_task", "job_id", rt.Job, "task_id", rt.Task.ContainerName, "err", err)
+			return nil, fmt.Errorf("worker: refusing task: %w", err)
 		}
 		return a.start(rt)
 	case api.KindStopTask:

@@ -304,7 +304,7 @@ func (r *roleFlags) workerRole(ctx context.Context, log *slog.Logger, simIndex i
 		log.Info("bus key: authorise it on the control plane as <data-dir>/bus/authorized/<name>.pub", "public_key", kp.Public)
 	}
 	cfg := worker.DefaultConfig()
-	cfg.HeartbeatPeriod, cfg.Logger = r.heartbeat, log
+	cfg.HeartbeatPeriod, cfg.Logger, cfg.Limits = r.heartbeat, log, r.limits()
 	a, err := worker.New(cfg, rt, workerDialer(&r.ep, "globalmanager", r.ep.gmBus, log), workerDialer(&r.ep, "discovery", r.ep.dcBus, log))
 	if err != nil {
 		return err
@@ -371,5 +371,6 @@ func init() {
 		}}
 	wk.ep.bind(wkCmd)
 	wk.bindWorker(wkCmd, true)
+	wk.bindFrontend(wkCmd) // the rules this worker applies to the tasks it is told to run
 	addCommand(wkCmd)
 }

@@ -68,7 +68,7 @@ type Config struct {
 	// Limits are the rules every task must pass before it runs here, as at
 	// the frontend (host paths only when allowed).
 	Limits api.Limits
-	Logger    *slog.Logger
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults: a heartbeat every second.

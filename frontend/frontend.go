@@ -77,7 +77,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Limits: api.DefaultLimits(), MaxBody: 16 << 20, NotifyTimeout: time.Second, EventPoll: 100 * time.Millisecond}
+	return Config{Limits: api.DefaultLimits(), MaxBody: api.MaxJobBytes, NotifyTimeout: time.Second, EventPoll: 100 * time.Millisecond}
 }
 
 // Server is the frontend.
@@ -272,7 +272,11 @@ func (s *Server) notifier(ctx context.Context) {
 }
 
 func (s *Server) decodeJob(b []byte) (*api.Job, error) {
-	return api.ParseJob(b)
+	j, err := api.ParseJob(b)
+	if err == nil {
+		err = api.CheckJobSize(len(b), len(j.Info.Tasks))
+	}
+	return j, err
 }
 
 // handleOriginalSubmit is the original RESTfulSwarm submission.

@@ -69,6 +69,9 @@ type Config struct {
 	MaxBody int64
 	// NotifyTimeout bounds telling the jobmanager about a new job.
 	NotifyTimeout time.Duration
+	// CallTimeout bounds every other call to the jobmanager or the
+	// globalmanager, retries included (default 5 s).
+	CallTimeout time.Duration
 	// EventPoll is how often the events stream reads the store's change feed.
 	EventPoll time.Duration
 	Logger    *slog.Logger
@@ -104,6 +107,9 @@ func New(cfg Config, jobs Jobs, sched Scheduler, cluster Cluster) *Server {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultConfig().MaxBody
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 5 * time.Second
 	}
 	if cfg.NotifyTimeout <= 0 {
 		cfg.NotifyTimeout = time.Second
@@ -495,7 +501,7 @@ func (s *Server) handleWorkers(c *gin.Context) {
 // @Security BearerAuth
 // @Router /RESTfulSwarm/FE/switch_scheduler/{name} [get]
 func (s *Server) handleOriginalSwitch(c *gin.Context) {
-	err := s.sched.SwitchStrategy(c.Request.Context(), c.Param("name"))
+	err := s.call(c.Request.Context(), func(ctx context.Context) error { return s.sched.SwitchStrategy(ctx, c.Param("name")) })
 	respond(c, http.StatusOK, "OK", err)
 }
 
@@ -510,7 +516,7 @@ func (s *Server) handleOriginalSwitch(c *gin.Context) {
 // @Security BearerAuth
 // @Router /api/v1/scheduler [get]
 func (s *Server) handleGetScheduler(c *gin.Context) {
-	info, err := s.sched.Strategy(c.Request.Context())
+	info, err := s.strategy(c.Request.Context())
 	respond(c, http.StatusOK, info, err)
 }
 
@@ -544,11 +550,11 @@ func (s *Server) handlePutScheduler(c *gin.Context) {
 		respond(c, 0, nil, api.Invalid("name", "required"))
 		return
 	}
-	if err := s.sched.SwitchStrategy(c.Request.Context(), req.Name); err != nil {
+	if err := s.call(c.Request.Context(), func(ctx context.Context) error { return s.sched.SwitchStrategy(ctx, req.Name) }); err != nil {
 		respond(c, 0, nil, err)
 		return
 	}
-	info, err := s.sched.Strategy(c.Request.Context())
+	info, err := s.strategy(c.Request.Context())
 	respond(c, http.StatusOK, info, err)
 }
 

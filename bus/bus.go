@@ -92,3 +92,10 @@ func ttlOf(deadline time.Time, ok bool, now time.Time) int64 {
 	}
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
+
+// decodeEnvelope decodes one envelope frame.
+func decodeEnvelope(b []byte) (envelope, error) {
+	var env envelope
+	err := json.Unmarshal(b, &env)
+	return env, err
+}

@@ -464,8 +464,8 @@ func (l *loop) handleFrames(frames [][]byte, key string) {
 	if len(frames) == 0 {
 		return
 	}
-	var env envelope
-	if err := json.Unmarshal(frames[len(frames)-1], &env); err != nil {
+	env, err := decodeEnvelope(frames[len(frames)-1])
+	if err != nil {
 		l.log.Warn("bus: dropping message with a malformed envelope", "from", from, "err", err)
 		return
 	}

@@ -294,3 +294,26 @@ func TestBusKeysLayout(t *testing.T) {
 		t.Errorf("authorised key: %q, %v", name, ok)
 	}
 }
+
+func TestHealthProbe(t *testing.T) {
+	sys, _, _ := simSystem(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"frontend readyz", []string{"http://" + sys.fe + "/readyz"}, true},
+		{"globalmanager healthz", []string{"http://" + sys.gm + "/healthz"}, true},
+		{"jobmanager bus", []string{"--bus", sys.jmBus, "--role", "jobmanager", "--data-dir", sys.dataDir}, true},
+		{"discovery bus", []string{"--bus", sys.dcBus, "--role", "discovery", "--data-dir", sys.dataDir}, true},
+		{"nothing listening", []string{"http://" + freeAddr(t) + "/healthz"}, false},
+		{"bus nobody serves", []string{"--bus", "tcp://" + freeAddr(t), "--role", "jobmanager", "--data-dir", sys.dataDir, "--timeout", "1s"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(binary, append([]string{"health"}, tc.args...)...).CombinedOutput()
+			if (err == nil) != tc.ok {
+				t.Errorf("rswarm health %q: err %v, want ok=%v\n%s", tc.args, err, tc.ok, out)
+			}
+		})
+	}
+}

@@ -165,6 +165,9 @@ type keyRing struct {
 }
 
 func newKeyRing(log *slog.Logger, dirs ...string) *keyRing {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	r := &keyRing{dirs: dirs, log: log}
 	r.mu.Lock()
 	r.scanLocked()

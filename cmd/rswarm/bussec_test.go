@@ -317,3 +317,33 @@ func TestHealthProbe(t *testing.T) {
 		})
 	}
 }
+
+func TestBusWithoutCurveBindsOnlyLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		addr     string
+		busAuth  bool
+		insecure bool
+		ok       bool
+	}{
+		{"CURVE on every interface", "tcp://*:0", true, false, true},
+		{"no CURVE on loopback", "tcp://127.0.0.1:0", false, false, true},
+		{"no CURVE on every interface", "tcp://*:0", false, false, false},
+		{"no CURVE on an address", "tcp://0.0.0.0:0", false, false, false},
+		{"no CURVE on every interface with --insecure", "tcp://*:0", false, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &endpoints{dataDir: t.TempDir(), busAuth: tc.busAuth, insecure: tc.insecure, serverKeys: map[string]string{}}
+			srv, err := e.listenBus("jobmanager", tc.addr, nil, nil)
+			if srv != nil {
+				_ = srv.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("listenBus(%s, bus-auth=%v, insecure=%v) = %v, want ok=%v", tc.addr, tc.busAuth, tc.insecure, err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "--insecure") {
+				t.Errorf("refusal %q does not say how to proceed", err)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rswarm/rswarm/api"
 	"github.com/rswarm/rswarm/api/apitest"
 )
 
@@ -193,4 +194,39 @@ func TestCheckKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkRoundTripCurve is BenchmarkRoundTrip's serial and parallel runs
+// over CURVE (encryption, and the key check of every received message).
+func BenchmarkRoundTripCurve(b *testing.B) {
+	needZMQ(b)
+	server, client := keyPair(b), keyPair(b)
+	ack := func(context.Context, string, string, []byte) (any, error) { return "ack", nil }
+	srv := secureListen(b, ack, server, allow(client))
+	cli := secureDial(b, srv.Addr(), "bench", nil, server.Public, client)
+	hb := api.Heartbeat{Node: "bench", Time: 1700000000.5, Cores: 8, CoresBusy: 3, MemTotal: 16 << 30, MemUsed: 5 << 30, Tasks: 3}
+	ctx := context.Background()
+	if err := cli.Request(ctx, api.KindHeartbeat, hb, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("serial", func(b *testing.B) {
+		for b.Loop() {
+			if err := cli.Request(ctx, api.KindHeartbeat, hb, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "roundtrips/s")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := cli.Request(ctx, api.KindHeartbeat, hb, nil); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "roundtrips/s")
+	})
 }

@@ -208,11 +208,14 @@ func (a *Agent) register(ctx context.Context) (Link, string, error) {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		a.log.Warn("registration failed; retrying", "err", err, "retry_in", backoff)
+		// Jittered, so that many workers that lost the globalmanager
+		// together do not come back in lockstep.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		a.log.Warn("registration failed; retrying", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil, "", ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
@@ -495,7 +498,7 @@ func (a *Agent) report(ctx context.Context, dc Link) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(backoff/2 + rand.N(backoff/2+1)): // jittered
 			}
 			backoff = min(2*backoff, 2*time.Second)
 		}

@@ -144,20 +144,36 @@ func dialJobmanager(e *endpoints, role string, log *slog.Logger) (*jmLink, error
 
 func (l *jmLink) Close() error { return l.c.Close() }
 
+// jmCallTimeout bounds a call to the jobmanager whose caller set no
+// deadline: while the jobmanager is away the bus holds a request until its
+// context ends (and sends it as soon as the jobmanager is back), so
+// without a deadline such a call would wait for as long as the outage.
+const jmCallTimeout = 10 * time.Second
+
+// request is l.c.Request with a deadline.
+func (l *jmLink) request(ctx context.Context, kind string, body, reply any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, jmCallTimeout)
+		defer cancel()
+	}
+	return l.c.Request(ctx, kind, body, reply)
+}
+
 func (l *jmLink) JobSubmitted(ctx context.Context, names ...string) error {
-	return l.c.Request(ctx, api.KindJobSubmitted, names, nil)
+	return l.request(ctx, api.KindJobSubmitted, names, nil)
 }
 func (l *jmLink) JobCancelled(ctx context.Context, name string) error {
-	return l.c.Request(ctx, api.KindJobCancelled, api.JobRef{Job: name}, nil)
+	return l.request(ctx, api.KindJobCancelled, api.JobRef{Job: name}, nil)
 }
 func (l *jmLink) TasksDone(ctx context.Context, tasks []api.TaskRef) error {
-	return l.c.Request(ctx, api.KindTasksDone, api.TasksDone{Tasks: tasks}, nil)
+	return l.request(ctx, api.KindTasksDone, api.TasksDone{Tasks: tasks}, nil)
 }
 func (l *jmLink) WorkersChanged(ctx context.Context) error {
-	return l.c.Request(ctx, api.KindWorkersChanged, struct{}{}, nil)
+	return l.request(ctx, api.KindWorkersChanged, struct{}{}, nil)
 }
 func (l *jmLink) SwitchStrategy(ctx context.Context, name string) error {
-	err := l.c.Request(ctx, api.KindSwitchStrategy, api.StrategyInfo{Name: name}, nil)
+	err := l.request(ctx, api.KindSwitchStrategy, api.StrategyInfo{Name: name}, nil)
 	var re *bus.RemoteError
 	if errors.As(err, &re) {
 		return api.Invalid("name", "%s", strings.TrimPrefix(re.Msg, "name: "))
@@ -166,17 +182,17 @@ func (l *jmLink) SwitchStrategy(ctx context.Context, name string) error {
 }
 func (l *jmLink) Reserve(ctx context.Context, r api.Reservation) ([]int, error) {
 	var got api.Reserved
-	err := l.c.Request(ctx, api.KindReserve, r, &got)
+	err := l.request(ctx, api.KindReserve, r, &got)
 	return got.Cores, remoteField(err)
 }
 func (l *jmLink) Commit(ctx context.Context, r api.Reservation) error {
-	return remoteField(l.c.Request(ctx, api.KindCommit, r, nil))
+	return remoteField(l.request(ctx, api.KindCommit, r, nil))
 }
 func (l *jmLink) Abort(ctx context.Context, task string) error {
-	return remoteField(l.c.Request(ctx, api.KindAbort, api.Reservation{Task: task}, nil))
+	return remoteField(l.request(ctx, api.KindAbort, api.Reservation{Task: task}, nil))
 }
 func (l *jmLink) Reallocate(ctx context.Context, r api.Reservation) error {
-	return remoteField(l.c.Request(ctx, api.KindReallocate, r, nil))
+	return remoteField(l.request(ctx, api.KindReallocate, r, nil))
 }
 
 // remoteField turns the jobmanager's refusal of a reservation into a
@@ -191,12 +207,12 @@ func remoteField(err error) error {
 
 func (l *jmLink) Stats(ctx context.Context) (api.SchedulerStats, error) {
 	var st api.SchedulerStats
-	err := l.c.Request(ctx, api.KindGetStats, struct{}{}, &st)
+	err := l.request(ctx, api.KindGetStats, struct{}{}, &st)
 	return st, err
 }
 func (l *jmLink) Strategy(ctx context.Context) (api.StrategyInfo, error) {
 	var info api.StrategyInfo
-	err := l.c.Request(ctx, api.KindGetStrategy, struct{}{}, &info)
+	err := l.request(ctx, api.KindGetStrategy, struct{}{}, &info)
 	return info, err
 }
 

@@ -70,7 +70,8 @@ type loop struct {
 	router  bool
 	remote  string // DEALER: the dialed address, passed to handlers as from
 	opts    options
-	domain  string // ROUTER with CURVE: its ZAP domain; "" without CURVE
+	domain  string          // ROUTER with CURVE: its ZAP domain; "" without CURVE
+	watch   *handshakeWatch // ROUTER with CURVE: logs refused handshakes
 
 	// Owned by run (ROUTER): the key that owns each identity, and the
 	// identities whose current connection has another key (see curve.go).
@@ -181,6 +182,9 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 			if l.sock != nil {
 				_ = l.sock.Close()
 			}
+			if l.watch != nil {
+				l.watch.stop()
+			}
 			if l.domain != "" {
 				zap.unregister(l.domain)
 			}
@@ -195,6 +199,11 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	if l.router {
 		if l.domain, err = o.secureServer(l.sock, logger); err != nil {
 			return nil, err
+		}
+		if l.domain != "" {
+			if l.watch, err = watchHandshakes(zctx, l.sock, l.domain, logger); err != nil {
+				return nil, err
+			}
 		}
 		// A client that reconnects under its identity takes over from its
 		// dead connection; with CURVE, a connection with another key that
@@ -288,6 +297,9 @@ func (l *loop) run() {
 	// across a full memory barrier, which the Go scheduler provides, and
 	// only this goroutine ever uses the socket.
 	defer func() {
+		if l.watch != nil {
+			l.watch.stop()
+		}
 		if err := errors.Join(l.fd.Close(), l.sock.Close()); err != nil {
 			l.closeErr = fmt.Errorf("bus: close: %w", err)
 		}

@@ -231,6 +231,12 @@ func TestBusRefusesPeersWithoutKeys(t *testing.T) {
 		if !strings.Contains(procs["jobmanager"].output(), mine.Public) {
 			return errors.New("the jobmanager has not logged the refused key")
 		}
+		// ... and so are the peers without CURVE of attacks 1 and 2.
+		for _, role := range []string{"jobmanager", "discovery"} {
+			if !strings.Contains(procs[role].output(), "handshake failed") {
+				return fmt.Errorf("%s has not logged the peer without CURVE", role)
+			}
+		}
 		return nil
 	})
 }

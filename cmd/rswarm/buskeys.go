@@ -246,6 +246,13 @@ func (e *endpoints) dialBus(role, server, addr, id string, h bus.Handler, log *s
 	if err != nil {
 		return nil, err
 	}
+	if e.serverKeys[server] == "" && !busEndpointLocal(addr) {
+		if _, err := os.Stat(filepath.Join(e.keysDir(), server+".key")); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(e.keysDir(), server+".pub")); errors.Is(err, fs.ErrNotExist) && log != nil {
+				log.Warn("bus: no public key of the "+server+" in "+e.keysDir()+": making a key pair there; a "+server+" on another host will refuse this client: pass --"+server+"-key, or copy its "+server+".pub here", "bus", addr)
+			}
+		}
+	}
 	spub, err := e.serverPublic(server)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -228,5 +229,40 @@ func BenchmarkRoundTripCurve(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "roundtrips/s")
+	})
+}
+
+func TestCurveIdentityFollowsARotatedKey(t *testing.T) {
+	needZMQ(t)
+	server, old, fresh := keyPair(t), keyPair(t), keyPair(t)
+	var mu sync.Mutex
+	allowed := map[string]bool{old.Public: true, fresh.Public: true}
+	auth := AuthorizerFunc(func(k string) (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return "test", allowed[k]
+	})
+	srv := secureListen(t, mux{}.handle, server, auth)
+	var n atomic.Int64
+	oc := secureDial(t, srv.Addr(), "w1", counting(&n, "old"), server.Public, old)
+	waitPeer(t, srv, "w1")
+	_ = oc.Close()
+
+	// The worker's keys are made anew; the operator removes the old key.
+	mu.Lock()
+	delete(allowed, old.Public)
+	mu.Unlock()
+	secureDial(t, srv.Addr(), "w1", counting(&n, "fresh"), server.Public, fresh)
+	apitest.Eventually(t, guard, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), refusedWait)
+		defer cancel()
+		var who string
+		if err := srv.Request(ctx, "w1", "run_task", nil, &who); err != nil {
+			return err
+		}
+		if who != "fresh" {
+			return errors.New("answered by " + who)
+		}
+		return nil
 	})
 }

@@ -66,7 +66,9 @@
 //
 // The key, not the routing identity a client chooses, decides who the
 // client is: the first key a Server sees under an identity owns it for the
-// life of the Server. Every client connection announces itself with an
+// life of the Server, or until that key is no longer authorised (a client
+// whose keys were made anew takes its identity back once the old key is
+// removed). Every client connection announces itself with an
 // empty probe message (ZMQ_PROBE_ROUTER) that carries its key, so a
 // connection that takes over an identity owned by another key (through
 // ZMQ_ROUTER_HANDOVER) is noticed before anything is sent to it: requests

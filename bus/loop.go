@@ -518,6 +518,11 @@ func (l *loop) claim(id, key string) bool {
 	switch {
 	case !ok:
 		l.owner[id] = key
+	case own != key && !l.authorised(own):
+		// The owner's key is no longer authorised (a worker whose keys
+		// were made anew, the old one removed): the new key may have it.
+		l.log.Info("bus: identity now owned by another key (its owner's key is no longer authorised)", "peer", id, "peer_key", key, "owner_key", own)
+		l.owner[id] = key
 	case own != key:
 		if !l.hijacked[id] {
 			l.hijacks.Add(1)
@@ -528,6 +533,15 @@ func (l *loop) claim(id, key string) bool {
 	}
 	delete(l.hijacked, id)
 	return true
+}
+
+// authorised reports whether the Server's authoriser still accepts key.
+func (l *loop) authorised(key string) bool {
+	if l.opts.auth == nil {
+		return true
+	}
+	_, ok := l.opts.auth.Authorize(key)
+	return ok
 }
 
 // touch records that identity id sent something at now.

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -153,16 +155,24 @@ func (e *endpoints) serverPublic(role string) (string, error) {
 }
 
 // keyRing authorises the public keys found in *.pub files of its
-// directories. A key it does not know makes it read them again, so a key
-// added while the server runs (a local worker's first start, an operator
-// authorising a remote one) is accepted without a restart.
+// directories. It reads them again when it meets a key it does not know, when
+// a directory changed (a file added or removed), and at least every
+// ringRescan, so a key added while the server runs (a local worker's first
+// start, an operator authorising a remote one) is accepted without a
+// restart, and a key removed is refused from then on.
 type keyRing struct {
 	dirs []string
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	keys map[string]string // public key -> file it came from
+	mu      sync.Mutex
+	keys    map[string]string // public key -> file it came from
+	scanned time.Time
+	mtimes  []time.Time // of dirs, at the last scan
 }
+
+// ringRescan bounds how long a removed key file that changed no directory
+// (edited in place) is still honoured.
+const ringRescan = 10 * time.Second
 
 func newKeyRing(log *slog.Logger, dirs ...string) *keyRing {
 	if log == nil {
@@ -179,6 +189,9 @@ func newKeyRing(log *slog.Logger, dirs ...string) *keyRing {
 func (r *keyRing) Authorize(k string) (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.staleLocked() {
+		r.scanLocked()
+	}
 	if name, ok := r.keys[k]; ok {
 		return name, true
 	}
@@ -187,7 +200,22 @@ func (r *keyRing) Authorize(k string) (string, bool) {
 	return name, ok
 }
 
+func (r *keyRing) dirTimes() []time.Time {
+	ts := make([]time.Time, len(r.dirs))
+	for i, d := range r.dirs {
+		if st, err := os.Stat(d); err == nil {
+			ts[i] = st.ModTime()
+		}
+	}
+	return ts
+}
+
+func (r *keyRing) staleLocked() bool {
+	return time.Since(r.scanned) > ringRescan || !slices.Equal(r.dirTimes(), r.mtimes)
+}
+
 func (r *keyRing) scanLocked() {
+	r.mtimes, r.scanned = r.dirTimes(), time.Now()
 	keys := make(map[string]string)
 	for _, dir := range r.dirs {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.pub"))

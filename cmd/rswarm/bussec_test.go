@@ -299,6 +299,13 @@ func TestBusKeysLayout(t *testing.T) {
 	if name, ok := ring.Authorize(other.Public); !ok || filepath.Base(name) != "host2.pub" {
 		t.Errorf("authorised key: %q, %v", name, ok)
 	}
+	// Removing the file revokes the key at once.
+	if err := os.Remove(filepath.Join(auth, "host2.pub")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ring.Authorize(other.Public); ok {
+		t.Error("a removed key is still accepted")
+	}
 }
 
 func TestHealthProbe(t *testing.T) {

@@ -1385,3 +1385,28 @@ func TestSwaggerRoute(t *testing.T) {
 		t.Errorf("index.html: %d %q", w.Code, w.Header().Get("Content-Type"))
 	}
 }
+
+// TestSubmitRefusesAJobTheGlobalmanagerCouldNotCarry: one size for a job
+// everywhere. A body under the frontend's own limit whose job, once its
+// tasks are placed, would exceed api.MaxJobBytes is refused at submission.
+func TestSubmitRefusesAJobTheGlobalmanagerCouldNotCarry(t *testing.T) {
+	e := newFE(t, feOption{})
+	j := apitest.Job("big", 1, 1, "sleep 1")
+	j.Info.Tasks[0].Environment = map[string]string{"PAD": ""}
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pad the body to 100 bytes under the limit: fine as a body, too
+	// large once its task's placement is added.
+	j.Info.Tasks[0].Environment["PAD"] = strings.Repeat("x", api.MaxJobBytes-100-len(b))
+	b, _ = json.Marshal(j)
+	w := e.do(t, "POST", "/api/v1/jobs", string(b))
+	wantError(t, w, 400, "invalid", "")
+	if !strings.Contains(w.Body.String(), "too large") {
+		t.Errorf("refusal %s does not say the job is too large", w.Body)
+	}
+	if _, ok := e.stored(t, "big"); ok {
+		t.Error("the job was stored")
+	}
+}

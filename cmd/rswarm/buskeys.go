@@ -57,14 +57,19 @@ func ensureKey(dir, role string) (bus.KeyPair, error) {
 		return bus.KeyPair{}, fmt.Errorf("bus keys: %w", err)
 	}
 	path := filepath.Join(dir, role+".key")
+	pub := filepath.Join(dir, role+".pub")
 	kp, err := readSecret(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(pub); serr == nil {
+			// A public key without its secret: copied from the host where
+			// that role runs. Never replace it.
+			return bus.KeyPair{}, fmt.Errorf("bus keys: %s holds the public key of a %s elsewhere, and %s has no secret key: run the %s where its key pair is, or remove the copied key", pub, role, dir, role)
+		}
 		kp, err = createSecret(dir, path)
 	}
 	if err != nil {
 		return bus.KeyPair{}, err
 	}
-	pub := filepath.Join(dir, role+".pub")
 	if b, err := os.ReadFile(pub); err == nil && strings.TrimSpace(string(b)) == kp.Public {
 		return kp, nil
 	}

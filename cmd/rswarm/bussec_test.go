@@ -280,6 +280,18 @@ func TestBusKeysLayout(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(pub)) != a.Public {
 		t.Fatalf("worker.pub = %q, %v; want %q", pub, err, a.Public)
 	}
+	// A copied public key (of a server on another host) is never replaced.
+	copied, _ := bus.NewKeyPair()
+	if err := os.WriteFile(filepath.Join(dir, "globalmanager.pub"), []byte(copied.Public+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ensureKey(dir, "globalmanager"); err == nil {
+		t.Error("ensureKey made a key pair over a copied public key")
+	}
+	e := &endpoints{busKeysDir: dir, serverKeys: map[string]string{}}
+	if got, err := e.serverPublic("globalmanager"); err != nil || got != copied.Public {
+		t.Errorf("serverPublic = %q, %v; want the copied key", got, err)
+	}
 	// The ring accepts the local key and an authorised one, re-reading on a miss.
 	auth := filepath.Join(dir, "authorized")
 	ring := newKeyRing(slog.New(slog.DiscardHandler), dir, auth)

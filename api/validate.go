@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/netip"
 	"regexp"
@@ -151,6 +152,28 @@ var imageRE = regexp.MustCompile(`^(?:[a-zA-Z0-9][a-zA-Z0-9.-]*(?::[0-9]+)?/)?[a
 
 const maxNameLen = 128
 
+// maxImageLen is Docker's limit on an image reference.
+const maxImageLen = 255
+
+// MaxJobBytes is the largest job, as JSON, that the roles carry: the
+// frontend refuses a submission whose stored form would be larger
+// ([CheckJobSize]) and the globalmanager refuses, never truncates, a
+// deploy body above it.
+const MaxJobBytes = 16 << 20
+
+// taskRoom is what each task may grow by between submission and deploy
+// (its node, cores, state and times).
+const taskRoom = 512
+
+// CheckJobSize refuses a submitted job of n bytes with tasks tasks that,
+// once placed, would exceed MaxJobBytes.
+func CheckJobSize(n, tasks int) error {
+	if n+tasks*taskRoom > MaxJobBytes {
+		return Invalid("", "job too large: %d bytes and %d tasks (each placed task takes up to %d bytes more) exceed the limit of %d bytes", n, tasks, taskRoom, MaxJobBytes)
+	}
+	return nil
+}
+
 // ValidName checks a container, job or network name against Docker's rules.
 func ValidName(field, name string) error {
 	switch {
@@ -178,7 +201,7 @@ func (j *Job) Validate(lim Limits) error {
 	}
 	n := &j.Info.Network
 	if n.Name == "" {
-		n.Name = "rsnet_" + j.Name
+		n.Name = networkName(j.Name)
 	}
 	if err := ValidName("job_info.network.name", n.Name); err != nil {
 		return err
@@ -214,6 +237,34 @@ func (j *Job) Validate(lim Limits) error {
 	return nil
 }
 
+// networkName is the network generated for job: "rsnet_<job>", or, when
+// that is longer than a name may be (the job's name may take all 128
+// characters), its head and a hash of the whole job name, so that a field
+// the user never sent is never refused and two long names do not collide.
+func networkName(job string) string {
+	n := "rsnet_" + job
+	if len(n) <= maxNameLen {
+		return n
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(job))
+	suffix := fmt.Sprintf("_%08x", h.Sum32())
+	return n[:maxNameLen-len(suffix)] + suffix
+}
+
+// CheckTask applies to one task of job the rules Validate applies to a
+// submitted job's tasks, without changing t: a worker checks every task it
+// is told to run, whatever the sender.
+func CheckTask(job string, t Task, lim Limits) error {
+	if lim.MaxCores <= 0 {
+		lim.MaxCores = DefaultLimits().MaxCores
+	}
+	if err := ValidName("job", job); err != nil {
+		return err
+	}
+	return t.validate(job, lim) // t is a copy; validate changes no map
+}
+
 func (t *Task) validate(job string, lim Limits) error {
 	p := "job_info.tasks." + t.ContainerName
 	if err := ValidName(p+".container_name", t.ContainerName); err != nil {
@@ -224,6 +275,9 @@ func (t *Task) validate(job string, lim Limits) error {
 	}
 	if t.Image == "" {
 		return Invalid(p+".image", "required")
+	}
+	if len(t.Image) > maxImageLen {
+		return Invalid(p+".image", "longer than %d characters (Docker's limit)", maxImageLen)
 	}
 	if strings.ContainsAny(t.Image, " \t\n;&|$`'\"\\<>(){}*?!#~") {
 		return Invalid(p+".image", "%q contains shell metacharacters or spaces", t.Image)

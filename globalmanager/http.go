@@ -130,9 +130,13 @@ func (m *Manager) handleInit(c *gin.Context) {
 // @Security BearerAuth
 // @Router /RESTfulSwarm/GM/request_new_job [post]
 func (m *Manager) handleDeploy(c *gin.Context) {
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, api.MaxJobBytes+1))
 	if err != nil {
 		respond(c, 0, nil, api.Invalid("", "reading body: %v", err))
+		return
+	}
+	if len(body) > api.MaxJobBytes {
+		respond(c, 0, nil, api.Invalid("", "job larger than %d bytes", api.MaxJobBytes))
 		return
 	}
 	var j api.Job
@@ -260,7 +264,10 @@ func (m *Manager) handleLogs(c *gin.Context) {
 
 // decode reads a JSON body strictly into v, naming the bad field.
 func decode(c *gin.Context, v any) bool {
-	b, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
+	b, err := io.ReadAll(io.LimitReader(c.Request.Body, api.MaxJobBytes+1))
+	if err == nil && len(b) > api.MaxJobBytes {
+		err = api.Invalid("", "body larger than %d bytes", api.MaxJobBytes)
+	}
 	if err == nil {
 		err = api.DecodeStrict(b, v)
 	}

@@ -187,7 +187,7 @@ func (r *roleFlags) jobmanagerRole(ctx context.Context, st store.Store, log *slo
 	if err != nil {
 		return err
 	}
-	srv, err := bus.Listen(r.ep.jmBus, jobmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
+	srv, err := r.ep.listenBus("jobmanager", r.ep.jmBus, jobmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("jobmanager bus %s: %w", r.ep.jmBus, err)
 	}
@@ -209,7 +209,7 @@ func (r *roleFlags) discoveryRole(ctx context.Context, st store.Store, log *slog
 	if err != nil {
 		return err
 	}
-	srv, err := bus.Listen(r.ep.dcBus, discoveryHandler(s), log, bus.WithMaxHandlers(busHandlers))
+	srv, err := r.ep.listenBus("discovery", r.ep.dcBus, discoveryHandler(s), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("discovery bus %s: %w", r.ep.dcBus, err)
 	}
@@ -256,7 +256,7 @@ func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *
 	if r.local != nil {
 		r.local.gm.Store(m)
 	}
-	srv, err := bus.Listen(r.ep.gmBus, globalmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
+	srv, err := r.ep.listenBus("globalmanager", r.ep.gmBus, globalmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("globalmanager bus %s: %w", r.ep.gmBus, err)
 	}
@@ -313,12 +313,19 @@ func (r *roleFlags) workerRole(ctx context.Context, log *slog.Logger, simIndex i
 		return err
 	}
 	defer closeRT()
+	if r.ep.busAuth && simIndex <= 0 {
+		kp, err := ensureKey(r.ep.keysDir(), "worker")
+		if err != nil {
+			return err
+		}
+		log.Info("bus key: authorise it on the control plane as <data-dir>/bus/authorized/<name>.pub", "public_key", kp.Public)
+	}
 	cfg := worker.DefaultConfig()
-	cfg.HeartbeatPeriod, cfg.Logger = r.heartbeat, log
+	cfg.HeartbeatPeriod, cfg.Logger, cfg.Limits = r.heartbeat, log, r.limits()
 	if r.runtime == "docker" {
 		cfg.TransferListen = r.transfer
 	}
-	a, err := worker.New(cfg, rt, workerDialer(r.ep.gmBus, log), workerDialer(r.ep.dcBus, log))
+	a, err := worker.New(cfg, rt, workerDialer(&r.ep, "globalmanager", r.ep.gmBus, log), workerDialer(&r.ep, "discovery", r.ep.dcBus, log))
 	if err != nil {
 		return err
 	}
@@ -384,5 +391,6 @@ func init() {
 		}}
 	wk.ep.bind(wkCmd)
 	wk.bindWorker(wkCmd, true)
+	wk.bindFrontend(wkCmd) // the rules this worker applies to the tasks it is told to run
 	addCommand(wkCmd)
 }

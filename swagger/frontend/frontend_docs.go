@@ -470,6 +470,12 @@ const docTemplatefrontend = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorBody"
                         }
+                    },
+                    "503": {
+                        "description": "the jobmanager did not answer within seconds: nothing was cancelled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
                     }
                 }
             }

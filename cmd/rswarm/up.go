@@ -33,13 +33,13 @@ and keeps the data.`,
 	r.bindGlobalmanager(cmd)
 	r.bindDiscovery(cmd)
 	r.bindWorker(cmd, false)
-	cmd.Flags().IntVar(&workers, "workers", 1, "number of workers (more than one needs --runtime sim)")
+	cmd.Flags().IntVar(&workers, "workers", 1, "number of workers (more than one needs --runtime sim; 0 runs the control plane alone, for workers on other hosts)")
 	addCommand(cmd)
 }
 
 func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
-	if workers < 1 {
-		return fmt.Errorf("--workers must be at least 1")
+	if workers < 0 {
+		return fmt.Errorf("--workers must not be negative (0 runs the control plane alone)")
 	}
 	if workers > 1 && r.runtime != "sim" {
 		return fmt.Errorf("--workers %d needs --runtime sim: one host runs one Docker worker", workers)
@@ -132,7 +132,7 @@ func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 		}
 	}
 	if wctx.Err() == nil {
-		banner(cmd, r, nodes)
+		banner(cmd, r, nodes, workers)
 	}
 	<-wctx.Done()
 	wg.Wait()
@@ -152,10 +152,15 @@ func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 	return err
 }
 
-func banner(cmd *cobra.Command, r *roleFlags, nodes []string) {
+func banner(cmd *cobra.Command, r *roleFlags, nodes []string, workers int) {
 	w := cmd.OutOrStdout()
-	desc := fmt.Sprintf("1 Docker worker (node %s)", nodes[0])
-	if r.runtime == "sim" {
+	var desc string
+	switch {
+	case workers == 0:
+		desc = fmt.Sprintf("the control plane alone (workers join at %s and %s)", r.ep.gmBus, r.ep.dcBus)
+	case r.runtime != "sim":
+		desc = fmt.Sprintf("1 Docker worker (node %s)", nodes[0])
+	default:
 		desc = fmt.Sprintf("%d simulated workers of %d cores", len(nodes), r.simCores)
 	}
 	fmt.Fprintf(w, "\nRSwarm is up: %s, strategy %s.\n", desc, r.strategy)

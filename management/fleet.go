@@ -99,7 +99,8 @@ type Host struct {
 	// Name names the host in messages, tables and --host flags.
 	Name string `yaml:"name"`
 	// Address is where the host is reached over SSH, and the address its
-	// worker advertises.
+	// worker advertises; "local" runs its simulated workers on this
+	// machine, without SSH.
 	Address               string `yaml:"address"`
 	Port                  int    `yaml:"port"`
 	User                  string `yaml:"user"`
@@ -250,6 +251,9 @@ func (f *Fleet) normalise() error {
 		seen[h.Name] = true
 		if h.Name == Local {
 			return bad(field("name"), "%q is reserved for a control plane on this machine", Local)
+		}
+		if h.Address == Local && h.Runtime != "sim" && firstStr(h.Runtime, d.Runtime) != "sim" {
+			return bad(field("address"), "%q (this machine, no SSH) is for simulated workers (runtime: sim)", Local)
 		}
 		if h.Address == "" {
 			return bad(field("address"), "missing")

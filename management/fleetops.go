@@ -102,7 +102,7 @@ func (s *session) conn(ctx context.Context, name string) (Conn, error) {
 	}
 	var c Conn
 	var err error
-	if name == Local {
+	if s.m.isLocal(name) {
 		c = localConn{}
 	} else {
 		s.m.o.Progress(name, "connecting")
@@ -124,9 +124,19 @@ func (s *session) close() {
 	}
 }
 
+// isLocal says whether a host is this machine: the local control plane,
+// or a host whose address is "local" (simulated workers here).
+func (m *Manager) isLocal(name string) bool {
+	if name == Local {
+		return true
+	}
+	h := m.f.Host(name)
+	return h != nil && h.Address == Local
+}
+
 // binary is where rswarm is on a host.
 func (m *Manager) binary(name string) string {
-	if name == Local {
+	if m.isLocal(name) {
 		return m.o.Binary
 	}
 	return BinaryPath(m.f.Host(name).Workdir)
@@ -160,7 +170,7 @@ func (m *Manager) agent(ctx context.Context, c Conn, name string, out any, args 
 
 // prepare uploads the binary when it differs and probes the host.
 func (m *Manager) prepare(ctx context.Context, c Conn, name, sum string, r *HostReport) (*Probe, error) {
-	if name != Local {
+	if !m.isLocal(name) {
 		m.o.Progress(name, "checking the rswarm binary")
 		copied, err := c.Upload(ctx, m.o.Binary, m.binary(name), sum)
 		if err != nil {
@@ -205,7 +215,32 @@ func (m *Manager) controlArgv(name string) []string {
 	if !m.hasDocker() {
 		argv = append(argv, "--no-swarm")
 	}
+	// Many simulated workers beat late under load: widen the grace as
+	// `rswarm up --runtime sim` does, unless the options set it.
+	if n := m.simWorkers(); n > 200 && !hasFlag(cp.Options, "--heartbeat-grace") {
+		argv = append(argv, "--heartbeat-grace", max(5*time.Second, time.Duration(n)*15*time.Millisecond).String())
+	}
 	return append(argv, cp.Options...)
+}
+
+// simWorkers counts the fleet's simulated workers.
+func (m *Manager) simWorkers() int {
+	n := 0
+	for _, h := range m.f.Hosts {
+		if h.Runtime == "sim" {
+			n += h.Workers()
+		}
+	}
+	return n
+}
+
+func hasFlag(opts []string, flag string) bool {
+	for _, o := range opts {
+		if o == flag || strings.HasPrefix(o, flag+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Manager) hasDocker() bool {
@@ -231,6 +266,10 @@ func (m *Manager) workerArgv(h *Host) []string {
 		argv = append(argv, "--advertise-addr", h.Address)
 	} else {
 		argv = append(argv, "--sim-id", h.Name, "--workers", strconv.Itoa(h.Workers()))
+		// and they beat less often (as `rswarm up --runtime sim` does).
+		if n := m.simWorkers(); n > 500 && !hasFlag(h.Options, "--heartbeat") {
+			argv = append(argv, "--heartbeat", max(time.Second, time.Duration(n)*2*time.Millisecond).String())
+		}
 	}
 	if m.f.ControlPlane.Insecure {
 		argv = append(argv, "--insecure")
@@ -687,7 +726,7 @@ func (m *Manager) downWorker(ctx context.Context, s *session, h *Host, gm *api.C
 		r.State, r.Error = StateFailed, err.Error()
 		return
 	}
-	if gm != nil {
+	if gm != nil && h.Runtime == "docker" { // simulated workers are no swarm nodes
 		for _, w := range workersOf(h, &p, ws) {
 			m.o.Progress(h.Name, "worker "+w.ID+" leaves the swarm")
 			if err := gm.Do(hctx, http.MethodPost, "/api/v1/workers/"+w.ID+"/leave", nil, nil); err != nil {

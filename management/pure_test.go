@@ -241,3 +241,44 @@ rsn3  refused  -                 -      -         -     host key mismatch
 		t.Errorf("table:\nwant\n%s\ngot\n%s", want, b.String())
 	}
 }
+
+// TestArgv checks the command lines manage starts on the hosts: the
+// control plane alone on its host, a Docker worker advertising its
+// address, simulated workers in one process with the grace and heartbeat
+// widened for a large fleet, and user options last.
+func TestArgv(t *testing.T) {
+	f, err := Parse([]byte(`
+control_plane: {host: n1, insecure: true, options: [--resync, 1s]}
+defaults: {key_file: /k, known_hosts: /kh}
+hosts:
+  - {name: n1, address: 10.0.0.1, count: 0}
+  - {name: n2, address: 10.0.0.2, options: [--pull]}
+  - {name: s1, address: local, runtime: sim, count: 1000, workdir: /tmp/s1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(f, Options{Binary: "/opt/rswarm"})
+	for _, tc := range []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{"control plane", m.controlArgv("n1"), []string{"/var/lib/rswarm/bin/rswarm", "up", "--workers", "0", "--strategy", "best-fit",
+			"--frontend-addr", "127.0.0.1:5001", "--globalmanager-addr", "127.0.0.1:5000",
+			"--globalmanager-bus", "tcp://10.0.0.1:3100", "--discovery-bus", "tcp://10.0.0.1:4000", "--advertise-addr", "10.0.0.1",
+			"--data-dir", "/var/lib/rswarm/data", "--insecure", "--heartbeat-grace", "15s", "--resync", "1s"}},
+		{"docker worker", m.workerArgv(f.Host("n2")), []string{"/var/lib/rswarm/bin/rswarm", "worker", "--runtime", "docker",
+			"--globalmanager-bus", "tcp://10.0.0.1:3100", "--discovery-bus", "tcp://10.0.0.1:4000", "--advertise-addr", "10.0.0.2", "--insecure", "--pull"}},
+		// 1,000 simulated workers: heartbeat every 2 s (2 ms each), the local binary.
+		{"simulated workers", m.workerArgv(f.Host("s1")), []string{"/opt/rswarm", "worker", "--runtime", "sim",
+			"--globalmanager-bus", "tcp://10.0.0.1:3100", "--discovery-bus", "tcp://10.0.0.1:4000", "--sim-id", "s1", "--workers", "1000", "--heartbeat", "2s", "--insecure"}},
+	} {
+		if !reflect.DeepEqual(tc.want, tc.got) {
+			t.Errorf("%s:\nwant %q\ngot  %q", tc.name, tc.want, tc.got)
+		}
+	}
+	if _, err := Parse([]byte("hosts:\n  - {name: h, address: local}\n")); err == nil || !strings.Contains(err.Error(), "is for simulated workers") {
+		t.Errorf("a local docker host: %v", err)
+	}
+}

@@ -281,7 +281,14 @@ func (m *Manager) workerArgv(h *Host) []string {
 type spawnResult struct {
 	PID     int  `json:"pid"`
 	Started bool `json:"started"`
+	// StartedAt is the host's clock (epoch seconds) when it started the
+	// process: a worker counts as registered by this start only when its
+	// record was refreshed since (a record left by an earlier run is not).
+	StartedAt float64 `json:"started_at"`
 }
+
+// freshSlack allows for clocks of the hosts that differ a little.
+const freshSlack = 1.0
 
 // client is the control plane's REST API as reached from here: through the
 // control plane host's SSH connection (so a frontend listening on that
@@ -303,11 +310,15 @@ func (m *Manager) client(c Conn, addr string) (*api.Client, error) {
 	return api.NewClientHTTP("http://"+addr, token, &http.Client{Transport: tr, Timeout: 15 * time.Second}), nil
 }
 
-// workersOf picks a host's registered workers out of the globalmanager's list.
-func workersOf(h *Host, p *Probe, ws []*api.Worker) []*api.Worker {
+// workersOf picks a host's registered workers out of the globalmanager's
+// list; with since > 0, only those registered or heartbeating since then.
+func workersOf(h *Host, p *Probe, ws []*api.Worker, since float64) []*api.Worker {
 	var out []*api.Worker
 	for _, w := range ws {
 		if w.Status != api.WorkerReady && w.Status != api.WorkerDrained {
+			continue
+		}
+		if since > 0 && w.LastHeartbeat < since-freshSlack {
 			continue
 		}
 		switch h.Runtime {
@@ -487,7 +498,11 @@ func (m *Manager) upHost(ctx context.Context, s *session, name, sum string, cp *
 	for {
 		ws, err := cp.client.Workers(hctx)
 		if err == nil {
-			mine := workersOf(h, p, ws)
+			since := 0.0
+			if sp.Started {
+				since = sp.StartedAt
+			}
+			mine := workersOf(h, p, ws, since)
 			if len(mine) >= want {
 				fill(r, mine)
 				r.State = StateReady
@@ -627,7 +642,7 @@ func (m *Manager) Status(ctx context.Context) (*FleetReport, bool) {
 		if h.Workers() == 0 {
 			continue
 		}
-		mine := workersOf(h, p, ws)
+		mine := workersOf(h, p, ws, 0)
 		_, run := p.Running["worker"]
 		switch {
 		case run && len(mine) >= h.Workers():
@@ -726,8 +741,8 @@ func (m *Manager) downWorker(ctx context.Context, s *session, h *Host, gm *api.C
 		r.State, r.Error = StateFailed, err.Error()
 		return
 	}
-	if gm != nil && h.Runtime == "docker" { // simulated workers are no swarm nodes
-		for _, w := range workersOf(h, &p, ws) {
+	if gm != nil {
+		for _, w := range workersOf(h, &p, ws, 0) {
 			m.o.Progress(h.Name, "worker "+w.ID+" leaves the swarm")
 			if err := gm.Do(hctx, http.MethodPost, "/api/v1/workers/"+w.ID+"/leave", nil, nil); err != nil {
 				r.Notes = append(r.Notes, fmt.Sprintf("leave %s: %v", w.ID, err))

@@ -297,7 +297,7 @@ func hostCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printJSON(cmd, map[string]any{"pid": pid, "started": started})
+		return printJSON(cmd, map[string]any{"pid": pid, "started": started, "started_at": float64(time.Now().UnixNano()) / 1e9})
 	}}
 	spawn.Flags().StringVar(&pidfile, "pidfile", "", "PID file")
 	spawn.Flags().StringVar(&logfile, "log", "", "log file")

@@ -103,14 +103,21 @@ func Dial(ctx context.Context, h *Host, timeout time.Duration, warn Warnf) (*SSH
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
 	if err != nil {
 		conn.Close()
-		if errors.Is(err, ErrHostKey) {
-			return nil, err
+		var hk *hostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk // without the ssh package's "handshake failed" around it
 		}
 		return nil, fmt.Errorf("host %s: ssh %s: %w", h.Name, addr, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return &SSH{Host: h, client: ssh.NewClient(c, chans, reqs)}, nil
 }
+
+// hostKeyError is a refused host key; it is ErrHostKey.
+type hostKeyError struct{ msg string }
+
+func (e *hostKeyError) Error() string        { return e.msg }
+func (e *hostKeyError) Is(target error) bool { return target == ErrHostKey }
 
 // verifyHostKey turns knownhosts' answers into messages that name the host
 // and the key's fingerprint.
@@ -121,16 +128,16 @@ func verifyHostKey(h *Host, kh ssh.HostKeyCallback) ssh.HostKeyCallback {
 		if errors.As(err, &ke) {
 			fp := ssh.FingerprintSHA256(key)
 			if len(ke.Want) == 0 {
-				return fmt.Errorf("host %s: %w: unknown host %s: its %s key %s is not in %s (check the fingerprint and add it, e.g. with ssh-keyscan)", h.Name, ErrHostKey, hostname, key.Type(), fp, h.KnownHosts)
+				return &hostKeyError{fmt.Sprintf("host %s: host key refused: unknown host %s: its %s key %s is not in %s (check the fingerprint and add it, e.g. with ssh-keyscan)", h.Name, hostname, key.Type(), fp, h.KnownHosts)}
 			}
 			var known []string
 			for _, w := range ke.Want {
 				known = append(known, fmt.Sprintf("%s at %s:%d", ssh.FingerprintSHA256(w.Key), w.Filename, w.Line))
 			}
-			return fmt.Errorf("host %s: %w: HOST KEY MISMATCH for %s: it offers %s key %s, known_hosts has %s", h.Name, ErrHostKey, hostname, key.Type(), fp, strings.Join(known, ", "))
+			return &hostKeyError{fmt.Sprintf("host %s: host key refused: HOST KEY MISMATCH for %s: it offers %s key %s, known_hosts has %s", h.Name, hostname, key.Type(), fp, strings.Join(known, ", "))}
 		}
 		if err != nil {
-			return fmt.Errorf("host %s: %w: %w", h.Name, ErrHostKey, err)
+			return &hostKeyError{fmt.Sprintf("host %s: host key refused: %v", h.Name, err)}
 		}
 		return nil
 	}

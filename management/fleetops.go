@@ -210,6 +210,8 @@ func (m *Manager) controlArgv(name string) []string {
 		argv = append(argv, "--api-token-file", wd+"/api-token")
 	}
 	if cp.Insecure {
+		// With the authenticated bus (CURVE, on by default where it is
+		// built) this also needs --bus-auth=false.
 		argv = append(argv, "--insecure")
 	}
 	if !m.hasDocker() {
@@ -351,8 +353,12 @@ func fill(r *HostReport, ws []*api.Worker) {
 // controlPlane is the state of the control plane during an operation.
 type controlPlane struct {
 	ready  chan struct{}
+	conn   Conn        // to the control plane's host
 	client *api.Client // the frontend
 	gm     *api.Client // the globalmanager
+	// keys are the bus servers' CURVE public keys by role (globalmanager,
+	// discovery), when the bus is authenticated.
+	keys map[string]string
 	err    error
 }
 
@@ -459,6 +465,15 @@ func (m *Manager) upHost(ctx context.Context, s *session, name, sum string, cp *
 			fail(StateFailed, err)
 			return
 		}
+		if !m.f.ControlPlane.Insecure {
+			keys, err := m.serverKeys(hctx, c, name)
+			if err != nil {
+				fail(StateFailed, err)
+				return
+			}
+			cp.keys = keys
+		}
+		cp.conn = c
 		cp.client, _ = m.client(c, m.f.ControlPlane.Listen.Frontend)
 		cp.gm, _ = m.client(c, m.f.ControlPlane.Listen.Globalmanager)
 		close(cp.ready)
@@ -482,9 +497,18 @@ func (m *Manager) upHost(ctx context.Context, s *session, name, sum string, cp *
 		fail(StateFailed, cp.err)
 		return
 	}
+	workerArgv := m.workerArgv(h)
+	if cp.keys != nil {
+		if err := m.authorize(hctx, c, cp, h); err != nil {
+			fail(StateFailed, err)
+			return
+		}
+		workerArgv = append(workerArgv, "--data-dir", h.Workdir+"/data",
+			"--globalmanager-key", cp.keys["globalmanager"], "--discovery-key", cp.keys["discovery"])
+	}
 	m.o.Progress(name, "starting the worker")
 	var sp spawnResult
-	argv := append([]string{"spawn", "--pidfile", PIDFile(h.Workdir, "worker"), "--log", LogFile(h.Workdir, "worker"), "--"}, m.workerArgv(h)...)
+	argv := append([]string{"spawn", "--pidfile", PIDFile(h.Workdir, "worker"), "--log", LogFile(h.Workdir, "worker"), "--"}, workerArgv...)
 	if err := m.agent(hctx, c, name, &sp, argv...); err != nil {
 		fail(StateFailed, err)
 		return
@@ -522,6 +546,55 @@ func (m *Manager) upHost(ctx context.Context, s *session, name, sum string, cp *
 		case <-time.After(m.o.Poll):
 		}
 	}
+}
+
+// Bus keys (ZeroMQ CURVE). Each role keeps its key pair in
+// <data-dir>/bus/<role>.{key,pub}, made on first use and printed by
+// `rswarm keys [--role R] --data-dir D`; the bus servers accept the client
+// keys found in <data-dir>/bus/authorized/*.pub, re-read when an unknown
+// key shows up. So manage reads the control plane's server keys, puts each
+// worker host's public key into the control plane's authorised directory,
+// and starts the worker with the servers' keys.
+
+// serverKeys reads the control plane's bus server keys.
+func (m *Manager) serverKeys(ctx context.Context, c Conn, name string) (map[string]string, error) {
+	keys := map[string]string{}
+	for _, role := range []string{"globalmanager", "discovery"} {
+		k, err := m.busKey(ctx, c, name, m.workdir(name)+"/data", role)
+		if err != nil {
+			return nil, err
+		}
+		keys[role] = k
+	}
+	return keys, nil
+}
+
+// busKey prints a role's public bus key on a host (the worker's when role is "").
+func (m *Manager) busKey(ctx context.Context, c Conn, name, dataDir, role string) (string, error) {
+	argv := []string{m.binary(name), "keys", "--data-dir", dataDir}
+	if role != "" {
+		argv = append(argv, "--role", role)
+	}
+	out, _, err := c.Run(ctx, argv, nil)
+	if err != nil {
+		return "", fmt.Errorf("host %s: read the %s bus key (control_plane.insecure: true runs without CURVE): %w", name, firstStr(role, "worker"), err)
+	}
+	k := strings.TrimSpace(string(out))
+	if len(k) != 40 || strings.ContainsAny(k, " \n") {
+		return "", fmt.Errorf("host %s: %q is not a CURVE public key (40 Z85 characters)", name, k)
+	}
+	return k, nil
+}
+
+// authorize puts a worker host's public bus key into the control plane's
+// authorised keys.
+func (m *Manager) authorize(ctx context.Context, c Conn, cp *controlPlane, h *Host) error {
+	k, err := m.busKey(ctx, c, h.Name, h.Workdir+"/data", "")
+	if err != nil {
+		return err
+	}
+	dir := m.workdir(m.f.ControlPlane.Host) + "/data/bus/authorized"
+	return cp.conn.WriteFile(dir+"/manage-"+h.Name+".pub", []byte(k+" worker on "+h.Name+" (rswarm manage)\n"))
 }
 
 // startControl starts the control plane on its host unless it runs, and

@@ -359,7 +359,7 @@ type controlPlane struct {
 	// keys are the bus servers' CURVE public keys by role (globalmanager,
 	// discovery), when the bus is authenticated.
 	keys map[string]string
-	err    error
+	err  error
 }
 
 // Up brings the fleet up: every host in parallel, the control plane first

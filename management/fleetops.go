@@ -281,8 +281,9 @@ func (m *Manager) workerArgv(h *Host) []string {
 
 // spawnResult is the agent's answer to spawn.
 type spawnResult struct {
-	PID     int  `json:"pid"`
-	Started bool `json:"started"`
+	PID       int  `json:"pid"`
+	Started   bool `json:"started"`
+	Restarted bool `json:"restarted"`
 	// StartedAt is the host's clock (epoch seconds) when it started the
 	// process: a worker counts as registered by this start only when its
 	// record was refreshed since (a record left by an earlier run is not).
@@ -515,7 +516,7 @@ func (m *Manager) upHost(ctx context.Context, s *session, name, sum string, cp *
 	}
 	if sp.Started {
 		changed = true
-		r.Notes = append(r.Notes, fmt.Sprintf("worker started (pid %d, log %s)", sp.PID, LogFile(h.Workdir, "worker")))
+		r.Notes = append(r.Notes, fmt.Sprintf("worker %s (pid %d, log %s)", startedWord(sp), sp.PID, LogFile(h.Workdir, "worker")))
 	}
 	m.o.Progress(name, fmt.Sprintf("worker pid %d: waiting for its registration", sp.PID))
 	want := h.Workers()
@@ -618,7 +619,7 @@ func (m *Manager) startControl(ctx context.Context, c Conn, name string, p *Prob
 	}
 	if sp.Started {
 		r.State = StateStarting
-		r.Notes = append(r.Notes, fmt.Sprintf("control plane started (pid %d, log %s)", sp.PID, LogFile(wd, "control")))
+		r.Notes = append(r.Notes, fmt.Sprintf("control plane %s (pid %d, log %s)", startedWord(sp), sp.PID, LogFile(wd, "control")))
 	}
 	cl, err := m.client(c, m.f.ControlPlane.Listen.Frontend)
 	if err != nil {
@@ -635,6 +636,13 @@ func (m *Manager) startControl(ctx context.Context, c Conn, name string, p *Prob
 		case <-time.After(m.o.Poll):
 		}
 	}
+}
+
+func startedWord(sp spawnResult) string {
+	if sp.Restarted {
+		return "restarted: its binary or arguments changed; started"
+	}
+	return "started"
 }
 
 func connState(err error) string {

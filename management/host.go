@@ -183,20 +183,28 @@ func alivePID(pidfile string) (int, bool) {
 
 // Spawn starts argv detached from the SSH session (own session, stdin from
 // /dev/null, output appended to logfile), records its PID in pidfile and
-// returns it. If the process of pidfile already runs, it starts nothing and
-// returns that PID with started false.
-func Spawn(pidfile, logfile string, argv []string) (pid int, started bool, err error) {
+// returns it. If the process of pidfile already runs with the same
+// arguments and binary, it starts nothing and returns that PID with
+// started false; one that runs other arguments, or a binary since replaced
+// (a new upload), is stopped and started again (restarted true).
+func Spawn(pidfile, logfile string, argv []string) (pid int, started, restarted bool, err error) {
 	if pid, ok := alivePID(pidfile); ok {
-		return pid, false, nil
+		if current(pid, argv) {
+			return pid, false, false, nil
+		}
+		if _, err := StopPID(pidfile, 20*time.Second); err != nil && !errors.Is(err, ErrNotRunning) {
+			return pid, false, false, err
+		}
+		restarted = true
 	}
 	for _, d := range []string{filepath.Dir(pidfile), filepath.Dir(logfile)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return 0, false, err
+			return 0, false, false, err
 		}
 	}
 	logf, err := os.OpenFile(logfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- %s started by rswarm manage: %q\n", time.Now().UTC().Format(time.RFC3339), argv)
@@ -204,15 +212,29 @@ func Spawn(pidfile, logfile string, argv []string) (pid int, started bool, err e
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	pid = cmd.Process.Pid
 	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 		_ = cmd.Process.Kill()
-		return 0, false, err
+		return 0, false, false, err
 	}
 	_ = cmd.Process.Release()
-	return pid, true, nil
+	return pid, true, restarted, nil
+}
+
+// current says whether process pid runs argv from a binary that was not
+// replaced since it started.
+func current(pid int, argv []string) bool {
+	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	if string(cmd) != strings.Join(argv, "\x00")+"\x00" {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && !strings.HasSuffix(exe, " (deleted)")
 }
 
 // ErrNotRunning says a PID file named no running rswarm process.

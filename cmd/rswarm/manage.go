@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/rswarm/rswarm/api"
 	"github.com/rswarm/rswarm/engine"
@@ -56,14 +57,14 @@ func (f *manageFlags) manager(cmd *cobra.Command, progress func(host, msg string
 // a terminal. stop ends the display.
 func progressLines(w io.Writer, hosts []string) (progress func(host, msg string), stop func()) {
 	var mu sync.Mutex
-	if f, ok := w.(*os.File); !ok || !isatty.IsTerminal(f.Fd()) {
+	if f, ok := w.(*os.File); !ok || !isatty.IsTerminal(f.Fd()) || !hasWidth(f) {
 		return func(host, msg string) {
 			mu.Lock()
 			defer mu.Unlock()
 			fmt.Fprintf(w, "%s: %s\n", host, msg)
 		}, func() {}
 	}
-	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(1))
+	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(1), mpb.WithAutoRefresh())
 	msgs := map[string]*string{}
 	bars := map[string]*mpb.Bar{}
 	for _, h := range hosts {
@@ -85,6 +86,13 @@ func progressLines(w io.Writer, hosts []string) (progress func(host, msg string)
 			}
 			p.Wait()
 		}
+}
+
+// hasWidth says whether a terminal has columns (a pty without a size
+// shows no bars at all).
+func hasWidth(f *os.File) bool {
+	w, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && w > 0
 }
 
 func hostNames(fl *management.Fleet) []string {
@@ -293,11 +301,11 @@ func hostCommand() *cobra.Command {
 	probe.Flags().StringVar(&workdir, "workdir", management.DefaultWorkdir, "the host's RSwarm directory")
 	var pidfile, logfile string
 	spawn := &cobra.Command{Use: "spawn --pidfile P --log L -- ARGV...", Args: cobra.MinimumNArgs(1), RunE: func(cmd *cobra.Command, args []string) error {
-		pid, started, err := management.Spawn(pidfile, logfile, args)
+		pid, started, restarted, err := management.Spawn(pidfile, logfile, args)
 		if err != nil {
 			return err
 		}
-		return printJSON(cmd, map[string]any{"pid": pid, "started": started, "started_at": float64(time.Now().UnixNano()) / 1e9})
+		return printJSON(cmd, map[string]any{"pid": pid, "started": started, "restarted": restarted, "started_at": float64(time.Now().UnixNano()) / 1e9})
 	}}
 	spawn.Flags().StringVar(&pidfile, "pidfile", "", "PID file")
 	spawn.Flags().StringVar(&logfile, "log", "", "log file")

@@ -510,3 +510,44 @@ func TestManageLabNetDelay(t *testing.T) {
 		t.Errorf("average round trip %.1f ms, want the 50 ms delay in it", avg)
 	}
 }
+
+// TestManageLabSimulated spreads simulated workers over two lab hosts,
+// with the control plane on the first.
+func TestManageLabSimulated(t *testing.T) {
+	l := needLab(t)
+	n1, n2, n3 := l.name(1), l.name(2), l.name(3)
+	text := fmt.Sprintf(`control_plane: {host: %[1]s, insecure: true}
+defaults: {key_file: %[4]s, known_hosts: %[5]s, runtime: sim, workdir: /var/lib/rswarm/sim}
+hosts:
+  - {name: %[1]s, address: %[6]s, count: 0}
+  - {name: %[2]s, address: %[7]s, count: 40}
+  - {name: %[3]s, address: %[8]s, count: 60}
+`, n1, n2, n3, filepath.Join(l.dir, "ssh", "id_ed25519"), filepath.Join(l.dir, "ssh", "known_hosts"), l.addr(1), l.addr(2), l.addr(3))
+	fleet := filepath.Join(t.TempDir(), "sim.yaml")
+	if err := os.WriteFile(fleet, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.manage(t, "down", "-f", fleet) })
+	rep, code := l.report(t, "up", "-f", fleet)
+	if code != 0 {
+		t.Fatalf("up exited %d", code)
+	}
+	for _, c := range []struct {
+		host string
+		n    int
+	}{{n2, 40}, {n3, 60}} {
+		if h := hostOf(t, rep, c.host); h.State != StateReady || h.Workers != c.n || h.NodeID != c.host+"-0000" || h.Cores != 16*c.n {
+			t.Errorf("%s: want %d simulated workers ready, got %+v", c.host, c.n, h)
+		}
+	}
+	rep, code = l.report(t, "down", "-f", fleet)
+	if code != 0 {
+		t.Fatalf("down exited %d", code)
+	}
+	st, _ := l.report(t, "status", "-f", fleet)
+	for _, n := range []string{n2, n3} {
+		if h := hostOf(t, st, n); h.State != StateDown || h.Workers != 0 {
+			t.Errorf("%s after down: %+v", n, h)
+		}
+	}
+}

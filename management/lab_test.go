@@ -540,7 +540,7 @@ hosts:
 			t.Errorf("%s: want %d simulated workers ready, got %+v", c.host, c.n, h)
 		}
 	}
-	rep, code = l.report(t, "down", "-f", fleet)
+	_, code = l.report(t, "down", "-f", fleet)
 	if code != 0 {
 		t.Fatalf("down exited %d", code)
 	}

@@ -282,3 +282,14 @@ hosts:
 		t.Errorf("a local docker host: %v", err)
 	}
 }
+
+// TestExampleFleet: the committed lab fleet file parses as it is.
+func TestExampleFleet(t *testing.T) {
+	f, err := Load("../examples/fleet-lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ControlPlane.Host != "rsn1" || f.ControlPlane.Address != "10.231.0.11" || len(f.Hosts) != 3 || f.Host("rsn1").Workers() != 0 || f.Host("rsn3").KeyFile != "/tmp/rswarm-lab-rs/ssh/id_ed25519" {
+		t.Errorf("example fleet: %+v", f)
+	}
+}

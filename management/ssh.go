@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -62,18 +63,28 @@ type Warnf func(format string, args ...any)
 // set (then warn is told, loudly).
 func Dial(ctx context.Context, h *Host, timeout time.Duration, warn Warnf) (*SSH, error) {
 	var signers []ssh.Signer
-	if h.KeyFile != "" {
-		b, err := os.ReadFile(h.KeyFile)
+	keyFile := h.KeyFile
+	if keyFile == "" { // as ssh does: the user's default keys
+		home, _ := os.UserHomeDir()
+		for _, k := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
+			if p := filepath.Join(home, ".ssh", k); fileExists(p) {
+				keyFile = p
+				break
+			}
+		}
+	}
+	if keyFile != "" {
+		b, err := os.ReadFile(keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("host %s: key file: %w", h.Name, err)
 		}
 		s, err := ssh.ParsePrivateKey(b)
 		if err != nil {
-			return nil, fmt.Errorf("host %s: key file %s: %w", h.Name, h.KeyFile, err)
+			return nil, fmt.Errorf("host %s: key file %s: %w", h.Name, keyFile, err)
 		}
 		signers = append(signers, s)
 	} else {
-		return nil, fmt.Errorf("host %s: key_file is not set", h.Name)
+		return nil, fmt.Errorf("host %s: key_file is not set and there is no ~/.ssh/id_ed25519, id_ecdsa or id_rsa", h.Name)
 	}
 	var cb ssh.HostKeyCallback
 	if h.InsecureIgnoreHostKey {
@@ -111,6 +122,11 @@ func Dial(ctx context.Context, h *Host, timeout time.Duration, warn Warnf) (*SSH
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return &SSH{Host: h, client: ssh.NewClient(c, chans, reqs)}, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // hostKeyError is a refused host key; it is ErrHostKey.

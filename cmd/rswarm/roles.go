@@ -362,7 +362,7 @@ func init() {
 	wkCmd := &cobra.Command{Use: "worker", Short: "per-host agent running tasks (--runtime docker or sim)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd).With("component", "worker")
-			if wkCount == 1 && !cmd.Flags().Changed("workers") {
+			if wkCount == 1 && (wk.runtime != "sim" || !cmd.Flags().Changed("workers")) {
 				return wk.workerRole(cmd.Context(), log, -1, nil)
 			}
 			if wk.runtime != "sim" || wkCount < 1 {

@@ -45,6 +45,10 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Poll is how often registration is checked (default 250ms).
 	Poll time.Duration
+	// InsecureFlags are the flags beside --insecure that turn bus
+	// authentication off, for control_plane.insecure (--bus-auth=false
+	// where the binary authenticates its bus).
+	InsecureFlags []string
 }
 
 // Manager brings a fleet up, reports it, and takes it down.
@@ -212,7 +216,7 @@ func (m *Manager) controlArgv(name string) []string {
 	if cp.Insecure {
 		// With the authenticated bus (CURVE, on by default where it is
 		// built) this also needs --bus-auth=false.
-		argv = append(argv, "--insecure")
+		argv = append(append(argv, "--insecure"), m.o.InsecureFlags...)
 	}
 	if !m.hasDocker() {
 		argv = append(argv, "--no-swarm")
@@ -274,7 +278,7 @@ func (m *Manager) workerArgv(h *Host) []string {
 		}
 	}
 	if m.f.ControlPlane.Insecure {
-		argv = append(argv, "--insecure")
+		argv = append(append(argv, "--insecure"), m.o.InsecureFlags...)
 	}
 	return append(argv, h.Options...)
 }

@@ -27,7 +27,8 @@ test: setup ## run the whole test suite against the real parts (Docker, ZeroMQ, 
 test-short: ## the fast loop: pure tests and in-memory stand-ins only
 	$(GO) test -short -count=1 ./...
 
-check: ## gofmt, go vet, staticcheck, docker-compose config, Swagger docs up to date
+check: ## gofmt, go mod tidy, go vet, staticcheck, docker-compose config, Swagger docs up to date
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go.mod/go.sum are not tidy: run go mod tidy and commit the result"; $(GO) mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@test -x $(TOOLS)/staticcheck || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -31,6 +31,9 @@ type Job struct {
 	Error string `json:"error,omitempty"`
 	// Strategy is the placement strategy that placed the job.
 	Strategy string `json:"strategy,omitempty"`
+	// Notes say how the job was adapted on submission (the original's weave
+	// network and NFS directories, mapped to what this cluster has).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // JobInfo holds a job's network and its tasks.

@@ -34,6 +34,9 @@ type Register struct {
 	MemTotal        int64  `json:"mem_total"`
 	Checkpoint      bool   `json:"checkpoint"`
 	CheckpointError string `json:"checkpoint_error,omitempty"`
+	// TransferAddr is where the worker receives migrated tasks (host:port),
+	// "" when it does not.
+	TransferAddr string `json:"transfer_addr,omitempty"`
 }
 
 // RegisterReply answers a Register: either the worker is registered under
@@ -220,4 +223,48 @@ type Reservation struct {
 // Reserved answers a Reservation with the core ids held.
 type Reserved struct {
 	Cores []int `json:"cores"`
+}
+
+// Moving a task's state between workers: the globalmanager tells the
+// destination what to expect (ReceiveTask), then tells the source to send
+// (SendTask). The source streams the task's state straight to the
+// destination's transfer port; the destination accepts only a transfer it
+// was told to expect, under its one-time token.
+const (
+	KindReceiveTask = "receive_task"
+	KindSendTask    = "send_task"
+)
+
+// Migration modes.
+const (
+	ModeLive = "live" // CRIU checkpoint, restored on the destination
+	ModeCold = "cold" // stopped, filesystem changes moved, started afresh
+	ModeAuto = "auto" // live where both hosts can checkpoint, else cold
+)
+
+// ReceiveTask tells a worker to expect a task's state under Token and to
+// run the task as RunTask says once it has arrived.
+type ReceiveTask struct {
+	RunTask
+	Token string `json:"token"`
+	Mode  string `json:"mode"`
+}
+
+// SendTask tells a task's worker to send its state to To (a transfer
+// address) under Token and, once the destination runs it, to remove it here.
+type SendTask struct {
+	Job   string `json:"job"`
+	Task  string `json:"task"`
+	To    string `json:"to"`
+	Token string `json:"token"`
+	Mode  string `json:"mode"`
+}
+
+// Sent reports a transfer: its size and checksum, and how long the task
+// did not run (from the freeze on the source to the start on the destination).
+type Sent struct {
+	Bytes    int64   `json:"bytes"`
+	SHA256   string  `json:"sha256"`
+	Downtime float64 `json:"downtime_seconds"`
+	Note     string  `json:"note,omitempty"`
 }

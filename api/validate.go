@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -184,6 +185,10 @@ func (j *Job) Validate(lim Limits) error {
 	if n.Driver == "" {
 		n.Driver = "overlay"
 	}
+	if strings.HasPrefix(n.Driver, "weaveworks/net-plugin") || n.Driver == "weave" {
+		j.addNote(fmt.Sprintf("network driver %q (the original's Weave plugin, not installed here) runs as an attachable Swarm overlay", n.Driver))
+		n.Driver = "overlay"
+	}
 	if n.Driver != "overlay" {
 		return Invalid("job_info.network.driver", "%q is not supported: use \"overlay\" (an attachable Swarm overlay)", n.Driver)
 	}
@@ -193,6 +198,9 @@ func (j *Job) Validate(lim Limits) error {
 			return Invalid("job_info.network.subnet", "%q is not an IPv4 CIDR such as 10.52.1.0/24", n.Subnet)
 		}
 		n.Subnet = p.Masked().String()
+	}
+	if err := j.mapNFS(); err != nil {
+		return err
 	}
 	for _, t := range j.Info.Tasks {
 		if err := t.validate(j.Name, lim); err != nil {
@@ -455,4 +463,55 @@ func SplitCommand(s string) ([]string, error) {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+// NFSPrefixes are the original's NFS directories (worker and manager side).
+var NFSPrefixes = []string{"/nfs/RESTfulSwarm/", "/var/nfs/RESTfulSwarm/"}
+
+// NFSVolumePrefix starts the names of the volumes that stand for them.
+const NFSVolumePrefix = "rsnfs_"
+
+// mapNFS turns the original's per-task NFS directories (host paths under
+// /nfs/RESTfulSwarm/) into named volumes of the job, one per directory:
+// the worker creates each with the task, it moves with the task, and it
+// is removed when the task ends. A directory shared by several tasks
+// would need a network filesystem between hosts, which this cluster does
+// not have: it is refused, saying so.
+func (j *Job) mapNFS() error {
+	users := map[string]string{} // host path -> first task using it
+	for _, t := range j.Info.Tasks {
+		for host, v := range t.Volumes {
+			rest := ""
+			for _, pre := range NFSPrefixes {
+				if strings.HasPrefix(host, pre) {
+					rest = strings.Trim(strings.TrimPrefix(host, pre), "/")
+				}
+			}
+			if rest == "" {
+				continue
+			}
+			field := "job_info.tasks." + t.ContainerName + ".volumes." + host
+			if other, ok := users[host]; ok {
+				return Invalid(field, "the NFS directory is shared by tasks %s and %s: sharing a directory between tasks on different hosts needs a network filesystem, which this cluster does not have (give each task its own directory, as the original's stress client does)", other, t.ContainerName)
+			}
+			users[host] = t.ContainerName
+			name := NFSVolumePrefix + strings.ReplaceAll(rest, "/", "_")
+			if !strings.HasPrefix(rest, j.Name) {
+				name = NFSVolumePrefix + j.Name + "_" + strings.ReplaceAll(rest, "/", "_")
+			}
+			if err := ValidName(field, name); err != nil {
+				return Invalid(field, "the NFS directory cannot be named as a volume (%q): use letters, digits, '_', '.' and '-'", name)
+			}
+			delete(t.Volumes, host)
+			t.Volumes[name] = v
+			j.addNote(fmt.Sprintf("NFS directory %s of task %s is the named volume %s on the task's worker (no NFS here): created with the task, moved with it, removed when it ends", host, t.ContainerName, name))
+		}
+	}
+	return nil
+}
+
+func (j *Job) addNote(n string) {
+	if !slices.Contains(j.Notes, n) {
+		j.Notes = append(j.Notes, n)
+	}
 }

@@ -45,6 +45,9 @@ type Worker struct {
 	// CheckpointError says why not.
 	Checkpoint      bool   `json:"checkpoint"`
 	CheckpointError string `json:"checkpoint_error,omitempty"`
+	// TransferAddr is where the worker receives migrated tasks' state
+	// (host:port); empty for workers that cannot (simulated ones).
+	TransferAddr string `json:"transfer_addr,omitempty"`
 	// Usage is the worker's latest heartbeat figures.
 	CoresBusy int   `json:"cores_busy"`
 	MemUsed   int64 `json:"mem_used"`

@@ -31,6 +31,9 @@ type Runtime struct {
 
 	mu   sync.Mutex
 	node string
+	// held are tasks being moved to another host: their containers stay
+	// (not reported, not removed) when they stop, until Resume or Discard.
+	held map[string]bool
 }
 
 // NewRuntime returns the Docker runtime over c.
@@ -127,6 +130,9 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	}
 	if old, err := r.c.Inspect(ctx, spec.Name); err == nil && old.Labels[api.LabelManaged] == "1" && old.Labels[api.LabelTask] == spec.Name {
 		_ = r.c.Remove(ctx, old.ID, true)
+	}
+	if err := r.createTaskVolumes(ctx, rt); err != nil {
+		return err
 	}
 	id, err := r.c.Create(ctx, spec)
 	if errors.Is(err, ErrImageNotFound) {
@@ -263,6 +269,12 @@ func (r *Runtime) sweep(ctx context.Context, out chan<- api.TaskStatus) {
 
 // ended builds the final status of an exited container and removes it.
 func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string) (api.TaskStatus, bool) {
+	r.mu.Lock()
+	held := r.held[labels[api.LabelTask]]
+	r.mu.Unlock()
+	if held {
+		return api.TaskStatus{}, false
+	}
 	c, err := r.c.Inspect(ctx, id)
 	if err != nil {
 		return api.TaskStatus{}, false
@@ -290,6 +302,8 @@ func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string
 	}
 	if err := r.c.Remove(ctx, id, true); err != nil && !errors.Is(err, ErrNotFound) {
 		r.Log.Warn("removing an ended container", "task_id", st.Task, "err", err)
+	} else {
+		r.removeTaskVolumes(ctx, st.Task)
 	}
 	return st, true
 }

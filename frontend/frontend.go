@@ -73,6 +73,9 @@ type Config struct {
 	EventPoll time.Duration
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Migrator relays the dashboard's task migrations to the globalmanager;
+	// without it POST .../migrate answers 503.
+	Migrator Migrator
 }
 
 // DefaultConfig returns the defaults.
@@ -137,9 +140,11 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Router returns the HTTP API. mw run before every handler except /healthz,
-// /readyz and the Swagger UI (authentication, logging). The Swagger UI and
-// its document are served without the token on purpose: they describe the
-// API, change nothing, and say how to send the token.
+// /readyz, the Swagger UI and the dashboard's files at /ui/ (authentication,
+// logging). The Swagger UI and its document are served without the token on
+// purpose: they describe the API, change nothing, and say how to send the
+// token; so are the dashboard's files, which hold no data and ask for the
+// token when the API does.
 func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -155,6 +160,7 @@ func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	r.GET("/healthz", handleHealthz)
 	r.GET("/readyz", s.handleReady)
 	r.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.NewHandler(), ginSwagger.InstanceName(swaggerInstance)))
+	routeUI(r)
 	g := r.Group("/", mw...)
 	g.POST("/RESTfulSwarm/FE/request_new_job", s.handleOriginalSubmit)
 	g.GET("/RESTfulSwarm/FE/switch_scheduler/:name", s.handleOriginalSwitch)
@@ -164,6 +170,7 @@ func (s *Server) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.DELETE("/api/v1/jobs/:name", s.handleDelete)
 	g.GET("/api/v1/jobs/:name/tasks/:task", s.handleTask)
 	g.GET("/api/v1/jobs/:name/tasks/:task/logs", s.handleLogs)
+	g.POST("/api/v1/jobs/:name/tasks/:task/migrate", s.handleMigrateTask)
 	g.GET("/api/v1/workers", s.handleWorkers)
 	g.GET("/api/v1/workers/:id", s.handleWorker)
 	g.GET("/metrics", s.handleMetrics)

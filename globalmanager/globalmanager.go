@@ -66,6 +66,10 @@ type Config struct {
 	NoSwarm bool
 	// JoinTimeout bounds how long request_join waits for a host to join.
 	JoinTimeout time.Duration
+	// MoveTimeout bounds a migration's transfer between workers; it is
+	// longer than the workers' own bound on a transfer (4 minutes), so that
+	// the globalmanager never gives up on a move its workers still make.
+	MoveTimeout time.Duration
 	// Limits bound what request_new_task accepts, as the frontend's do.
 	Limits api.Limits
 	Logger *slog.Logger
@@ -73,7 +77,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{AdvertiseAddr: "127.0.0.1", CommandTimeout: 10 * time.Second, PruneInterval: time.Second, JoinTimeout: 30 * time.Second,
+	return Config{AdvertiseAddr: "127.0.0.1", CommandTimeout: 10 * time.Second, PruneInterval: time.Second, JoinTimeout: 30 * time.Second, MoveTimeout: 5 * time.Minute,
 		Limits: api.DefaultLimits()}
 }
 
@@ -238,6 +242,7 @@ func (m *Manager) Register(ctx context.Context, r api.Register) (api.RegisterRep
 func fill(w *api.Worker, r api.Register, now float64) {
 	w.Host, w.Address, w.Runtime = r.Host, r.Address, r.Runtime
 	w.Checkpoint, w.CheckpointError = r.Checkpoint, r.CheckpointError
+	w.TransferAddr = r.TransferAddr
 	w.Status = api.WorkerReady
 	w.LastHeartbeat = now
 	if w.Cores != r.Cores || w.MemTotal != r.MemTotal || w.CPUs == nil {

@@ -143,6 +143,10 @@ func taskOf(body any) string {
 		return b.Task
 	case api.UpdateTask:
 		return b.Task
+	case api.ReceiveTask:
+		return b.Task.ContainerName
+	case api.SendTask:
+		return b.Task
 	}
 	return ""
 }
@@ -710,6 +714,34 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
+// TestJoinKeepsRegistered: a request_join for a worker that `rswarm worker`
+// registered already must not replace what it reported (its memory, its
+// checkpoint probe): the original replaced 25.3 GB by the 1.05 GB in the body.
+func TestJoinKeepsRegistered(t *testing.T) {
+	node := api.SwarmNode{ID: "n5", Hostname: "h5", Addr: "10.0.0.5", Role: "worker", NCPU: 8, MemBytes: 8 << 30}
+	e := newGM(t, nil)
+	e.sw.set(func(s *fakeSwarm) { s.nodes = func(int) []api.SwarmNode { return []api.SwarmNode{node} } })
+	ctx := context.Background()
+	reg := &api.Worker{ID: "n5", Host: "h5", Address: "10.0.0.5", Runtime: "docker", Cores: 8, MemTotal: 25_300_000_000,
+		Status: api.WorkerReady, Checkpoint: true}
+	reg.SetAllocation(map[int]string{0: "j_t1"}, 0)
+	if err := e.st.PutWorker(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	w := e.do(t, "POST", "/RESTfulSwarm/GM/request_join", `{"hostname":"h5","address":"10.0.0.5","CPUs":2,"MemFree":"1050m"}`)
+	if got := decodeBody[api.RegisterReply](t, w); w.Code != 200 || got != (api.RegisterReply{NodeID: "n5"}) {
+		t.Errorf("got %d %+v", w.Code, got)
+	}
+	g, err := e.st.GetWorker(ctx, "n5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.MemTotal != 25_300_000_000 || g.Cores != 8 || !g.Checkpoint || !g.CPUs["0"] || g.CoreTasks["0"] != "j_t1" {
+		t.Errorf("the registered record changed: %+v", g)
+	}
+	wantCalls(t, e.rec.All())
+}
+
 func TestJoin(t *testing.T) {
 	node := api.SwarmNode{ID: "n5", Hostname: "h5", Addr: "10.0.0.5", Role: "worker", NCPU: 8, MemBytes: 8 << 30}
 	always := func(int) []api.SwarmNode { return []api.SwarmNode{node} }
@@ -942,6 +974,117 @@ func migEnv(t *testing.T) *gmEnv {
 	e.put(t, idle)
 	e.nt.reserve = []int{3}
 	return e
+}
+
+// TestMigrateStreamed: between workers with transfer ports, the task's
+// state is streamed: the destination is told to expect it (with the new
+// cores), the source sends it; the mode follows what the hosts can do.
+func TestMigrateStreamed(t *testing.T) {
+	sent := api.Sent{Bytes: 1234, SHA256: strings.Repeat("ab", 32), Downtime: 0.5}
+	okAnswer := func(_ context.Context, _, kind string, _ any) (any, error) {
+		if kind == api.KindSendTask {
+			return sent, nil
+		}
+		return "ok", nil
+	}
+	moved := []string{"nt.Reserve(m_task1@w2 cores=1 mem=16777216)", "worker w2 receive_task m_task1",
+		"worker w1 send_task m_task1", "nt.Commit(m_task1@w2)"}
+	tests := []struct {
+		name       string
+		body       string
+		w2         func(*api.Worker) // destination changes
+		answer     func(ctx context.Context, to, kind string, body any) (any, error)
+		status     int
+		code       string
+		field      string
+		calls      []string
+		mode, note string // of a move that happened
+		node       string // of m_task1 afterwards
+	}{
+		{name: "auto, both can checkpoint: live", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2"}`, answer: okAnswer,
+			status: 200, calls: moved, mode: "live", note: "both hosts can checkpoint", node: "w2"},
+		{name: "auto, destination cannot: cold, saying why", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"auto"}`,
+			w2:     func(w *api.Worker) { w.Checkpoint, w.CheckpointError = false, "vdso: Unexpected rt vDSO area bounds" },
+			answer: okAnswer, status: 200, calls: moved, mode: "cold", note: "checkpoints do not work on w2 (host-w2): vdso: Unexpected rt vDSO area bounds", node: "w2"},
+		{name: "cold asked", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"cold"}`, answer: okAnswer,
+			status: 200, calls: moved, mode: "cold", note: "as asked", node: "w2"},
+		{name: "the original's SampleMigration body (info with a network), workers by address",
+			body: `{"job":"m","container":"m_task1","from":"10.0.0.1","to":"10.0.0.2","info":{"container_name":"m_task1","image":"busybox",` +
+				`"detach":true,"network":"kangNetwork","command":"","cpuset_cpus":"0,1","mem_limit":"10m","ports":{},"volumes":{}}}`,
+			answer: okAnswer, status: 200, calls: moved, mode: "live", note: "both hosts", node: "w2"},
+		{name: "live where the destination cannot: 422 naming it and CRIU's reason",
+			body:   `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"live"}`,
+			w2:     func(w *api.Worker) { w.Checkpoint, w.CheckpointError = false, "vdso: Unexpected rt vDSO area bounds" },
+			status: 422, code: "unprocessable", node: "w1"},
+		{name: "unknown mode", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"warm"}`,
+			status: 400, code: "invalid", field: "mode", node: "w1"},
+		{name: "the transfer fails: cores given back, the task stays",
+			body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"cold"}`,
+			answer: func(_ context.Context, _, kind string, _ any) (any, error) {
+				if kind == api.KindSendTask {
+					return nil, errors.New("worker: send m_task1: the state's checksum is 00, the sender's ab")
+				}
+				return "ok", nil
+			},
+			status: 422, code: "unprocessable", node: "w1",
+			calls: []string{"nt.Reserve(m_task1@w2 cores=1 mem=16777216)", "worker w2 receive_task m_task1", "worker w1 send_task m_task1", "nt.Abort(m_task1)"}},
+		{name: "the destination cannot receive: nothing sent",
+			body: `{"job":"m","container":"m_task1","from":"w1","to":"w2","mode":"cold"}`,
+			answer: func(_ context.Context, _, kind string, _ any) (any, error) {
+				if kind == api.KindReceiveTask {
+					return nil, fmt.Errorf("bus: %w", api.ErrUnavailable)
+				}
+				return "ok", nil
+			},
+			status: 503, code: "unavailable", node: "w1",
+			calls: []string{"nt.Reserve(m_task1@w2 cores=1 mem=16777216)", "worker w2 receive_task m_task1", "nt.Abort(m_task1)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newGM(t, nil)
+			e.worker(t, "w1", "docker", func(w *api.Worker) { w.TransferAddr = "10.0.0.1:3200" })
+			e.worker(t, "w2", "docker", func(w *api.Worker) {
+				w.TransferAddr = "10.0.0.2:3200"
+				if tc.w2 != nil {
+					tc.w2(w)
+				}
+			})
+			e.put(t, placed("m", api.Running, "w1", "w1"))
+			e.nt.reserve = []int{3}
+			e.ws.answer = tc.answer
+			w := e.do(t, "POST", "/api/v1/migrations", tc.body)
+			if tc.code != "" {
+				d := wantError(t, w, tc.status, tc.code, tc.field)
+				if tc.status == 422 && strings.Contains(tc.name, "CRIU") && (!strings.Contains(d.Message, "w2") || !strings.Contains(d.Message, "Unexpected rt vDSO")) {
+					t.Errorf("message %q does not name the host and CRIU's reason", d.Message)
+				}
+			} else {
+				got := decodeBody[globalmanager.MigrateResult](t, w)
+				if w.Code != 200 || got.Mode != tc.mode || !strings.Contains(got.Note, tc.note) || got.CpusetCpus != "3" ||
+					got.Bytes != sent.Bytes || got.SHA256 != sent.SHA256 || got.DowntimeSeconds != sent.Downtime {
+					t.Errorf("got %d %+v", w.Code, got)
+				}
+			}
+			wantCalls(t, e.rec.All(), tc.calls...)
+			for _, c := range e.ws.sent() {
+				switch b := c.body.(type) {
+				case api.ReceiveTask:
+					if b.Token == "" || b.Task.Node != "w2" || b.Task.CpusetCpus != "3" || b.Network != "rsnet_m" || b.Mode != tc.mode && tc.mode != "" {
+						t.Errorf("receive_task %+v", b)
+					}
+				case api.SendTask:
+					if b.To != "10.0.0.2:3200" || b.Task != "m_task1" || b.Token == "" {
+						t.Errorf("send_task %+v", b)
+					}
+				}
+			}
+			task := e.job(t, "m").Info.Tasks.Get("m_task1")
+			if task.Node != tc.node || task.Status != api.Running {
+				t.Errorf("task on %s %s, want %s Running", task.Node, task.Status, tc.node)
+			}
+		})
+	}
 }
 
 func TestMigrate(t *testing.T) {
@@ -1570,5 +1713,36 @@ func TestSwaggerRoute(t *testing.T) {
 	}
 	if w := e.do(t, "GET", "/swagger/index.html", ""); w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
 		t.Errorf("index.html: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+// TestTaskResource: the task-named routes find the task by its name.
+func TestTaskResource(t *testing.T) {
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code, field              string
+		calls                    []string
+	}{
+		{name: "patch memory", method: "PATCH", path: "/api/v1/tasks/m_task1", body: `{"mem_limit":"32m"}`, status: 200,
+			calls: []string{"nt.Reallocate(m_task1@w1 cpuset=[0] mem=33554432 prev=16777216)", "worker w1 update_task m_task1"}},
+		{name: "patch an unknown task", method: "PATCH", path: "/api/v1/tasks/m_task9", body: `{}`, status: 404, code: "not_found", field: "name"},
+		{name: "patch a name that is no task name", method: "PATCH", path: "/api/v1/tasks/plain", body: `{}`, status: 400, code: "invalid", field: "name"},
+		{name: "patch with an unknown field", method: "PATCH", path: "/api/v1/tasks/m_task1", body: `{"cores":2}`, status: 400, code: "invalid", field: "cores"},
+		{name: "checkpoint", method: "POST", path: "/api/v1/tasks/m_task1/checkpoint", status: 200, calls: []string{"worker w1 checkpoint m_task1"}},
+		{name: "checkpoint an unknown job", method: "POST", path: "/api/v1/tasks/nope_task1/checkpoint", status: 404, code: "not_found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := migEnv(t)
+			w := e.do(t, tc.method, tc.path, tc.body)
+			if tc.code != "" {
+				wantError(t, w, tc.status, tc.code, tc.field)
+			} else if w.Code != tc.status {
+				t.Errorf("got %d %s", w.Code, w.Body)
+			}
+			wantCalls(t, e.rec.All(), tc.calls...)
+		})
 	}
 }

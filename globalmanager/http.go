@@ -2,11 +2,13 @@ package globalmanager
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	swaggerFiles "github.com/swaggo/files"
@@ -56,10 +58,14 @@ func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	g.POST("/api/v1/migrations", m.handleMigrate)
 	g.POST("/api/v1/migrations/group", m.handleGroupMigration)
 	g.POST("/api/v1/jobs/:name/migrate", m.handleMigrateJob)
+	g.POST("/api/v1/tasks/:name/migrate", m.handleMigrateTask)
+	g.PATCH("/api/v1/tasks/:name", m.handlePatchTask)
+	g.POST("/api/v1/tasks/:name/checkpoint", m.handleCheckpointTask)
 	g.POST("/api/v1/jobs/:name/tasks/:task/update", m.handleUpdateTask)
 	g.POST("/api/v1/workers/:id/drain", m.handleDrain)
 	g.POST("/api/v1/workers/:id/activate", m.handleActivate)
 	g.POST("/api/v1/workers/:id/leave", m.handleLeaveWorker)
+	g.DELETE("/api/v1/workers/:id", m.handleLeaveWorker)
 	g.POST("/api/v1/jobs/:name/stop", m.handleStop)
 	g.GET("/api/v1/jobs/:name/tasks/:task/logs", m.handleLogs)
 	g.GET("/api/v1/nodes", m.handleWorkerList)
@@ -380,7 +386,7 @@ func (m *Manager) handleGroupMigration(c *gin.Context) {
 // @Accept json
 // @Produce json
 // @Param name path string true "job_name"
-// @Param target body object{to=string} true "the worker to move to (node ID, address or host name)"
+// @Param target body object{to=string,mode=string} true "the worker to move to (node ID, address or host name), and live, cold or auto (default)"
 // @Success 200 {object} object{migrations=[]MigrateResult} "each move"
 // @Failure 400 {object} api.ErrorBody "a malformed body"
 // @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
@@ -391,7 +397,8 @@ func (m *Manager) handleGroupMigration(c *gin.Context) {
 // @Router /api/v1/jobs/{name}/migrate [post]
 func (m *Manager) handleMigrateJob(c *gin.Context) {
 	var r struct {
-		To string `json:"to"`
+		To   string `json:"to"`
+		Mode string `json:"mode"`
 	}
 	if !decode(c, &r) {
 		return
@@ -405,7 +412,7 @@ func (m *Manager) handleMigrateJob(c *gin.Context) {
 	var reqs []MigrateRequest
 	for _, t := range j.Info.Tasks {
 		if t.Status == api.Running || t.Status == api.Deployed {
-			reqs = append(reqs, MigrateRequest{Job: j.Name, Container: t.ContainerName, From: t.Node, To: r.To})
+			reqs = append(reqs, MigrateRequest{Job: j.Name, Container: t.ContainerName, From: t.Node, To: r.To, Mode: r.Mode})
 		}
 	}
 	if len(reqs) == 0 {
@@ -414,6 +421,119 @@ func (m *Manager) handleMigrateJob(c *gin.Context) {
 	}
 	res, err := m.MigrateGroup(ctx, reqs)
 	respondPartial(c, "migrations", res, err)
+}
+
+// handleMigrateTask moves one running task to another worker.
+// @Summary Migrate a task
+// @Description Moves the running task (its job is the part of its name before the last "_") to the worker to, as POST /api/v1/migrations would: mode live, cold or auto (default; live where both hosts can checkpoint, else cold). The answer says which mode was used and why.
+// @Tags migrations
+// @Accept json
+// @Produce json
+// @Param name path string true "container_name"
+// @Param target body object{to=string,mode=string} true "the worker to move to (node ID, address or host name), and the mode"
+// @Success 200 {object} MigrateResult "the move"
+// @Failure 400 {object} api.ErrorBody "a malformed body, a bad mode or task name"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job, task or worker"
+// @Failure 409 {object} api.ErrorBody "the task does not run, or the target is not ready or has no room"
+// @Failure 422 {object} api.ErrorBody "live asked where a host cannot checkpoint (names the host and CRIU's reason), or the move failed (the task runs on where it was)"
+// @Security BearerAuth
+// @Router /api/v1/tasks/{name}/migrate [post]
+func (m *Manager) handleMigrateTask(c *gin.Context) {
+	var r struct {
+		To   string `json:"to"`
+		Mode string `json:"mode"`
+	}
+	if !decode(c, &r) {
+		return
+	}
+	ctx := c.Request.Context()
+	j, t, err := m.taskByName(ctx, c.Param("name"))
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	res, err := m.Migrate(ctx, MigrateRequest{Job: j.Name, Container: t.ContainerName, From: t.Node, To: r.To, Mode: r.Mode})
+	respond(c, http.StatusOK, res, err)
+}
+
+// taskByName finds a task by its container name (<job>_<suffix>).
+func (m *Manager) taskByName(ctx context.Context, name string) (*api.Job, *api.Task, error) {
+	i := strings.LastIndexByte(name, '_')
+	if i <= 0 {
+		return nil, nil, api.Invalid("name", "%q is not a task name (<job>_<task>)", name)
+	}
+	j, err := m.st.GetJob(ctx, name[:i])
+	if err != nil {
+		return nil, nil, err
+	}
+	t := j.Info.Tasks.Get(name)
+	if t == nil {
+		return nil, nil, &api.FieldError{Field: "name", Kind: api.ErrNotFound, Reason: fmt.Sprintf("job %s has no task %q", j.Name, name)}
+	}
+	return j, t, nil
+}
+
+// handlePatchTask changes a running task's cores and memory limit.
+// @Summary Update a task's cores and memory
+// @Description Changes the running task's cpuset and memory limit in place, as request_update_container does: the jobmanager must grant the new cores (free, or the task's own) first. An empty field keeps the current value.
+// @Tags tasks
+// @Accept json
+// @Produce json
+// @Param name path string true "container_name"
+// @Param update body object{cpuset_cpus=string,mem_limit=string} true "the new limits"
+// @Success 200 {object} api.Task "the task as updated"
+// @Failure 400 {object} api.ErrorBody "malformed, or a bad cpuset or memory limit"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job or task"
+// @Failure 409 {object} api.ErrorBody "the task does not run, or the cores are taken"
+// @Failure 503 {object} api.ErrorBody "the worker or the jobmanager did not answer"
+// @Security BearerAuth
+// @Router /api/v1/tasks/{name} [patch]
+func (m *Manager) handlePatchTask(c *gin.Context) {
+	var r struct {
+		CpusetCpus string `json:"cpuset_cpus"`
+		MemLimit   string `json:"mem_limit"`
+	}
+	if !decode(c, &r) {
+		return
+	}
+	ctx := c.Request.Context()
+	j, t, err := m.taskByName(ctx, c.Param("name"))
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	task, err := m.Update(ctx, UpdateRequest{Job: j.Name, ContainerName: t.ContainerName, CpusetCpus: r.CpusetCpus, MemLimit: r.MemLimit})
+	respond(c, http.StatusOK, task, err)
+}
+
+// handleCheckpointTask checkpoints one task, leaving it running.
+// @Summary Checkpoint a task
+// @Description Checkpoints the task's container with CRIU on its worker, leaving it running, as checkpoint_cons does for one container. On hosts where CRIU fails the answer is 422 with CRIU's own words.
+// @Tags tasks
+// @Produce json
+// @Param name path string true "container_name"
+// @Success 200 {object} object{checkpoints=[]CheckpointResult} "the checkpoint's name"
+// @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
+// @Failure 404 {object} api.ErrorBody "no such job or task"
+// @Failure 409 {object} api.ErrorBody "the task is not placed"
+// @Failure 422 {object} api.ErrorBody "the checkpoint failed (CRIU's reason)"
+// @Security BearerAuth
+// @Router /api/v1/tasks/{name}/checkpoint [post]
+func (m *Manager) handleCheckpointTask(c *gin.Context) {
+	ctx := c.Request.Context()
+	_, t, err := m.taskByName(ctx, c.Param("name"))
+	if err != nil {
+		respond(c, 0, nil, err)
+		return
+	}
+	if t.Node == "" {
+		respond(c, 0, nil, &api.FieldError{Field: "name", Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s is not placed on a worker", t.ContainerName)})
+		return
+	}
+	res, err := m.Checkpoint(ctx, []CheckpointRequest{{Node: t.Node, Containers: []string{t.ContainerName}}})
+	respondPartial(c, "checkpoints", res, err)
 }
 
 // handleLeave takes a worker out of the swarm.
@@ -451,6 +571,7 @@ func (m *Manager) handleLeave(c *gin.Context) {
 // @Failure 404 {object} api.ErrorBody "not a registered worker"
 // @Security BearerAuth
 // @Router /api/v1/workers/{id}/leave [post]
+// @Router /api/v1/workers/{id} [delete]
 func (m *Manager) handleLeaveWorker(c *gin.Context) {
 	w, err := m.Leave(c.Request.Context(), c.Param("id"))
 	respond(c, http.StatusOK, w, err)
@@ -505,21 +626,21 @@ func (m *Manager) handleUpdateTask(c *gin.Context) {
 	}
 }
 
-// handleDrain stops placing new tasks on a worker.
+// handleDrain stops placing new tasks on a worker and moves its tasks away.
 // @Summary Drain a worker
-// @Description The worker keeps its running tasks but gets no new ones (status "drained") until it is activated again.
+// @Description The worker gets no new tasks (status "drained") until it is activated again, and its running tasks are migrated (mode auto) to the other ready workers with room for them, most free cores first. Tasks that fit nowhere now stay, listed under remaining with the reason; empty says whether the worker has no live task left. Draining again retries them.
 // @Tags workers
 // @Produce json
 // @Param id path string true "the worker's node ID, address or host name"
-// @Success 200 {object} api.Worker
+// @Success 200 {object} DrainResult "the worker, with the moves made and the tasks left"
 // @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
 // @Failure 404 {object} api.ErrorBody "not a registered worker"
 // @Failure 409 {object} api.ErrorBody "the worker has left"
 // @Security BearerAuth
 // @Router /api/v1/workers/{id}/drain [post]
 func (m *Manager) handleDrain(c *gin.Context) {
-	w, err := m.SetDrained(c.Request.Context(), c.Param("id"), true)
-	respond(c, http.StatusOK, w, err)
+	res, err := m.Drain(c.Request.Context(), c.Param("id"))
+	respond(c, http.StatusOK, res, err)
 }
 
 // handleActivate resumes placing new tasks on a drained worker.

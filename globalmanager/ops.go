@@ -2,6 +2,8 @@ package globalmanager
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -66,6 +68,12 @@ func (m *Manager) Join(ctx context.Context, r JoinRequest) (api.RegisterReply, e
 		for _, n := range nodes {
 			if n.Addr != r.Address {
 				continue
+			}
+			// A worker already registered (by `rswarm worker`, which reports
+			// its own memory and checkpoint probe) keeps its record.
+			if w, err := m.st.GetWorker(ctx, n.ID); err == nil && w.Status != api.WorkerLeft {
+				m.log.Info("request_join for a registered worker: record kept", "node_id", n.ID, "host", w.Host)
+				return api.RegisterReply{NodeID: n.ID}, nil
 			}
 			mem := n.MemBytes
 			if r.MemFree != "" {
@@ -154,6 +162,12 @@ func (m *Manager) Leave(ctx context.Context, ref string) (*api.Worker, error) {
 	}
 	if w.ID == m.nodeID {
 		return nil, api.Invalid("hostname", "node %s is the swarm manager (the globalmanager's own engine): it cannot leave", w.ID)
+	}
+	if w.TransferAddr != "" && w.Status != api.WorkerLeft {
+		// Drain first: tasks that can move with their state do; the rest fail below.
+		if _, err := m.Drain(ctx, w.ID); err != nil {
+			m.log.Warn("draining a leaving worker", "node_id", w.ID, "err", err)
+		}
 	}
 	if _, err := m.st.UpdateWorker(ctx, w.ID, func(w *api.Worker) error {
 		w.Status = api.WorkerLeft
@@ -373,11 +387,23 @@ func (m *Manager) Update(ctx context.Context, r UpdateRequest) (*api.Task, error
 // MigrateRequest is the original request_migrate body. From and To name
 // workers by node ID, address or host name.
 type MigrateRequest struct {
-	Job       string    `json:"job"`
-	Container string    `json:"container"`
-	From      string    `json:"from"`
-	To        string    `json:"to"`
-	Info      *api.Task `json:"info,omitempty"`
+	Job       string `json:"job"`
+	Container string `json:"container"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	// Mode is live, cold or auto (the default): see MigrateResult.Mode.
+	Mode string       `json:"mode,omitempty" enums:"live,cold,auto"`
+	Info *MigrateInfo `json:"info,omitempty"`
+}
+
+// MigrateInfo is the task as the original's clients describe it in a
+// migration (its SampleMigration.json): a task with the job's network and,
+// in group migrations, the original Swagger's cpu_count. It is informative:
+// the task is moved as the store knows it.
+type MigrateInfo struct {
+	api.Task
+	Network  string `json:"network,omitempty"`
+	CPUCount int    `json:"cpu_count,omitempty"`
 }
 
 // MigrateResult says how a task moved.
@@ -387,12 +413,53 @@ type MigrateResult struct {
 	From       string `json:"from"`
 	To         string `json:"to"`
 	CpusetCpus string `json:"cpuset_cpus"`
-	// Mode is "cold": the container was stopped on From and started afresh
-	// on To. Live moves need working checkpoints on both hosts; Note says
-	// why a move was cold.
+	// Mode is how the task moved. "live": checkpointed with CRIU, the
+	// checkpoint and its filesystem changes streamed to To and restored
+	// there. "cold": frozen, its filesystem changes and named volumes
+	// streamed to To, and started there on top of them. Workers that cannot
+	// stream state (simulated ones) restart the task on To. Note says why
+	// this mode was chosen.
 	Mode  string `json:"mode"`
 	Note  string `json:"note,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Bytes and SHA256 describe the state streamed from worker to worker;
+	// DowntimeSeconds is how long the task did not run.
+	Bytes           int64   `json:"bytes,omitempty"`
+	SHA256          string  `json:"sha256,omitempty"`
+	DowntimeSeconds float64 `json:"downtime_seconds,omitempty"`
+}
+
+// moveMode decides how a task moves from src to dst: the mode asked for
+// (live, cold, auto or "" for auto) and what the two hosts can do. It
+// returns the mode and why, or refuses a live move a host cannot make.
+func moveMode(asked string, src, dst *api.Worker) (mode, why string, err error) {
+	cannot := func(w *api.Worker) string {
+		reason := w.CheckpointError
+		if reason == "" {
+			reason = "no reason reported"
+		}
+		return fmt.Sprintf("checkpoints do not work on %s (%s): %s", w.ID, w.Host, reason)
+	}
+	switch asked {
+	case api.ModeLive:
+		for _, w := range []*api.Worker{src, dst} {
+			if !w.Checkpoint {
+				return "", "", &api.FieldError{Field: "mode", Kind: api.ErrUnprocessable, Reason: "live migration impossible: " + cannot(w)}
+			}
+		}
+		return api.ModeLive, "live, as asked", nil
+	case api.ModeCold:
+		return api.ModeCold, "cold, as asked", nil
+	case "", api.ModeAuto:
+		switch {
+		case !src.Checkpoint:
+			return api.ModeCold, "cold: " + cannot(src), nil
+		case !dst.Checkpoint:
+			return api.ModeCold, "cold: " + cannot(dst), nil
+		}
+		return api.ModeLive, "live: both hosts can checkpoint", nil
+	}
+	return "", "", api.Invalid("mode", "%q is not a migration mode (live, cold or auto)", asked)
 }
 
 // Migrate moves a running task to another worker: the jobmanager reserves
@@ -423,13 +490,24 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 	if dst.Status != api.WorkerReady {
 		return res, &api.FieldError{Field: "to", Kind: api.ErrConflict, Reason: fmt.Sprintf("worker %s is %s", dst.ID, dst.Status)}
 	}
+	mode, why, err := moveMode(r.Mode, src, dst)
+	if err != nil {
+		return res, err
+	}
+	if src.TransferAddr != "" && dst.TransferAddr != "" {
+		return m.move(ctx, r, t, src, dst, mode, why)
+	}
+	if mode == api.ModeLive {
+		return res, &api.FieldError{Field: "mode", Kind: api.ErrUnprocessable,
+			Reason: fmt.Sprintf("live migration impossible: %s or %s does not stream task state (no transfer port)", src.ID, dst.ID)}
+	}
 	switch {
 	case !src.Checkpoint:
 		res.Note = fmt.Sprintf("checkpoints do not work on %s (%s): the container was restarted on %s", src.ID, src.CheckpointError, dst.ID)
 	case !dst.Checkpoint:
 		res.Note = fmt.Sprintf("checkpoints do not work on %s (%s): the container was restarted there", dst.ID, dst.CheckpointError)
 	default:
-		res.Note = "checkpoint transfer between hosts is not implemented: the container was restarted on " + dst.ID
+		res.Note = "these workers do not stream task state (no transfer port): the container was restarted on " + dst.ID
 	}
 	mem := int64(0)
 	if t.MemLimit != "" {
@@ -491,6 +569,83 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 	}
 	res.CpusetCpus = task.CpusetCpus
 	m.log.Info("task migrated", "task_id", r.Container, "from", src.ID, "to", dst.ID, "mode", res.Mode)
+	return res, nil
+}
+
+// move moves a running task with its state: the jobmanager reserves cores
+// on dst, dst is told to expect the task under a one-time token, and src
+// streams it there (see worker's transfer port). The task's old cores are
+// freed only once it runs on dst; if anything fails it runs on where it
+// was and the reservation is given back.
+func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, dst *api.Worker, mode, why string) (MigrateResult, error) {
+	res := MigrateResult{Job: r.Job, Container: r.Container, From: src.ID, To: dst.ID, Mode: mode, Note: why}
+	mem := int64(0)
+	if t.MemLimit != "" {
+		mem, _ = api.ParseMem(t.MemLimit)
+	}
+	cores, err := m.nt.Reserve(ctx, api.Reservation{Task: t.ContainerName, Node: dst.ID, Cores: t.ReqCores, Mem: mem})
+	if err != nil {
+		return res, err
+	}
+	fail := func(cause error) (MigrateResult, error) {
+		m.restore(ctx, r.Job, r.Container, api.Running, nil)
+		if err := m.nt.Abort(context.WithoutCancel(ctx), t.ContainerName); err != nil {
+			m.log.Error("giving back reserved cores", "task_id", t.ContainerName, "err", err)
+		}
+		return res, cause
+	}
+	moving, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
+		tk := j.Info.Tasks.Get(r.Container)
+		if !api.CanTransition(tk.Status, api.Migrating) {
+			return &api.FieldError{Field: "container", Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s is %s", tk.ContainerName, tk.Status)}
+		}
+		tk.Status = api.Migrating
+		return nil
+	})
+	if err != nil {
+		if abErr := m.nt.Abort(context.WithoutCancel(ctx), t.ContainerName); abErr != nil {
+			m.log.Error("giving back reserved cores", "task_id", t.ContainerName, "err", abErr)
+		}
+		return res, err
+	}
+	task := *moving.Info.Tasks.Get(r.Container)
+	task.Node, task.CpusetCpus, task.Status = dst.ID, api.FormatCpuset(cores), api.Running
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+	err = m.workers.Request(cctx, dst.ID, api.KindReceiveTask,
+		api.ReceiveTask{RunTask: api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task}, Token: token, Mode: mode}, nil)
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("prepare %s to receive %s: %w", dst.ID, r.Container, refused(err)))
+	}
+	var sent api.Sent
+	cctx, cancel = context.WithTimeout(ctx, max(m.cfg.MoveTimeout, 2*m.cfg.CommandTimeout))
+	err = m.workers.Request(cctx, src.ID, api.KindSendTask,
+		api.SendTask{Job: r.Job, Task: r.Container, To: dst.TransferAddr, Token: token, Mode: mode}, &sent)
+	cancel()
+	if err != nil {
+		return fail(fmt.Errorf("move %s from %s to %s (%s): %w", r.Container, src.ID, dst.ID, mode, refused(err)))
+	}
+	if _, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
+		tk := j.Info.Tasks.Get(r.Container)
+		tk.Node, tk.CpusetCpus = dst.ID, task.CpusetCpus
+		if tk.Status == api.Migrating {
+			tk.Status = api.Running
+		}
+		return nil
+	}); err != nil {
+		return res, err
+	}
+	if err := m.nt.Commit(ctx, api.Reservation{Task: t.ContainerName, Node: dst.ID, Mem: mem}); err != nil {
+		return res, fmt.Errorf("commit the move of %s: %w", t.ContainerName, err)
+	}
+	res.CpusetCpus, res.Bytes, res.SHA256, res.DowntimeSeconds = task.CpusetCpus, sent.Bytes, sent.SHA256, sent.Downtime
+	if sent.Note != "" {
+		res.Note += "; " + sent.Note
+	}
+	m.log.Info("task migrated", "task_id", r.Container, "from", src.ID, "to", dst.ID, "mode", mode, "bytes", sent.Bytes, "downtime_s", sent.Downtime)
 	return res, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -65,7 +66,12 @@ type Config struct {
 	StopOnExit bool
 	// StopGrace is how long containers get to stop when the worker shuts down.
 	StopGrace time.Duration
-	Logger    *slog.Logger
+	// TransferListen is where the worker receives moved tasks' state
+	// (host:port; "" = it does not). TransferAdvertise is the address other
+	// workers reach it at; "" = the registered address with the listening port.
+	TransferListen    string
+	TransferAdvertise string
+	Logger            *slog.Logger
 }
 
 // DefaultConfig returns the defaults: a heartbeat every second.
@@ -103,6 +109,9 @@ type Agent struct {
 	tasks    map[string]*local // live tasks by name
 	wg       sync.WaitGroup    // task starts in flight
 	runCtx   context.Context
+
+	ln   net.Listener // transfer port, nil when not listening
+	xfer transfers
 }
 
 type local struct {
@@ -124,7 +133,8 @@ func New(cfg Config, rt Runtime, dialGM, dialDC Dialer) (*Agent, error) {
 		return nil, err
 	}
 	return &Agent{cfg: cfg, rt: rt, dialGM: dialGM, dialDC: dialDC, log: cfg.Logger,
-		wake: make(chan struct{}, 1), ready: make(chan struct{}), tasks: map[string]*local{}}, nil
+		wake: make(chan struct{}, 1), ready: make(chan struct{}), tasks: map[string]*local{},
+		xfer: transfers{expect: map[string]*expected{}}}, nil
 }
 
 // NodeID returns the worker's node ID once registered, else "".
@@ -142,6 +152,20 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // and reports them Failed, so that no job is left without a final state.
 func (a *Agent) Run(ctx context.Context) error {
 	a.runCtx = ctx
+	var xwg sync.WaitGroup
+	defer xwg.Wait()
+	if _, ok := a.mover(); ok && a.cfg.TransferListen != "" {
+		ln, err := net.Listen("tcp", a.cfg.TransferListen)
+		if err != nil {
+			return fmt.Errorf("worker: transfer port: %w", err)
+		}
+		a.ln = ln
+		xctx, stop := context.WithCancel(ctx)
+		defer stop()
+		xwg.Add(1)
+		go func() { defer xwg.Done(); a.serveTransfers(xctx, ln) }()
+		a.log.Info("listening for transfers", "addr", ln.Addr().String())
+	}
 	gm, node, err := a.register(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -220,6 +244,7 @@ func (a *Agent) tryRegister(ctx context.Context) (Link, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("describe host: %w", err)
 	}
+	info.TransferAddr = a.transferAddr(info.Address)
 	identity := info.NodeID
 	if identity == "" {
 		identity = fmt.Sprintf("joining-%s-%d", info.Host, os.Getpid())
@@ -252,6 +277,25 @@ func (a *Agent) tryRegister(ctx context.Context) (Link, string, error) {
 	a.node, a.cores, a.memTotal = reply.NodeID, info.Cores, info.MemTotal
 	a.mu.Unlock()
 	return link, reply.NodeID, nil
+}
+
+// transferAddr is the address other workers send moved tasks to, or "".
+func (a *Agent) transferAddr(registered string) string {
+	if a.ln == nil {
+		return ""
+	}
+	if a.cfg.TransferAdvertise != "" {
+		return a.cfg.TransferAdvertise
+	}
+	_, port, _ := net.SplitHostPort(a.ln.Addr().String())
+	host, _, err := net.SplitHostPort(registered)
+	if err != nil {
+		host = registered
+	}
+	if host == "" {
+		return ""
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // handle serves the globalmanager's commands. Run commands are acknowledged
@@ -295,6 +339,18 @@ func (a *Agent) handle(ctx context.Context, _ string, kind string, body []byte) 
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.leave() }()
 		return "leaving", nil
+	case api.KindReceiveTask:
+		var rt api.ReceiveTask
+		if err := json.Unmarshal(body, &rt); err != nil {
+			return nil, fmt.Errorf("worker: bad receive_task: %w", err)
+		}
+		return a.receive(rt)
+	case api.KindSendTask:
+		var st api.SendTask
+		if err := json.Unmarshal(body, &st); err != nil {
+			return nil, fmt.Errorf("worker: bad send_task: %w", err)
+		}
+		return a.send(ctx, st)
 	case api.KindTaskLogs:
 		var tl api.TaskLogs
 		if err := json.Unmarshal(body, &tl); err != nil {

@@ -510,7 +510,7 @@ func TestSeparateProcesses(t *testing.T) {
 	start(t, "rswarm discovery", append([]string{"discovery"}, f...)...)
 	start(t, "rswarm globalmanager", append([]string{"globalmanager"}, f...)...)
 	start(t, "rswarm frontend", append([]string{"frontend"}, f...)...)
-	start(t, "rswarm worker", append([]string{"worker", "--probe-checkpoint=false"}, f...)...)
+	start(t, "rswarm worker", append([]string{"worker", "--probe-checkpoint=false", "--transfer-addr", "127.0.0.1:0"}, f...)...)
 	c := sys.client()
 	waitWorkers(t, c, 1)
 	j := apitest.Job(fmt.Sprintf("e2eproc%d", time.Now().UnixNano()), 2, 1, "sleep 1")

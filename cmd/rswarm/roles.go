@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +53,7 @@ type roleFlags struct {
 	simMem     string
 	timeScale  float64
 	probeCRIU  bool
+	transfer   string
 
 	// local, set by rswarm up, lets roles in one process call each other
 	// directly instead of over HTTP; nil when each role runs alone.
@@ -122,6 +125,9 @@ func (r *roleFlags) bindWorker(cmd *cobra.Command, withAdvertise bool) {
 	f.BoolVar(&r.probeCRIU, "probe-checkpoint", true, "probe at start whether CRIU checkpoints work on this host")
 	if withAdvertise {
 		f.StringVar(&r.advertise, "advertise-addr", "", "address this worker advertises when it joins the swarm (default: the engine's)")
+		f.StringVar(&r.transfer, "transfer-addr", ":3200", "where this worker receives migrated tasks' state from other workers (host:port; empty: it does not)")
+	} else {
+		f.StringVar(&r.transfer, "transfer-addr", "", "where the local worker receives migrated tasks' state (host:port; empty: it does not)")
 	}
 }
 
@@ -145,12 +151,23 @@ func (r *roleFlags) frontendRole(ctx context.Context, st store.Store, log *slog.
 	}
 	defer jm.Close()
 	cfg := frontend.DefaultConfig()
-	cfg.Limits, cfg.Logger = r.limits(), log
-	fe := frontend.New(cfg, st, jm, api.NewClient("http://"+r.ep.globalmanager, token))
+	gm := api.NewClient("http://"+r.ep.globalmanager, token)
+	cfg.Limits, cfg.Logger, cfg.Migrator = r.limits(), log, gmMigrator{gm}
+	fe := frontend.New(cfg, st, jm, gm)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return fe.Run(gctx) })
 	g.Go(func() error { return serveHTTP(gctx, r.ep.frontend, fe.Router(mw...), log) })
 	return g.Wait()
+}
+
+// gmMigrator relays the dashboard's migrations to the globalmanager's
+// POST /api/v1/migrations.
+type gmMigrator struct{ c *api.Client }
+
+func (m gmMigrator) MigrateTask(ctx context.Context, job, task, from, to string) (any, error) {
+	var res json.RawMessage
+	err := m.c.Do(ctx, http.MethodPost, "/api/v1/migrations", map[string]string{"job": job, "container": task, "from": from, "to": to}, &res)
+	return res, err
 }
 
 // jobmanagerRole runs the jobmanager and its bus until ctx ends.
@@ -298,6 +315,9 @@ func (r *roleFlags) workerRole(ctx context.Context, log *slog.Logger, simIndex i
 	defer closeRT()
 	cfg := worker.DefaultConfig()
 	cfg.HeartbeatPeriod, cfg.Logger = r.heartbeat, log
+	if r.runtime == "docker" {
+		cfg.TransferListen = r.transfer
+	}
 	a, err := worker.New(cfg, rt, workerDialer(r.ep.gmBus, log), workerDialer(r.ep.dcBus, log))
 	if err != nil {
 		return err

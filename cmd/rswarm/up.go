@@ -33,13 +33,13 @@ and keeps the data.`,
 	r.bindGlobalmanager(cmd)
 	r.bindDiscovery(cmd)
 	r.bindWorker(cmd, false)
-	cmd.Flags().IntVar(&workers, "workers", 1, "number of workers (more than one needs --runtime sim; 0 runs the control plane alone, for workers on other hosts)")
+	cmd.Flags().IntVar(&workers, "workers", 1, "number of workers (more than one needs --runtime sim; 0 runs the control plane only, for workers on other hosts)")
 	addCommand(cmd)
 }
 
 func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 	if workers < 0 {
-		return fmt.Errorf("--workers must not be negative (0 runs the control plane alone)")
+		return fmt.Errorf("--workers must be 0 (control plane only) or more")
 	}
 	if workers > 1 && r.runtime != "sim" {
 		return fmt.Errorf("--workers %d needs --runtime sim: one host runs one Docker worker", workers)
@@ -131,8 +131,10 @@ func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 			break
 		}
 	}
-	if wctx.Err() == nil {
-		banner(cmd, r, nodes, workers)
+	if wctx.Err() == nil && workers == 0 {
+		bannerControl(cmd, r)
+	} else if wctx.Err() == nil {
+		banner(cmd, r, nodes)
 	}
 	<-wctx.Done()
 	wg.Wait()
@@ -152,18 +154,23 @@ func runUp(cmd *cobra.Command, r *roleFlags, workers int) error {
 	return err
 }
 
-func banner(cmd *cobra.Command, r *roleFlags, nodes []string, workers int) {
+// bannerControl says where workers on other hosts connect.
+func bannerControl(cmd *cobra.Command, r *roleFlags) {
 	w := cmd.OutOrStdout()
-	var desc string
-	switch {
-	case workers == 0:
-		desc = fmt.Sprintf("the control plane alone (workers join at %s and %s)", r.ep.gmBus, r.ep.dcBus)
-	case r.runtime != "sim":
-		desc = fmt.Sprintf("1 Docker worker (node %s)", nodes[0])
-	default:
+	fmt.Fprintf(w, "\nRSwarm control plane is up (no local worker), strategy %s.\n", r.strategy)
+	fmt.Fprintf(w, "  Workers      rswarm worker --globalmanager-bus %s --discovery-bus %s\n", r.ep.gmBus, r.ep.dcBus)
+	fmt.Fprintf(w, "  Jobs API     http://%s/api/v1/jobs\n", r.ep.frontend)
+	fmt.Fprintf(w, "  Cluster API  http://%s/RESTfulSwarm/GM/get_worker_list\n\n", r.ep.globalmanager)
+}
+
+func banner(cmd *cobra.Command, r *roleFlags, nodes []string) {
+	w := cmd.OutOrStdout()
+	desc := fmt.Sprintf("1 Docker worker (node %s)", nodes[0])
+	if r.runtime == "sim" {
 		desc = fmt.Sprintf("%d simulated workers of %d cores", len(nodes), r.simCores)
 	}
 	fmt.Fprintf(w, "\nRSwarm is up: %s, strategy %s.\n", desc, r.strategy)
+	fmt.Fprintf(w, "  Dashboard    http://%s/ui/\n", r.ep.frontend)
 	fmt.Fprintf(w, "  Jobs API     http://%s/api/v1/jobs\n", r.ep.frontend)
 	fmt.Fprintf(w, "  Submit       curl -X POST --data @job.json http://%s/RESTfulSwarm/FE/request_new_job\n", r.ep.frontend)
 	fmt.Fprintf(w, "  Swagger UI   http://%s/swagger/index.html\n", r.ep.frontend)

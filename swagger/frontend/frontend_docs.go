@@ -589,6 +589,94 @@ const docTemplatefrontend = `{
                 }
             }
         },
+        "/api/v1/jobs/{name}/tasks/{task}/migrate": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Moves a running task of the job from the worker it is on to the worker to, as POST /api/v1/migrations on the globalmanager does, and answers what the globalmanager answered. The dashboard's migrate button uses it, so that the browser talks to one address.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "tasks"
+                ],
+                "summary": "Migrate a task (relayed to the globalmanager)",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "job_name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "container_name",
+                        "name": "task",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the worker to move to (node ID, address or host name)",
+                        "name": "target",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "to": {
+                                    "type": "string"
+                                }
+                            }
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the globalmanager's MigrateResult",
+                        "schema": {
+                            "type": "object"
+                        }
+                    },
+                    "400": {
+                        "description": "no to, or the task already runs there",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such job, task or worker",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "the task does not run (it is on no worker), or the target is not ready or has no room",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "the globalmanager is not configured or did not answer",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/scheduler": {
             "get": {
                 "security": [
@@ -905,6 +993,13 @@ const docTemplatefrontend = `{
                 "job_name": {
                     "type": "string"
                 },
+                "notes": {
+                    "description": "Notes say how the job was adapted on submission (the original's weave\nnetwork and NFS directories, mapped to what this cluster has).",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",
                     "type": "integer"
@@ -1140,6 +1235,10 @@ const docTemplatefrontend = `{
                 },
                 "status": {
                     "$ref": "#/definitions/api.WorkerStatus"
+                },
+                "transfer_addr": {
+                    "description": "TransferAddr is where the worker receives migrated tasks' state\n(host:port); empty for workers that cannot (simulated ones).",
+                    "type": "string"
                 }
             }
         },

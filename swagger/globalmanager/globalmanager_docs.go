@@ -832,13 +832,16 @@ const docTemplateglobalmanager = `{
                         "required": true
                     },
                     {
-                        "description": "the worker to move to (node ID, address or host name)",
+                        "description": "the worker to move to (node ID, address or host name), and live, cold or auto (default)",
                         "name": "target",
                         "in": "body",
                         "required": true,
                         "schema": {
                             "type": "object",
                             "properties": {
+                                "mode": {
+                                    "type": "string"
+                                },
                                 "to": {
                                     "type": "string"
                                 }
@@ -1318,6 +1321,292 @@ const docTemplateglobalmanager = `{
                 }
             }
         },
+        "/api/v1/tasks/{name}": {
+            "patch": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Changes the running task's cpuset and memory limit in place, as request_update_container does: the jobmanager must grant the new cores (free, or the task's own) first. An empty field keeps the current value.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "tasks"
+                ],
+                "summary": "Update a task's cores and memory",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "container_name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the new limits",
+                        "name": "update",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "cpuset_cpus": {
+                                    "type": "string"
+                                },
+                                "mem_limit": {
+                                    "type": "string"
+                                }
+                            }
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the task as updated",
+                        "schema": {
+                            "$ref": "#/definitions/api.Task"
+                        }
+                    },
+                    "400": {
+                        "description": "malformed, or a bad cpuset or memory limit",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such job or task",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "the task does not run, or the cores are taken",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "the worker or the jobmanager did not answer",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/tasks/{name}/checkpoint": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Checkpoints the task's container with CRIU on its worker, leaving it running, as checkpoint_cons does for one container. On hosts where CRIU fails the answer is 422 with CRIU's own words.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "tasks"
+                ],
+                "summary": "Checkpoint a task",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "container_name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the checkpoint's name",
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "checkpoints": {
+                                    "type": "array",
+                                    "items": {
+                                        "$ref": "#/definitions/globalmanager.CheckpointResult"
+                                    }
+                                }
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such job or task",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "the task is not placed",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "422": {
+                        "description": "the checkpoint failed (CRIU's reason)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/tasks/{name}/migrate": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Moves the running task (its job is the part of its name before the last \"_\") to the worker to, as POST /api/v1/migrations would: mode live, cold or auto (default; live where both hosts can checkpoint, else cold). The answer says which mode was used and why.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "migrations"
+                ],
+                "summary": "Migrate a task",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "container_name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the worker to move to (node ID, address or host name), and the mode",
+                        "name": "target",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "mode": {
+                                    "type": "string"
+                                },
+                                "to": {
+                                    "type": "string"
+                                }
+                            }
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the move",
+                        "schema": {
+                            "$ref": "#/definitions/globalmanager.MigrateResult"
+                        }
+                    },
+                    "400": {
+                        "description": "a malformed body, a bad mode or task name",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "no such job, task or worker",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "409": {
+                        "description": "the task does not run, or the target is not ready or has no room",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "422": {
+                        "description": "live asked where a host cannot checkpoint (names the host and CRIU's reason), or the move failed (the task runs on where it was)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/api/v1/workers/{id}": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Takes a worker out: its unfinished tasks fail (\"worker left\"), the jobmanager forgets its cores, the worker stops its containers and leaves the swarm, and its node is removed. The swarm manager itself cannot leave.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "workers"
+                ],
+                "summary": "Remove a worker",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "the worker's node ID, address or host name",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the worker, now left",
+                        "schema": {
+                            "$ref": "#/definitions/api.Worker"
+                        }
+                    },
+                    "400": {
+                        "description": "the swarm manager",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "404": {
+                        "description": "not a registered worker",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
         "/api/v1/workers/{id}/activate": {
             "post": {
                 "security": [
@@ -1377,7 +1666,7 @@ const docTemplateglobalmanager = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "The worker keeps its running tasks but gets no new ones (status \"drained\") until it is activated again.",
+                "description": "The worker gets no new tasks (status \"drained\") until it is activated again, and its running tasks are migrated (mode auto) to the other ready workers with room for them, most free cores first. Tasks that fit nowhere now stay, listed under remaining with the reason; empty says whether the worker has no live task left. Draining again retries them.",
                 "produces": [
                     "application/json"
                 ],
@@ -1396,9 +1685,9 @@ const docTemplateglobalmanager = `{
                 ],
                 "responses": {
                     "200": {
-                        "description": "OK",
+                        "description": "the worker, with the moves made and the tasks left",
                         "schema": {
-                            "$ref": "#/definitions/api.Worker"
+                            "$ref": "#/definitions/globalmanager.DrainResult"
                         }
                     },
                     "401": {
@@ -1538,6 +1827,13 @@ const docTemplateglobalmanager = `{
                 },
                 "job_name": {
                     "type": "string"
+                },
+                "notes": {
+                    "description": "Notes say how the job was adapted on submission (the original's weave\nnetwork and NFS directories, mapped to what this cluster has).",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
                 },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",
@@ -1760,6 +2056,10 @@ const docTemplateglobalmanager = `{
                 },
                 "status": {
                     "$ref": "#/definitions/api.WorkerStatus"
+                },
+                "transfer_addr": {
+                    "description": "TransferAddr is where the worker receives migrated tasks' state\n(host:port); empty for workers that cannot (simulated ones).",
+                    "type": "string"
                 }
             }
         },
@@ -1820,6 +2120,94 @@ const docTemplateglobalmanager = `{
                 }
             }
         },
+        "globalmanager.DrainResult": {
+            "type": "object",
+            "properties": {
+                "CPUs": {
+                    "description": "CPUs maps each core id (\"0\"..\"N-1\") to whether it is allocated, as in\nthe original. CoreTasks names the task holding each busy core.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "boolean"
+                    }
+                },
+                "MemFree": {
+                    "description": "MemFree is the memory not reserved by tasks, in the original's \"\u003cMB\u003em\" format.",
+                    "type": "string"
+                },
+                "address": {
+                    "type": "string"
+                },
+                "checkpoint": {
+                    "description": "Checkpoint reports whether CRIU checkpoints work on this host;\nCheckpointError says why not.",
+                    "type": "boolean"
+                },
+                "checkpoint_error": {
+                    "type": "string"
+                },
+                "core_tasks": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "string"
+                    }
+                },
+                "cores": {
+                    "type": "integer"
+                },
+                "cores_busy": {
+                    "description": "Usage is the worker's latest heartbeat figures.",
+                    "type": "integer"
+                },
+                "empty": {
+                    "description": "Empty is true once no live task is left on the worker: it is drained.",
+                    "type": "boolean"
+                },
+                "host": {
+                    "type": "string"
+                },
+                "hostname": {
+                    "type": "string"
+                },
+                "join_time": {
+                    "type": "number"
+                },
+                "last_heartbeat": {
+                    "type": "number"
+                },
+                "mem_allocated": {
+                    "description": "MemAllocated is the memory reserved by tasks' mem_limit, in bytes.",
+                    "type": "integer"
+                },
+                "mem_total": {
+                    "type": "integer"
+                },
+                "mem_used": {
+                    "type": "integer"
+                },
+                "moved": {
+                    "description": "Moved are the tasks migrated away, Remaining those still on the worker\n(no other worker had room, or the move failed), with why.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/globalmanager.MigrateResult"
+                    }
+                },
+                "remaining": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/globalmanager.Stuck"
+                    }
+                },
+                "runtime": {
+                    "type": "string"
+                },
+                "status": {
+                    "$ref": "#/definitions/api.WorkerStatus"
+                },
+                "transfer_addr": {
+                    "description": "TransferAddr is where the worker receives migrated tasks' state\n(host:port); empty for workers that cannot (simulated ones).",
+                    "type": "string"
+                }
+            }
+        },
         "globalmanager.JoinRequest": {
             "type": "object",
             "properties": {
@@ -1837,6 +2225,89 @@ const docTemplateglobalmanager = `{
                 }
             }
         },
+        "globalmanager.MigrateInfo": {
+            "type": "object",
+            "properties": {
+                "command": {
+                    "type": "string"
+                },
+                "container_name": {
+                    "type": "string"
+                },
+                "cpu_count": {
+                    "type": "integer"
+                },
+                "cpuset_cpus": {
+                    "type": "string"
+                },
+                "deadline": {
+                    "type": "number"
+                },
+                "detach": {
+                    "type": "boolean"
+                },
+                "duration": {
+                    "description": "Duration is how long a simulated worker \"runs\" the task, in seconds.",
+                    "type": "number"
+                },
+                "end_time": {
+                    "type": "number"
+                },
+                "environment": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "string"
+                    }
+                },
+                "error": {
+                    "description": "Error says why the task failed.",
+                    "type": "string"
+                },
+                "exit_code": {
+                    "description": "ExitCode is the container's exit code once it has ended.",
+                    "type": "integer"
+                },
+                "image": {
+                    "type": "string"
+                },
+                "logs": {
+                    "description": "Logs holds the last lines the container printed, once it has ended.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "mem_limit": {
+                    "type": "string"
+                },
+                "network": {
+                    "type": "string"
+                },
+                "node": {
+                    "type": "string"
+                },
+                "ports": {
+                    "type": "object",
+                    "additionalProperties": {}
+                },
+                "req_cores": {
+                    "type": "integer"
+                },
+                "start_time": {
+                    "description": "StartTime and EndTime are when the container started and ended (epoch seconds).",
+                    "type": "number"
+                },
+                "status": {
+                    "type": "string"
+                },
+                "volumes": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": "#/definitions/api.Volume"
+                    }
+                }
+            }
+        },
         "globalmanager.MigrateRequest": {
             "type": "object",
             "properties": {
@@ -1847,10 +2318,19 @@ const docTemplateglobalmanager = `{
                     "type": "string"
                 },
                 "info": {
-                    "$ref": "#/definitions/api.Task"
+                    "$ref": "#/definitions/globalmanager.MigrateInfo"
                 },
                 "job": {
                     "type": "string"
+                },
+                "mode": {
+                    "description": "Mode is live, cold or auto (the default): see MigrateResult.Mode.",
+                    "type": "string",
+                    "enum": [
+                        "live",
+                        "cold",
+                        "auto"
+                    ]
                 },
                 "to": {
                     "type": "string"
@@ -1860,11 +2340,18 @@ const docTemplateglobalmanager = `{
         "globalmanager.MigrateResult": {
             "type": "object",
             "properties": {
+                "bytes": {
+                    "description": "Bytes and SHA256 describe the state streamed from worker to worker;\nDowntimeSeconds is how long the task did not run.",
+                    "type": "integer"
+                },
                 "container": {
                     "type": "string"
                 },
                 "cpuset_cpus": {
                     "type": "string"
+                },
+                "downtime_seconds": {
+                    "type": "number"
                 },
                 "error": {
                     "type": "string"
@@ -1876,13 +2363,30 @@ const docTemplateglobalmanager = `{
                     "type": "string"
                 },
                 "mode": {
-                    "description": "Mode is \"cold\": the container was stopped on From and started afresh\non To. Live moves need working checkpoints on both hosts; Note says\nwhy a move was cold.",
+                    "description": "Mode is how the task moved. \"live\": checkpointed with CRIU, the\ncheckpoint and its filesystem changes streamed to To and restored\nthere. \"cold\": frozen, its filesystem changes and named volumes\nstreamed to To, and started there on top of them. Workers that cannot\nstream state (simulated ones) restart the task on To. Note says why\nthis mode was chosen.",
                     "type": "string"
                 },
                 "note": {
                     "type": "string"
                 },
+                "sha256": {
+                    "type": "string"
+                },
                 "to": {
+                    "type": "string"
+                }
+            }
+        },
+        "globalmanager.Stuck": {
+            "type": "object",
+            "properties": {
+                "job": {
+                    "type": "string"
+                },
+                "reason": {
+                    "type": "string"
+                },
+                "task": {
                     "type": "string"
                 }
             }

@@ -1,0 +1,152 @@
+package globalmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// Draining a worker: it takes no new tasks, and its running tasks move to
+// other workers (migrated with mode auto) where one has room for them now.
+
+// DrainResult is a drained worker and what became of its tasks.
+type DrainResult struct {
+	api.Worker
+	// Moved are the tasks migrated away, Remaining those still on the worker
+	// (no other worker had room, or the move failed), with why.
+	Moved     []MigrateResult `json:"moved,omitempty"`
+	Remaining []Stuck         `json:"remaining,omitempty"`
+	// Empty is true once no live task is left on the worker: it is drained.
+	Empty bool `json:"empty"`
+}
+
+// Stuck is a task a drain could not move.
+type Stuck struct {
+	Job    string `json:"job"`
+	Task   string `json:"task"`
+	Reason string `json:"reason"`
+}
+
+// Drain stops placing tasks on a worker and moves its running tasks to
+// the other ready workers, the ones with the most free cores first. Tasks
+// that fit nowhere now stay where they are, listed with the reason; drain
+// again (or activate) later.
+func (m *Manager) Drain(ctx context.Context, ref string) (DrainResult, error) {
+	w, err := m.SetDrained(ctx, ref, true)
+	if err != nil {
+		return DrainResult{}, err
+	}
+	res := DrainResult{Worker: *w}
+	moved, stuck, err := m.evacuate(ctx, w)
+	if err != nil {
+		return res, err
+	}
+	res.Moved, res.Remaining = moved, stuck
+	left, err := m.liveTasks(ctx, w.ID)
+	if err != nil {
+		return res, err
+	}
+	res.Empty = len(left) == 0
+	if fresh, err := m.st.GetWorker(ctx, w.ID); err == nil {
+		res.Worker = *fresh
+	}
+	return res, nil
+}
+
+type liveTask struct {
+	job string
+	t   *api.Task
+}
+
+// liveTasks are the tasks placed on node that have not ended.
+func (m *Manager) liveTasks(ctx context.Context, node string) ([]liveTask, error) {
+	jobs, err := m.st.ListJobs(ctx, api.JobFilter{Node: node, Status: []api.State{api.Ready, api.Scheduled, api.Deployed, api.Running, api.Migrating}})
+	if err != nil {
+		return nil, err
+	}
+	var out []liveTask
+	for _, j := range jobs {
+		for _, t := range j.Info.Tasks {
+			if t.Node == node && t.Status >= api.Scheduled && !t.Status.Final() {
+				out = append(out, liveTask{j.Name, t})
+			}
+		}
+	}
+	return out, nil
+}
+
+// evacuate moves every running task off w, as Drain describes.
+func (m *Manager) evacuate(ctx context.Context, w *api.Worker) ([]MigrateResult, []Stuck, error) {
+	tasks, err := m.liveTasks(ctx, w.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var moved []MigrateResult
+	var stuck []Stuck
+	for _, lt := range tasks {
+		if lt.t.Status != api.Running {
+			stuck = append(stuck, Stuck{Job: lt.job, Task: lt.t.ContainerName, Reason: fmt.Sprintf("task is %s, not running", lt.t.Status)})
+			continue
+		}
+		targets, err := m.targets(ctx, w.ID, lt.t)
+		if err != nil {
+			return moved, stuck, err
+		}
+		if len(targets) == 0 {
+			stuck = append(stuck, Stuck{Job: lt.job, Task: lt.t.ContainerName,
+				Reason: fmt.Sprintf("no other ready worker has %d free cores now", lt.t.ReqCores)})
+			continue
+		}
+		var errs []error
+		done := false
+		for _, to := range targets {
+			r, err := m.Migrate(ctx, MigrateRequest{Job: lt.job, Container: lt.t.ContainerName, From: w.ID, To: to, Mode: api.ModeAuto})
+			if err == nil {
+				moved = append(moved, r)
+				done = true
+				break
+			}
+			errs = append(errs, fmt.Errorf("to %s: %w", to, err))
+		}
+		if !done {
+			stuck = append(stuck, Stuck{Job: lt.job, Task: lt.t.ContainerName, Reason: errors.Join(errs...).Error()})
+		}
+	}
+	if len(moved) > 0 {
+		m.log.Info("worker drained", "node_id", w.ID, "moved", len(moved), "remaining", len(stuck))
+	}
+	return moved, stuck, nil
+}
+
+// targets are the ready workers other than from with room for t now
+// (by the store's allocation; the jobmanager has the last word), the
+// ones with the most free cores first.
+func (m *Manager) targets(ctx context.Context, from string, t *api.Task) ([]string, error) {
+	ws, err := m.st.ListWorkers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type cand struct {
+		id   string
+		free int
+	}
+	var cs []cand
+	for _, w := range ws {
+		if w.ID == from || w.Status != api.WorkerReady {
+			continue
+		}
+		free := w.Cores - len(w.BusyCores())
+		if free >= t.ReqCores {
+			cs = append(cs, cand{w.ID, free})
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].free > cs[j].free })
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.id
+	}
+	return out, nil
+}

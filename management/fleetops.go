@@ -45,10 +45,11 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Poll is how often registration is checked (default 250ms).
 	Poll time.Duration
-	// InsecureFlags are the flags beside --insecure that turn bus
-	// authentication off, for control_plane.insecure (--bus-auth=false
-	// where the binary authenticates its bus).
-	InsecureFlags []string
+	// BusAuth says that the binary authenticates its bus (CURVE): then up
+	// distributes the bus keys, unless control_plane.insecure, which passes
+	// --bus-auth=false --insecure instead. Without it, up passes --insecure
+	// for control_plane.insecure and distributes nothing.
+	BusAuth bool
 }
 
 // Manager brings a fleet up, reports it, and takes it down.
@@ -216,7 +217,7 @@ func (m *Manager) controlArgv(name string) []string {
 	if cp.Insecure {
 		// With the authenticated bus (CURVE, on by default where it is
 		// built) this also needs --bus-auth=false.
-		argv = append(append(argv, "--insecure"), m.o.InsecureFlags...)
+		argv = append(argv, m.insecureFlags()...)
 	}
 	if !m.hasDocker() {
 		argv = append(argv, "--no-swarm")
@@ -249,6 +250,13 @@ func hasFlag(opts []string, flag string) bool {
 	return false
 }
 
+func (m *Manager) insecureFlags() []string {
+	if m.o.BusAuth {
+		return []string{"--insecure", "--bus-auth=false"}
+	}
+	return []string{"--insecure"}
+}
+
 func (m *Manager) hasDocker() bool {
 	for _, h := range m.f.Hosts {
 		if h.Runtime == "docker" && h.Workers() > 0 {
@@ -278,7 +286,7 @@ func (m *Manager) workerArgv(h *Host) []string {
 		}
 	}
 	if m.f.ControlPlane.Insecure {
-		argv = append(append(argv, "--insecure"), m.o.InsecureFlags...)
+		argv = append(argv, m.insecureFlags()...)
 	}
 	return append(argv, h.Options...)
 }
@@ -470,7 +478,7 @@ func (m *Manager) upHost(ctx context.Context, s *session, name, sum string, cp *
 			fail(StateFailed, err)
 			return
 		}
-		if !m.f.ControlPlane.Insecure {
+		if m.o.BusAuth && !m.f.ControlPlane.Insecure {
 			keys, err := m.serverKeys(hctx, c, name)
 			if err != nil {
 				fail(StateFailed, err)

@@ -50,21 +50,20 @@ func (f *manageFlags) manager(cmd *cobra.Command, progress func(host, msg string
 		Progress:       progress,
 		Warn:           func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) },
 		ConnectTimeout: f.timeout,
-		InsecureFlags:  insecureBusFlags(cmd),
+		BusAuth:        busAuth(cmd),
 	}), nil
 }
 
-// insecureBusFlags are the flags that turn the bus's authentication off in
-// this binary (the one copied to the hosts): --bus-auth=false when its up
-// and worker commands have it, none when its bus has no authentication.
-func insecureBusFlags(cmd *cobra.Command) []string {
+// busAuth says whether this binary (the one copied to the hosts)
+// authenticates its bus: its up and worker commands have --bus-auth.
+func busAuth(cmd *cobra.Command) bool {
 	for _, name := range []string{"up", "worker"} {
 		c, _, err := cmd.Root().Find([]string{name})
 		if err != nil || c.Flags().Lookup("bus-auth") == nil {
-			return nil
+			return false
 		}
 	}
-	return []string{"--bus-auth=false"}
+	return true
 }
 
 // progressLines prints "host: message" lines, or one mpb line per host on

@@ -17,90 +17,66 @@ import (
 	"time"
 
 	"github.com/rswarm/rswarm/api/apitest"
+	"github.com/rswarm/rswarm/engine/labtest"
 )
 
-// The lab tests bring up one lab of three hosts for the whole package
-// (scripts/lab.sh, with a prefix and subnet of their own), build the rswarm
-// binary, and run `rswarm manage` from the lab's first host, as a user
-// would: the lab's SSH servers are reachable from inside the lab only.
-// Host 1 runs the control plane, hosts 2 and 3 a Docker worker each.
-
-const (
-	labPrefix = "fm"
-	labSubnet = "10.247.0"
-)
+// The lab tests use the package's lab of three hosts (engine/labtest:
+// scripts/lab.sh under a prefix of its own, once per package), build the
+// rswarm binary once, and run `rswarm manage` from the lab's first host, as
+// a user would: the lab's SSH servers are reachable from inside the lab
+// only. Host 1 runs the control plane, hosts 2 and 3 a Docker worker each.
 
 type labEnv struct {
-	dir    string // lab directory
-	bin    string // the rswarm binary built for the tests
-	script string // scripts/lab.sh
-	tmp    string
+	lab *labtest.Lab
+	dir string // lab directory
+	bin string // the rswarm binary built for the tests
 }
 
 var (
-	labOnce sync.Once
-	theLab  *labEnv
-	labErr  error
+	binOnce sync.Once
+	binTmp  string
+	binErr  error
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if theLab != nil {
-		if out, err := theLab.cmd("down").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "lab down: %v\n%s", err, out)
-		}
-		os.RemoveAll(theLab.tmp)
+	labtest.Shutdown()
+	if binTmp != "" {
+		os.RemoveAll(binTmp)
 	}
 	os.Exit(code)
 }
 
+// cmd runs lab.sh with this lab's directory and prefix.
 func (l *labEnv) cmd(args ...string) *exec.Cmd {
-	c := exec.Command(l.script, args...)
-	c.Env = append(os.Environ(), "RSWARM_LAB_PREFIX="+labPrefix, "RSWARM_LAB_SUBNET="+labSubnet, "RSWARM_LAB_DIR="+l.dir)
+	c := exec.Command(l.lab.Script, args...)
+	c.Env = append(os.Environ(), "RSWARM_LAB_DIR="+l.lab.Dir, "RSWARM_LAB_PREFIX="+l.lab.Prefix)
 	return c
 }
 
-func (l *labEnv) name(i int) string { return fmt.Sprintf("%sn%d", labPrefix, i) }
-func (l *labEnv) addr(i int) string { return fmt.Sprintf("%s.%d", labSubnet, 10+i) }
+func (l *labEnv) name(i int) string { return l.lab.Host(i).Name }
+func (l *labEnv) addr(i int) string { return l.lab.Host(i).Addr }
 
-// needLab brings the lab up once, or skips (fails under RSWARM_REQUIRE=all).
+// needLab returns the package's lab with the rswarm binary built, or skips
+// (fails under RSWARM_REQUIRE=all).
 func needLab(t *testing.T) *labEnv {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("lab tests are not short")
-	}
-	labOnce.Do(func() { theLab, labErr = startLab() })
-	apitest.Need(t, "lab", labErr)
-	return theLab
-}
-
-func startLab() (*labEnv, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("the lab needs root (network namespaces, dockerd)")
-	}
-	for _, p := range []string{"ip", "nsenter", "dockerd", "docker", "/usr/sbin/sshd", "busybox", "curl", "tc"} {
+	lab := labtest.Get(t, 3)
+	binOnce.Do(func() {
+		if binTmp, binErr = os.MkdirTemp("", "rswarm-manage-test"); binErr != nil {
+			return
+		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(binTmp, "rswarm"), "../cmd/rswarm").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("build rswarm: %v\n%s", err, out)
+		}
+	})
+	apitest.Need(t, "rswarm binary", binErr)
+	for _, p := range []string{"curl", "tc", "busybox"} {
 		if _, err := exec.LookPath(p); err != nil {
-			return nil, fmt.Errorf("%s is missing (scripts/setup.sh installs it)", p)
+			apitest.Need(t, p, err)
 		}
 	}
-	script, err := filepath.Abs("../scripts/lab.sh")
-	if err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp("", "rswarm-manage-test")
-	if err != nil {
-		return nil, err
-	}
-	l := &labEnv{dir: filepath.Join(tmp, "lab"), bin: filepath.Join(tmp, "rswarm"), script: script, tmp: tmp}
-	if out, err := exec.Command("go", "build", "-o", l.bin, "../cmd/rswarm").CombinedOutput(); err != nil {
-		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("build rswarm: %v\n%s", err, out)
-	}
-	if out, err := l.cmd("up", "3").CombinedOutput(); err != nil {
-		theLab = l // so that TestMain takes down what came up
-		return nil, fmt.Errorf("lab.sh up 3: %v\n%s", err, out)
-	}
-	return l, nil
+	return &labEnv{lab: lab, dir: lab.Dir, bin: filepath.Join(binTmp, "rswarm")}
 }
 
 // fleet writes a fleet file: control plane on host 1, workers on hosts

@@ -330,9 +330,7 @@ func TestManageLabUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err := stopProcess(pid); err != nil {
-		t.Fatal(err)
-	}
+	stopProcess(t, pid)
 	t.Cleanup(func() {
 		if out, err := l.cmd("up", "3").CombinedOutput(); err != nil { // starts host 3's sshd again
 			t.Errorf("lab up: %v\n%s", err, out)
@@ -361,22 +359,21 @@ func TestManageLabUnreachable(t *testing.T) {
 }
 
 // stopProcess ends a process this test's lab started and waits for it.
-func stopProcess(pid int) error {
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
 	p, err := os.FindProcess(pid)
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
 	if err := p.Signal(os.Interrupt); err != nil {
-		return err
+		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-			return nil
+	apitest.Eventually(t, 10*time.Second, func() error {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			return fmt.Errorf("process %d still runs", pid)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("process %d did not stop", pid)
+		return nil
+	})
 }
 
 // transferRate sends n bytes with busybox nc from host a to host b and

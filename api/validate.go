@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	units "github.com/docker/go-units"
 )
 
 // ErrInvalid classifies every validation failure: errors.Is(err, ErrInvalid)
@@ -208,7 +209,7 @@ func (j *Job) Validate(lim Limits) error {
 		}
 	}
 	j.Status = Ready
-	j.StartTime, j.EndTime = 0, 0
+	j.StartTime, j.EndTime, j.PlaceTime, j.DeployTime = 0, 0, 0, 0
 	j.WaitingReason, j.Error = "", ""
 	return nil
 }
@@ -294,31 +295,19 @@ func (t *Task) validate(job string, lim Limits) error {
 	return nil
 }
 
-// ParseMem parses a Docker memory size: a number with an optional unit b,
-// k, m or g (binary: 1k = 1024 bytes), as Docker reads mem_limit.
+// ParseMem parses a memory size as Docker reads mem_limit and --memory
+// (docker/go-units' RAMInBytes): a number with an optional unit b, k, m, g,
+// t or p, binary (1k = 1024 bytes), optionally followed by b or ib and
+// in any case ("10m", "10MB", "2GiB", "1t", "1.5g"). Sizes below one byte
+// or above 2^50 bytes (1 PiB) are refused.
 func ParseMem(s string) (int64, error) {
-	v := strings.ToLower(strings.TrimSpace(s))
-	v = strings.TrimSuffix(v, "b")
-	if v == "" {
-		return 0, fmt.Errorf("%q is not a memory size such as 10m", s)
+	v := strings.TrimSpace(s)
+	n, err := units.RAMInBytes(v)
+	if err != nil || n < 1 || n > 1<<50 || strings.ContainsAny(v, "eExX") {
+		// (no unit has an e or x: "1e20g" and hexadecimal are not sizes)
+		return 0, fmt.Errorf("%q is not a memory size such as 512m, 2g or 2GiB", s)
 	}
-	mult := int64(1)
-	switch v[len(v)-1] {
-	case 'k':
-		mult = 1 << 10
-	case 'm':
-		mult = 1 << 20
-	case 'g':
-		mult = 1 << 30
-	}
-	if mult > 1 {
-		v = v[:len(v)-1]
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || f*float64(mult) < 1 || f*float64(mult) > 1<<50 {
-		return 0, fmt.Errorf("%q is not a memory size such as 10m", s)
-	}
-	return int64(f * float64(mult)), nil
+	return n, nil
 }
 
 // Bounds on what a cpuset may name.

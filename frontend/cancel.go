@@ -161,7 +161,16 @@ func (s *Server) handleLogs(c *gin.Context) {
 	}
 	lines := t.Logs
 	if t.Status >= api.Deployed && !t.Status.Final() {
-		if lines, err = s.cluster.Logs(ctx, c.Param("name"), t.ContainerName, tail); err != nil {
+		lines, err = s.cluster.Logs(ctx, c.Param("name"), t.ContainerName, tail)
+		if err != nil {
+			// The container may not exist yet (the task was delivered,
+			// not started: it printed nothing yet) or any more (it ended,
+			// and its record now holds its last lines).
+			if t2, terr := s.task(ctx, c.Param("name"), t.ContainerName); terr == nil && (t2.Status == api.Deployed || t2.Status.Final()) {
+				lines, err = t2.Logs, nil
+			}
+		}
+		if err != nil {
 			respond(c, 0, nil, err)
 			return
 		}

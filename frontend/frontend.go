@@ -71,8 +71,11 @@ type Config struct {
 	NotifyTimeout time.Duration
 	// EventPoll is how often the events stream reads the store's change feed.
 	EventPoll time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// EventRetention is how long the events stream keeps following the
+	// store after its last listener left, so that a client can resume.
+	EventRetention time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time
 	// Migrator relays the dashboard's task migrations to the globalmanager;
 	// without it POST .../migrate answers 503.
 	Migrator Migrator
@@ -80,7 +83,8 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Limits: api.DefaultLimits(), MaxBody: 16 << 20, NotifyTimeout: time.Second, EventPoll: 100 * time.Millisecond}
+	return Config{Limits: api.DefaultLimits(), MaxBody: 16 << 20, NotifyTimeout: time.Second, EventPoll: 100 * time.Millisecond,
+		EventRetention: 5 * time.Minute}
 }
 
 // Server is the frontend.
@@ -113,6 +117,9 @@ func New(cfg Config, jobs Jobs, sched Scheduler, cluster Cluster) *Server {
 	}
 	if cfg.EventPoll <= 0 {
 		cfg.EventPoll = DefaultConfig().EventPoll
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = DefaultConfig().EventRetention
 	}
 	s := &Server{cfg: cfg, jobs: jobs, sched: sched, cluster: cluster, log: cfg.Logger, submitted: make(chan string, 1<<16)}
 	s.metrics = newMetrics(s)

@@ -512,6 +512,7 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 		}
 	}
 	strategy := m.strategy.Name()
+	placedAt := m.now()
 	written, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
 		if j.Status != api.Ready {
 			return fmt.Errorf("job %s is %s", j.Name, j.Status)
@@ -528,6 +529,7 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 		}
 		j.Strategy = strategy
 		j.WaitingReason = ""
+		j.PlaceTime = placedAt
 		return nil
 	})
 	if err != nil {

@@ -29,6 +29,12 @@ func NewClient(base, token string) *Client {
 	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
 }
 
+// NewClientHTTP is NewClient over a given HTTP client (one whose transport
+// dials through an SSH connection, for example).
+func NewClientHTTP(base, token string, hc *http.Client) *Client {
+	return &Client{base: strings.TrimRight(base, "/"), token: token, http: hc}
+}
+
 // Do sends a request with an optional JSON body (a json.RawMessage is sent
 // as is) and decodes a JSON reply into out (when non-nil). Error replies
 // come back as *StatusError; out is then filled from the reply where it

@@ -355,6 +355,7 @@ func (r *roleFlags) withStore(cmd *cobra.Command, role string, fn func(ctx conte
 
 func init() {
 	var fe, jm, gm, dc, wk roleFlags
+	var wkCount int
 	feCmd := &cobra.Command{Use: "frontend", Short: "REST API for jobs (default 127.0.0.1:5001)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return fe.withStore(cmd, "frontend", fe.frontendRole) }}
 	fe.ep.bind(feCmd)
@@ -387,10 +388,22 @@ func init() {
 
 	wkCmd := &cobra.Command{Use: "worker", Short: "per-host agent running tasks (--runtime docker or sim)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return wk.workerRole(cmd.Context(), newLogger(cmd).With("component", "worker"), -1, nil)
+			log := newLogger(cmd).With("component", "worker")
+			if wkCount == 1 && (wk.runtime != "sim" || !cmd.Flags().Changed("workers")) {
+				return wk.workerRole(cmd.Context(), log, -1, nil)
+			}
+			if wk.runtime != "sim" || wkCount < 1 {
+				return fmt.Errorf("--workers %d: several workers in one process need --runtime sim (and at least 1)", wkCount)
+			}
+			g, gctx := errgroup.WithContext(cmd.Context())
+			for i := 0; i < wkCount; i++ {
+				g.Go(func() error { return wk.workerRole(gctx, log, i, nil) })
+			}
+			return g.Wait()
 		}}
 	wk.ep.bind(wkCmd)
 	wk.bindWorker(wkCmd, true)
 	wk.bindFrontend(wkCmd) // the rules this worker applies to the tasks it is told to run
+	wkCmd.Flags().IntVar(&wkCount, "workers", 1, "number of simulated workers this process runs (--runtime sim), named <sim-id>-0000 ...")
 	addCommand(wkCmd)
 }

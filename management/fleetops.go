@@ -45,11 +45,6 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Poll is how often registration is checked (default 250ms).
 	Poll time.Duration
-	// BusAuth says that the binary authenticates its bus (CURVE): then up
-	// distributes the bus keys, unless control_plane.insecure, which passes
-	// --bus-auth=false --insecure instead. Without it, up passes --insecure
-	// for control_plane.insecure and distributes nothing.
-	BusAuth bool
 }
 
 // Manager brings a fleet up, reports it, and takes it down.
@@ -250,11 +245,10 @@ func hasFlag(opts []string, flag string) bool {
 	return false
 }
 
+// insecureFlags turn the bus's CURVE authentication off (control_plane.
+// insecure); otherwise up distributes the bus keys.
 func (m *Manager) insecureFlags() []string {
-	if m.o.BusAuth {
-		return []string{"--insecure", "--bus-auth=false"}
-	}
-	return []string{"--insecure"}
+	return []string{"--insecure", "--bus-auth=false"}
 }
 
 func (m *Manager) hasDocker() bool {
@@ -478,7 +472,7 @@ func (m *Manager) upHost(ctx context.Context, s *session, name, sum string, cp *
 			fail(StateFailed, err)
 			return
 		}
-		if m.o.BusAuth && !m.f.ControlPlane.Insecure {
+		if !m.f.ControlPlane.Insecure {
 			keys, err := m.serverKeys(hctx, c, name)
 			if err != nil {
 				fail(StateFailed, err)

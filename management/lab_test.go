@@ -88,7 +88,6 @@ func (l *labEnv) fleet(t *testing.T, knownHosts string, timeout string) string {
 	}
 	text := fmt.Sprintf(`control_plane:
   host: %[1]s
-  insecure: true
 defaults:
   key_file: %[4]s
   known_hosts: %[5]s

@@ -267,12 +267,12 @@ hosts:
 		{"control plane", m.controlArgv("n1"), []string{"/var/lib/rswarm/bin/rswarm", "up", "--workers", "0", "--strategy", "best-fit",
 			"--frontend-addr", "127.0.0.1:5001", "--globalmanager-addr", "127.0.0.1:5000",
 			"--globalmanager-bus", "tcp://10.0.0.1:3100", "--discovery-bus", "tcp://10.0.0.1:4000", "--advertise-addr", "10.0.0.1",
-			"--data-dir", "/var/lib/rswarm/data", "--insecure", "--heartbeat-grace", "15s", "--resync", "1s"}},
+			"--data-dir", "/var/lib/rswarm/data", "--insecure", "--bus-auth=false", "--heartbeat-grace", "15s", "--resync", "1s"}},
 		{"docker worker", m.workerArgv(f.Host("n2")), []string{"/var/lib/rswarm/bin/rswarm", "worker", "--runtime", "docker",
-			"--globalmanager-bus", "tcp://10.0.0.1:3100", "--discovery-bus", "tcp://10.0.0.1:4000", "--advertise-addr", "10.0.0.2", "--insecure", "--pull"}},
+			"--globalmanager-bus", "tcp://10.0.0.1:3100", "--discovery-bus", "tcp://10.0.0.1:4000", "--advertise-addr", "10.0.0.2", "--insecure", "--bus-auth=false", "--pull"}},
 		// 1,000 simulated workers: heartbeat every 2 s (2 ms each), the local binary.
 		{"simulated workers", m.workerArgv(f.Host("s1")), []string{"/opt/rswarm", "worker", "--runtime", "sim",
-			"--globalmanager-bus", "tcp://10.0.0.1:3100", "--discovery-bus", "tcp://10.0.0.1:4000", "--sim-id", "s1", "--workers", "1000", "--heartbeat", "2s", "--insecure"}},
+			"--globalmanager-bus", "tcp://10.0.0.1:3100", "--discovery-bus", "tcp://10.0.0.1:4000", "--sim-id", "s1", "--workers", "1000", "--heartbeat", "2s", "--insecure", "--bus-auth=false"}},
 	} {
 		if !reflect.DeepEqual(tc.want, tc.got) {
 			t.Errorf("%s:\nwant %q\ngot  %q", tc.name, tc.want, tc.got)

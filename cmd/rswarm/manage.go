@@ -50,20 +50,7 @@ func (f *manageFlags) manager(cmd *cobra.Command, progress func(host, msg string
 		Progress:       progress,
 		Warn:           func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) },
 		ConnectTimeout: f.timeout,
-		BusAuth:        busAuth(cmd),
 	}), nil
-}
-
-// busAuth says whether this binary (the one copied to the hosts)
-// authenticates its bus: its up and worker commands have --bus-auth.
-func busAuth(cmd *cobra.Command) bool {
-	for _, name := range []string{"up", "worker"} {
-		c, _, err := cmd.Root().Find([]string{name})
-		if err != nil || c.Flags().Lookup("bus-auth") == nil {
-			return false
-		}
-	}
-	return true
 }
 
 // progressLines prints "host: message" lines, or one mpb line per host on

@@ -421,11 +421,14 @@ func (m *Manager) enqueue(j *api.Job) {
 		}
 	}
 	m.seq++
-	m.queue[j.Name] = &queued{job: toPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: time.Now(), full: j}
+	m.queue[j.Name] = &queued{job: ToPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: time.Now(), full: j}
 	m.dirty = true
 }
 
-func toPlacement(j *api.Job, seq uint64) placement.Job {
+// ToPlacement is placement's view of a job, the seq'th to arrive: its
+// tasks' cores and memory, the client's pins, and the earliest of its
+// tasks' deadlines. It is pure; `rswarm simulate` queues jobs through it too.
+func ToPlacement(j *api.Job, seq uint64) placement.Job {
 	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq}
 	for _, t := range j.Info.Tasks {
 		pt := placement.Task{Name: t.ContainerName, Cores: t.ReqCores, Mem: taskMem(t)}

@@ -23,18 +23,15 @@ func (a *event) before(b *event) bool {
 // events is a 4-ary min-heap: half the depth of a binary heap, and the four
 // children of a node share a cache line or two.
 type events struct {
-	h   []event
-	seq uint64
+	h []event
 }
 
 func (q *events) len() int { return len(q.h) }
 
-func (q *events) push(t float64, kind uint8, id int32) {
-	q.seq++
-	q.h = append(q.h, event{t: t, seq: q.seq, id: id, kind: kind})
+func (q *events) pushEvent(e event) {
+	q.h = append(q.h, e)
 	h := q.h
 	i := len(h) - 1
-	e := h[i]
 	for i > 0 {
 		p := (i - 1) / 4
 		if !e.before(&h[p]) {
@@ -80,4 +77,85 @@ func (q *events) pop() event {
 	}
 	h[i] = e
 	return top
+}
+
+// calendar is the event queue: a ring of buckets of Width virtual seconds,
+// the current one a small heap. Releases are spread over minutes ahead; a
+// single heap of millions of them missed the cache at every level, while a
+// push here is an append to its bucket, and a pop works on one bucket's
+// worth of events, which fit in the cache. Events beyond the ring wait in
+// a heap of their own (far). Order is exactly the heap's: by time, then by
+// order of making.
+type calendar struct {
+	width  float64
+	ring   [][]event
+	inRing int
+	cur    int64 // the bucket of the current heap
+	now    events
+	far    events
+	seq    uint64
+}
+
+const calendarBuckets = 4096
+
+func newCalendar(width float64) *calendar {
+	return &calendar{width: width, ring: make([][]event, calendarBuckets)}
+}
+
+func (c *calendar) len() int { return c.now.len() + c.inRing + c.far.len() }
+
+func (c *calendar) bucket(t float64) int64 { return int64(t / c.width) }
+
+func (c *calendar) push(t float64, kind uint8, id int32) {
+	c.seq++
+	e := event{t: t, seq: c.seq, id: id, kind: kind}
+	switch b := c.bucket(t); {
+	case b <= c.cur:
+		c.now.pushEvent(e)
+	case b < c.cur+calendarBuckets:
+		k := b % calendarBuckets
+		if c.ring[k] == nil {
+			c.ring[k] = make([]event, 0, c.hint)
+		}
+		c.ring[k] = append(c.ring[k], e)
+		c.inRing++
+	default:
+		c.far.pushEvent(e)
+	}
+}
+
+// fill makes the current heap hold the earliest events, if any.
+func (c *calendar) fill() {
+	for c.now.len() == 0 {
+		if c.inRing == 0 {
+			if c.far.len() == 0 {
+				return
+			}
+			c.cur = c.bucket(c.far.peek().t) - 1 // jump over empty buckets
+		}
+		c.cur++
+		k := c.cur % calendarBuckets
+		if es := c.ring[k]; len(es) > 0 {
+			c.inRing -= len(es)
+			c.hint = len(es) + len(es)/8
+			for _, e := range es {
+				c.now.pushEvent(e)
+			}
+			c.ring[k] = es[:0:0] // let the bucket's array go: buckets fill one at a time
+		}
+		for c.far.len() > 0 && c.bucket(c.far.peek().t) <= c.cur {
+			c.now.pushEvent(c.far.pop())
+		}
+	}
+}
+
+// peek returns the earliest event; the queue must not be empty.
+func (c *calendar) peek() *event {
+	c.fill()
+	return c.now.peek()
+}
+
+func (c *calendar) pop() event {
+	c.fill()
+	return c.now.pop()
 }

@@ -131,7 +131,7 @@ type sim struct {
 	rows     func(report.Row) error
 	cluster  *placement.Cluster
 	strategy placement.Strategy
-	ev       events
+	ev       *calendar
 	now      float64
 
 	pending    stressclient.Arrival
@@ -198,6 +198,7 @@ func Run(cfg Config, src Source, rows func(report.Row) error, progress func(Prog
 		delayRng: rand.New(rand.NewPCG(cfg.Seed, streamDelays)),
 		res:      &Result{Strategy: cfg.Strategy, Bin: cfg.Bin},
 		memMB:    -1,
+		ev:       newCalendar(1),
 	}
 	for k := range s.res.Hists {
 		s.res.Hists[k] = hdrhistogram.New(1, 1e13, 3)
@@ -355,7 +356,10 @@ func (s *sim) arrive() error {
 			s.memStr = strconv.Itoa(a.Shape.MemMB) + "m"
 		}
 	}
-	base := worker.SimDuration(&api.Task{Duration: a.Shape.Duration, Command: a.Shape.Command}).Seconds()
+	var base float64
+	if s.cfg.TaskDuration == nil {
+		base = worker.SimDuration(&api.Task{Duration: a.Shape.Duration, Command: a.Shape.Command}).Seconds()
+	}
 	for len(s.scratchTasks) < a.Shape.Tasks {
 		s.scratchTasks = append(s.scratchTasks, api.Task{})
 	}

@@ -94,6 +94,7 @@ type calendar struct {
 	now    events
 	far    events
 	seq    uint64
+	hint   int // the capacity a bucket starts with: about the last one's size
 }
 
 const calendarBuckets = 4096

@@ -143,11 +143,11 @@ func Markdown(title string, about []string, results []*Result) string {
 		}
 	}
 	b.WriteString("\n## The simulation\n\n")
-	b.WriteString("| strategy | virtual time | events | rounds | wall time | events/s |\n|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| strategy | virtual time | events | rounds | wall time | CPU time | events/s (wall) |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %.0f |\n", r.Strategy,
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s | %.0f |\n", r.Strategy,
 			time.Duration(r.Virtual*float64(time.Second)).Round(time.Second), r.Events, r.Rounds,
-			r.Wall.Round(time.Millisecond), float64(r.Events)/max(r.Wall.Seconds(), 1e-9))
+			r.Wall.Round(time.Millisecond), r.CPU.Round(time.Millisecond), float64(r.Events)/max(r.Wall.Seconds(), 1e-9))
 	}
 	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -96,6 +97,9 @@ type Result struct {
 	Rounds     uint64
 	Virtual    float64 // virtual seconds at the last event
 	Wall       time.Duration
+	// CPU is the process's user and system time over the run (garbage
+	// collection included): on a shared machine it says more than Wall.
+	CPU time.Duration
 }
 
 type jobRec struct {
@@ -211,11 +215,12 @@ func Run(cfg Config, src Source, rows func(report.Row) error, progress func(Prog
 		}
 	}
 	_, s.total = s.cluster.FreeCores()
-	begin := time.Now()
+	begin, cpu := time.Now(), cpuTime()
 	if err := s.run(progress, begin); err != nil {
 		return nil, err
 	}
 	s.finish(begin)
+	s.res.CPU = cpuTime() - cpu
 	return s.res, nil
 }
 
@@ -504,6 +509,15 @@ func (s *sim) finish(begin time.Time) {
 	if s.now > 0 && s.total > 0 {
 		r.Mean = busy / (s.now * float64(s.total))
 	}
+}
+
+// cpuTime is the process's user and system time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func parseDuration(s string) (float64, error) {

@@ -178,7 +178,7 @@ func (s *simulateFlags) workload(cmd *cobra.Command, seed uint64) (func() simula
 func runSimulate(cmd *cobra.Command, s *simulateFlags) (err error) {
 	if os.Getenv("GOGC") == "" {
 		// The heap is mostly long-lived records: collect less often.
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(200)
 	}
 	mem, err := api.ParseMem(s.memory)
 	if err != nil {
@@ -286,9 +286,9 @@ func runSimulate(cmd *cobra.Command, s *simulateFlags) (err error) {
 			return err
 		}
 		results = append(results, r)
-		fmt.Fprintf(stderr, "simulate %s: %d jobs, %d ended, %d never placed; waiting p50 %.3f s p99 %.3f s max %.3f s; utilisation %.1f %%; %d events in %v (%.0f events/s)\n",
+		fmt.Fprintf(stderr, "simulate %s: %d jobs, %d ended, %d never placed; waiting p50 %.3f s p99 %.3f s max %.3f s; utilisation %.1f %%; %d events in %v (CPU %v, %.0f events/s)\n",
 			name, r.Arrived, r.Done, r.Queued, r.Waiting.P50, r.Waiting.P99, r.Waiting.Max, 100*r.Mean, r.Events,
-			r.Wall.Round(time.Millisecond), float64(r.Events)/max(r.Wall.Seconds(), 1e-9))
+			r.Wall.Round(time.Millisecond), r.CPU.Round(time.Millisecond), float64(r.Events)/max(r.Wall.Seconds(), 1e-9))
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprint(out, simulate.Markdown(s.title, about, results))

@@ -429,7 +429,8 @@ func (m *Manager) enqueue(j *api.Job) {
 // tasks' cores and memory, the client's pins, and the earliest of its
 // tasks' deadlines. It is pure; `rswarm simulate` queues jobs through it too.
 func ToPlacement(j *api.Job, seq uint64) placement.Job {
-	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq}
+	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq,
+		Tasks: make([]placement.Task, 0, len(j.Info.Tasks))}
 	for _, t := range j.Info.Tasks {
 		pt := placement.Task{Name: t.ContainerName, Cores: t.ReqCores, Mem: taskMem(t)}
 		if t.CpusetCpus != "" {

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -173,7 +174,8 @@ type sim struct {
 // measured. Each ended job is passed to rows (which may be nil), in the
 // order jobs end; progress (which may be nil) is called about once a
 // second of wall time.
-func Run(cfg Config, src Source, rows func(report.Row) error, progress func(Progress)) (*Result, error) {
+// It stops early, with ctx's error, when ctx is done.
+func Run(ctx context.Context, cfg Config, src Source, rows func(report.Row) error, progress func(Progress)) (*Result, error) {
 	if cfg.Workers < 1 {
 		return nil, invalid("workers must be at least 1, got %d", cfg.Workers)
 	}
@@ -216,7 +218,7 @@ func Run(cfg Config, src Source, rows func(report.Row) error, progress func(Prog
 	}
 	_, s.total = s.cluster.FreeCores()
 	begin, cpu := time.Now(), cpuTime()
-	if err := s.run(progress, begin); err != nil {
+	if err := s.run(ctx, progress, begin); err != nil {
 		return nil, err
 	}
 	s.finish(begin)
@@ -241,11 +243,11 @@ func (s *sim) pull() error {
 	return nil
 }
 
-func (s *sim) run(progress func(Progress), begin time.Time) error {
+func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time) error {
 	if err := s.pull(); err != nil {
 		return err
 	}
-	lastReport := begin
+	lastReport, check := begin, uint64(1<<16)
 	for s.ev.len() > 0 {
 		t := s.ev.peek().t
 		s.advance(t)
@@ -278,12 +280,17 @@ func (s *sim) run(progress func(Progress), begin time.Time) error {
 				s.ev.push(s.nextRound, evRound, 0)
 			}
 		}
-		if progress != nil && s.res.Events&0xffff == 0 {
-			if now := time.Now(); now.Sub(lastReport) >= time.Second {
-				lastReport = now
-				progress(Progress{Strategy: s.cfg.Strategy, Virtual: s.now, Events: s.res.Events,
-					Jobs: uint64(s.res.Arrived), Queued: len(s.queue), Wall: now.Sub(begin)})
-			}
+		if s.res.Events < check {
+			continue
+		}
+		check = s.res.Events + 1<<16
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if now := time.Now(); progress != nil && now.Sub(lastReport) >= time.Second {
+			lastReport = now
+			progress(Progress{Strategy: s.cfg.Strategy, Virtual: s.now, Events: s.res.Events,
+				Jobs: uint64(s.res.Arrived), Queued: len(s.queue), Wall: now.Sub(begin)})
 		}
 	}
 	if progress != nil {

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"strconv"
 	"strings"
@@ -105,7 +106,7 @@ func TestHandComputedStarts(t *testing.T) {
 			var rows []report.Row
 			cfg := Config{Workers: 3, Cores: 4, Memory: 1 << 30, Strategy: tt.strategy,
 				Queue: placement.QueueOptions{Policy: tt.policy}, DeployDelay: tt.deploy, StartDelay: tt.start, Seed: 1}
-			res, err := Run(cfg, &list{as: fiveJobs()}, func(r report.Row) error { rows = append(rows, r); return nil }, nil)
+			res, err := Run(context.Background(), cfg, &list{as: fiveJobs()}, func(r report.Row) error { rows = append(rows, r); return nil }, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +152,7 @@ func run(t *testing.T, seed uint64, strategy string) []byte {
 	cfg := Config{Workers: 20, Cores: 8, Memory: 4 << 30, Strategy: strategy, TaskDuration: &dur, Seed: seed,
 		DeployDelay: Dist{Kind: Exponential, A: 0.05}, StartDelay: Dist{Kind: Uniform, A: 0.01, B: 0.03},
 		ReleaseDelay: Dist{Kind: Normal, A: 0.02, B: 0.01}}
-	res, err := Run(cfg, st, jw.Write, nil)
+	res, err := Run(context.Background(), cfg, st, jw.Write, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestParseDist(t *testing.T) {
 func TestUnplaceableJobStaysQueued(t *testing.T) {
 	// A task of 8 cores on workers of 4 can never run: the run ends with it
 	// queued, and the job behind it runs.
-	res, err := Run(Config{Workers: 2, Cores: 4, Memory: 1 << 30, Strategy: placement.BestFit},
+	res, err := Run(context.Background(), Config{Workers: 2, Cores: 4, Memory: 1 << 30, Strategy: placement.BestFit},
 		&list{as: []stressclient.Arrival{job(1, 0, 1, 8, 1), job(2, 1, 1, 2, 1)}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)

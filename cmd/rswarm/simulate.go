@@ -281,7 +281,7 @@ func runSimulate(cmd *cobra.Command, s *simulateFlags) (err error) {
 	for _, name := range names {
 		c := cfg
 		c.Strategy = name
-		r, err := simulate.Run(c, source(), rows, progress)
+		r, err := simulate.Run(cmd.Context(), c, source(), rows, progress)
 		if err != nil {
 			return err
 		}

@@ -163,12 +163,14 @@ func (s *simulateFlags) workload(cmd *cobra.Command, seed uint64) (func() simula
 		return nil, "", 0, err
 	}
 	horizon := time.Duration(p.Turns) * p.Interval
+	desc := fmt.Sprintf("%s profile over %v of virtual time, jobs of %d task(s) of %d core(s) and %d MB", p.Profile, horizon, p.TaskCount, p.TaskCores, p.TaskMemMB)
 	if p.Profile == stressclient.Trace {
+		horizon = 0
 		for _, e := range p.Trace {
 			horizon = max(horizon, stressclient.IntervalSeconds(e.Offset))
 		}
+		desc = fmt.Sprintf("trace %s: %d jobs over %v, tasks of %d MB", s.stress.trace, len(p.Trace), horizon, p.TaskMemMB)
 	}
-	desc := fmt.Sprintf("%s profile over %v of virtual time, jobs of %d task(s) of %d core(s) and %d MB", p.Profile, horizon, p.TaskCount, p.TaskCores, p.TaskMemMB)
 	if p.Profile == stressclient.Poisson {
 		desc += fmt.Sprintf(", %g jobs/s (about %.0f jobs)", p.Lambda, p.Lambda*horizon.Seconds())
 	}

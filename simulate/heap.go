@@ -5,6 +5,8 @@ const (
 	evArrival uint8 = iota // the pending arrival enters the queue
 	evRelease              // a task's cores go back (id: the task)
 	evRound                // a round delayed by RoundInterval is due
+	evFailure              // a worker fails (id: the worker)
+	evRepair               // a failed worker is back (id: the worker)
 )
 
 // event is one entry of the heap: a value, so that the heap holds no

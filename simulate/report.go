@@ -119,14 +119,14 @@ func Markdown(title string, about []string, results []*Result) string {
 	b.WriteString("\n## Strategies\n\n")
 	b.WriteString("Utilisation is the fraction of cores allocated, over the run. Never placed: jobs left in the queue " +
 		"when nothing else could happen (no worker could ever take them).\n\n")
-	b.WriteString("| strategy | jobs | ended | never placed | mean utilisation | peak utilisation | longest wait (s) | its job | why it waited |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|---|\n")
+	b.WriteString("| strategy | jobs | ended | failed with a worker | never placed | mean utilisation | peak utilisation | longest wait (s) | its job | why it waited |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range results {
 		why := r.Reason
 		if why == "" {
 			why = "no round left it waiting: its wait is the deploy and start delays"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %.1f %% | %.1f %% | %s | %s | %s |\n", r.Strategy, r.Arrived, r.Done, r.Queued,
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %.1f %% | %.1f %% | %s | %s | %s |\n", r.Strategy, r.Arrived, r.Done, r.Failed, r.Queued,
 			100*r.Mean, 100*r.Peak, sec(r.LongestWait), r.LongestJob, cell(why))
 	}
 	b.WriteString("\n## Times in seconds (jobs that ended)\n\n")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -52,7 +53,16 @@ type Config struct {
 	// virtual seconds (the jobmanager spaces them under load); 0 runs a
 	// round at every instant with news.
 	RoundInterval float64
-	Seed          uint64
+	// FailureMTBF, when positive, is the mean virtual seconds between
+	// failures of one worker (failures are a Poisson process over the
+	// cluster, each hitting a worker drawn uniformly; one that is down
+	// already is spared). A failed worker takes no task until it is
+	// repaired, after a time drawn from Repair (the zero Dist: never);
+	// the jobs with a task on it fail, as the jobmanager fails a job one
+	// of whose tasks failed, and give back all their cores at once.
+	FailureMTBF float64
+	Repair      Dist
+	Seed        uint64
 	// Epoch is the epoch second of virtual time 0 in rows (0: DefaultEpoch).
 	Epoch float64
 	// Session is the session column of the rows (default: the strategy).
@@ -76,6 +86,8 @@ type Result struct {
 	Strategy string
 	Arrived  int // jobs that arrived
 	Done     int // jobs that ended (Down)
+	Failed   int // jobs that failed with a worker
+	Failures int // worker failures
 	Queued   int // jobs left in the queue: no worker could ever take them
 	// Waiting, Execution and Total are over the jobs that ended: the
 	// percentiles from an HDR histogram (three significant digits), the
@@ -114,6 +126,7 @@ type jobRec struct {
 	tasks       []int32
 	reason      string
 	waitedRound bool
+	failed      bool
 }
 
 type taskRec struct {
@@ -128,6 +141,7 @@ type taskRec struct {
 const (
 	streamDurations = 0x647572 // "dur"
 	streamDelays    = 0x646c79 // "dly"
+	streamFailures  = 0x66616c // "fal"
 )
 
 type sim struct {
@@ -150,11 +164,14 @@ type sim struct {
 	tasks []taskRec
 	freeT []int32
 
-	durRng, delayRng *rand.Rand
-	scratch          api.Job
-	scratchTasks     []api.Task
-	memStr           string
-	memMB            int
+	durRng, delayRng, failRng *rand.Rand
+	workerIDs                 []string
+	running                   int // tasks placed whose cores are not back
+	failPending               bool
+	scratch                   api.Job
+	scratchTasks              []api.Task
+	memStr                    string
+	memMB                     int
 
 	dirty     bool
 	nextRound float64
@@ -202,6 +219,7 @@ func Run(ctx context.Context, cfg Config, src Source, rows func(report.Row) erro
 		cfg: cfg, src: src, rows: rows, cluster: placement.NewCluster(), strategy: strategy,
 		durRng:   rand.New(rand.NewPCG(cfg.Seed, streamDurations)),
 		delayRng: rand.New(rand.NewPCG(cfg.Seed, streamDelays)),
+		failRng:  rand.New(rand.NewPCG(cfg.Seed, streamFailures)),
 		res:      &Result{Strategy: cfg.Strategy, Bin: cfg.Bin},
 		memMB:    -1,
 		ev:       newCalendar(1),
@@ -215,6 +233,7 @@ func Run(ctx context.Context, cfg Config, src Source, rows func(report.Row) erro
 		if err := s.cluster.AddWorker(id, cfg.Cores, cfg.Memory); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
+		s.workerIDs = append(s.workerIDs, id)
 	}
 	_, s.total = s.cluster.FreeCores()
 	begin, cpu := time.Now(), cpuTime()
@@ -267,10 +286,23 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 				s.release(e.id)
 			case evRound:
 				s.roundDue = false
+			case evFailure:
+				s.failPending = false
+				s.fail(int(e.id))
+			case evRepair:
+				s.cluster.SetUp(s.workerIDs[e.id], true)
+				s.dirty = true
 			}
 		}
 		if s.errRow != nil {
 			return s.errRow
+		}
+		// Failures go on while there is work: arrivals to come or tasks
+		// holding cores.
+		if s.cfg.FailureMTBF > 0 && !s.failPending && (s.hasPending || s.running > 0) {
+			s.failPending = true
+			next := s.now + s.failRng.ExpFloat64()*s.cfg.FailureMTBF/float64(s.cfg.Workers)
+			s.ev.push(next, evFailure, int32(s.failRng.IntN(s.cfg.Workers)))
 		}
 		if s.dirty && len(s.queue) > 0 {
 			if t >= s.nextRound {
@@ -358,7 +390,7 @@ func (s *sim) arrive() error {
 	j.left = int32(a.Shape.Tasks)
 	j.cores = int32(a.Shape.Tasks * a.Shape.Cores)
 	j.tasks = j.tasks[:0]
-	j.reason, j.waitedRound = "", false
+	j.reason, j.waitedRound, j.failed = "", false, false
 
 	// The job as the jobmanager reads it from the store, and placement's
 	// view of it through the jobmanager's own conversion.
@@ -442,6 +474,7 @@ func (s *sim) start(ji int32, _ []placement.Assignment) {
 		j.start = min(j.start, begin)
 		j.end = max(j.end, end)
 		s.ev.push(end+t.release, evRelease, ti)
+		s.running++
 	}
 	if len(j.tasks) == 0 { // a job with no task ends when placed
 		j.start, j.end = s.now+j.deploy, s.now+j.deploy
@@ -452,8 +485,9 @@ func (s *sim) start(ji int32, _ []placement.Assignment) {
 // release gives a task's cores back, and ends its job after its last task.
 func (s *sim) release(ti int32) {
 	t := &s.tasks[ti]
-	s.cluster.Release(t.name)
+	s.cluster.Release(t.name) // a no-op for a task of a failed job
 	s.dirty = true
+	s.running--
 	ji := t.job
 	s.freeT = append(s.freeT, ti)
 	j := &s.jobs[ji]
@@ -466,6 +500,10 @@ func (s *sim) release(ti int32) {
 func (s *sim) end(ji int32) {
 	j := &s.jobs[ji]
 	wait, exec, total := j.start-j.submit, j.end-j.start, j.end-j.submit
+	if j.failed {
+		s.endFailed(ji)
+		return
+	}
 	s.res.Done++
 	for k, v := range [3]float64{wait, exec, total} {
 		s.sums[k] += v
@@ -485,6 +523,62 @@ func (s *sim) end(ji int32) {
 			Tasks: len(j.tasks), Cores: int(j.cores)})
 	}
 	j.name, j.reason = "", ""
+	s.freeJ = append(s.freeJ, ji)
+}
+
+// fail takes worker i down: its jobs fail, and it comes back after a
+// repair time, if any.
+func (s *sim) fail(i int) {
+	id := s.workerIDs[i]
+	v, ok := s.cluster.Worker(id)
+	if !ok || !v.Up {
+		return
+	}
+	s.res.Failures++
+	s.cluster.SetUp(id, false)
+	if !s.cfg.Repair.Zero() {
+		s.ev.push(s.now+s.cfg.Repair.Draw(s.failRng), evRepair, int32(i))
+	}
+	// The jobs with a task there, in the order of their tasks' slots (the
+	// snapshot is a map: its order is not).
+	var slots []int
+	for _, name := range v.Busy {
+		if k, err := strconv.Atoi(name[1:]); err == nil {
+			slots = append(slots, k)
+		}
+	}
+	slices.Sort(slots)
+	for _, k := range slots {
+		ji := s.tasks[k].job
+		j := &s.jobs[ji]
+		if j.failed {
+			continue
+		}
+		j.failed = true
+		j.end = s.now
+		for _, ti := range j.tasks {
+			s.cluster.Release(s.tasks[ti].name)
+		}
+		s.dirty = true
+	}
+}
+
+// endFailed records a job that failed with a worker, once the release
+// events of all its tasks have passed (its cores went back at the failure).
+func (s *sim) endFailed(ji int32) {
+	j := &s.jobs[ji]
+	s.res.Failed++
+	if s.rows != nil && s.errRow == nil {
+		e, nan := s.cfg.Epoch, math.NaN()
+		r := report.Row{Job: j.name, Session: s.cfg.Session, Strategy: s.cfg.Strategy, Status: api.Failed,
+			Submit: e + j.submit, Start: nan, End: e + j.end, Waiting: nan, Execution: nan, Total: j.end - j.submit,
+			Tasks: len(j.tasks), Cores: int(j.cores)}
+		if j.start <= j.end {
+			r.Start, r.Waiting, r.Execution = e+j.start, j.start-j.submit, j.end-j.start
+		}
+		s.errRow = s.rows(r)
+	}
+	j.name, j.reason, j.failed = "", "", false
 	s.freeJ = append(s.freeJ, ji)
 }
 

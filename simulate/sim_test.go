@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rswarm/rswarm/api"
 	"github.com/rswarm/rswarm/placement"
 	"github.com/rswarm/rswarm/report"
 	"github.com/rswarm/rswarm/stressclient"
@@ -219,4 +220,54 @@ func TestUnplaceableJobStaysQueued(t *testing.T) {
 	if res.Queued != 1 || res.Done != 1 {
 		t.Fatalf("queued %d, ended %d; want 1 and 1", res.Queued, res.Done)
 	}
+}
+
+func TestWorkerFailures(t *testing.T) {
+	// Two workers of 4 cores fail about every 20 s each and come back after
+	// 5 s; jobs of 2 one-core tasks run 10 s. Some jobs fail with a worker,
+	// the others end, none is lost, and every run of the seed is the same.
+	arrivals := func() Source {
+		var as []stressclient.Arrival
+		for k := range 60 {
+			as = append(as, job(k+1, float64(k), 2, 1, 10))
+		}
+		return &list{as: as}
+	}
+	cfg := Config{Workers: 2, Cores: 4, Memory: 1 << 30, Strategy: placement.BestFit, Seed: 3,
+		FailureMTBF: 20, Repair: Dist{A: 5}}
+	var rows [2][]report.Row
+	var res [2]*Result
+	for i := range rows {
+		r, err := Run(context.Background(), cfg, arrivals(), func(r report.Row) error { rows[i] = append(rows[i], r); return nil }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res[i] = r
+	}
+	r := res[0]
+	if r.Failures == 0 || r.Failed == 0 || r.Done == 0 {
+		t.Fatalf("%d failures, %d jobs failed, %d ended: want some of each", r.Failures, r.Failed, r.Done)
+	}
+	if r.Done+r.Failed+r.Queued != r.Arrived || len(rows[0]) != r.Done+r.Failed {
+		t.Fatalf("%d arrived, %d ended + %d failed + %d queued, %d rows", r.Arrived, r.Done, r.Failed, r.Queued, len(rows[0]))
+	}
+	failed := 0
+	for _, row := range rows[0] {
+		if row.Status == api.Failed {
+			failed++
+		}
+	}
+	var csv [2]bytes.Buffer
+	for i := range csv {
+		if err := report.WriteJobsCSV(&csv[i], rows[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(csv[0].Bytes(), csv[1].Bytes()) {
+		t.Fatal("two runs of the seed wrote different rows")
+	}
+	if failed != r.Failed {
+		t.Fatalf("%d rows Failed, result says %d", failed, r.Failed)
+	}
+	t.Logf("%d worker failures: %d jobs ended, %d failed", r.Failures, r.Done, r.Failed)
 }

@@ -34,6 +34,8 @@ type simulateFlags struct {
 	sortBatch              bool
 	deploy, start, release string
 	roundInterval, bin     float64
+	mtbf                   time.Duration
+	repair                 string
 	replay, replaySession  string
 	reportDir              string
 	jobsCSV                bool
@@ -93,6 +95,8 @@ to stderr.`,
 	f.StringVar(&s.start, "start-delay", "", "distribution of the delay from a task's dispatch to its start")
 	f.StringVar(&s.release, "release-delay", "", "distribution of the delay from a task's end to the return of its cores")
 	f.Float64Var(&s.roundInterval, "round-interval", 0, "virtual seconds between placement rounds at least (0: a round at every instant with news)")
+	f.DurationVar(&s.mtbf, "worker-mtbf", 0, "mean time between failures of one worker (0: no failures); the jobs on a failed worker fail")
+	f.StringVar(&s.repair, "repair-time", "", "distribution of how long a failed worker stays down (default: for the rest of the run)")
 	f.Float64Var(&s.bin, "bin", 0, "seconds per point of the utilisation series (default: the horizon / 300, at least 1)")
 	f.StringVar(&s.replay, "replay", "", "replay the arrivals of a real run's jobs.csv instead of a profile")
 	f.StringVar(&s.replaySession, "replay-session", "", "with --replay, only this session's jobs")
@@ -198,12 +202,12 @@ func runSimulate(cmd *cobra.Command, s *simulateFlags) (err error) {
 		Workers: s.workers, Cores: s.cores, Memory: mem,
 		Options:       placement.Options{SortBatch: s.sortBatch},
 		Queue:         placement.QueueOptions{Policy: pol, MaxWait: s.maxWait},
-		RoundInterval: s.roundInterval, Seed: seed,
+		RoundInterval: s.roundInterval, Seed: seed, FailureMTBF: s.mtbf.Seconds(),
 	}
 	for _, d := range []struct {
 		flag, v string
 		to      *simulate.Dist
-	}{{"deploy-delay", s.deploy, &cfg.DeployDelay}, {"start-delay", s.start, &cfg.StartDelay}, {"release-delay", s.release, &cfg.ReleaseDelay}} {
+	}{{"deploy-delay", s.deploy, &cfg.DeployDelay}, {"start-delay", s.start, &cfg.StartDelay}, {"release-delay", s.release, &cfg.ReleaseDelay}, {"repair-time", s.repair, &cfg.Repair}} {
 		if *d.to, err = simulate.ParseDist(d.v); err != nil {
 			return fmt.Errorf("--%s: %w", d.flag, err)
 		}
@@ -243,6 +247,9 @@ func runSimulate(cmd *cobra.Command, s *simulateFlags) (err error) {
 		"workload: " + desc,
 		fmt.Sprintf("task duration: %s; delays: deploy %v, start %v, release %v", orDefault(s.taskDuration, "as a simulated worker runs the command"), cfg.DeployDelay, cfg.StartDelay, cfg.ReleaseDelay),
 		fmt.Sprintf("queue policy %s, max wait %g s, round interval %g s, seed %d", pol, s.maxWait, s.roundInterval, seed),
+	}
+	if s.mtbf > 0 {
+		about = append(about, fmt.Sprintf("worker failures: one per %v per worker, repaired after %s", s.mtbf, orDefault(s.repair, "never")))
 	}
 	fmt.Fprintf(stderr, "simulate: %s; strategies %s\n", strings.Join(about, "; "), strings.Join(names, ", "))
 
@@ -288,8 +295,8 @@ func runSimulate(cmd *cobra.Command, s *simulateFlags) (err error) {
 			return err
 		}
 		results = append(results, r)
-		fmt.Fprintf(stderr, "simulate %s: %d jobs, %d ended, %d never placed; waiting p50 %.3f s p99 %.3f s max %.3f s; utilisation %.1f %%; %d events in %v (CPU %v, %.0f events/s)\n",
-			name, r.Arrived, r.Done, r.Queued, r.Waiting.P50, r.Waiting.P99, r.Waiting.Max, 100*r.Mean, r.Events,
+		fmt.Fprintf(stderr, "simulate %s: %d jobs, %d ended, %d failed, %d never placed; waiting p50 %.3f s p99 %.3f s max %.3f s; utilisation %.1f %%; %d events in %v (CPU %v, %.0f events/s)\n",
+			name, r.Arrived, r.Done, r.Failed, r.Queued, r.Waiting.P50, r.Waiting.P99, r.Waiting.Max, 100*r.Mean, r.Events,
 			r.Wall.Round(time.Millisecond), r.CPU.Round(time.Millisecond), float64(r.Events)/max(r.Wall.Seconds(), 1e-9))
 	}
 	out := cmd.OutOrStdout()

@@ -139,7 +139,7 @@ func TestHandComputedStarts(t *testing.T) {
 func run(t *testing.T, seed uint64, strategy string) []byte {
 	t.Helper()
 	p := stressclient.DefaultParams()
-	p.Profile, p.Lambda, p.Turns, p.TaskCount, p.TaskCores = stressclient.Poisson, 20, 60, 3, 1
+	p.Profile, p.Lambda, p.Turns, p.TaskCount, p.TaskCores = stressclient.Poisson, 10, 120, 3, 1
 	st, err := stressclient.NewStream(p, seed)
 	if err != nil {
 		t.Fatal(err)

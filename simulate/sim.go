@@ -182,7 +182,6 @@ type sim struct {
 	sums   [3]float64
 	maxes  [3]float64
 	bins   []float64 // core-seconds allocated per bin
-	lastT  float64
 	seq    uint64
 	errRow error
 }

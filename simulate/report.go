@@ -122,12 +122,15 @@ func Markdown(title string, about []string, results []*Result) string {
 	b.WriteString("| strategy | jobs | ended | failed with a worker | never placed | mean utilisation | peak utilisation | longest wait (s) | its job | why it waited |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range results {
-		why := r.Reason
-		if why == "" {
+		why, longest := r.Reason, r.LongestJob
+		switch {
+		case r.LongestWait <= 0:
+			why, longest = "no job waited", "-"
+		case why == "":
 			why = "no round left it waiting: its wait is the deploy and start delays"
 		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %.1f %% | %.1f %% | %s | %s | %s |\n", r.Strategy, r.Arrived, r.Done, r.Failed, r.Queued,
-			100*r.Mean, 100*r.Peak, sec(r.LongestWait), r.LongestJob, cell(why))
+			100*r.Mean, 100*r.Peak, sec(r.LongestWait), longest, cell(why))
 	}
 	b.WriteString("\n## Times in seconds (jobs that ended)\n\n")
 	b.WriteString("waiting = start - submit, execution = end - start, total = end - submit. Percentiles from HDR " +

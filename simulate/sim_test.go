@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -270,4 +272,36 @@ func TestWorkerFailures(t *testing.T) {
 		t.Fatalf("%d rows Failed, result says %d", failed, r.Failed)
 	}
 	t.Logf("%d worker failures: %d jobs ended, %d failed", r.Failures, r.Done, r.Failed)
+}
+
+func TestWriteReport(t *testing.T) {
+	var results []*Result
+	for _, s := range []string{placement.FirstFit, placement.BestFit} {
+		r, err := Run(context.Background(), Config{Workers: 3, Cores: 4, Memory: 1 << 30, Strategy: s}, &list{as: fiveJobs()}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, r)
+	}
+	dir := t.TempDir()
+	if err := WriteReport(dir, "five jobs", []string{"three workers"}, results, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{report.SummaryFile, report.UtilisationFile, report.WaitingPlot, report.ExecutionPlot, report.TotalPlot, UtilisationPlot} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, report.SummaryFile))
+	// first fit: job5 waits 101 - 5 = 96 s; best fit 14 - 5 = 9 s.
+	for _, want := range []string{"# five jobs", "| first-fit | 5 | 5 | 0 | 0 |", "| 96.000 | job5 | needs 2 tasks of 4 cores",
+		"| best-fit | 5 | 5 | 0 | 0 |", "| 9.000 | job5 |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
+		}
+	}
+	util, _ := os.ReadFile(filepath.Join(dir, report.UtilisationFile))
+	if !strings.HasPrefix(string(util), "node,time,ratio\n") || !strings.Contains(string(util), "cluster (best-fit),1767225600.000000,") {
+		t.Fatalf("utilisation.csv:\n%s", util)
+	}
 }

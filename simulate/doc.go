@@ -20,11 +20,13 @@
 //
 // # Events
 //
-// One heap (4-ary, of values: no pointer, no allocation per event once
-// warm) holds the next arrival and one release per running task; events at
-// the same instant are taken in the order they were made, and a round
-// follows every instant that changed the queue or freed cores, as the
-// jobmanager runs one after a burst of events. There is no goroutine per
+// One calendar queue (a ring of one-second buckets of event values, the
+// current bucket a small 4-ary heap, the far future a heap of its own)
+// holds the next arrival, the next worker failure and repairs, and one
+// release per running task; events at the same instant are taken in the
+// order they were made, and a round follows every instant that changed the
+// queue or freed cores, as the jobmanager runs one after a burst of events
+// (or, with RoundInterval, at most that often). There is no goroutine per
 // worker and no sleep. Jobs and tasks live in slices reused through free
 // lists; a finished job is written as one jobs.csv row and folded into
 // histograms, so memory follows the jobs in the system, not the jobs run.

@@ -13,8 +13,8 @@ import (
 // Replay is a Source of a real run's arrivals, read from its jobs.csv:
 // each job arrives at its submission's offset from the first, with its
 // tasks and cores (its cores split evenly over its tasks), and each task
-// runs for the job's execution time (end - start) when the job ended, or
-// for Default seconds otherwise.
+// runs for the job's execution time (end - start) when it is known, or as
+// the base shape says otherwise (its duration, else its "sleep N" command).
 type Replay struct {
 	arrivals []stressclient.Arrival
 	i        int

@@ -305,3 +305,43 @@ func TestWriteReport(t *testing.T) {
 		t.Fatalf("utilisation.csv:\n%s", util)
 	}
 }
+
+func TestReadReplay(t *testing.T) {
+	// Three jobs of session a out of order and one of session b: a replay
+	// of a starts at a's first submission, each task running its job's
+	// execution time, the cores split over the tasks.
+	rows := []report.Row{
+		{Job: "j2", Session: "a", Status: api.Down, Submit: 1002.5, Start: 1003, End: 1008, Waiting: 0.5, Execution: 5, Total: 5.5, Tasks: 2, Cores: 4},
+		{Job: "j1", Session: "a", Status: api.Down, Submit: 1000, Start: 1000.1, End: 1001.1, Waiting: 0.1, Execution: 1, Total: 1.1, Tasks: 1, Cores: 3},
+		{Job: "x", Session: "b", Status: api.Down, Submit: 900, Start: 901, End: 902, Waiting: 1, Execution: 1, Total: 2, Tasks: 1, Cores: 1},
+		{Job: "j3", Session: "a", Status: api.Failed, Submit: 1004, Start: math.NaN(), End: 1005, Waiting: math.NaN(), Execution: math.NaN(), Total: 1, Tasks: 3, Cores: 3},
+	}
+	var b bytes.Buffer
+	if err := report.WriteJobsCSV(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	rp, err := ReadReplay(&b, "a", stressclient.Shape{Command: "sleep 7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		at           time.Duration
+		tasks, cores int
+		run          float64
+	}{{0, 1, 3, 1}, {2500 * time.Millisecond, 2, 2, 5}, {4 * time.Second, 3, 1, 0}}
+	if rp.Jobs() != len(want) {
+		t.Fatalf("%d jobs replayed, want %d", rp.Jobs(), len(want))
+	}
+	for i, w := range want {
+		a, ok := rp.Next()
+		if !ok || a.Offset != w.at || a.Shape.Tasks != w.tasks || a.Shape.Cores != w.cores || a.Shape.Duration != w.run || a.Shape.Command != "sleep 7" {
+			t.Errorf("arrival %d = %+v, want %+v", i, a, w)
+		}
+	}
+	if _, ok := rp.Next(); ok {
+		t.Error("the replay goes on after its last job")
+	}
+	if _, err := ReadReplay(strings.NewReader("job_name,session\n"), "", stressclient.Shape{}); err == nil {
+		t.Error("a malformed jobs.csv was accepted")
+	}
+}

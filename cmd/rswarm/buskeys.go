@@ -61,6 +61,14 @@ func ensureKey(dir, role string) (bus.KeyPair, error) {
 	kp, err := readSecret(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(pub); serr == nil {
+			// Another process sharing the directory may have made the pair
+			// between the two looks (it links the secret into place before
+			// it writes the public key): read the secret again.
+			kp, err = readSecret(path)
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(pub); serr == nil {
 			// A public key without its secret: copied from the host where
 			// that role runs. Never replace it.
 			return bus.KeyPair{}, fmt.Errorf("bus keys: %s holds the public key of a %s elsewhere, and %s has no secret key: run the %s where its key pair is, or remove the copied key", pub, role, dir, role)

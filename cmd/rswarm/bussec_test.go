@@ -372,3 +372,35 @@ func TestBusWithoutCurveBindsOnlyLoopback(t *testing.T) {
 		})
 	}
 }
+
+// TestEnsureKeyConcurrently: processes that share a data directory start
+// at once and each may make a role's key pair (a client makes its server's
+// pair when missing). Every caller must end with the one pair; a caller
+// that saw the public key before the secret once took it for a copied key
+// and refused to start.
+func TestEnsureKeyConcurrently(t *testing.T) {
+	for round := range 50 {
+		dir := t.TempDir()
+		const callers = 8
+		pubs := make([]string, callers)
+		errs := make([]error, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				kp, err := ensureKey(dir, "jobmanager")
+				pubs[i], errs[i] = kp.Public, err
+			}()
+		}
+		wg.Wait()
+		for i := range callers {
+			if errs[i] != nil {
+				t.Fatalf("round %d, caller %d: %v", round, i, errs[i])
+			}
+			if pubs[i] != pubs[0] {
+				t.Fatalf("round %d: callers got different keys %q and %q", round, pubs[0], pubs[i])
+			}
+		}
+	}
+}

@@ -31,6 +31,12 @@ type Job struct {
 	Error string `json:"error,omitempty"`
 	// Strategy is the placement strategy that placed the job.
 	Strategy string `json:"strategy,omitempty"`
+	// Restart is the job's restart policy: "never", "on-failure" or
+	// "on-failure:N"; empty means "on-failure:1" (see ParseRestart).
+	Restart string `json:"restart,omitempty"`
+	// Restarts counts the times the job was put back in the queue after
+	// losing a worker; a task's statuses from an earlier attempt are stale.
+	Restarts int `json:"restarts,omitempty"`
 }
 
 // JobInfo holds a job's network and its tasks.

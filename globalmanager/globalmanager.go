@@ -254,15 +254,23 @@ func fill(w *api.Worker, r api.Register, now float64) {
 }
 
 // Deploy creates the job's network and sends every task to its worker. It
-// returns once every worker has acknowledged; if one does not, the tasks
-// already sent are stopped and the error names the worker.
+// returns once every worker has acknowledged; if one does not, the error
+// names the worker and is ErrUnavailable. A deployment may be repeated: a
+// worker acknowledges a task it already runs without starting it again,
+// so the jobmanager sends a job again after such an error, and the tasks
+// already delivered are left running (they are stopped by reconciliation
+// if the job is placed elsewhere or given up).
 func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 	if len(j.Info.Tasks) == 0 {
 		return api.Invalid("job_info.tasks", "required")
 	}
 	// Only jobs the store knows are deployed: their tasks' ends must have a record to land in.
-	if _, err := m.st.GetJob(ctx, j.Name); err != nil {
+	stored, err := m.st.GetJob(ctx, j.Name)
+	if err != nil {
 		return fmt.Errorf("deploy job %s: %w", j.Name, err)
+	}
+	if stored.Status.Final() {
+		return &api.FieldError{Field: "job_name", Kind: api.ErrConflict, Reason: fmt.Sprintf("job %s is %s", j.Name, stored.Status)}
 	}
 	needNet := false
 	for _, t := range j.Info.Tasks {
@@ -299,7 +307,7 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 			defer cancel()
-			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t})
+			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t, Attempt: stored.Restarts})
 			if err != nil {
 				err = fmt.Errorf("worker %s did not accept task %s: %w", t.Node, t.ContainerName, err)
 			}
@@ -307,31 +315,17 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 		}()
 	}
 	var firstErr error
-	var sent []string
 	for range j.Info.Tasks {
-		r := <-results
-		if r.err != nil {
-			if firstErr == nil {
-				firstErr = r.err
-			}
-			continue
+		if r := <-results; r.err != nil && firstErr == nil {
+			firstErr = r.err
 		}
-		sent = append(sent, r.task)
 	}
 	if firstErr != nil {
-		for _, name := range sent {
-			t := j.Info.Tasks.Get(name)
-			sctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
-			if err := m.workers.Request(sctx, t.Node, api.KindStopTask, api.StopTask{Job: j.Name, Task: name, Reason: firstErr.Error()}, nil); err != nil {
-				m.log.Warn("undoing a partial deploy", "task_id", name, "err", err)
-			}
-			cancel()
-		}
 		return fmt.Errorf("%w: %w", api.ErrUnavailable, firstErr)
 	}
 	now := float64(time.Now().UnixNano()) / 1e9
 	cancelled := false
-	_, err := m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
+	_, err = m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
 		cancelled = sj.Status == api.Cancelled
 		for _, t := range sj.Info.Tasks {
 			if api.CanTransition(t.Status, api.Deployed) {

@@ -499,8 +499,10 @@ func TestDeploy(t *testing.T) {
 					return nil, nil
 				}
 			},
+			// Nothing is undone: the jobmanager sends the job again, and w1
+			// acknowledges the task it already runs without starting it twice.
 			status: 503, code: "unavailable",
-			calls: []string{"worker w1 run_task d_task1", "worker w1 stop_task d_task1", "worker w2 run_task d_task2"},
+			calls: []string{"worker w1 run_task d_task1", "worker w2 run_task d_task2"},
 			want:  api.Ready},
 		{name: "a worker reconnecting gets its command once it is back", runtime: "sim", job: placed("d", api.Scheduled, "w1", "w2"),
 			answer: func(*gmEnv) func(ctx context.Context, to, kind string, body any) (any, error) {
@@ -529,8 +531,10 @@ func TestDeploy(t *testing.T) {
 				}
 			},
 			status: 503, code: "unavailable",
-			calls: []string{"worker w1 run_task d_task1", "worker w2 run_task d_task2", "worker w2 stop_task d_task2"},
+			calls: []string{"worker w1 run_task d_task1", "worker w2 run_task d_task2"},
 			want:  api.Ready},
+		{name: "a job cancelled before its deployment is not sent", runtime: "sim", job: placed("d", api.Cancelled, "w1", "w2"),
+			status: 409, code: "conflict", field: "job_name", want: api.Cancelled},
 		{name: "cancelled while the run commands were on their way", runtime: "sim", job: placed("d", api.Scheduled, "w1", "w2"),
 			answer: func(e *gmEnv) func(ctx context.Context, to, kind string, body any) (any, error) {
 				return func(ctx context.Context, _, kind string, _ any) (any, error) {

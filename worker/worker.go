@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,7 @@ type Agent struct {
 
 type local struct {
 	job       string
+	attempt   int
 	cores     int
 	mem       int64
 	stopping  bool
@@ -312,15 +314,24 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("worker: shutting down: %w", api.ErrUnavailable)
 	}
-	if _, dup := a.tasks[name]; dup {
+	if l, dup := a.tasks[name]; dup {
+		if l.attempt >= rt.Attempt {
+			a.mu.Unlock()
+			return "already running", nil // a retried command: idempotent
+		}
+		// The copy of an earlier attempt (its job was restarted) still
+		// runs here: stop it without a word; the sender tries again.
 		a.mu.Unlock()
-		return "already running", nil // a retried command: idempotent
+		if _, err := a.stop(a.runCtx, api.StopTask{Job: l.job, Task: name, Orphan: true, Attempt: l.attempt}); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("worker: attempt %d of task %s is stopping: %w", l.attempt, name, api.ErrUnavailable)
 	}
 	mem, _ := api.ParseMem(rt.Task.MemLimit)
 	if rt.Task.MemLimit == "" {
 		mem = 0
 	}
-	a.tasks[name] = &local{job: rt.Job, cores: rt.Task.ReqCores, mem: mem}
+	a.tasks[name] = &local{job: rt.Job, attempt: rt.Attempt, cores: rt.Task.ReqCores, mem: mem}
 	node := a.node
 	a.wg.Add(1)
 	a.mu.Unlock()
@@ -333,10 +344,10 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 			a.mu.Lock()
 			delete(a.tasks, name)
 			a.mu.Unlock()
-			a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Failed, Error: err.Error(), Time: now})
+			a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Failed, Error: err.Error(), Time: now, Attempt: rt.Attempt})
 			return
 		}
-		a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Running, Time: now})
+		a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Running, Time: now, Attempt: rt.Attempt})
 	}()
 	return "accepted", nil
 }
@@ -385,12 +396,22 @@ func (a *Agent) leave() {
 	log.Info("left the swarm")
 }
 
+// orphaned is the stop state of a task the control plane does not want:
+// its end is not reported.
+const orphaned = api.State(255)
+
 func (a *Agent) stop(ctx context.Context, st api.StopTask) (any, error) {
 	a.mu.Lock()
 	l := a.tasks[st.Task]
-	if l != nil && !l.stopping { // the first stop says what the end means
+	if l != nil && st.Orphan && l.attempt != st.Attempt {
+		l = nil // another attempt than the one judged an orphan
+	}
+	if l != nil && (!l.stopping || st.Orphan) { // the first stop says what the end means
 		l.stopping, l.stopState, l.reason = true, api.Cancelled, st.Reason
-		if st.Migrating {
+		switch {
+		case st.Orphan:
+			l.stopState = orphaned
+		case st.Migrating:
 			l.stopState = api.Migrating
 		}
 	}
@@ -413,14 +434,14 @@ func (a *Agent) ended(st api.TaskStatus) {
 	st.Node = a.node
 	a.mu.Unlock()
 	if l != nil {
-		st.Job = l.job
+		st.Job, st.Attempt = l.job, l.attempt
 		if l.stopping {
 			st.State = l.stopState
 			st.Error = l.reason
 		}
 	}
-	if st.Job == "" {
-		return // not one of ours
+	if st.Job == "" || st.State == orphaned {
+		return // not one of ours, or not wanted any more
 	}
 	if st.State == api.Migrating {
 		// The globalmanager recorded the move itself; a late report from
@@ -507,23 +528,44 @@ func (a *Agent) heartbeat(ctx context.Context, dc Link) {
 		case <-time.After(time.Duration(float64(a.cfg.HeartbeatPeriod) * jitter)):
 		}
 		hb := a.usage()
+		var reply api.HeartbeatReply
 		rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
-		if err := dc.Request(rctx, api.KindHeartbeat, hb, nil); err != nil && ctx.Err() == nil {
+		if err := dc.Request(rctx, api.KindHeartbeat, hb, &reply); err != nil && ctx.Err() == nil {
 			a.log.Debug("heartbeat not acknowledged", "err", err)
 		}
 		cancel()
+		for _, st := range reply.Stop {
+			// Reconciliation: a task the control plane does not want.
+			st.Orphan = true
+			a.log.Info("stopping a task the control plane does not want", "job_id", st.Job, "task_id", st.Task, "attempt", st.Attempt, "reason", st.Reason)
+			if _, err := a.stop(ctx, st); err != nil && ctx.Err() == nil {
+				a.log.Warn("stopping an unwanted task", "task_id", st.Task, "err", err)
+			}
+		}
 	}
 }
 
+// usage is the heartbeat: the worker's use, and every task it holds
+// (running, starting, or ended with the end not delivered yet), sorted.
 func (a *Agent) usage() api.Heartbeat {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	hb := api.Heartbeat{Node: a.node, Time: nowSec(), Tasks: len(a.tasks)}
-	for _, l := range a.tasks {
+	hb := api.Heartbeat{Node: a.node, Tasks: len(a.tasks), Running: make([]api.HeldTask, 0, len(a.tasks))}
+	for n, l := range a.tasks {
 		hb.CoresBusy += l.cores
 		hb.MemUsed += l.mem
+		hb.Running = append(hb.Running, api.HeldTask{Job: l.job, Task: n, Attempt: l.attempt, Cores: l.cores})
 	}
 	hb.Cores, hb.MemTotal = a.cores, a.memTotal
+	a.mu.Unlock()
+	a.omu.Lock()
+	for _, st := range a.outbox {
+		if st.State.Final() {
+			hb.Running = append(hb.Running, api.HeldTask{Job: st.Job, Task: st.Task, Attempt: st.Attempt})
+		}
+	}
+	a.omu.Unlock()
+	slices.SortFunc(hb.Running, func(x, y api.HeldTask) int { return strings.Compare(x.Task, y.Task) })
+	hb.Time = nowSec() // when it is sent
 	return hb
 }
 
@@ -556,7 +598,7 @@ func (a *Agent) stopAll(log *slog.Logger, reason string) {
 			node := a.node
 			a.mu.Unlock()
 			if l != nil {
-				a.enqueue(api.TaskStatus{Node: node, Job: l.job, Task: n, State: api.Failed, Error: reason, Time: nowSec()})
+				a.enqueue(api.TaskStatus{Node: node, Job: l.job, Task: n, State: api.Failed, Error: reason, Time: nowSec(), Attempt: l.attempt})
 			}
 		}()
 	}

@@ -242,7 +242,7 @@ func discoveryHandler(s *discovery.Service) bus.Handler {
 			if err := json.Unmarshal(body, &hb); err != nil {
 				return nil, err
 			}
-			return nil, s.Heartbeat(ctx, hb)
+			return s.Heartbeat(ctx, hb)
 		}
 		return nil, fmt.Errorf("discovery: unknown message kind %q", kind)
 	}

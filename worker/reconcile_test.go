@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/api/apitest"
+)
+
+// Reconciliation, the worker's side: its heartbeats list the tasks it
+// holds; it stops, without a word, the tasks discovery says it should not
+// run; and a task of a restarted job replaces the copy of an earlier attempt.
+
+func TestHeartbeatsListHeldTasks(t *testing.T) {
+	e := startAgent(t, nil, func(c *Config, _ *agentEnv) { c.HeartbeatPeriod = 10 * time.Millisecond })
+	rt := runTask("j_task2", 2)
+	rt.Attempt = 1
+	for _, r := range []api.RunTask{runTask("j_task1", 1), rt} {
+		if _, err := e.command(api.KindRunTask, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []api.HeldTask{{Job: "j", Task: "j_task1", Cores: 1}, {Job: "j", Task: "j_task2", Attempt: 1, Cores: 2}}
+	apitest.Eventually(t, wait, func() error {
+		hbs := e.dc.heartbeats()
+		if len(hbs) == 0 {
+			return errors.New("no heartbeat yet")
+		}
+		if got := hbs[len(hbs)-1].Running; !slices.Equal(got, want) {
+			return fmt.Errorf("last heartbeat lists %+v, want %+v", got, want)
+		}
+		return nil
+	})
+	for _, st := range e.reported(t, "j_task2", api.Running) {
+		if st.Attempt != 1 {
+			t.Errorf("status %+v: want attempt 1", st)
+		}
+	}
+}
+
+func TestUnwantedTaskStoppedSilently(t *testing.T) {
+	e := startAgent(t, nil, func(c *Config, _ *agentEnv) { c.HeartbeatPeriod = 10 * time.Millisecond })
+	for _, n := range []string{"j_task1", "j_task2"} {
+		if _, err := e.command(api.KindRunTask, runTask(n, 1)); err != nil {
+			t.Fatal(err)
+		}
+		e.reported(t, n, api.Running)
+	}
+	// Discovery judged j_task1 an orphan (its job failed meanwhile).
+	e.dc.stopInNextReply(api.StopTask{Job: "j", Task: "j_task1", Orphan: true, Reason: "its task is Failed"})
+	apitest.Eventually(t, wait, func() error {
+		hbs := e.dc.heartbeats()
+		if len(hbs) == 0 {
+			return errors.New("no heartbeat yet")
+		}
+		hb := hbs[len(hbs)-1]
+		if hb.CoresBusy != 1 || len(hb.Running) != 1 || hb.Running[0].Task != "j_task2" {
+			return fmt.Errorf("last heartbeat: %d busy, holding %+v; want only j_task2", hb.CoresBusy, hb.Running)
+		}
+		return nil
+	})
+	// Its end is not reported: the store's record is not the worker's to change.
+	// A stop of j_task2 afterwards is reported; statuses come in order, so
+	// had j_task1's end been reported it would be there by then.
+	if _, err := e.command(api.KindStopTask, api.StopTask{Task: "j_task2", Reason: "cancelled"}); err != nil {
+		t.Fatal(err)
+	}
+	e.reported(t, "j_task2", api.Running, api.Cancelled)
+	e.reported(t, "j_task1", api.Running)
+}
+
+func TestRunTaskOfALaterAttemptReplacesTheEarlierCopy(t *testing.T) {
+	e := startAgent(t, nil)
+	const name = "j_task1"
+	if _, err := e.command(api.KindRunTask, runTask(name, 1)); err != nil {
+		t.Fatal(err)
+	}
+	e.reported(t, name, api.Running)
+	rt := runTask(name, 1)
+	rt.Attempt = 1
+	// The job was restarted and placed here again: the old copy is stopped
+	// and the sender told to try again.
+	if _, err := e.command(api.KindRunTask, rt); !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("run_task of attempt 1 while attempt 0 runs = %v, want ErrUnavailable", err)
+	}
+	apitest.Eventually(t, wait, func() error {
+		got, err := e.command(api.KindRunTask, rt)
+		if err != nil || got != "accepted" {
+			return fmt.Errorf("run_task again = %v, %v; want accepted", got, err)
+		}
+		return nil
+	})
+	sts := e.reported(t, name, api.Running, api.Running)
+	if sts[0].Attempt != 0 || sts[1].Attempt != 1 {
+		t.Errorf("attempts reported %d, %d; want 0 then 1", sts[0].Attempt, sts[1].Attempt)
+	}
+}

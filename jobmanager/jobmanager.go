@@ -952,6 +952,14 @@ func (m *Manager) restart(ctx context.Context, names []string) {
 	if err != nil && ctx.Err() == nil && len(written) == 0 {
 		m.log.Debug("restarting jobs", "jobs", len(names), "err", err)
 	}
+	if len(written) > 0 {
+		// Discovery marks a lost worker down before it fails its tasks:
+		// read the workers now, lest the restarted job go back to it.
+		m.workersStale, m.workersRead = false, time.Now()
+		if err := m.syncWorkers(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("reading workers failed", "err", err)
+		}
+	}
 	for _, j := range written {
 		for _, t := range j.Info.Tasks {
 			m.release(t.ContainerName)

@@ -247,21 +247,22 @@ func (s *Service) applyBatch(ctx context.Context, batch []statusReq) {
 // batches (a worker that comes back at the next tick, the others every
 // HeartbeatWrite). The reply holds the tasks reconciliation found the
 // worker should not run.
-func (s *Service) Heartbeat(_ context.Context, hb api.Heartbeat) (api.HeartbeatReply, error) {
+func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) (api.HeartbeatReply, error) {
 	now := s.now()
 	sent := hb.Time
 	if hb.Time == 0 {
 		hb.Time = now
 	}
+	running := hb.Running
+	hb.Running = nil // kept in reports
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.table.ObserveSent(hb.Node, now, sent) {
+	back := s.table.ObserveSent(hb.Node, now, sent)
+	if back {
 		s.cameUp[hb.Node] = true
 	}
-	s.reports[hb.Node] = Report{Read: now, Running: hb.Running}
+	s.reports[hb.Node] = Report{Read: now, Running: running}
 	reply := api.HeartbeatReply{Stop: s.stops[hb.Node]}
 	delete(s.stops, hb.Node)
-	hb.Running = nil // kept in reports
 	ratio := 0.0
 	if hb.Cores > 0 {
 		ratio = float64(hb.CoresBusy) / float64(hb.Cores)
@@ -271,6 +272,14 @@ func (s *Service) Heartbeat(_ context.Context, hb api.Heartbeat) (api.HeartbeatR
 	}
 	s.lastRatio[hb.Node] = ratio
 	s.beats[hb.Node] = hb
+	s.mu.Unlock()
+	if back && len(running) > 0 {
+		// A worker back after it was declared lost (paused, cut off) still
+		// holds tasks that were failed and placed elsewhere meanwhile: they
+		// are stopped in this very reply, not at the next pass, so that the
+		// two copies run side by side as briefly as possible.
+		reply.Stop = append(reply.Stop, s.unwantedNow(ctx, hb.Node, running)...)
+	}
 	return reply, nil
 }
 
@@ -481,4 +490,34 @@ func (s *Service) reconcile(ctx context.Context) error {
 		s.log.Warn("reconciliation: a task is missing from its worker", "node_id", st.Node, "job_id", st.Job, "task_id", st.Task)
 	}
 	return s.TaskStatuses(ctx, append(v.Adopt, v.Lost...))
+}
+
+// unwantedNow reads the jobs of the tasks a worker holds and returns the
+// stops for those the store does not want there. On a read error it
+// returns what it has: the next pass catches the rest.
+func (s *Service) unwantedNow(ctx context.Context, node string, running []api.HeldTask) []api.StopTask {
+	want := map[string]Placement{}
+	read := map[string]bool{}
+	for _, h := range running {
+		if read[h.Job] {
+			continue
+		}
+		read[h.Job] = true
+		j, err := s.st.GetJob(ctx, h.Job)
+		if errors.Is(err, api.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			s.log.Warn("reconciling a worker that came back; the next pass will", "node_id", node, "err", err)
+			return nil
+		}
+		for _, t := range j.Info.Tasks {
+			want[t.ContainerName] = Placement{Job: j.Name, Node: t.Node, State: t.Status, Attempt: j.Restarts}
+		}
+	}
+	stops := Unwanted(node, running, want)
+	if len(stops) > 0 {
+		s.log.Info("worker came back holding tasks placed elsewhere meanwhile: stopping them", "node_id", node, "count", len(stops))
+	}
+	return stops
 }

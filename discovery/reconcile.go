@@ -119,6 +119,19 @@ func (r *Reconciler) Pass(now float64, reports map[string]Report, want map[strin
 	return v
 }
 
+// Unwanted returns the stops for the tasks node holds that want does not
+// place there (the first half of a pass, with nothing to confirm).
+func Unwanted(node string, running []api.HeldTask, want map[string]Placement) []api.StopTask {
+	var out []api.StopTask
+	for _, h := range running {
+		p, ok := want[h.Task]
+		if why := unwanted(node, h, p, ok); why != "" {
+			out = append(out, api.StopTask{Job: h.Job, Task: h.Task, Attempt: h.Attempt, Orphan: true, Reason: why})
+		}
+	}
+	return out
+}
+
 // unwanted says why task h held by node should not run there, or "".
 func unwanted(node string, h api.HeldTask, p Placement, known bool) string {
 	switch {

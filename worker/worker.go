@@ -347,6 +347,7 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 			a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Failed, Error: err.Error(), Time: now, Attempt: rt.Attempt})
 			return
 		}
+		a.log.Debug("task started", "job_id", rt.Job, "task_id", name, "attempt", rt.Attempt)
 		a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Running, Time: now, Attempt: rt.Attempt})
 	}()
 	return "accepted", nil
@@ -440,8 +441,12 @@ func (a *Agent) ended(st api.TaskStatus) {
 			st.Error = l.reason
 		}
 	}
-	if st.Job == "" || st.State == orphaned {
-		return // not one of ours, or not wanted any more
+	if st.Job == "" {
+		return // not one of ours
+	}
+	a.log.Debug("task ended", "job_id", st.Job, "task_id", st.Task, "attempt", st.Attempt, "orphan", st.State == orphaned)
+	if st.State == orphaned {
+		return // not wanted any more: nothing to report
 	}
 	if st.State == api.Migrating {
 		// The globalmanager recorded the move itself; a late report from

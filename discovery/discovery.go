@@ -355,6 +355,9 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-recTick.C:
+			if err := s.watchRegistered(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reading workers", "err", err)
+			}
 			if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reconciling workers; trying again at the next pass", "err", err)
 			}
@@ -520,4 +523,23 @@ func (s *Service) unwantedNow(ctx context.Context, node string, running []api.He
 		s.log.Info("worker came back holding tasks placed elsewhere meanwhile: stopping them", "node_id", node, "count", len(stops))
 	}
 	return stops
+}
+
+// watchRegistered starts the expiry clock of the workers registered (by
+// the globalmanager) that never sent a heartbeat: one that died right
+// after registering is declared down a grace later, not left ready.
+func (s *Service) watchRegistered(ctx context.Context) error {
+	ws, err := s.st.ListWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range ws {
+		if w.Status == api.WorkerReady && !s.table.Knows(w.ID) {
+			s.table.Observe(w.ID, now)
+		}
+	}
+	return nil
 }

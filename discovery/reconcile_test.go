@@ -198,3 +198,24 @@ func TestServiceReconcilesWorkers(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A worker that registers after discovery started and dies before its
+// first heartbeat is still declared down: its clock starts when discovery
+// sees it registered.
+func TestRegisteredWorkerThatNeverBeatsGoesDown(t *testing.T) {
+	cfg := fastConfig()
+	cfg.HeartbeatGrace = 50 * time.Millisecond
+	cfg.ReconcileInterval = 20 * time.Millisecond
+	e := start(t, cfg, nil)
+	putWorker(t, e.st, "w1", api.WorkerReady)
+	apitest.Eventually(t, wait, func() error {
+		w, err := e.st.GetWorker(context.Background(), "w1")
+		if err != nil {
+			return err
+		}
+		if w.Status != api.WorkerDown {
+			return fmt.Errorf("w1 is %s, want down", w.Status)
+		}
+		return nil
+	})
+}

@@ -85,6 +85,12 @@ func (t *Table) Expired(now float64) []string {
 	return out
 }
 
+// Knows reports whether node was observed and not forgotten.
+func (t *Table) Knows(node string) bool {
+	_, ok := t.last[node]
+	return ok
+}
+
 // Up returns the nodes that are not expired, in name order.
 func (t *Table) Up() []string {
 	var out []string

@@ -811,6 +811,13 @@ func (m *Manager) resync(ctx context.Context) error {
 		// Jobs written between the two reads come again from the feed:
 		// reconciling a job twice changes nothing.
 		m.cursor = head
+		// A job that failed by losing a worker while this process was
+		// down is not live: the recent writes are read for those to restart.
+		recent, err := m.recentlyFailed(ctx, head)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, recent...)
 	} else {
 		for {
 			page, next, err := m.st.JobsChangedSince(ctx, m.cursor, changesPage)
@@ -833,9 +840,6 @@ func (m *Manager) resync(ctx context.Context) error {
 			restart = append(restart, j.Name)
 		}
 	}
-	if len(restart) > 0 {
-		m.restart(ctx, restart)
-	}
 	if len(requeue) > 0 {
 		if err := m.requeue(ctx, requeue); err != nil {
 			return err
@@ -844,6 +848,11 @@ func (m *Manager) resync(ctx context.Context) error {
 	if full {
 		m.dropUnlisted(jobs)
 		m.synced = true
+	}
+	if len(restart) > 0 {
+		m.restart(ctx, restart) // after dropUnlisted, which knows them as Failed
+	}
+	if full {
 		m.writeWorkers(ctx) // what recovery found, at once
 	}
 	return nil
@@ -851,6 +860,32 @@ func (m *Manager) resync(ctx context.Context) error {
 
 // changesPage is how many changed jobs one read of the change feed returns.
 const changesPage = 1000
+
+// restartLookback is how many of the store's last write transactions the
+// first pass reads for jobs to restart (see recentlyFailed).
+const restartLookback = 10000
+
+// recentlyFailed returns the jobs among the last restartLookback writes
+// before head that their restart policy restarts.
+func (m *Manager) recentlyFailed(ctx context.Context, head int64) ([]*api.Job, error) {
+	var out []*api.Job
+	for at := max(0, head-restartLookback); at < head; {
+		page, next, err := m.st.JobsChangedSince(ctx, at, changesPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range page {
+			if j.CanRestart() {
+				out = append(out, j)
+			}
+		}
+		if len(page) < changesPage || next <= at {
+			break
+		}
+		at = next
+	}
+	return out, nil
+}
 
 // reconcile brings the queue and the allocations in line with one job's
 // record: a Ready job is queued (unless it is already), a job that is no

@@ -108,3 +108,37 @@ func TestOwnFailureIsNotRestarted(t *testing.T) {
 		t.Errorf("%d deployments, want 1", n)
 	}
 }
+
+// A job that lost its worker while the jobmanager was down is restarted
+// when it starts: it is not live, so the first pass finds it among the
+// recent writes.
+func TestRestartOfAJobThatFailedWhileDown(t *testing.T) {
+	h := setup(t, workerSpec{"w1", 2}, workerSpec{"w2", 2})
+	h.submit("a", 1, 2)
+	_, err := h.st.UpdateJob(t.Context(), "a", func(j *api.Job) error {
+		tk := j.Info.Tasks[0]
+		tk.Node, tk.CpusetCpus, tk.Status = "w1", "0,1", api.Running
+		j.Refresh(now())
+		_, err := j.ApplyStatus(api.TaskStatus{Node: "w1", Task: tk.ContainerName, State: api.Failed, Error: api.WorkerLost + ": w1 sent no heartbeat for 3s", Time: now()})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := h.job("a"); a.Status != api.Failed {
+		t.Fatalf("setup: a is %v, want Failed", a.Status)
+	}
+	h.setWorkerStatusNoNotify("w1", api.WorkerDown)
+	h.run(noResync, nil)
+	a := h.waitDeployed("a", map[string]string{"a_task1": "w2/0,1"})
+	if a.Restarts != 1 {
+		t.Errorf("restarts = %d, want 1", a.Restarts)
+	}
+}
+
+func (h *harness) setWorkerStatusNoNotify(id string, s api.WorkerStatus) {
+	h.t.Helper()
+	if _, err := h.st.UpdateWorker(h.t.Context(), id, func(w *api.Worker) error { w.Status = s; return nil }); err != nil {
+		h.t.Fatalf("UpdateWorker(%s): %v", id, err)
+	}
+}

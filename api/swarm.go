@@ -32,5 +32,9 @@ const (
 	LabelJob     = "rswarm.job"
 	LabelTask    = "rswarm.task"
 	LabelNode    = "rswarm.node"
+	// LabelAttempt and LabelCores record a task's attempt (its job's restart
+	// count) and its cores, so that a restarted worker adopts its containers.
+	LabelAttempt = "rswarm.attempt"
+	LabelCores   = "rswarm.cores"
 	LabelManaged = "rswarm.managed"
 )

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -97,5 +98,36 @@ func TestRunTaskOfALaterAttemptReplacesTheEarlierCopy(t *testing.T) {
 	sts := e.reported(t, name, api.Running, api.Running)
 	if sts[0].Attempt != 0 || sts[1].Attempt != 1 {
 		t.Errorf("attempts reported %d, %d; want 0 then 1", sts[0].Attempt, sts[1].Attempt)
+	}
+}
+
+// adoptingSim is a runtime whose tasks outlived the previous agent.
+type adoptingSim struct {
+	*Sim
+	held []api.HeldTask
+}
+
+func (s adoptingSim) Held(context.Context) ([]api.HeldTask, error) { return s.held, nil }
+
+// A worker restarted while its containers ran holds them again: they are
+// in its first heartbeat, and a retried run_task is not started twice.
+func TestRestartedWorkerAdoptsRunningTasks(t *testing.T) {
+	held := []api.HeldTask{{Job: "j", Task: "j_task1", Attempt: 2, Cores: 2}}
+	e := startAgent(t, func(s *Sim) Runtime { return adoptingSim{s, held} },
+		func(c *Config, _ *agentEnv) { c.HeartbeatPeriod = 10 * time.Millisecond })
+	apitest.Eventually(t, wait, func() error {
+		hbs := e.dc.heartbeats()
+		if len(hbs) == 0 {
+			return errors.New("no heartbeat yet")
+		}
+		if hb := hbs[0]; hb.CoresBusy != 2 || !slices.Equal(hb.Running, held) {
+			return fmt.Errorf("first heartbeat: %d busy, holding %+v; want 2 busy holding %+v", hb.CoresBusy, hb.Running, held)
+		}
+		return nil
+	})
+	rt := runTask("j_task1", 2)
+	rt.Attempt = 2
+	if got, err := e.command(api.KindRunTask, rt); err != nil || got != "already running" {
+		t.Fatalf("run_task of an adopted task = %v, %v; want already running", got, err)
 	}
 }

@@ -44,6 +44,14 @@ type Runtime interface {
 	Watch(ctx context.Context) <-chan api.TaskStatus
 }
 
+// Adopter is a Runtime that can list the tasks running on the host, so
+// that a worker restarted while its tasks ran (Docker containers outlive
+// the agent) holds them again instead of losing them. The simulation's
+// tasks die with the process: it has nothing to adopt.
+type Adopter interface {
+	Held(ctx context.Context) ([]api.HeldTask, error)
+}
+
 // Link is a connection to a peer on the bus. Request is safe for concurrent use.
 type Link interface {
 	Request(ctx context.Context, kind string, body, reply any) error
@@ -159,6 +167,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer dc.Close()
 	log := a.log.With("node_id", node)
 	log.Info("worker registered")
+	a.adopt(ctx, log)
 	close(a.ready)
 
 	var wg sync.WaitGroup
@@ -193,6 +202,31 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopReporting()
 	wg.Wait()
 	return nil
+}
+
+// adopt holds again the tasks the runtime still runs from before a
+// restart; they go into the first heartbeat, and reconciliation keeps or
+// stops each.
+func (a *Agent) adopt(ctx context.Context, log *slog.Logger) {
+	ad, ok := a.rt.(Adopter)
+	if !ok {
+		return
+	}
+	held, err := ad.Held(ctx)
+	if err != nil {
+		log.Warn("listing the tasks running from before; reconciliation will find them failed", "err", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range held {
+		if _, ok := a.tasks[h.Task]; !ok {
+			a.tasks[h.Task] = &local{job: h.Job, attempt: h.Attempt, cores: h.Cores}
+		}
+	}
+	if len(held) > 0 {
+		log.Info("adopted the tasks running from before", "count", len(held))
+	}
 }
 
 // register introduces the worker to the globalmanager, joining the swarm

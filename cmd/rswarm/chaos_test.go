@@ -236,7 +236,7 @@ type proc struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	exited chan struct{} // closed when the current process has exited
+	exited chan struct{}  // closed when the current process has exited
 	frozen [][2]time.Time // pauses
 	killed []time.Time
 }

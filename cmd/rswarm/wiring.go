@@ -41,6 +41,7 @@ var (
 	_ globalmanager.Workers  = (*bus.Server)(nil)
 	_ globalmanager.Notifier = (*jmLink)(nil)
 	_ worker.Runtime         = (*engine.Runtime)(nil)
+	_ worker.Adopter         = (*engine.Runtime)(nil)
 	_ worker.Link            = (*bus.Client)(nil)
 )
 

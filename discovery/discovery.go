@@ -526,8 +526,9 @@ func (s *Service) unwantedNow(ctx context.Context, node string, running []api.He
 }
 
 // watchRegistered starts the expiry clock of the workers registered (by
-// the globalmanager) that never sent a heartbeat: one that died right
-// after registering is declared down a grace later, not left ready.
+// the globalmanager) that sent no heartbeat since: one that died right
+// after registering, or after registering again once declared down, is
+// declared down a grace later, not left ready.
 func (s *Service) watchRegistered(ctx context.Context) error {
 	ws, err := s.st.ListWorkers(ctx)
 	if err != nil {
@@ -537,7 +538,7 @@ func (s *Service) watchRegistered(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, w := range ws {
-		if w.Status == api.WorkerReady && !s.table.Knows(w.ID) {
+		if w.Status == api.WorkerReady && !s.table.Watching(w.ID) {
 			s.table.Observe(w.ID, now)
 		}
 	}

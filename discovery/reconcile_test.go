@@ -207,8 +207,7 @@ func TestRegisteredWorkerThatNeverBeatsGoesDown(t *testing.T) {
 	cfg.HeartbeatGrace = 50 * time.Millisecond
 	cfg.ReconcileInterval = 20 * time.Millisecond
 	e := start(t, cfg, nil)
-	putWorker(t, e.st, "w1", api.WorkerReady)
-	apitest.Eventually(t, wait, func() error {
+	down := func() error {
 		w, err := e.st.GetWorker(context.Background(), "w1")
 		if err != nil {
 			return err
@@ -217,5 +216,11 @@ func TestRegisteredWorkerThatNeverBeatsGoesDown(t *testing.T) {
 			return fmt.Errorf("w1 is %s, want down", w.Status)
 		}
 		return nil
-	})
+	}
+	putWorker(t, e.st, "w1", api.WorkerReady)
+	apitest.Eventually(t, wait, down)
+	// Registered again (the globalmanager marks it ready), and dead again
+	// before its first heartbeat.
+	putWorker(t, e.st, "w1", api.WorkerReady)
+	apitest.Eventually(t, wait, down)
 }

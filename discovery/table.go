@@ -85,10 +85,10 @@ func (t *Table) Expired(now float64) []string {
 	return out
 }
 
-// Knows reports whether node was observed and not forgotten.
-func (t *Table) Knows(node string) bool {
+// Watching reports whether node is observed and not expired.
+func (t *Table) Watching(node string) bool {
 	_, ok := t.last[node]
-	return ok
+	return ok && !t.down[node]
 }
 
 // Up returns the nodes that are not expired, in name order.

@@ -46,6 +46,19 @@ func TestWorkerLossFigures(t *testing.T) {
 	c := sys.client()
 	ctx := context.Background()
 	waitWorkers(t, c, 3)
+	// Each worker heartbeating, so that a trial measures a worker that was watched.
+	apitest.Eventually(t, time.Minute, func() error {
+		ws, err := c.Workers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, x := range ws {
+			if x.CPUs == nil || x.LastHeartbeat == x.JoinTime {
+				return fmt.Errorf("worker %s: no heartbeat recorded yet", x.ID)
+			}
+		}
+		return nil
+	})
 	const trials = 10
 	var detect, recover []time.Duration
 	for i := range trials {
@@ -88,11 +101,24 @@ func TestWorkerLossFigures(t *testing.T) {
 		recover = append(recover, again.Sub(killed))
 		t.Logf("trial %d: %s killed; down after %v, its task running on another worker after %v", i+1, node,
 			down.Sub(killed).Round(time.Millisecond), again.Sub(killed).Round(time.Millisecond))
+		restarted := float64(time.Now().UnixNano()) / 1e9
 		w.start()
 		if err := c.CancelJob(ctx, j.Name); err != nil {
 			t.Fatal(err)
 		}
-		waitWorkers(t, c, 3)
+		// The restarted worker is back once discovery has its heartbeat.
+		apitest.Eventually(t, time.Minute, func() error {
+			ws, err := c.Workers(ctx)
+			if err != nil {
+				return err
+			}
+			for _, x := range ws {
+				if x.ID == node && (x.Status != api.WorkerReady || x.LastHeartbeat < restarted) {
+					return fmt.Errorf("worker %s is %s, last heartbeat %.3f (restarted at %.3f)", node, x.Status, x.LastHeartbeat, restarted)
+				}
+			}
+			return nil
+		})
 		allFree(t, c)
 	}
 	slices.Sort(detect)

@@ -387,6 +387,12 @@ func (s *Service) Run(ctx context.Context) error {
 // workerLost marks a worker down and fails the tasks it was running.
 func (s *Service) workerLost(ctx context.Context, node string) error {
 	s.log.Warn("worker missed its heartbeats: marking it down", "node_id", node, "grace", s.cfg.HeartbeatGrace)
+	s.mu.Lock()
+	// Its last report is stale, and what it should stop is judged afresh
+	// when it comes back (see Heartbeat).
+	delete(s.reports, node)
+	delete(s.stops, node)
+	s.mu.Unlock()
 	_, err := s.st.UpdateWorker(ctx, node, func(w *api.Worker) error {
 		if w.Status == api.WorkerReady {
 			w.Status = api.WorkerDown

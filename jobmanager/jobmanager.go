@@ -648,6 +648,8 @@ func (m *Manager) redeploy(ctx context.Context, name string) {
 			m.log.Warn("re-queueing a job; the resync will retry", "job_id", name, "err", err)
 		}
 		return
+	case redeployLost:
+		m.loseUndelivered(ctx, j)
 	case redeployDrop:
 		if j != nil {
 			for _, t := range j.Info.Tasks {
@@ -657,6 +659,40 @@ func (m *Manager) redeploy(ctx context.Context, name string) {
 	}
 	delete(m.inflight, name)
 	delete(m.attempts, name)
+}
+
+// loseUndelivered fails, as lost with their worker, the tasks of a job
+// that never reached a worker now down, while its other tasks run: the job
+// then fails as a gang and its restart policy applies.
+func (m *Manager) loseUndelivered(ctx context.Context, j *api.Job) {
+	now := m.now()
+	var refs []api.TaskRef
+	written, err := m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
+		refs = refs[:0]
+		for _, t := range sj.Info.Tasks {
+			if t.Status != api.Scheduled {
+				continue
+			}
+			if v, ok := m.cluster.Worker(t.Node); ok && v.Up {
+				continue
+			}
+			st := api.TaskStatus{Node: t.Node, Job: sj.Name, Task: t.ContainerName, State: api.Failed, Time: now, Attempt: sj.Restarts,
+				Error: fmt.Sprintf("%s: %s went down before the task reached it", api.WorkerLost, t.Node)}
+			if _, err := sj.ApplyStatus(st); err != nil {
+				return err
+			}
+			refs = append(refs, api.TaskRef{Job: sj.Name, Task: t.ContainerName, Node: t.Node, State: api.Failed})
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("failing the undelivered tasks of a job; the next retry will", "job_id", j.Name, "err", err)
+		return
+	}
+	for i := range refs {
+		refs[i].JobEnded = written.Status.Final()
+	}
+	m.apply(ctx, event{kind: api.KindTasksDone, tasks: refs})
 }
 
 // Waiting reasons are for people: a job that waits a moment does not need
@@ -940,6 +976,7 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 	if j.Status.Final() {
 		delete(m.stopped, j.Name)
 	}
+	undelivered := false
 	for _, t := range j.Info.Tasks {
 		switch {
 		case t.Status.Final():
@@ -947,7 +984,13 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 		case t.Status == api.Ready || t.Node == "":
 		default:
 			m.hold(t)
+			undelivered = undelivered || t.Status == api.Scheduled
 		}
+	}
+	if undelivered && !j.Status.Final() {
+		// Part of it runs, part was never delivered (a deployment cut
+		// short): send it again; its workers skip what they already run.
+		m.startDeploy(ctx, j)
 	}
 	return false
 }

@@ -71,25 +71,37 @@ type redeployAction int
 
 const (
 	redeployDrop    redeployAction = iota // gone, cancelled, ended: forget it
-	redeployDone                          // deployed meanwhile (the reply was lost)
-	redeploySend                          // still placed on live workers: send again
-	redeployRequeue                       // a worker is gone: place it again
+	redeployDone                          // every task delivered meanwhile (the reply was lost)
+	redeploySend                          // tasks still to deliver, on live workers: send again
+	redeployRequeue                       // a worker is gone and nothing started: place it again
+	redeployLost                          // a worker is gone but other tasks run: fail the undelivered ones as lost
 )
 
 func judgeRedeploy(j *api.Job, up func(node string) bool) redeployAction {
 	if j == nil || j.Status.Final() {
 		return redeployDrop
 	}
-	if j.Status != api.Ready {
-		return redeployDone
-	}
+	pending, progressed, gone := 0, false, false
 	for _, t := range j.Info.Tasks {
-		if t.Status != api.Scheduled || t.Node == "" || t.CpusetCpus == "" {
-			return redeployRequeue
+		switch {
+		case t.Status >= api.Deployed:
+			progressed = true
+		case t.Status == api.Ready || t.Node == "" || t.CpusetCpus == "":
+			gone = true // not placed: nothing to send it to
+		default: // Scheduled
+			pending++
+			if !up(t.Node) {
+				gone = true
+			}
 		}
-		if !up(t.Node) {
-			return redeployRequeue
-		}
+	}
+	switch {
+	case gone && progressed:
+		return redeployLost
+	case gone:
+		return redeployRequeue
+	case pending == 0:
+		return redeployDone
 	}
 	return redeploySend
 }

@@ -75,9 +75,12 @@ func TestJudgeRedeploy(t *testing.T) {
 		{"deleted", nil, allUp, redeployDrop},
 		{"cancelled meanwhile", placed(api.Cancelled, api.Cancelled), allUp, redeployDrop},
 		{"deployed meanwhile (reply lost)", placed(api.Deployed, api.Deployed), allUp, redeployDone},
+		{"delivered and running meanwhile", placed(api.Running, api.Running, api.Deployed), allUp, redeployDone},
 		{"still placed, workers up", placed(api.Ready, api.Scheduled, api.Scheduled), allUp, redeploySend},
+		{"one task delivered (running), the other not yet", placed(api.Running, api.Running, api.Scheduled), allUp, redeploySend},
 		{"one worker down", placed(api.Ready, api.Scheduled, api.Scheduled), w2Down, redeployRequeue},
 		{"a task unplaced", placed(api.Ready, api.Scheduled, api.Ready), allUp, redeployRequeue},
+		{"the undelivered task's worker down, the other task running", placed(api.Running, api.Running, api.Scheduled), w2Down, redeployLost},
 	}
 	for _, tt := range tests {
 		if got := judgeRedeploy(tt.job, tt.up); got != tt.want {

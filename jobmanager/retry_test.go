@@ -124,3 +124,40 @@ func TestRetriedDeployPlacedAgainWhenItsWorkerIsDown(t *testing.T) {
 	h.waitDeployed("a", map[string]string{"a_task1": "w2/0,1"})
 	h.waitWorker("w1", map[int]string{})
 }
+
+// A deployment that reached one worker and not the other: the job runs in
+// part, and the retry delivers the rest.
+func TestPartialDeployCompletedByTheRetry(t *testing.T) {
+	h := setup(t, workerSpec{"w1", 1}, workerSpec{"w2", 1})
+	var mu sync.Mutex
+	calls := 0
+	h.run(noResync, func(ctx context.Context, j *api.Job) error {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			// a_task1 reached its worker and runs; a_task2's worker did not answer.
+			_, err := h.st.UpdateJob(context.WithoutCancel(ctx), j.Name, func(sj *api.Job) error {
+				tk := sj.Info.Tasks[0]
+				_, err := sj.ApplyStatus(api.TaskStatus{Node: tk.Node, Task: tk.ContainerName, State: api.Running, Time: now()})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("worker did not accept a_task2: %w", api.ErrUnavailable)
+		}
+		return markDeployed(context.WithoutCancel(ctx), h.st, j.Name)
+	})
+	h.submitNotify("a", 2, 1)
+	h.waitJob("a", func(j *api.Job) error {
+		if j.Status != api.Running || j.Info.Tasks[1].Status != api.Deployed {
+			return fmt.Errorf("a is %v, a_task2 %v; want Running with a_task2 Deployed", j.Status, j.Info.Tasks[1].Status)
+		}
+		return nil
+	})
+	if n := len(h.d.calls()); n != 2 {
+		t.Errorf("%d deployments, want 2", n)
+	}
+}

@@ -302,8 +302,16 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 		task string
 		err  error
 	}
-	results := make(chan result, len(j.Info.Tasks))
+	// A task the store has past Scheduled was delivered by an earlier
+	// attempt, and may have ended since: it is not sent again.
+	var send []*api.Task
 	for _, t := range j.Info.Tasks {
+		if st := stored.Info.Tasks.Get(t.ContainerName); st == nil || st.Status <= api.Scheduled {
+			send = append(send, t)
+		}
+	}
+	results := make(chan result, len(send))
+	for _, t := range send {
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 			defer cancel()
@@ -315,7 +323,7 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 		}()
 	}
 	var firstErr error
-	for range j.Info.Tasks {
+	for range send {
 		if r := <-results; r.err != nil && firstErr == nil {
 			firstErr = r.err
 		}

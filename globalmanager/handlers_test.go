@@ -347,6 +347,16 @@ func placed(name string, st api.State, nodes ...string) *api.Job {
 	return j
 }
 
+// partlyRun is job d after a deployment that reached w1 only: d_task1 ran
+// and ended there, d_task2 is still Scheduled on w2.
+func partlyRun() *api.Job {
+	j := placed("d", api.Scheduled, "w1", "w2")
+	t1 := j.Info.Tasks[0]
+	t1.Status, t1.StartTime, t1.EndTime, t1.ExitCode = api.Down, 2, 3, new(0)
+	j.Refresh(3)
+	return j
+}
+
 func jsonOf(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -533,6 +543,8 @@ func TestDeploy(t *testing.T) {
 			status: 503, code: "unavailable",
 			calls: []string{"worker w1 run_task d_task1", "worker w2 run_task d_task2"},
 			want:  api.Ready},
+		{name: "a retry sends only what was not delivered", runtime: "sim", job: partlyRun(),
+			status: 200, calls: []string{"worker w2 run_task d_task2"}, want: api.Running},
 		{name: "a job cancelled before its deployment is not sent", runtime: "sim", job: placed("d", api.Cancelled, "w1", "w2"),
 			status: 409, code: "conflict", field: "job_name", want: api.Cancelled},
 		{name: "cancelled while the run commands were on their way", runtime: "sim", job: placed("d", api.Scheduled, "w1", "w2"),

@@ -131,3 +131,27 @@ func TestRestartedWorkerAdoptsRunningTasks(t *testing.T) {
 		t.Fatalf("run_task of an adopted task = %v, %v; want already running", got, err)
 	}
 }
+
+// A run command repeated after the task ended (its end not stored when the
+// command was sent again) does not run it a second time; a later attempt does.
+func TestRunTaskRepeatedAfterTheEndIsNotRunAgain(t *testing.T) {
+	e := startAgent(t, nil)
+	const name = "j_task1"
+	if _, err := e.command(api.KindRunTask, runTask(name, 1)); err != nil {
+		t.Fatal(err)
+	}
+	e.reported(t, name, api.Running)
+	if _, err := e.command(api.KindStopTask, api.StopTask{Task: name, Reason: "done"}); err != nil {
+		t.Fatal(err)
+	}
+	e.reported(t, name, api.Running, api.Cancelled)
+	if got, err := e.command(api.KindRunTask, runTask(name, 1)); err != nil || got != "already ran" {
+		t.Fatalf("run_task repeated after the end = %v, %v; want already ran", got, err)
+	}
+	rt := runTask(name, 1)
+	rt.Attempt = 1
+	if got, err := e.command(api.KindRunTask, rt); err != nil || got != "accepted" {
+		t.Fatalf("run_task of the next attempt = %v, %v; want accepted", got, err)
+	}
+	e.reported(t, name, api.Running, api.Cancelled, api.Running)
+}

@@ -110,6 +110,8 @@ type Agent struct {
 	memTotal int64
 	closing  bool              // Run is shutting down
 	tasks    map[string]*local // live tasks by name
+	done     map[string]int    // attempt of each task that ended lately (a bounded memory, see forget)
+	doneFIFO []string          // their names, oldest first
 	wg       sync.WaitGroup    // task starts in flight
 	runCtx   context.Context
 }
@@ -134,7 +136,7 @@ func New(cfg Config, rt Runtime, dialGM, dialDC Dialer) (*Agent, error) {
 		return nil, err
 	}
 	return &Agent{cfg: cfg, rt: rt, dialGM: dialGM, dialDC: dialDC, log: cfg.Logger,
-		wake: make(chan struct{}, 1), ready: make(chan struct{}), tasks: map[string]*local{}}, nil
+		wake: make(chan struct{}, 1), ready: make(chan struct{}), tasks: map[string]*local{}, done: map[string]int{}}, nil
 }
 
 // NodeID returns the worker's node ID once registered, else "".
@@ -348,6 +350,10 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("worker: shutting down: %w", api.ErrUnavailable)
 	}
+	if at, ran := a.done[name]; ran && at >= rt.Attempt {
+		a.mu.Unlock()
+		return "already ran", nil // a command repeated after the task ended: not run twice
+	}
 	if l, dup := a.tasks[name]; dup {
 		if l.attempt >= rt.Attempt {
 			a.mu.Unlock()
@@ -466,6 +472,10 @@ func (a *Agent) ended(st api.TaskStatus) {
 	a.mu.Lock()
 	l := a.tasks[st.Task]
 	delete(a.tasks, st.Task)
+	if l != nil && !(l.stopping && l.stopState == orphaned) {
+		// (an orphan may be wanted here again, placed anew: not remembered)
+		a.remember(st.Task, l.attempt)
+	}
 	st.Node = a.node
 	a.mu.Unlock()
 	if l != nil {
@@ -488,6 +498,23 @@ func (a *Agent) ended(st api.TaskStatus) {
 		return
 	}
 	a.enqueue(st)
+}
+
+// doneMemory is how many ended tasks a worker remembers, so that a run
+// command repeated after a task's end (its report not stored yet when the
+// command was sent again) does not start it a second time.
+const doneMemory = 4096
+
+// remember records that attempt of task ended; a.mu is held.
+func (a *Agent) remember(task string, attempt int) {
+	if _, ok := a.done[task]; !ok {
+		a.doneFIFO = append(a.doneFIFO, task)
+	}
+	a.done[task] = attempt
+	if len(a.doneFIFO) > doneMemory {
+		delete(a.done, a.doneFIFO[0])
+		a.doneFIFO = a.doneFIFO[1:]
+	}
 }
 
 // enqueue queues a status for the reporter. The queue is not bounded: a

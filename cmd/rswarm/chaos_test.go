@@ -217,13 +217,26 @@ func TestChaos(t *testing.T) {
 			runs[task] = append(runs[task], rs...)
 		}
 	}
+	// Every task of a job that ended Down ran at least once: the logs
+	// account for it, or the check below would look at nothing.
+	copies := 0
+	for _, rs := range runs {
+		copies += len(rs)
+	}
+	for _, j := range jobs {
+		for _, tk := range j.Info.Tasks {
+			if j.Status == api.Down && len(runs[tk.ContainerName]) == 0 {
+				t.Errorf("task %s ended Down but no worker logged running it", tk.ContainerName)
+			}
+		}
+	}
 	twice, afterResume, longest := overlaps(runs)
 	for _, o := range twice {
 		t.Errorf("task %s ran twice at once: %s", o.task, o.what)
 	}
 	t.Logf("chaos: %d rounds; jobs accepted %d (refused while the frontend was down: %d), restarted by policy %d; kills %d, pauses %d; "+
-		"lost=%d failed=%d double-booked=%d ran-twice=%d (copies on a worker paused past the grace, ending after its resume: %d, the longest %v after it)",
-		rounds, len(accepted), ld.refused.Load(), restarted, ch.kills, ch.pauses, lost, failed, doubleBooked, len(twice), afterResume, longest.Round(time.Millisecond))
+		"task copies run %d; lost=%d failed=%d double-booked=%d ran-twice=%d (copies on a worker paused past the grace, ending after its resume: %d, the longest %v after it)",
+		rounds, len(accepted), ld.refused.Load(), restarted, ch.kills, ch.pauses, copies, lost, failed, doubleBooked, len(twice), afterResume, longest.Round(time.Millisecond))
 }
 
 // proc is one rswarm process, killed, paused and restarted by the test.
@@ -408,6 +421,9 @@ type run struct {
 	from, to time.Time
 	orphan   bool           // ended by reconciliation
 	frozen   [][2]time.Time // its worker's pauses
+	// atResume: it ended after a pause, before its worker started any task
+	// since (its time ran out while the worker was paused).
+	atResume bool
 }
 
 // runs reads the worker's log: every task it started and when it ended.
@@ -431,6 +447,16 @@ func (p *proc) runs(t *testing.T) map[string][]run {
 	}
 	open := map[string]*run{}
 	out := map[string][]run{}
+	startedSince := make([]bool, len(frozen)) // a task started after the i-th resume
+	lastResume := func(at time.Time) int {
+		i := -1
+		for k, f := range frozen {
+			if at.After(f[1]) {
+				i = k
+			}
+		}
+		return i
+	}
 	closeAll := func(at time.Time) {
 		for task, r := range open {
 			r.to = at
@@ -452,10 +478,16 @@ func (p *proc) runs(t *testing.T) map[string][]run {
 		}
 		switch l.Msg {
 		case "task started":
+			if i := lastResume(l.Time); i >= 0 {
+				startedSince[i] = true
+			}
 			open[l.Task] = &run{worker: p.name, attempt: l.Attempt, from: l.Time, frozen: frozen}
 		case "task ended":
 			if r := open[l.Task]; r != nil {
 				r.to, r.orphan = l.Time, l.Orphan
+				if i := lastResume(l.Time); i >= 0 && !startedSince[i] && r.from.Before(frozen[i][0]) {
+					r.atResume = true
+				}
 				out[l.Task] = append(out[l.Task], *r)
 				delete(open, l.Task)
 			}
@@ -476,10 +508,11 @@ type overlap struct{ task, what string }
 // overlaps finds the copies of one task that ran at the same time. A copy
 // does not run while its worker is paused. A copy on a worker paused past
 // the grace overlaps its replacement (started meanwhile) from the resume
-// until it ends, at once when its time ran out during the pause, or when
-// the first heartbeat reply after the resume stops it as an orphan: those
-// are counted apart, with the longest such overlap, as the cost of a
-// paused worker coming back; any other overlap is a task run twice.
+// until it ends: at once when its time ran out during the pause (it ends
+// before its worker starts anything new), or when the first heartbeat
+// reply after the resume stops it as an orphan. Those are counted apart,
+// with the longest such overlap, as the cost of a paused worker coming
+// back; any other overlap is a task run twice.
 func overlaps(runs map[string][]run) (twice []overlap, afterResume int, longest time.Duration) {
 	names := make([]string, 0, len(runs))
 	for n := range runs {
@@ -522,8 +555,12 @@ func covered(from, to time.Time, frozen [][2]time.Time) bool {
 }
 
 // resumedIn reports whether an overlap beginning at from began while r's
-// worker was paused, the copy r then ending once the worker resumed.
+// worker was paused, the copy r then ending once the worker resumed, at
+// once or stopped as an orphan.
 func resumedIn(from time.Time, r run) bool {
+	if !r.orphan && !r.atResume {
+		return false
+	}
 	for _, f := range r.frozen {
 		if !from.Before(f[0]) && !from.After(f[1]) && r.to.After(f[1]) {
 			return true
@@ -544,4 +581,35 @@ func earlier(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// TestChaosOverlaps checks the chaos test's own judge of "ran twice at
+// once" on hand-made runs (seconds after an epoch).
+func TestChaosOverlaps(t *testing.T) {
+	at := func(s float64) time.Time { return time.Unix(1000, 0).Add(time.Duration(s * float64(time.Second))) }
+	pause := [][2]time.Time{{at(10), at(15)}}
+	tests := []struct {
+		name             string
+		runs             []run
+		twice, afterRsme int
+	}{
+		{"one after the other", []run{{worker: "w1", from: at(0), to: at(2)}, {worker: "w2", from: at(2), to: at(4)}}, 0, 0},
+		{"side by side on two workers", []run{{worker: "w1", from: at(0), to: at(3)}, {worker: "w2", from: at(2), to: at(4)}}, 1, 0},
+		{"twice on one worker", []run{{worker: "w1", from: at(0), to: at(3)}, {worker: "w1", from: at(1), to: at(2)}}, 1, 0},
+		{"replacement while its worker was paused, the copy ending at the resume",
+			[]run{{worker: "w1", from: at(9), to: at(15.01), frozen: pause, atResume: true}, {worker: "w2", from: at(13), to: at(16)}}, 0, 1},
+		{"replacement while its worker was paused, the copy stopped as an orphan after the resume",
+			[]run{{worker: "w1", from: at(9), to: at(15.2), frozen: pause, orphan: true}, {worker: "w2", from: at(13), to: at(16)}}, 0, 1},
+		{"replacement while its worker was paused, the copy running on after the resume to its own end",
+			[]run{{worker: "w1", from: at(9), to: at(20), frozen: pause}, {worker: "w2", from: at(13), to: at(16)}}, 1, 0},
+		{"replacement after the resume, the copy running on",
+			[]run{{worker: "w1", from: at(9), to: at(20), frozen: pause}, {worker: "w2", from: at(16), to: at(18)}}, 1, 0},
+		{"overlap only within the pause", []run{{worker: "w1", from: at(9), to: at(14), frozen: pause}, {worker: "w2", from: at(12), to: at(16)}}, 0, 0},
+	}
+	for _, tt := range tests {
+		twice, after, _ := overlaps(map[string][]run{"t": tt.runs})
+		if len(twice) != tt.twice || after != tt.afterRsme {
+			t.Errorf("%s: %d twice (%v), %d after a resume; want %d, %d", tt.name, len(twice), twice, after, tt.twice, tt.afterRsme)
+		}
+	}
 }

@@ -531,9 +531,13 @@ func overlaps(runs map[string][]run) (twice []overlap, afterResume int, longest 
 				if covered(from, to, a.frozen) || covered(from, to, b.frozen) {
 					continue
 				}
-				if resumedIn(from, a) || resumedIn(from, b) {
+				resumed, ok := resumedIn(from, a)
+				if !ok {
+					resumed, ok = resumedIn(from, b)
+				}
+				if ok {
 					afterResume++
-					longest = max(longest, to.Sub(from))
+					longest = max(longest, to.Sub(resumed))
 					continue
 				}
 				twice = append(twice, overlap{task, fmt.Sprintf("%s (attempt %d) %s..%s and %s (attempt %d) %s..%s", a.worker, a.attempt,
@@ -556,17 +560,17 @@ func covered(from, to time.Time, frozen [][2]time.Time) bool {
 
 // resumedIn reports whether an overlap beginning at from began while r's
 // worker was paused, the copy r then ending once the worker resumed, at
-// once or stopped as an orphan.
-func resumedIn(from time.Time, r run) bool {
+// once or stopped as an orphan; it returns the resume.
+func resumedIn(from time.Time, r run) (time.Time, bool) {
 	if !r.orphan && !r.atResume {
-		return false
+		return time.Time{}, false
 	}
 	for _, f := range r.frozen {
 		if !from.Before(f[0]) && !from.After(f[1]) && r.to.After(f[1]) {
-			return true
+			return f[1], true
 		}
 	}
-	return false
+	return time.Time{}, false
 }
 
 func later(a, b time.Time) time.Time {

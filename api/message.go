@@ -42,6 +42,9 @@ type RegisterReply struct {
 	NodeID      string `json:"node_id,omitempty"`
 	JoinToken   string `json:"join_token,omitempty"`
 	ManagerAddr string `json:"manager_addr,omitempty"`
+	// Cluster names the control plane (its store), so that a worker
+	// restarted while its containers ran adopts only this cluster's.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // RunTask tells a worker to start one task's container.
@@ -53,6 +56,9 @@ type RunTask struct {
 	// worker reports it back, so that the statuses of an earlier attempt
 	// are told apart from the current one's.
 	Attempt int `json:"attempt,omitempty"`
+	// Cluster is set by the worker, from its registration, for its runtime
+	// to label the container with.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // StopTask tells a worker to stop and remove one task's container.
@@ -70,6 +76,10 @@ type StopTask struct {
 	// the copy of attempt Attempt is stopped and its end is not reported.
 	Orphan  bool `json:"orphan,omitempty"`
 	Attempt int  `json:"attempt,omitempty"`
+	// Forget, with Orphan, says the task's job is unknown to this control
+	// plane: the worker drops it from what it holds without touching its
+	// container, which may belong to another RSwarm on the same engine.
+	Forget bool `json:"forget,omitempty"`
 }
 
 // TaskLogs asks a worker for the last Tail lines of a task's output.

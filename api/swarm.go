@@ -36,5 +36,6 @@ const (
 	// count) and its cores, so that a restarted worker adopts its containers.
 	LabelAttempt = "rswarm.attempt"
 	LabelCores   = "rswarm.cores"
+	LabelCluster = "rswarm.cluster"
 	LabelManaged = "rswarm.managed"
 )

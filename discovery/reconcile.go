@@ -10,10 +10,11 @@ import (
 // Reconciliation compares what each live worker says it holds (the task
 // list in its heartbeats) with what the store wants it to run:
 //
-//   - a task the store does not want there is stopped: its job ended, was
-//     cancelled or deleted, it was placed again (Ready, or on another
-//     node: the orphan of a deployment given up), or it is an earlier
-//     attempt of a restarted job;
+//   - a task the store does not want there is stopped: its job ended or
+//     was cancelled, it was placed again (Ready, or on another node: the
+//     orphan of a deployment given up), or it is an earlier attempt of a
+//     restarted job; a task of a job the store does not know (deleted, or
+//     another RSwarm's on a shared engine) is only forgotten;
 //   - a wanted task the worker holds is left alone (adopted: a Scheduled or
 //     Deployed one is marked Running);
 //   - a task the store has Deployed or Running on the worker, missing from
@@ -76,7 +77,7 @@ func (r *Reconciler) Pass(now float64, reports map[string]Report, want map[strin
 			}
 			p, ok := want[h.Task]
 			if why := unwanted(n, h, p, ok); why != "" {
-				v.Stop[n] = append(v.Stop[n], api.StopTask{Job: h.Job, Task: h.Task, Attempt: h.Attempt, Orphan: true, Reason: why})
+				v.Stop[n] = append(v.Stop[n], api.StopTask{Job: h.Job, Task: h.Task, Attempt: h.Attempt, Orphan: true, Forget: !ok, Reason: why})
 				continue
 			}
 			if h.Cores > 0 && (p.State == api.Scheduled || p.State == api.Deployed) {
@@ -126,7 +127,7 @@ func Unwanted(node string, running []api.HeldTask, want map[string]Placement) []
 	for _, h := range running {
 		p, ok := want[h.Task]
 		if why := unwanted(node, h, p, ok); why != "" {
-			out = append(out, api.StopTask{Job: h.Job, Task: h.Task, Attempt: h.Attempt, Orphan: true, Reason: why})
+			out = append(out, api.StopTask{Job: h.Job, Task: h.Task, Attempt: h.Attempt, Orphan: true, Forget: !ok, Reason: why})
 		}
 	}
 	return out
@@ -136,7 +137,7 @@ func Unwanted(node string, running []api.HeldTask, want map[string]Placement) []
 func unwanted(node string, h api.HeldTask, p Placement, known bool) string {
 	switch {
 	case !known:
-		return "its job ended or is gone"
+		return "its job is not in this cluster's store"
 	case p.State.Final():
 		return "its task is " + p.State.String()
 	case p.State == api.Migrating:

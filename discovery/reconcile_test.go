@@ -119,6 +119,9 @@ func TestReconcilerPass(t *testing.T) {
 					if !st.Orphan || st.Reason == "" {
 						t.Errorf("stop %+v: want an orphan stop with a reason", st)
 					}
+					if st.Forget != strings.HasPrefix(st.Task, "gone") {
+						t.Errorf("stop %+v: forget only the tasks of jobs the store does not know", st)
+					}
 					stops = append(stops, n+":"+st.Task)
 				}
 			}

@@ -26,13 +26,17 @@ func TestRuntimeHeldListsRunningTasks(t *testing.T) {
 			t.Errorf("cleanup: remove %s: %v", task, err)
 		}
 	})
-	rt := api.RunTask{Job: job, Attempt: 2, Task: api.Task{ContainerName: task, Image: testImage, Command: "sleep 3600", ReqCores: 1, CpusetCpus: "0", MemLimit: "16m"}}
+	cluster := unique(t)
+	rt := api.RunTask{Job: job, Attempt: 2, Cluster: cluster, Task: api.Task{ContainerName: task, Image: testImage, Command: "sleep 3600", ReqCores: 1, CpusetCpus: "0", MemLimit: "16m"}}
 	if err := r.Run(ctx, rt); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	held, err := r.Held(ctx)
+	held, err := r.Held(ctx, cluster)
 	if err != nil {
 		t.Fatalf("Held: %v", err)
+	}
+	if other, err := r.Held(ctx, "another-cluster"); err != nil || len(other) != 0 {
+		t.Errorf("Held(another cluster) = %+v, %v; want nothing", other, err)
 	}
 	var got *api.HeldTask
 	for i := range held {
@@ -46,7 +50,7 @@ func TestRuntimeHeldListsRunningTasks(t *testing.T) {
 	if err := r.Stop(ctx, task, 0); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	held, err = r.Held(ctx)
+	held, err = r.Held(ctx, cluster)
 	if err != nil {
 		t.Fatalf("Held: %v", err)
 	}

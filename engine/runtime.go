@@ -124,6 +124,9 @@ func Spec(rt api.RunTask, labels map[string]string, stop time.Duration) (RunSpec
 func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	labels := r.labels(rt.Job, rt.Task.ContainerName)
 	labels[api.LabelAttempt], labels[api.LabelCores] = strconv.Itoa(rt.Attempt), strconv.Itoa(rt.Task.ReqCores)
+	if rt.Cluster != "" {
+		labels[api.LabelCluster] = rt.Cluster
+	}
 	spec, err := Spec(rt, labels, r.StopTimeout)
 	if err != nil {
 		return err
@@ -154,10 +157,14 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	return nil
 }
 
-// Held lists the tasks whose containers run on this host, so that a
-// worker restarted while they ran adopts them instead of losing them.
-func (r *Runtime) Held(ctx context.Context) ([]api.HeldTask, error) {
-	cs, err := r.c.Containers(ctx, map[string]string{api.LabelManaged: "1"}, false)
+// Held lists the tasks of cluster whose containers run on this host, so
+// that a worker restarted while they ran adopts them instead of losing
+// them (another RSwarm's on the same engine are not its).
+func (r *Runtime) Held(ctx context.Context, cluster string) ([]api.HeldTask, error) {
+	if cluster == "" {
+		return nil, nil
+	}
+	cs, err := r.c.Containers(ctx, map[string]string{api.LabelManaged: "1", api.LabelCluster: cluster}, false)
 	if err != nil {
 		return nil, err
 	}

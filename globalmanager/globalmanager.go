@@ -68,7 +68,9 @@ type Config struct {
 	JoinTimeout time.Duration
 	// Limits bound what request_new_task accepts, as the frontend's do.
 	Limits api.Limits
-	Logger *slog.Logger
+	// Cluster names this control plane to its workers (see api.RegisterReply).
+	Cluster string
+	Logger  *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
@@ -232,7 +234,7 @@ func (m *Manager) Register(ctx context.Context, r api.Register) (api.RegisterRep
 	if err := m.nt.WorkersChanged(ctx); err != nil {
 		m.log.Warn("telling the jobmanager about a new worker; its resync will catch up", "err", err)
 	}
-	return api.RegisterReply{NodeID: r.NodeID}, nil
+	return api.RegisterReply{NodeID: r.NodeID, Cluster: m.cfg.Cluster}, nil
 }
 
 func fill(w *api.Worker, r api.Register, now float64) {

@@ -101,19 +101,28 @@ func TestRunTaskOfALaterAttemptReplacesTheEarlierCopy(t *testing.T) {
 	}
 }
 
-// adoptingSim is a runtime whose tasks outlived the previous agent.
+// adoptingSim is a runtime whose tasks outlived the previous agent; it
+// records the tasks it is told to stop.
 type adoptingSim struct {
 	*Sim
-	held []api.HeldTask
+	held    []api.HeldTask
+	stopped chan string
 }
 
-func (s adoptingSim) Held(context.Context) ([]api.HeldTask, error) { return s.held, nil }
+func (s adoptingSim) Held(context.Context, string) ([]api.HeldTask, error) { return s.held, nil }
+
+func (s adoptingSim) Stop(ctx context.Context, task string, grace time.Duration) error {
+	if s.stopped != nil {
+		s.stopped <- task
+	}
+	return s.Sim.Stop(ctx, task, grace)
+}
 
 // A worker restarted while its containers ran holds them again: they are
 // in its first heartbeat, and a retried run_task is not started twice.
 func TestRestartedWorkerAdoptsRunningTasks(t *testing.T) {
 	held := []api.HeldTask{{Job: "j", Task: "j_task1", Attempt: 2, Cores: 2}}
-	e := startAgent(t, func(s *Sim) Runtime { return adoptingSim{s, held} },
+	e := startAgent(t, func(s *Sim) Runtime { return adoptingSim{s, held, nil} },
 		func(c *Config, _ *agentEnv) { c.HeartbeatPeriod = 10 * time.Millisecond })
 	apitest.Eventually(t, wait, func() error {
 		hbs := e.dc.heartbeats()
@@ -154,4 +163,26 @@ func TestRunTaskRepeatedAfterTheEndIsNotRunAgain(t *testing.T) {
 		t.Fatalf("run_task of the next attempt = %v, %v; want accepted", got, err)
 	}
 	e.reported(t, name, api.Running, api.Cancelled, api.Running)
+}
+
+// An adopted task whose job the control plane does not know (another
+// RSwarm's container on a shared engine) is forgotten, not stopped.
+func TestAdoptedTaskOfAnUnknownJobIsForgottenNotStopped(t *testing.T) {
+	held := []api.HeldTask{{Job: "other", Task: "other_t1", Cores: 1}}
+	stopped := make(chan string, 1)
+	e := startAgent(t, func(s *Sim) Runtime { return adoptingSim{s, held, stopped} },
+		func(c *Config, _ *agentEnv) { c.HeartbeatPeriod = 10 * time.Millisecond })
+	e.dc.stopInNextReply(api.StopTask{Job: "other", Task: "other_t1", Orphan: true, Forget: true, Reason: "not in this cluster's store"})
+	apitest.Eventually(t, wait, func() error {
+		hbs := e.dc.heartbeats()
+		if len(hbs) == 0 || len(hbs[len(hbs)-1].Running) != 0 {
+			return errors.New("other_t1 still held")
+		}
+		return nil
+	})
+	select {
+	case n := <-stopped:
+		t.Fatalf("%s stopped", n)
+	default:
+	}
 }

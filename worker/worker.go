@@ -49,7 +49,8 @@ type Runtime interface {
 // the agent) holds them again instead of losing them. The simulation's
 // tasks die with the process: it has nothing to adopt.
 type Adopter interface {
-	Held(ctx context.Context) ([]api.HeldTask, error)
+	// Held lists the tasks of cluster (api.RegisterReply.Cluster) running.
+	Held(ctx context.Context, cluster string) ([]api.HeldTask, error)
 }
 
 // Link is a connection to a peer on the bus. Request is safe for concurrent use.
@@ -106,6 +107,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	node     string
+	cluster  string // the control plane's name, from the registration
 	cores    int
 	memTotal int64
 	closing  bool              // Run is shutting down
@@ -118,6 +120,7 @@ type Agent struct {
 
 type local struct {
 	job       string
+	adopted   bool // found running at start (see adopt)
 	attempt   int
 	cores     int
 	mem       int64
@@ -214,7 +217,10 @@ func (a *Agent) adopt(ctx context.Context, log *slog.Logger) {
 	if !ok {
 		return
 	}
-	held, err := ad.Held(ctx)
+	a.mu.Lock()
+	cluster := a.cluster
+	a.mu.Unlock()
+	held, err := ad.Held(ctx, cluster)
 	if err != nil {
 		log.Warn("listing the tasks running from before; reconciliation will find them failed", "err", err)
 		return
@@ -223,7 +229,7 @@ func (a *Agent) adopt(ctx context.Context, log *slog.Logger) {
 	defer a.mu.Unlock()
 	for _, h := range held {
 		if _, ok := a.tasks[h.Task]; !ok {
-			a.tasks[h.Task] = &local{job: h.Job, attempt: h.Attempt, cores: h.Cores}
+			a.tasks[h.Task] = &local{job: h.Job, attempt: h.Attempt, cores: h.Cores, adopted: true}
 		}
 	}
 	if len(held) > 0 {
@@ -287,7 +293,7 @@ func (a *Agent) tryRegister(ctx context.Context) (Link, string, error) {
 		return nil, "", fmt.Errorf("globalmanager registered node %q, expected %q", reply.NodeID, identity)
 	}
 	a.mu.Lock()
-	a.node, a.cores, a.memTotal = reply.NodeID, info.Cores, info.MemTotal
+	a.node, a.cores, a.memTotal, a.cluster = reply.NodeID, info.Cores, info.MemTotal, reply.Cluster
 	a.mu.Unlock()
 	return link, reply.NodeID, nil
 }
@@ -373,6 +379,7 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 	}
 	a.tasks[name] = &local{job: rt.Job, attempt: rt.Attempt, cores: rt.Task.ReqCores, mem: mem}
 	node := a.node
+	rt.Cluster = a.cluster
 	a.wg.Add(1)
 	a.mu.Unlock()
 	go func() {
@@ -435,6 +442,22 @@ func (a *Agent) leave() {
 		return
 	}
 	log.Info("left the swarm")
+}
+
+// forget drops an adopted task whose job the control plane does not know
+// from what the worker holds, leaving its container alone: it may belong
+// to another RSwarm on the same engine. It reports whether it did; a task
+// this agent started itself is stopped instead.
+func (a *Agent) forget(task string, attempt int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.tasks[task]
+	if l == nil || l.attempt != attempt || !l.adopted {
+		return false
+	}
+	delete(a.tasks, task)
+	a.log.Info("forgetting a task of a job this control plane does not know", "task_id", task)
+	return true
 }
 
 // orphaned is the stop state of a task the control plane does not want:
@@ -602,6 +625,9 @@ func (a *Agent) heartbeat(ctx context.Context, dc Link) {
 		cancel()
 		for _, st := range reply.Stop {
 			// Reconciliation: a task the control plane does not want.
+			if st.Forget && a.forget(st.Task, st.Attempt) {
+				continue
+			}
 			st.Orphan = true
 			a.log.Info("stopping a task the control plane does not want", "job_id", st.Job, "task_id", st.Task, "attempt", st.Attempt, "reason", st.Reason)
 			if _, err := a.stop(ctx, st); err != nil && ctx.Err() == nil {

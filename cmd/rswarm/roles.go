@@ -231,6 +231,7 @@ func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *
 	cfg := globalmanager.DefaultConfig()
 	cfg.AdvertiseAddr, cfg.CommandTimeout, cfg.PruneInterval, cfg.NoSwarm, cfg.Logger = r.advertise, r.cmdTimout, r.prune, r.noSwarm, log
 	cfg.Limits = r.limits()
+	cfg.Cluster = r.ep.clusterID()
 	m, err := globalmanager.New(cfg, sw, nil, st, jm)
 	if err != nil {
 		return err

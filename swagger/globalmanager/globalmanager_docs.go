@@ -1605,6 +1605,10 @@ const docTemplateglobalmanager = `{
         "api.RegisterReply": {
             "type": "object",
             "properties": {
+                "cluster": {
+                    "description": "Cluster names the control plane (its store), so that a worker\nrestarted while its containers ran adopts only this cluster's.",
+                    "type": "string"
+                },
                 "join_token": {
                     "type": "string"
                 },

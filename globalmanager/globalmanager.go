@@ -159,10 +159,24 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// netLabels are the labels of a job's network (all of this cluster's
+// networks when job is ""): with a cluster name, another RSwarm on the same
+// engine never prunes this one's networks, nor this one theirs.
+func (m *Manager) netLabels(job string) map[string]string {
+	l := map[string]string{api.LabelManaged: "1"}
+	if job != "" {
+		l[api.LabelJob] = job
+	}
+	if m.cfg.Cluster != "" {
+		l[api.LabelCluster] = m.cfg.Cluster
+	}
+	return l
+}
+
 // prune removes the networks of jobs that are final or gone. A network
 // still in use is tried again on the next tick.
 func (m *Manager) prune(ctx context.Context) {
-	nets, err := m.swarm.Networks(ctx, map[string]string{api.LabelManaged: "1"})
+	nets, err := m.swarm.Networks(ctx, m.netLabels(""))
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("listing networks", "err", err)
@@ -295,7 +309,7 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 	network := j.Info.Network.Name
 	if needNet {
 		_, err := m.swarm.CreateNetwork(ctx, network, j.Info.Network.Subnet,
-			map[string]string{api.LabelManaged: "1", api.LabelJob: j.Name})
+			m.netLabels(j.Name))
 		if err != nil {
 			return fmt.Errorf("create network %s: %w", network, err)
 		}

@@ -383,31 +383,33 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 	case "redeploy":
 		m.redeploy(ctx, ev.job.Name)
 	case "dispatched":
-		switch judgeDeploy(ev.err) {
-		case retry:
+		v := judgeDeploy(ev.err)
+		if v == retry {
 			m.retryLater(ctx, ev.job, ev.err)
-			return
-		case deployed:
-			delete(m.inflight, ev.job.Name)
-			delete(m.attempts, ev.job.Name)
 			return
 		}
 		delete(m.inflight, ev.job.Name)
 		delete(m.attempts, ev.job.Name)
-		{
-			m.log.Warn("deploy refused; failing the job and freeing its cores", "job_id", ev.job.Name, "err", ev.err)
-			now := m.now()
-			_, err := m.st.UpdateJob(ctx, ev.job.Name, func(j *api.Job) error {
-				j.Finish(api.Failed, "deploy: "+ev.err.Error(), now)
-				return nil
-			})
-			if err != nil {
-				m.log.Warn("marking job failed", "job_id", ev.job.Name, "err", err)
-			}
-			for _, t := range ev.job.Info.Tasks {
-				m.release(t.ContainerName)
-			}
+		if v == refused {
+			m.failRefused(ctx, ev.job, ev.err)
 		}
+	}
+}
+
+// failRefused fails a job whose deployment was refused for good, and frees its
+// cores. (A task delivered before the refusal is stopped by reconciliation.)
+func (m *Manager) failRefused(ctx context.Context, job *api.Job, cause error) {
+	m.log.Warn("deploy refused; failing the job and freeing its cores", "job_id", job.Name, "err", cause)
+	now := m.now()
+	_, err := m.st.UpdateJob(ctx, job.Name, func(j *api.Job) error {
+		j.Finish(api.Failed, "deploy: "+cause.Error(), now)
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("marking job failed", "job_id", job.Name, "err", err)
+	}
+	for _, t := range job.Info.Tasks {
+		m.release(t.ContainerName)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/rswarm/rswarm/api"
 	"github.com/rswarm/rswarm/api/apitest"
 	"github.com/rswarm/rswarm/store"
+	"github.com/rswarm/rswarm/worker"
 )
 
 // TestChaos is issue 10's hostile tester as a test: every role as its own
@@ -230,6 +231,13 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	}
+	dur := map[string]time.Duration{}
+	for _, j := range jobs {
+		for _, tk := range j.Info.Tasks {
+			dur[tk.ContainerName] = worker.SimDuration(tk)
+		}
+	}
+	clip(runs, dur)
 	twice, afterResume, longest := overlaps(runs)
 	for _, o := range twice {
 		t.Errorf("task %s ran twice at once: %s", o.task, o.what)
@@ -421,9 +429,6 @@ type run struct {
 	from, to time.Time
 	orphan   bool           // ended by reconciliation
 	frozen   [][2]time.Time // its worker's pauses
-	// atResume: it ended after a pause, before its worker started any task
-	// since (its time ran out while the worker was paused).
-	atResume bool
 }
 
 // runs reads the worker's log: every task it started and when it ended.
@@ -447,16 +452,6 @@ func (p *proc) runs(t *testing.T) map[string][]run {
 	}
 	open := map[string]*run{}
 	out := map[string][]run{}
-	startedSince := make([]bool, len(frozen)) // a task started after the i-th resume
-	lastResume := func(at time.Time) int {
-		i := -1
-		for k, f := range frozen {
-			if at.After(f[1]) {
-				i = k
-			}
-		}
-		return i
-	}
 	closeAll := func(at time.Time) {
 		for task, r := range open {
 			r.to = at
@@ -478,16 +473,10 @@ func (p *proc) runs(t *testing.T) map[string][]run {
 		}
 		switch l.Msg {
 		case "task started":
-			if i := lastResume(l.Time); i >= 0 {
-				startedSince[i] = true
-			}
 			open[l.Task] = &run{worker: p.name, attempt: l.Attempt, from: l.Time, frozen: frozen}
 		case "task ended":
 			if r := open[l.Task]; r != nil {
 				r.to, r.orphan = l.Time, l.Orphan
-				if i := lastResume(l.Time); i >= 0 && !startedSince[i] && r.from.Before(frozen[i][0]) {
-					r.atResume = true
-				}
 				out[l.Task] = append(out[l.Task], *r)
 				delete(open, l.Task)
 			}
@@ -505,14 +494,31 @@ func (p *proc) runs(t *testing.T) map[string][]run {
 
 type overlap struct{ task, what string }
 
+// clip ends each copy no later than its simulated duration after its
+// start (its own end, however late the logs say it).
+func clip(runs map[string][]run, dur map[string]time.Duration) {
+	for task, rs := range runs {
+		d, ok := dur[task]
+		if !ok {
+			continue
+		}
+		for i := range rs {
+			if end := rs[i].from.Add(d); end.Before(rs[i].to) {
+				rs[i].to = end
+			}
+		}
+	}
+}
+
 // overlaps finds the copies of one task that ran at the same time. A copy
-// does not run while its worker is paused. A copy on a worker paused past
-// the grace overlaps its replacement (started meanwhile) from the resume
-// until it ends: at once when its time ran out during the pause (it ends
-// before its worker starts anything new), or when the first heartbeat
-// reply after the resume stops it as an orphan. Those are counted apart,
-// with the longest such overlap, as the cost of a paused worker coming
-// back; any other overlap is a task run twice.
+// does not run while its worker is paused, nor past its simulated
+// duration (a copy whose time ran out during a pause is logged as ending
+// at the resume: the frozen process catching up; see clip). A copy on a
+// worker paused past the grace, still due to run after the resume, overlaps
+// its replacement (started meanwhile) until the first heartbeat reply
+// after the resume stops it as an orphan: those are counted apart, with
+// the longest such overlap after the resume, as the cost of a paused worker
+// coming back; any other overlap is a task run twice.
 func overlaps(runs map[string][]run) (twice []overlap, afterResume int, longest time.Duration) {
 	names := make([]string, 0, len(runs))
 	for n := range runs {
@@ -559,10 +565,10 @@ func covered(from, to time.Time, frozen [][2]time.Time) bool {
 }
 
 // resumedIn reports whether an overlap beginning at from began while r's
-// worker was paused, the copy r then ending once the worker resumed, at
-// once or stopped as an orphan; it returns the resume.
+// worker was paused, the copy r then stopped as an orphan after the
+// resume; it returns the resume.
 func resumedIn(from time.Time, r run) (time.Time, bool) {
-	if !r.orphan && !r.atResume {
+	if !r.orphan {
 		return time.Time{}, false
 	}
 	for _, f := range r.frozen {
@@ -600,8 +606,8 @@ func TestChaosOverlaps(t *testing.T) {
 		{"one after the other", []run{{worker: "w1", from: at(0), to: at(2)}, {worker: "w2", from: at(2), to: at(4)}}, 0, 0},
 		{"side by side on two workers", []run{{worker: "w1", from: at(0), to: at(3)}, {worker: "w2", from: at(2), to: at(4)}}, 1, 0},
 		{"twice on one worker", []run{{worker: "w1", from: at(0), to: at(3)}, {worker: "w1", from: at(1), to: at(2)}}, 1, 0},
-		{"replacement while its worker was paused, the copy ending at the resume",
-			[]run{{worker: "w1", from: at(9), to: at(15.01), frozen: pause, atResume: true}, {worker: "w2", from: at(13), to: at(16)}}, 0, 1},
+		{"replacement while its worker was paused, the copy ending at the resume (not clipped)",
+			[]run{{worker: "w1", from: at(9), to: at(15.01), frozen: pause}, {worker: "w2", from: at(13), to: at(16)}}, 1, 0},
 		{"replacement while its worker was paused, the copy stopped as an orphan after the resume",
 			[]run{{worker: "w1", from: at(9), to: at(15.2), frozen: pause, orphan: true}, {worker: "w2", from: at(13), to: at(16)}}, 0, 1},
 		{"replacement while its worker was paused, the copy running on after the resume to its own end",
@@ -609,6 +615,14 @@ func TestChaosOverlaps(t *testing.T) {
 		{"replacement after the resume, the copy running on",
 			[]run{{worker: "w1", from: at(9), to: at(20), frozen: pause}, {worker: "w2", from: at(16), to: at(18)}}, 1, 0},
 		{"overlap only within the pause", []run{{worker: "w1", from: at(9), to: at(14), frozen: pause}, {worker: "w2", from: at(12), to: at(16)}}, 0, 0},
+	}
+	// The copy of a 2 s task started at 9 on a worker paused from 10 to 15
+	// was due to end at 11: logged ending at 15.01, clipped to 11, it never
+	// overlaps a replacement started at 13.
+	clipped := map[string][]run{"t": {{worker: "w1", from: at(9), to: at(15.01), frozen: pause}, {worker: "w2", from: at(13), to: at(16)}}}
+	clip(clipped, map[string]time.Duration{"t": 2 * time.Second})
+	if twice, after, _ := overlaps(clipped); len(twice) != 0 || after != 0 {
+		t.Errorf("clipped: %v twice, %d after a resume; want none", twice, after)
 	}
 	for _, tt := range tests {
 		twice, after, _ := overlaps(map[string][]run{"t": tt.runs})

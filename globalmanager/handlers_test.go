@@ -42,6 +42,8 @@ type fakeSwarm struct {
 	// nodes answers the n-th call (from 1) of Nodes.
 	nodes     func(n int) []api.SwarmNode
 	nodeCalls int
+	// nets are the engine's networks, listed by label as the engine does.
+	nets []api.NetworkInfo
 }
 
 func (f *fakeSwarm) SwarmInit(_ context.Context, advertise, listen string) (string, error) {
@@ -99,8 +101,20 @@ func (f *fakeSwarm) CreateNetwork(_ context.Context, name, subnet string, labels
 	return api.NetworkInfo{ID: "net-" + name, Name: name, Driver: "overlay", Subnet: subnet, Labels: labels}, f.netErr
 }
 
-func (f *fakeSwarm) Networks(context.Context, map[string]string) ([]api.NetworkInfo, error) {
-	return nil, nil
+func (f *fakeSwarm) Networks(_ context.Context, labels map[string]string) ([]api.NetworkInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []api.NetworkInfo
+next:
+	for _, n := range f.nets {
+		for k, v := range labels {
+			if n.Labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func (f *fakeSwarm) RemoveNetwork(_ context.Context, name string) error {
@@ -1586,5 +1600,38 @@ func TestSwaggerRoute(t *testing.T) {
 	}
 	if w := e.do(t, "GET", "/swagger/index.html", ""); w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
 		t.Errorf("index.html: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+// TestPruneOnlyThisClustersNetworks: the networks of this cluster's ended
+// jobs are removed; another RSwarm's on the same engine (its jobs unknown
+// here) and this cluster's live ones are left alone.
+func TestPruneOnlyThisClustersNetworks(t *testing.T) {
+	e := newGM(t, func(c *globalmanager.Config) { c.Cluster, c.PruneInterval = "c1", 10 * time.Millisecond })
+	e.put(t, placed("done", api.Down, "w1"))
+	e.put(t, placed("live", api.Running, "w1"))
+	net := func(name, cluster, job string) api.NetworkInfo {
+		return api.NetworkInfo{ID: name, Name: name, Labels: map[string]string{api.LabelManaged: "1", api.LabelCluster: cluster, api.LabelJob: job}}
+	}
+	e.sw.set(func(s *fakeSwarm) {
+		s.nets = []api.NetworkInfo{net("n-done", "c1", "done"), net("n-live", "c1", "live"), net("n-other", "c2", "theirs")}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.m.Run(ctx) }()
+	apitest.Eventually(t, 5*time.Second, func() error {
+		if !slices.Contains(e.rec.All(), "swarm.RemoveNetwork(n-done)") {
+			return errors.New("n-done not removed yet")
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range e.rec.All() {
+		if c == "swarm.RemoveNetwork(n-other)" || c == "swarm.RemoveNetwork(n-live)" {
+			t.Errorf("%s: only this cluster's ended jobs' networks may go", c)
+		}
 	}
 }

@@ -1607,7 +1607,7 @@ func TestSwaggerRoute(t *testing.T) {
 // jobs are removed; another RSwarm's on the same engine (its jobs unknown
 // here) and this cluster's live ones are left alone.
 func TestPruneOnlyThisClustersNetworks(t *testing.T) {
-	e := newGM(t, func(c *globalmanager.Config) { c.Cluster, c.PruneInterval = "c1", 10 * time.Millisecond })
+	e := newGM(t, func(c *globalmanager.Config) { c.Cluster, c.PruneInterval = "c1", 10*time.Millisecond })
 	e.put(t, placed("done", api.Down, "w1"))
 	e.put(t, placed("live", api.Running, "w1"))
 	net := func(name, cluster, job string) api.NetworkInfo {

@@ -38,6 +38,12 @@ type Job struct {
 	// every task was delivered to its worker (epoch seconds).
 	PlaceTime  float64 `json:"place_time,omitempty"`
 	DeployTime float64 `json:"deploy_time,omitempty"`
+	// Restart is the job's restart policy: "never", "on-failure" or
+	// "on-failure:N"; empty means "on-failure:1" (see ParseRestart).
+	Restart string `json:"restart,omitempty"`
+	// Restarts counts the times the job was put back in the queue after
+	// losing a worker; a task's statuses from an earlier attempt are stale.
+	Restarts int `json:"restarts,omitempty"`
 }
 
 // JobInfo holds a job's network and its tasks.

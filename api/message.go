@@ -45,6 +45,9 @@ type RegisterReply struct {
 	NodeID      string `json:"node_id,omitempty"`
 	JoinToken   string `json:"join_token,omitempty"`
 	ManagerAddr string `json:"manager_addr,omitempty"`
+	// Cluster names the control plane (its store), so that a worker
+	// restarted while its containers ran adopts only this cluster's.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // RunTask tells a worker to start one task's container.
@@ -52,6 +55,13 @@ type RunTask struct {
 	Job     string `json:"job"`
 	Network string `json:"network"`
 	Task    Task   `json:"task"`
+	// Attempt is the job's restart count when the task was sent: the
+	// worker reports it back, so that the statuses of an earlier attempt
+	// are told apart from the current one's.
+	Attempt int `json:"attempt,omitempty"`
+	// Cluster is set by the worker, from its registration, for its runtime
+	// to label the container with.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // StopTask tells a worker to stop and remove one task's container.
@@ -65,6 +75,14 @@ type StopTask struct {
 	// Migrating says the task is moving to another worker: its stop is
 	// reported as Migrating, not as its end.
 	Migrating bool `json:"migrating,omitempty"`
+	// Orphan says the control plane does not want the task (reconciliation):
+	// the copy of attempt Attempt is stopped and its end is not reported.
+	Orphan  bool `json:"orphan,omitempty"`
+	Attempt int  `json:"attempt,omitempty"`
+	// Forget, with Orphan, says the task's job is unknown to this control
+	// plane: the worker drops it from what it holds without touching its
+	// container, which may belong to another RSwarm on the same engine.
+	Forget bool `json:"forget,omitempty"`
 }
 
 // TaskLogs asks a worker for the last Tail lines of a task's output.
@@ -83,6 +101,8 @@ type TaskStatus struct {
 	Error    string   `json:"error,omitempty"`
 	Logs     []string `json:"logs,omitempty"`
 	Time     float64  `json:"time"`
+	// Attempt is the RunTask's attempt the status is about.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // TaskStatuses is several task statuses in one message, in the order they
@@ -93,7 +113,8 @@ type TaskStatuses struct {
 	Statuses []TaskStatus `json:"statuses"`
 }
 
-// Heartbeat is a worker's periodic report of its use.
+// Heartbeat is a worker's periodic report of its use. Time is when the
+// worker sent it, on its own clock.
 type Heartbeat struct {
 	Node      string  `json:"node"`
 	Time      float64 `json:"time"`
@@ -102,6 +123,24 @@ type Heartbeat struct {
 	MemTotal  int64   `json:"mem_total"`
 	MemUsed   int64   `json:"mem_used"`
 	Tasks     int     `json:"tasks"`
+	// Running lists the tasks the worker holds: those it runs, those
+	// starting, and those whose end it has not delivered yet. Discovery
+	// compares it with the store (reconciliation).
+	Running []HeldTask `json:"running,omitempty"`
+}
+
+// HeldTask is a task a worker holds, as it reports it in its heartbeats.
+type HeldTask struct {
+	Job     string `json:"job"`
+	Task    string `json:"task"`
+	Attempt int    `json:"attempt,omitempty"`
+	Cores   int    `json:"cores"`
+}
+
+// HeartbeatReply answers a heartbeat: the tasks the worker holds that the
+// control plane does not want, to stop without reporting their end.
+type HeartbeatReply struct {
+	Stop []StopTask `json:"stop,omitempty"`
 }
 
 // JobRef names a job.
@@ -180,6 +219,11 @@ type SchedulerStats struct {
 	RoundSeconds Histogram `json:"round_seconds"`
 	// PlacementDelay is the time from a job's submission to its placement, in seconds.
 	PlacementDelay Histogram `json:"placement_delay_seconds"`
+	// DeployRetries counts deployments sent again because the first
+	// attempt delivered nothing for sure (the globalmanager unreachable).
+	DeployRetries uint64 `json:"deploy_retries"`
+	// Restarts counts jobs put back in the queue by their restart policy.
+	Restarts uint64 `json:"restarts"`
 }
 
 // Cluster operations: globalmanager -> worker, and globalmanager -> jobmanager.

@@ -29,8 +29,13 @@ type NetworkInfo struct {
 
 // Labels RSwarm puts on everything it creates, so that it only ever touches its own objects.
 const (
-	LabelJob     = "rswarm.job"
-	LabelTask    = "rswarm.task"
-	LabelNode    = "rswarm.node"
+	LabelJob  = "rswarm.job"
+	LabelTask = "rswarm.task"
+	LabelNode = "rswarm.node"
+	// LabelAttempt and LabelCores record a task's attempt (its job's restart
+	// count) and its cores, so that a restarted worker adopts its containers.
+	LabelAttempt = "rswarm.attempt"
+	LabelCores   = "rswarm.cores"
+	LabelCluster = "rswarm.cluster"
 	LabelManaged = "rswarm.managed"
 )

@@ -26,13 +26,19 @@ type JobFilter struct {
 // ApplyStatus applies a task's observed state to its job and refreshes the
 // job's state and times. It reports whether anything changed: a status that
 // would move the task backwards, or out of a final state, is stale and
-// ignored, so applying the same status twice is harmless.
+// ignored, so applying the same status twice is harmless. So is a status
+// about an earlier attempt (the job was restarted since), or from a node
+// the task is not placed on (an orphan of a deploy that was given up),
+// except while the task migrates.
 func (j *Job) ApplyStatus(st TaskStatus) (bool, error) {
 	t := j.Info.Tasks.Get(st.Task)
 	if t == nil {
 		return false, fmt.Errorf("job %s has no task %s: %w", j.Name, st.Task, ErrNotFound)
 	}
-	if t.Status == st.State || !CanTransition(t.Status, st.State) {
+	if t.Status == st.State || !CanTransition(t.Status, st.State) || st.Attempt < j.Restarts {
+		return false, nil
+	}
+	if st.Node != "" && st.Node != t.Node && t.Status != Migrating {
 		return false, nil
 	}
 	t.Status = st.State

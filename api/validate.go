@@ -231,7 +231,11 @@ func (j *Job) Validate(lim Limits) error {
 			return err
 		}
 	}
+	if _, err := ParseRestart(j.Restart); err != nil {
+		return Invalid("restart", "%v", err)
+	}
 	j.Status = Ready
+	j.Restarts = 0
 	j.StartTime, j.EndTime, j.PlaceTime, j.DeployTime = 0, 0, 0, 0
 	j.WaitingReason, j.Error = "", ""
 	return nil

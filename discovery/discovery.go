@@ -15,6 +15,7 @@ import (
 // State is the durable state discovery writes. UpdateJob and UpdateWorker
 // are atomic read-modify-writes; fn may run more than once.
 type State interface {
+	GetJob(ctx context.Context, name string) (*api.Job, error)
 	UpdateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error)
 	UpdateJobs(ctx context.Context, names []string, fn func(*api.Job) error) ([]*api.Job, error)
 	ListJobs(ctx context.Context, f api.JobFilter) ([]*api.Job, error)
@@ -41,13 +42,18 @@ type Config struct {
 	// HeartbeatWrite is how often a live worker's heartbeat figures are
 	// written to the store (its expiry is tracked in memory at every beat).
 	HeartbeatWrite time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// ReconcileInterval is how often the tasks the workers report are
+	// compared with the store (see Reconciler).
+	ReconcileInterval time.Duration
+	Logger            *slog.Logger
+	Now               func() time.Time
 }
 
-// DefaultConfig returns the defaults: a worker is down after 5 s without a heartbeat.
+// DefaultConfig returns the defaults: a worker is down after 3 s without a
+// heartbeat; workers are reconciled every 5 s.
 func DefaultConfig() Config {
-	return Config{HeartbeatGrace: 5 * time.Second, CheckInterval: time.Second, HeartbeatWrite: 5 * time.Second}
+	return Config{HeartbeatGrace: 3 * time.Second, CheckInterval: time.Second, HeartbeatWrite: 5 * time.Second,
+		ReconcileInterval: 5 * time.Second}
 }
 
 // Validate returns the first problem with the configuration.
@@ -67,7 +73,11 @@ type Service struct {
 
 	statuses chan statusReq
 
+	rec *Reconciler // owned by Run
+
 	mu        sync.Mutex
+	reports   map[string]Report         // latest task list of each worker
+	stops     map[string][]api.StopTask // tasks to stop, sent in the next heartbeat reply
 	table     *Table
 	lastRatio map[string]float64
 	beats     map[string]api.Heartbeat // latest heartbeat not written yet
@@ -94,8 +104,15 @@ func New(cfg Config, st State, nt Notifier) (*Service, error) {
 	if cfg.HeartbeatWrite <= 0 {
 		cfg.HeartbeatWrite = DefaultConfig().HeartbeatWrite
 	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = DefaultConfig().ReconcileInterval
+	}
+	// A check that runs more than half a grace late means discovery itself
+	// stalled: its workers get a fresh grace (see Table).
+	table := NewTable(cfg.HeartbeatGrace.Seconds()).WithStall(max(cfg.HeartbeatGrace.Seconds()/2, 2*cfg.CheckInterval.Seconds()))
 	return &Service{cfg: cfg, st: st, nt: nt, log: cfg.Logger, statuses: make(chan statusReq, 1<<16),
-		table: NewTable(cfg.HeartbeatGrace.Seconds()), lastRatio: map[string]float64{}, beats: map[string]api.Heartbeat{}, cameUp: map[string]bool{}}, nil
+		rec: NewReconciler(), reports: map[string]Report{}, stops: map[string][]api.StopTask{},
+		table: table, lastRatio: map[string]float64{}, beats: map[string]api.Heartbeat{}, cameUp: map[string]bool{}}, nil
 }
 
 func (s *Service) now() float64 { return float64(s.cfg.Now().UnixNano()) / 1e9 }
@@ -222,21 +239,30 @@ func (s *Service) applyBatch(ctx context.Context, batch []statusReq) {
 	}
 }
 
-// Heartbeat records a worker's heartbeat in memory: its expiry clock, its
-// use, and a utilisation sample when its busy-core ratio changed. Nothing
-// waits on the store here, so a busy store cannot make heartbeats late and
-// workers falsely lost: Run writes the figures in batches (a worker that
-// comes back at the next tick, the others every HeartbeatWrite).
-func (s *Service) Heartbeat(_ context.Context, hb api.Heartbeat) error {
+// Heartbeat records a worker's heartbeat in memory: its expiry clock (by
+// the time the heartbeat was sent, see Table), its use, the tasks it holds
+// for the next reconciliation, and a utilisation sample when its busy-core
+// ratio changed. Nothing waits on the store here, so a busy store cannot
+// make heartbeats late and workers falsely lost: Run writes the figures in
+// batches (a worker that comes back at the next tick, the others every
+// HeartbeatWrite). The reply holds the tasks reconciliation found the
+// worker should not run.
+func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) (api.HeartbeatReply, error) {
 	now := s.now()
+	sent := hb.Time
 	if hb.Time == 0 {
 		hb.Time = now
 	}
+	running := hb.Running
+	hb.Running = nil // kept in reports
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.table.Observe(hb.Node, now) {
+	back := s.table.ObserveSent(hb.Node, now, sent)
+	if back {
 		s.cameUp[hb.Node] = true
 	}
+	s.reports[hb.Node] = Report{Read: now, Running: running}
+	reply := api.HeartbeatReply{Stop: s.stops[hb.Node]}
+	delete(s.stops, hb.Node)
 	ratio := 0.0
 	if hb.Cores > 0 {
 		ratio = float64(hb.CoresBusy) / float64(hb.Cores)
@@ -246,7 +272,15 @@ func (s *Service) Heartbeat(_ context.Context, hb api.Heartbeat) error {
 	}
 	s.lastRatio[hb.Node] = ratio
 	s.beats[hb.Node] = hb
-	return nil
+	s.mu.Unlock()
+	if back && len(running) > 0 {
+		// A worker back after it was declared lost (paused, cut off) still
+		// holds tasks that were failed and placed elsewhere meanwhile: they
+		// are stopped in this very reply, not at the next pass, so that the
+		// two copies run side by side as briefly as possible.
+		reply.Stop = append(reply.Stop, s.unwantedNow(ctx, hb.Node, running)...)
+	}
+	return reply, nil
 }
 
 // flushHeartbeats writes the latest heartbeat of each worker that came
@@ -315,9 +349,18 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.applyStatuses(ctx) }()
 	tick := time.NewTicker(s.cfg.CheckInterval)
 	defer tick.Stop()
+	recTick := time.NewTicker(s.cfg.ReconcileInterval)
+	defer recTick.Stop()
 	lastAll := time.Now()
 	for {
 		select {
+		case <-recTick.C:
+			if err := s.watchRegistered(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reading workers", "err", err)
+			}
+			if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconciling workers; trying again at the next pass", "err", err)
+			}
 		case <-ctx.Done():
 			s.flushUsage(context.WithoutCancel(ctx))
 			s.flushHeartbeats(context.WithoutCancel(ctx), true)
@@ -344,6 +387,12 @@ func (s *Service) Run(ctx context.Context) error {
 // workerLost marks a worker down and fails the tasks it was running.
 func (s *Service) workerLost(ctx context.Context, node string) error {
 	s.log.Warn("worker missed its heartbeats: marking it down", "node_id", node, "grace", s.cfg.HeartbeatGrace)
+	s.mu.Lock()
+	// Its last report is stale, and what it should stop is judged afresh
+	// when it comes back (see Heartbeat).
+	delete(s.reports, node)
+	delete(s.stops, node)
+	s.mu.Unlock()
 	_, err := s.st.UpdateWorker(ctx, node, func(w *api.Worker) error {
 		if w.Status == api.WorkerReady {
 			w.Status = api.WorkerDown
@@ -363,8 +412,8 @@ func (s *Service) workerLost(ctx context.Context, node string) error {
 			if t.Node != node || t.Status.Final() || t.Status < api.Deployed {
 				continue
 			}
-			st := api.TaskStatus{Node: node, Job: j.Name, Task: t.ContainerName, State: api.Failed,
-				Error: fmt.Sprintf("worker %s lost (no heartbeat for %v)", node, s.cfg.HeartbeatGrace), Time: now}
+			st := api.TaskStatus{Node: node, Job: j.Name, Task: t.ContainerName, State: api.Failed, Attempt: j.Restarts,
+				Error: fmt.Sprintf("%s: %s sent no heartbeat for %v", api.WorkerLost, node, s.cfg.HeartbeatGrace), Time: now}
 			if err := s.TaskStatus(ctx, st); err != nil {
 				return err
 			}
@@ -385,4 +434,119 @@ func (s *Service) flushUsage(ctx context.Context) {
 	if err := s.st.AppendUsage(ctx, pts); err != nil {
 		s.log.Warn("writing utilisation samples", "samples", len(pts), "err", err)
 	}
+}
+
+// reconcile runs one reconciliation pass (see Reconciler) over the live
+// workers' latest reports: it queues the stops for their next heartbeat
+// replies and applies the statuses of adopted and lost tasks.
+func (s *Service) reconcile(ctx context.Context) error {
+	s.mu.Lock()
+	reports := map[string]Report{}
+	for _, n := range s.table.Up() {
+		if r, ok := s.reports[n]; ok {
+			reports[n] = r
+		}
+	}
+	s.mu.Unlock()
+	if len(reports) == 0 {
+		return nil
+	}
+	// The store is read after the reports were: whatever a worker ran when
+	// it reported was placed in the store before (see Reconciler.Pass).
+	jobs, err := s.st.ListJobs(ctx, api.JobFilter{Status: []api.State{api.Deployed, api.Running}})
+	if err != nil {
+		return err
+	}
+	want := map[string]Placement{}
+	add := func(j *api.Job) {
+		for _, t := range j.Info.Tasks {
+			want[t.ContainerName] = Placement{Job: j.Name, Node: t.Node, State: t.Status, Attempt: j.Restarts}
+		}
+	}
+	listed := map[string]bool{}
+	for _, j := range jobs {
+		listed[j.Name] = true
+		add(j)
+	}
+	// Jobs the workers name that are not placed-and-deployed: being
+	// deployed (Ready), ended or deleted. Read one by one: a few.
+	for _, r := range reports {
+		for _, h := range r.Running {
+			if listed[h.Job] {
+				continue
+			}
+			listed[h.Job] = true
+			j, err := s.st.GetJob(ctx, h.Job)
+			if errors.Is(err, api.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			add(j)
+		}
+	}
+	v := s.rec.Pass(s.now(), reports, want)
+	s.mu.Lock()
+	for n, st := range v.Stop {
+		s.stops[n] = append(s.stops[n], st...)
+	}
+	s.mu.Unlock()
+	for n, st := range v.Stop {
+		s.log.Info("reconciliation: stopping tasks the worker should not run", "node_id", n, "count", len(st), "task_id", st[0].Task, "reason", st[0].Reason)
+	}
+	for _, st := range v.Lost {
+		s.log.Warn("reconciliation: a task is missing from its worker", "node_id", st.Node, "job_id", st.Job, "task_id", st.Task)
+	}
+	return s.TaskStatuses(ctx, append(v.Adopt, v.Lost...))
+}
+
+// unwantedNow reads the jobs of the tasks a worker holds and returns the
+// stops for those the store does not want there. On a read error it
+// returns what it has: the next pass catches the rest.
+func (s *Service) unwantedNow(ctx context.Context, node string, running []api.HeldTask) []api.StopTask {
+	want := map[string]Placement{}
+	read := map[string]bool{}
+	for _, h := range running {
+		if read[h.Job] {
+			continue
+		}
+		read[h.Job] = true
+		j, err := s.st.GetJob(ctx, h.Job)
+		if errors.Is(err, api.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			s.log.Warn("reconciling a worker that came back; the next pass will", "node_id", node, "err", err)
+			return nil
+		}
+		for _, t := range j.Info.Tasks {
+			want[t.ContainerName] = Placement{Job: j.Name, Node: t.Node, State: t.Status, Attempt: j.Restarts}
+		}
+	}
+	stops := Unwanted(node, running, want)
+	if len(stops) > 0 {
+		s.log.Info("worker came back holding tasks placed elsewhere meanwhile: stopping them", "node_id", node, "count", len(stops))
+	}
+	return stops
+}
+
+// watchRegistered starts the expiry clock of the workers registered (by
+// the globalmanager) that sent no heartbeat since: one that died right
+// after registering, or after registering again once declared down, is
+// declared down a grace later, not left ready.
+func (s *Service) watchRegistered(ctx context.Context) error {
+	ws, err := s.st.ListWorkers(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range ws {
+		if w.Status == api.WorkerReady && !s.table.Watching(w.ID) {
+			s.table.Observe(w.ID, now)
+		}
+	}
+	return nil
 }

@@ -453,7 +453,7 @@ func TestTaskStatusesOfManyJobs(t *testing.T) {
 func TestHeartbeatUpdatesWorker(t *testing.T) {
 	e := start(t, fastConfig(), func(st *store.SQLite) { putWorker(t, st, "w1", api.WorkerReady) })
 	ctx := context.Background()
-	if err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: "w1", Time: 100, Cores: 4, CoresBusy: 2, MemTotal: 1 << 30, MemUsed: 1000, Tasks: 1}); err != nil {
+	if _, err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: "w1", Time: 100, Cores: 4, CoresBusy: 2, MemTotal: 1 << 30, MemUsed: 1000, Tasks: 1}); err != nil {
 		t.Fatalf("Heartbeat: %v", err)
 	}
 	apitest.Eventually(t, wait, func() error {
@@ -484,7 +484,7 @@ func TestHeartbeatUsagePoints(t *testing.T) {
 		{102, 4}, // ratio 1: a point
 	}
 	for _, b := range beats {
-		if err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: "w1", Time: b.at, Cores: 4, CoresBusy: b.busy}); err != nil {
+		if _, err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: "w1", Time: b.at, Cores: 4, CoresBusy: b.busy}); err != nil {
 			t.Fatalf("Heartbeat at %v: %v", b.at, err)
 		}
 	}
@@ -511,7 +511,7 @@ func TestHeartbeatUsagePoints(t *testing.T) {
 func TestHeartbeatBringsWorkerBack(t *testing.T) {
 	e := start(t, fastConfig(), func(st *store.SQLite) { putWorker(t, st, "w1", api.WorkerDown) })
 	ctx := context.Background()
-	if err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: "w1", Time: 100, Cores: 4}); err != nil {
+	if _, err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: "w1", Time: 100, Cores: 4}); err != nil {
 		t.Fatalf("Heartbeat: %v", err)
 	}
 	apitest.Eventually(t, wait, func() error {
@@ -536,7 +536,7 @@ func TestHeartbeatBringsWorkerBack(t *testing.T) {
 func TestHeartbeatFromUnregisteredWorker(t *testing.T) {
 	e := start(t, fastConfig(), nil)
 	ctx := context.Background()
-	err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: "ghost", Time: 100, Cores: 4})
+	_, err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: "ghost", Time: 100, Cores: 4})
 	// Registration belongs to the globalmanager: a heartbeat creates no
 	// worker; if the error is reported at once, it is a not-found.
 	if err != nil && !errors.Is(err, api.ErrNotFound) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -124,7 +125,12 @@ func Spec(rt api.RunTask, labels map[string]string, stop time.Duration) (RunSpec
 // Run creates and starts a task's container. A leftover container of the
 // same task (from an earlier, interrupted attempt) is removed first.
 func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
-	spec, err := Spec(rt, r.labels(rt.Job, rt.Task.ContainerName), r.StopTimeout)
+	labels := r.labels(rt.Job, rt.Task.ContainerName)
+	labels[api.LabelAttempt], labels[api.LabelCores] = strconv.Itoa(rt.Attempt), strconv.Itoa(rt.Task.ReqCores)
+	if rt.Cluster != "" {
+		labels[api.LabelCluster] = rt.Cluster
+	}
+	spec, err := Spec(rt, labels, r.StopTimeout)
 	if err != nil {
 		return err
 	}
@@ -155,6 +161,29 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 		return fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	return nil
+}
+
+// Held lists the tasks of cluster whose containers run on this host, so
+// that a worker restarted while they ran adopts them instead of losing
+// them (another RSwarm's on the same engine are not its).
+func (r *Runtime) Held(ctx context.Context, cluster string) ([]api.HeldTask, error) {
+	if cluster == "" {
+		return nil, nil
+	}
+	cs, err := r.c.Containers(ctx, map[string]string{api.LabelManaged: "1", api.LabelCluster: cluster}, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []api.HeldTask
+	for _, c := range cs {
+		if !c.Running || !r.mine(c.Labels) || c.Labels[api.LabelTask] == "" {
+			continue
+		}
+		attempt, _ := strconv.Atoi(c.Labels[api.LabelAttempt])
+		cores, _ := strconv.Atoi(c.Labels[api.LabelCores])
+		out = append(out, api.HeldTask{Job: c.Labels[api.LabelJob], Task: c.Labels[api.LabelTask], Attempt: attempt, Cores: cores})
+	}
+	return out, nil
 }
 
 // Stop stops a task's container, killing it after grace; its end is

@@ -72,7 +72,9 @@ type Config struct {
 	MoveTimeout time.Duration
 	// Limits bound what request_new_task accepts, as the frontend's do.
 	Limits api.Limits
-	Logger *slog.Logger
+	// Cluster names this control plane to its workers (see api.RegisterReply).
+	Cluster string
+	Logger  *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
@@ -165,10 +167,24 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// netLabels are the labels of a job's network (all of this cluster's
+// networks when job is ""): with a cluster name, another RSwarm on the same
+// engine never prunes this one's networks, nor this one theirs.
+func (m *Manager) netLabels(job string) map[string]string {
+	l := map[string]string{api.LabelManaged: "1"}
+	if job != "" {
+		l[api.LabelJob] = job
+	}
+	if m.cfg.Cluster != "" {
+		l[api.LabelCluster] = m.cfg.Cluster
+	}
+	return l
+}
+
 // prune removes the networks of jobs that are final or gone. A network
 // still in use is tried again on the next tick.
 func (m *Manager) prune(ctx context.Context) {
-	nets, err := m.swarm.Networks(ctx, map[string]string{api.LabelManaged: "1"})
+	nets, err := m.swarm.Networks(ctx, m.netLabels(""))
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("listing networks", "err", err)
@@ -240,7 +256,7 @@ func (m *Manager) Register(ctx context.Context, r api.Register) (api.RegisterRep
 	if err := m.nt.WorkersChanged(ctx); err != nil {
 		m.log.Warn("telling the jobmanager about a new worker; its resync will catch up", "err", err)
 	}
-	return api.RegisterReply{NodeID: r.NodeID}, nil
+	return api.RegisterReply{NodeID: r.NodeID, Cluster: m.cfg.Cluster}, nil
 }
 
 func fill(w *api.Worker, r api.Register, now float64) {
@@ -263,8 +279,12 @@ func fill(w *api.Worker, r api.Register, now float64) {
 }
 
 // Deploy creates the job's network and sends every task to its worker. It
-// returns once every worker has acknowledged; if one does not, the tasks
-// already sent are stopped and the error names the worker.
+// returns once every worker has acknowledged; if one does not, the error
+// names the worker and is ErrUnavailable. A deployment may be repeated: a
+// worker acknowledges a task it already runs without starting it again,
+// so the jobmanager sends a job again after such an error, and the tasks
+// already delivered are left running (they are stopped by reconciliation
+// if the job is placed elsewhere or given up).
 func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 	start := time.Now()
 	err := m.deploy(ctx, j)
@@ -277,8 +297,12 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		return api.Invalid("job_info.tasks", "required")
 	}
 	// Only jobs the store knows are deployed: their tasks' ends must have a record to land in.
-	if _, err := m.st.GetJob(ctx, j.Name); err != nil {
+	stored, err := m.st.GetJob(ctx, j.Name)
+	if err != nil {
 		return fmt.Errorf("deploy job %s: %w", j.Name, err)
+	}
+	if stored.Status.Final() {
+		return &api.FieldError{Field: "job_name", Kind: api.ErrConflict, Reason: fmt.Sprintf("job %s is %s", j.Name, stored.Status)}
 	}
 	needNet := false
 	for _, t := range j.Info.Tasks {
@@ -301,7 +325,7 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 	network := j.Info.Network.Name
 	if needNet {
 		_, err := m.swarm.CreateNetwork(ctx, network, j.Info.Network.Subnet,
-			map[string]string{api.LabelManaged: "1", api.LabelJob: j.Name})
+			m.netLabels(j.Name))
 		if err != nil {
 			return fmt.Errorf("create network %s: %w", network, err)
 		}
@@ -310,12 +334,20 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		task string
 		err  error
 	}
-	results := make(chan result, len(j.Info.Tasks))
+	// A task the store has past Scheduled was delivered by an earlier
+	// attempt, and may have ended since: it is not sent again.
+	var send []*api.Task
 	for _, t := range j.Info.Tasks {
+		if st := stored.Info.Tasks.Get(t.ContainerName); st == nil || st.Status <= api.Scheduled {
+			send = append(send, t)
+		}
+	}
+	results := make(chan result, len(send))
+	for _, t := range send {
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 			defer cancel()
-			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t})
+			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t, Attempt: stored.Restarts})
 			if err != nil {
 				err = fmt.Errorf("worker %s did not accept task %s: %w", t.Node, t.ContainerName, err)
 			}
@@ -323,31 +355,17 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		}()
 	}
 	var firstErr error
-	var sent []string
-	for range j.Info.Tasks {
-		r := <-results
-		if r.err != nil {
-			if firstErr == nil {
-				firstErr = r.err
-			}
-			continue
+	for range send {
+		if r := <-results; r.err != nil && firstErr == nil {
+			firstErr = r.err
 		}
-		sent = append(sent, r.task)
 	}
 	if firstErr != nil {
-		for _, name := range sent {
-			t := j.Info.Tasks.Get(name)
-			sctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
-			if err := m.workers.Request(sctx, t.Node, api.KindStopTask, api.StopTask{Job: j.Name, Task: name, Reason: firstErr.Error()}, nil); err != nil {
-				m.log.Warn("undoing a partial deploy", "task_id", name, "err", err)
-			}
-			cancel()
-		}
 		return fmt.Errorf("%w: %w", api.ErrUnavailable, firstErr)
 	}
 	now := float64(time.Now().UnixNano()) / 1e9
 	cancelled := false
-	_, err := m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
+	_, err = m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
 		cancelled = sj.Status == api.Cancelled
 		for _, t := range sj.Info.Tasks {
 			if api.CanTransition(t.Status, api.Deployed) {

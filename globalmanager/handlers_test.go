@@ -42,6 +42,8 @@ type fakeSwarm struct {
 	// nodes answers the n-th call (from 1) of Nodes.
 	nodes     func(n int) []api.SwarmNode
 	nodeCalls int
+	// nets are the engine's networks, listed by label as the engine does.
+	nets []api.NetworkInfo
 }
 
 func (f *fakeSwarm) SwarmInit(_ context.Context, advertise, listen string) (string, error) {
@@ -99,8 +101,20 @@ func (f *fakeSwarm) CreateNetwork(_ context.Context, name, subnet string, labels
 	return api.NetworkInfo{ID: "net-" + name, Name: name, Driver: "overlay", Subnet: subnet, Labels: labels}, f.netErr
 }
 
-func (f *fakeSwarm) Networks(context.Context, map[string]string) ([]api.NetworkInfo, error) {
-	return nil, nil
+func (f *fakeSwarm) Networks(_ context.Context, labels map[string]string) ([]api.NetworkInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []api.NetworkInfo
+next:
+	for _, n := range f.nets {
+		for k, v := range labels {
+			if n.Labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func (f *fakeSwarm) RemoveNetwork(_ context.Context, name string) error {
@@ -351,6 +365,16 @@ func placed(name string, st api.State, nodes ...string) *api.Job {
 	return j
 }
 
+// partlyRun is job d after a deployment that reached w1 only: d_task1 ran
+// and ended there, d_task2 is still Scheduled on w2.
+func partlyRun() *api.Job {
+	j := placed("d", api.Scheduled, "w1", "w2")
+	t1 := j.Info.Tasks[0]
+	t1.Status, t1.StartTime, t1.EndTime, t1.ExitCode = api.Down, 2, 3, new(0)
+	j.Refresh(3)
+	return j
+}
+
 func jsonOf(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -503,8 +527,10 @@ func TestDeploy(t *testing.T) {
 					return nil, nil
 				}
 			},
+			// Nothing is undone: the jobmanager sends the job again, and w1
+			// acknowledges the task it already runs without starting it twice.
 			status: 503, code: "unavailable",
-			calls: []string{"worker w1 run_task d_task1", "worker w1 stop_task d_task1", "worker w2 run_task d_task2"},
+			calls: []string{"worker w1 run_task d_task1", "worker w2 run_task d_task2"},
 			want:  api.Ready},
 		{name: "a worker reconnecting gets its command once it is back", runtime: "sim", job: placed("d", api.Scheduled, "w1", "w2"),
 			answer: func(*gmEnv) func(ctx context.Context, to, kind string, body any) (any, error) {
@@ -533,8 +559,12 @@ func TestDeploy(t *testing.T) {
 				}
 			},
 			status: 503, code: "unavailable",
-			calls: []string{"worker w1 run_task d_task1", "worker w2 run_task d_task2", "worker w2 stop_task d_task2"},
+			calls: []string{"worker w1 run_task d_task1", "worker w2 run_task d_task2"},
 			want:  api.Ready},
+		{name: "a retry sends only what was not delivered", runtime: "sim", job: partlyRun(),
+			status: 200, calls: []string{"worker w2 run_task d_task2"}, want: api.Running},
+		{name: "a job cancelled before its deployment is not sent", runtime: "sim", job: placed("d", api.Cancelled, "w1", "w2"),
+			status: 409, code: "conflict", field: "job_name", want: api.Cancelled},
 		{name: "cancelled while the run commands were on their way", runtime: "sim", job: placed("d", api.Scheduled, "w1", "w2"),
 			answer: func(e *gmEnv) func(ctx context.Context, to, kind string, body any) (any, error) {
 				return func(ctx context.Context, _, kind string, _ any) (any, error) {
@@ -1763,5 +1793,38 @@ func TestDeployRefusesAJobAboveTheSizeLimit(t *testing.T) {
 	}
 	if calls := e.rec.All(); slices.ContainsFunc(calls, func(c string) bool { return strings.Contains(c, "run_task") }) {
 		t.Errorf("calls %q: a task was sent", calls)
+	}
+}
+
+// TestPruneOnlyThisClustersNetworks: the networks of this cluster's ended
+// jobs are removed; another RSwarm's on the same engine (its jobs unknown
+// here) and this cluster's live ones are left alone.
+func TestPruneOnlyThisClustersNetworks(t *testing.T) {
+	e := newGM(t, func(c *globalmanager.Config) { c.Cluster, c.PruneInterval = "c1", 10*time.Millisecond })
+	e.put(t, placed("done", api.Down, "w1"))
+	e.put(t, placed("live", api.Running, "w1"))
+	net := func(name, cluster, job string) api.NetworkInfo {
+		return api.NetworkInfo{ID: name, Name: name, Labels: map[string]string{api.LabelManaged: "1", api.LabelCluster: cluster, api.LabelJob: job}}
+	}
+	e.sw.set(func(s *fakeSwarm) {
+		s.nets = []api.NetworkInfo{net("n-done", "c1", "done"), net("n-live", "c1", "live"), net("n-other", "c2", "theirs")}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.m.Run(ctx) }()
+	apitest.Eventually(t, 5*time.Second, func() error {
+		if !slices.Contains(e.rec.All(), "swarm.RemoveNetwork(n-done)") {
+			return errors.New("n-done not removed yet")
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range e.rec.All() {
+		if c == "swarm.RemoveNetwork(n-other)" || c == "swarm.RemoveNetwork(n-live)" {
+			t.Errorf("%s: only this cluster's ended jobs' networks may go", c)
+		}
 	}
 }

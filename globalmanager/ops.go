@@ -210,7 +210,7 @@ func (m *Manager) failTasksOn(ctx context.Context, node, reason string) []api.Ta
 		_, err := m.st.UpdateJob(ctx, j.Name, func(j *api.Job) error {
 			for _, task := range j.Info.Tasks {
 				if task.Node == node && !task.Status.Final() && task.Status >= api.Scheduled {
-					if _, err := j.ApplyStatus(api.TaskStatus{Node: node, Job: j.Name, Task: task.ContainerName, State: api.Failed, Error: reason, Time: t}); err != nil {
+					if _, err := j.ApplyStatus(api.TaskStatus{Node: node, Job: j.Name, Task: task.ContainerName, State: api.Failed, Error: reason, Time: t, Attempt: j.Restarts}); err != nil {
 						return err
 					}
 					done = append(done, api.TaskRef{Job: j.Name, Task: task.ContainerName, Node: node, State: api.Failed})
@@ -544,13 +544,13 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 	task := *moving.Info.Tasks.Get(r.Container)
 	task.Node, task.CpusetCpus = dst.ID, api.FormatCpuset(cores)
 	cctx, cancel = context.WithTimeout(ctx, m.cfg.CommandTimeout)
-	err = m.workers.Request(cctx, dst.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task}, nil)
+	err = m.workers.Request(cctx, dst.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task, Attempt: moving.Restarts}, nil)
 	cancel()
 	if err != nil {
 		// Put it back where it was.
 		back := *moving.Info.Tasks.Get(r.Container)
 		cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
-		rerr := m.workers.Request(cctx, src.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: back}, nil)
+		rerr := m.workers.Request(cctx, src.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: back, Attempt: moving.Restarts}, nil)
 		cancel()
 		if rerr != nil {
 			m.restore(ctx, r.Job, r.Container, api.Failed, fmt.Errorf("migration to %s failed (%v) and the restart on %s failed: %w", dst.ID, err, src.ID, rerr))
@@ -658,7 +658,7 @@ func (m *Manager) restore(ctx context.Context, job, task string, state api.State
 			return nil
 		}
 		if state == api.Failed {
-			_, err := j.ApplyStatus(api.TaskStatus{Job: job, Task: task, State: api.Failed, Error: cause.Error(), Time: now()})
+			_, err := j.ApplyStatus(api.TaskStatus{Job: job, Task: task, State: api.Failed, Error: cause.Error(), Time: now(), Attempt: j.Restarts})
 			return err
 		}
 		tk.Status = state

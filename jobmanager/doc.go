@@ -5,9 +5,12 @@
 // be lost, by a periodic resync: at start it reads every live job, then only
 // the jobs written since its last pass, from the store's change feed). Each round runs the current
 // placement strategy over the queue, writes the decisions to the store and
-// hands each placed job to the globalmanager for deployment. Cores come back
-// when discovery reports tasks finished, when a dispatch fails, or when a
-// job is cancelled.
+// hands each placed job to the globalmanager for deployment. A deployment
+// that delivered nothing for sure (the globalmanager unreachable) is sent
+// again with bounded, jittered backoff, the job keeping its cores (see
+// retry.go); a job that failed by losing a worker goes back in the queue
+// as its restart policy allows. Cores come back when discovery reports
+// tasks finished, when a dispatch is refused, or when a job is cancelled.
 //
 //	frontend ──job_submitted──►┐
 //	discovery ──tasks_done────►├─► events ─► round: placement.Schedule ─► store ─► Dispatcher (globalmanager)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -99,7 +100,9 @@ type Manager struct {
 	qopts    placement.QueueOptions
 	queue    map[string]*queued // waiting jobs by name
 	seq      uint64
-	inflight map[string]bool // jobs being deployed
+	inflight map[string]bool // jobs being deployed, or waiting to be sent again
+	attempts map[string]int  // failed deployment attempts of the jobs in flight
+	sem      chan struct{}   // bounds the deployments at once
 	touched  map[string]bool // workers whose allocation changed since the last write
 	dirty    bool
 	wg       sync.WaitGroup // dispatches and stops in flight, joined by Run
@@ -161,6 +164,8 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 		qopts:    placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
 		queue:    map[string]*queued{},
 		inflight: map[string]bool{},
+		attempts: map[string]int{},
+		sem:      make(chan struct{}, cfg.Dispatchers),
 		stopped:  map[string]bool{},
 		touched:  map[string]bool{},
 	}, nil
@@ -246,7 +251,7 @@ func (m *Manager) Strategy() api.StrategyInfo {
 func (m *Manager) Run(ctx context.Context) error {
 	wg := &m.wg
 	defer wg.Wait()
-	sem := make(chan struct{}, m.cfg.Dispatchers)
+	sem := m.sem
 	m.setStrategyStat()
 	if err := m.resync(ctx); err != nil && ctx.Err() == nil {
 		m.log.Warn("initial resync failed; retrying on the next tick", "err", err)
@@ -349,10 +354,17 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 			m.dirty = true
 		}
 	case api.KindTasksDone:
+		var ended []string
 		for _, t := range ev.tasks {
 			m.release(t.Task)
+			if t.JobEnded && t.State == api.Failed {
+				ended = append(ended, t.Job)
+			}
 		}
 		m.failGangs(ctx, ev.tasks)
+		if len(ended) > 0 {
+			m.restart(ctx, ended)
+		}
 	case api.KindWorkersChanged:
 		// Coalesced: a thousand workers registering must not mean a
 		// thousand reads of every worker (see Run).
@@ -368,22 +380,36 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 		ev.reply <- err
 	case "call":
 		ev.reply <- ev.fn()
+	case "redeploy":
+		m.redeploy(ctx, ev.job.Name)
 	case "dispatched":
-		delete(m.inflight, ev.job.Name)
-		if ev.err != nil {
-			m.log.Warn("deploy failed; freeing its cores", "job_id", ev.job.Name, "err", ev.err)
-			now := m.now()
-			_, err := m.st.UpdateJob(ctx, ev.job.Name, func(j *api.Job) error {
-				j.Finish(api.Failed, "deploy: "+ev.err.Error(), now)
-				return nil
-			})
-			if err != nil {
-				m.log.Warn("marking job failed", "job_id", ev.job.Name, "err", err)
-			}
-			for _, t := range ev.job.Info.Tasks {
-				m.release(t.ContainerName)
-			}
+		v := judgeDeploy(ev.err)
+		if v == retry {
+			m.retryLater(ctx, ev.job, ev.err)
+			return
 		}
+		delete(m.inflight, ev.job.Name)
+		delete(m.attempts, ev.job.Name)
+		if v == refused {
+			m.failRefused(ctx, ev.job, ev.err)
+		}
+	}
+}
+
+// failRefused fails a job whose deployment was refused for good, and frees its
+// cores. (A task delivered before the refusal is stopped by reconciliation.)
+func (m *Manager) failRefused(ctx context.Context, job *api.Job, cause error) {
+	m.log.Warn("deploy refused; failing the job and freeing its cores", "job_id", job.Name, "err", cause)
+	now := m.now()
+	_, err := m.st.UpdateJob(ctx, job.Name, func(j *api.Job) error {
+		j.Finish(api.Failed, "deploy: "+cause.Error(), now)
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("marking job failed", "job_id", job.Name, "err", err)
+	}
+	for _, t := range job.Info.Tasks {
+		m.release(t.ContainerName)
 	}
 }
 
@@ -551,25 +577,130 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 			}
 			continue
 		}
-		m.inflight[j.Name] = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			dctx, cancel := context.WithTimeout(ctx, m.cfg.DispatchTimeout)
-			err := m.dispatch.Deploy(dctx, j)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			_ = m.send(ctx, event{kind: "dispatched", job: j, err: err})
-		}()
+		m.startDeploy(ctx, j)
 	}
+}
+
+// startDeploy hands a placed job to the dispatcher in the background; the
+// outcome comes back to the loop as a "dispatched" event.
+func (m *Manager) startDeploy(ctx context.Context, j *api.Job) {
+	m.inflight[j.Name] = true
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case m.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-m.sem }()
+		dctx, cancel := context.WithTimeout(ctx, m.cfg.DispatchTimeout)
+		err := m.dispatch.Deploy(dctx, j)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		_ = m.send(ctx, event{kind: "dispatched", job: j, err: err})
+	}()
+}
+
+// retryLater sends a job whose deployment delivered nothing for sure again
+// after a backoff (retryDelay); it stays in flight, placed, its cores held.
+func (m *Manager) retryLater(ctx context.Context, j *api.Job, cause error) {
+	n := m.attempts[j.Name]
+	m.attempts[j.Name] = n + 1
+	d := retryDelay(n, rand.Float64())
+	m.log.Warn("deploy not delivered; retrying", "job_id", j.Name, "attempt", n+1, "retry_in", d, "err", cause)
+	m.mu.Lock()
+	m.stats.DeployRetries++
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			_ = m.send(ctx, event{kind: "redeploy", job: j})
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// redeploy sends a job again after a failed attempt, from its current
+// record: not at all when it was cancelled or ended meanwhile, placed anew
+// when one of its workers is gone (see judgeRedeploy).
+func (m *Manager) redeploy(ctx context.Context, name string) {
+	j, err := m.st.GetJob(ctx, name)
+	if err != nil && !errors.Is(err, api.ErrNotFound) {
+		// The store is unreachable: try again later, as for the dispatcher.
+		m.retryLater(ctx, &api.Job{Name: name}, err)
+		return
+	}
+	if err != nil {
+		j = nil
+	}
+	up := func(node string) bool { v, ok := m.cluster.Worker(node); return ok && v.Up }
+	switch judgeRedeploy(j, up) {
+	case redeploySend:
+		m.startDeploy(ctx, j)
+		return
+	case redeployRequeue:
+		delete(m.inflight, name)
+		delete(m.attempts, name)
+		for _, t := range j.Info.Tasks {
+			m.release(t.ContainerName)
+		}
+		m.log.Info("deploy target gone; placing the job again", "job_id", name)
+		if err := m.requeue(ctx, []string{name}); err != nil {
+			m.log.Warn("re-queueing a job; the resync will retry", "job_id", name, "err", err)
+		}
+		return
+	case redeployLost:
+		m.loseUndelivered(ctx, j)
+	case redeployDrop:
+		if j != nil {
+			for _, t := range j.Info.Tasks {
+				m.release(t.ContainerName)
+			}
+		}
+	}
+	delete(m.inflight, name)
+	delete(m.attempts, name)
+}
+
+// loseUndelivered fails, as lost with their worker, the tasks of a job
+// that never reached a worker now down, while its other tasks run: the job
+// then fails as a gang and its restart policy applies.
+func (m *Manager) loseUndelivered(ctx context.Context, j *api.Job) {
+	now := m.now()
+	var refs []api.TaskRef
+	written, err := m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
+		refs = refs[:0]
+		for _, t := range sj.Info.Tasks {
+			if t.Status != api.Scheduled {
+				continue
+			}
+			if v, ok := m.cluster.Worker(t.Node); ok && v.Up {
+				continue
+			}
+			st := api.TaskStatus{Node: t.Node, Job: sj.Name, Task: t.ContainerName, State: api.Failed, Time: now, Attempt: sj.Restarts,
+				Error: fmt.Sprintf("%s: %s went down before the task reached it", api.WorkerLost, t.Node)}
+			if _, err := sj.ApplyStatus(st); err != nil {
+				return err
+			}
+			refs = append(refs, api.TaskRef{Job: sj.Name, Task: t.ContainerName, Node: t.Node, State: api.Failed})
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("failing the undelivered tasks of a job; the next retry will", "job_id", j.Name, "err", err)
+		return
+	}
+	for i := range refs {
+		refs[i].JobEnded = written.Status.Final()
+	}
+	m.apply(ctx, event{kind: api.KindTasksDone, tasks: refs})
 }
 
 // Waiting reasons are for people: a job that waits a moment does not need
@@ -724,6 +855,13 @@ func (m *Manager) resync(ctx context.Context) error {
 		// Jobs written between the two reads come again from the feed:
 		// reconciling a job twice changes nothing.
 		m.cursor = head
+		// A job that failed by losing a worker while this process was
+		// down is not live: the recent writes are read for those to restart.
+		recent, err := m.recentlyFailed(ctx, head)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, recent...)
 	} else {
 		for {
 			page, next, err := m.st.JobsChangedSince(ctx, m.cursor, changesPage)
@@ -737,10 +875,13 @@ func (m *Manager) resync(ctx context.Context) error {
 			}
 		}
 	}
-	var requeue []string
+	var requeue, restart []string
 	for _, j := range jobs {
-		if m.reconcile(j) {
+		if m.reconcile(ctx, j) {
 			requeue = append(requeue, j.Name)
+		}
+		if j.CanRestart() {
+			restart = append(restart, j.Name)
 		}
 	}
 	if len(requeue) > 0 {
@@ -751,6 +892,11 @@ func (m *Manager) resync(ctx context.Context) error {
 	if full {
 		m.dropUnlisted(jobs)
 		m.synced = true
+	}
+	if len(restart) > 0 {
+		m.restart(ctx, restart) // after dropUnlisted, which knows them as Failed
+	}
+	if full {
 		m.writeWorkers(ctx) // what recovery found, at once
 	}
 	return nil
@@ -759,13 +905,41 @@ func (m *Manager) resync(ctx context.Context) error {
 // changesPage is how many changed jobs one read of the change feed returns.
 const changesPage = 1000
 
+// restartLookback is how many of the store's last write transactions the
+// first pass reads for jobs to restart (see recentlyFailed).
+const restartLookback = 10000
+
+// recentlyFailed returns the jobs among the last restartLookback writes
+// before head that their restart policy restarts.
+func (m *Manager) recentlyFailed(ctx context.Context, head int64) ([]*api.Job, error) {
+	var out []*api.Job
+	for at := max(0, head-restartLookback); at < head; {
+		page, next, err := m.st.JobsChangedSince(ctx, at, changesPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range page {
+			if j.CanRestart() {
+				out = append(out, j)
+			}
+		}
+		if len(page) < changesPage || next <= at {
+			break
+		}
+		at = next
+	}
+	return out, nil
+}
+
 // reconcile brings the queue and the allocations in line with one job's
 // record: a Ready job is queued (unless it is already), a job that is no
 // longer Ready leaves the queue, the cores of its ended tasks are freed and
-// those of its live tasks recorded (recovery). It reports whether the job
-// was placed but never deployed (the jobmanager stopped mid-way), so must
-// be placed again from scratch. Jobs being deployed are the dispatcher's.
-func (m *Manager) reconcile(j *api.Job) (requeue bool) {
+// those of its live tasks recorded (recovery). A job placed whose
+// deployment may have been cut short (the jobmanager stopped mid-way) is
+// sent again with the same placement, since a deployment may be repeated
+// (see retry.go); it reports whether the job cannot be, so must be placed
+// again from scratch. Jobs being deployed are the dispatcher's.
+func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 	if m.inflight[j.Name] {
 		return false
 	}
@@ -773,12 +947,33 @@ func (m *Manager) reconcile(j *api.Job) (requeue bool) {
 		if m.queue[j.Name] != nil {
 			return false
 		}
+		unplaced := true
 		for _, t := range j.Info.Tasks {
 			if t.Status != api.Ready {
+				unplaced = false
+			}
+		}
+		if unplaced {
+			m.enqueue(j)
+			return false
+		}
+		up := func(node string) bool { v, ok := m.cluster.Worker(node); return ok && v.Up }
+		if judgeRedeploy(j, up) != redeploySend {
+			return true
+		}
+		for _, t := range j.Info.Tasks {
+			if !m.hold(t) {
+				for _, u := range j.Info.Tasks {
+					if u == t {
+						break
+					}
+					m.release(u.ContainerName)
+				}
 				return true
 			}
 		}
-		m.enqueue(j)
+		m.log.Info("job placed before a restart: deploying it again", "job_id", j.Name)
+		m.startDeploy(ctx, j)
 		return false
 	}
 	if m.queue[j.Name] != nil {
@@ -789,6 +984,7 @@ func (m *Manager) reconcile(j *api.Job) (requeue bool) {
 	if j.Status.Final() {
 		delete(m.stopped, j.Name)
 	}
+	undelivered := false
 	for _, t := range j.Info.Tasks {
 		switch {
 		case t.Status.Final():
@@ -796,26 +992,70 @@ func (m *Manager) reconcile(j *api.Job) (requeue bool) {
 		case t.Status == api.Ready || t.Node == "":
 		default:
 			m.hold(t)
+			undelivered = undelivered || t.Status == api.Scheduled
 		}
+	}
+	if undelivered && !j.Status.Final() {
+		// Part of it runs, part was never delivered (a deployment cut
+		// short): send it again; its workers skip what they already run.
+		m.startDeploy(ctx, j)
 	}
 	return false
 }
 
 // hold records the cores a placed task holds, if the cluster does not
-// already: at start, the allocations come from the store.
-func (m *Manager) hold(t *api.Task) {
+// already: at start, the allocations come from the store. It reports
+// whether the task holds them now.
+func (m *Manager) hold(t *api.Task) bool {
 	if _, ok := m.cluster.Worker(t.Node); !ok {
-		return
+		return false
 	}
 	if _, _, held := m.cluster.Holds(t.ContainerName); held {
-		return
+		return true
 	}
 	cores, err := api.ParseCpuset(t.CpusetCpus)
 	if err != nil {
-		return
+		return false
 	}
-	if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, taskMem(t)); err == nil {
-		m.touched[t.Node] = true
+	if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, taskMem(t)); err != nil {
+		return false
+	}
+	m.touched[t.Node] = true
+	return true
+}
+
+// restart puts the jobs that failed by losing a worker back in the queue,
+// as their restart policy allows (api.Job.CanRestart). Their tasks ended,
+// so their cores are free already.
+func (m *Manager) restart(ctx context.Context, names []string) {
+	written, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
+		if !j.CanRestart() {
+			return errors.New("not restartable")
+		}
+		j.Requeue()
+		return nil
+	})
+	if err != nil && ctx.Err() == nil && len(written) == 0 {
+		m.log.Debug("restarting jobs", "jobs", len(names), "err", err)
+	}
+	if len(written) > 0 {
+		// Discovery marks a lost worker down before it fails its tasks:
+		// read the workers now, lest the restarted job go back to it.
+		m.workersStale, m.workersRead = false, time.Now()
+		if err := m.syncWorkers(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("reading workers failed", "err", err)
+		}
+	}
+	for _, j := range written {
+		for _, t := range j.Info.Tasks {
+			m.release(t.ContainerName)
+		}
+		delete(m.stopped, j.Name)
+		m.log.Info("job lost a worker: restarting it", "job_id", j.Name, "restart", j.Restarts, "policy", j.Restart)
+		m.mu.Lock()
+		m.stats.Restarts++
+		m.mu.Unlock()
+		m.enqueue(j)
 	}
 }
 

@@ -689,6 +689,8 @@ func TestWaitingJobPlacedWhenCoresFree(t *testing.T) {
 	}
 }
 
+// A definite answer fails the job; what delivered nothing for sure is
+// retried (TestDeployRetriedWhileNothingDelivered).
 func TestDeployErrorFailsJobAndFreesCores(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -703,10 +705,10 @@ func TestDeployErrorFailsJobAndFreesCores(t *testing.T) {
 			wantErr: "deploy: worker w1 did not answer",
 		},
 		{
-			name:    "deploy outlives the dispatch timeout",
-			timeout: 100 * time.Millisecond,
-			fail:    func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
-			wantErr: "deploy: " + context.DeadlineExceeded.Error(),
+			name:    "the globalmanager refuses the job",
+			timeout: wait,
+			fail:    func(context.Context) error { return api.Invalid("job_info.tasks.a_task1", "not placed") },
+			wantErr: "deploy: job_info.tasks.a_task1",
 		},
 	}
 	for _, tt := range tests {

@@ -5,5 +5,5 @@
 //
 //	globalmanager ──run_task/stop_task/task_logs──► Agent.handle ──► Runtime
 //	Runtime.Watch ──ended tasks──► reporter queue ──task_status──► discovery (retried until acked)
-//	ticker (period ± 10%) ──heartbeat──► discovery
+//	ticker (period ± 10%) ──heartbeat (use, tasks held)──► discovery ──reply: tasks to stop──► Runtime
 package worker

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,15 @@ type Runtime interface {
 	// Watch delivers, until ctx ends, the end of every task this runtime
 	// runs: Down or Failed with exit code, error and last log lines.
 	Watch(ctx context.Context) <-chan api.TaskStatus
+}
+
+// Adopter is a Runtime that can list the tasks running on the host, so
+// that a worker restarted while its tasks ran (Docker containers outlive
+// the agent) holds them again instead of losing them. The simulation's
+// tasks die with the process: it has nothing to adopt.
+type Adopter interface {
+	// Held lists the tasks of cluster (api.RegisterReply.Cluster) running.
+	Held(ctx context.Context, cluster string) ([]api.HeldTask, error)
 }
 
 // Link is a connection to a peer on the bus. Request is safe for concurrent use.
@@ -106,10 +116,13 @@ type Agent struct {
 
 	mu       sync.Mutex
 	node     string
+	cluster  string // the control plane's name, from the registration
 	cores    int
 	memTotal int64
 	closing  bool              // Run is shutting down
 	tasks    map[string]*local // live tasks by name
+	done     map[string]int    // attempt of each task that ended lately (a bounded memory, see forget)
+	doneFIFO []string          // their names, oldest first
 	wg       sync.WaitGroup    // task starts in flight
 	runCtx   context.Context
 
@@ -119,6 +132,8 @@ type Agent struct {
 
 type local struct {
 	job       string
+	adopted   bool // found running at start (see adopt)
+	attempt   int
 	cores     int
 	mem       int64
 	stopping  bool
@@ -136,7 +151,7 @@ func New(cfg Config, rt Runtime, dialGM, dialDC Dialer) (*Agent, error) {
 		return nil, err
 	}
 	return &Agent{cfg: cfg, rt: rt, dialGM: dialGM, dialDC: dialDC, log: cfg.Logger,
-		wake: make(chan struct{}, 1), ready: make(chan struct{}), tasks: map[string]*local{},
+		wake: make(chan struct{}, 1), ready: make(chan struct{}), tasks: map[string]*local{}, done: map[string]int{},
 		xfer: transfers{expect: map[string]*expected{}}}, nil
 }
 
@@ -184,6 +199,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer dc.Close()
 	log := a.log.With("node_id", node)
 	log.Info("worker registered")
+	a.adopt(ctx, log)
 	close(a.ready)
 
 	var wg sync.WaitGroup
@@ -218,6 +234,34 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopReporting()
 	wg.Wait()
 	return nil
+}
+
+// adopt holds again the tasks the runtime still runs from before a
+// restart; they go into the first heartbeat, and reconciliation keeps or
+// stops each.
+func (a *Agent) adopt(ctx context.Context, log *slog.Logger) {
+	ad, ok := a.rt.(Adopter)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	cluster := a.cluster
+	a.mu.Unlock()
+	held, err := ad.Held(ctx, cluster)
+	if err != nil {
+		log.Warn("listing the tasks running from before; reconciliation will find them failed", "err", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range held {
+		if _, ok := a.tasks[h.Task]; !ok {
+			a.tasks[h.Task] = &local{job: h.Job, attempt: h.Attempt, cores: h.Cores, adopted: true}
+		}
+	}
+	if len(held) > 0 {
+		log.Info("adopted the tasks running from before", "count", len(held))
+	}
 }
 
 // register introduces the worker to the globalmanager, joining the swarm
@@ -280,7 +324,7 @@ func (a *Agent) tryRegister(ctx context.Context) (Link, string, error) {
 		return nil, "", fmt.Errorf("globalmanager registered node %q, expected %q", reply.NodeID, identity)
 	}
 	a.mu.Lock()
-	a.node, a.cores, a.memTotal = reply.NodeID, info.Cores, info.MemTotal
+	a.node, a.cores, a.memTotal, a.cluster = reply.NodeID, info.Cores, info.MemTotal, reply.Cluster
 	a.mu.Unlock()
 	return link, reply.NodeID, nil
 }
@@ -382,16 +426,30 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("worker: shutting down: %w", api.ErrUnavailable)
 	}
-	if _, dup := a.tasks[name]; dup {
+	if at, ran := a.done[name]; ran && at >= rt.Attempt {
 		a.mu.Unlock()
-		return "already running", nil // a retried command: idempotent
+		return "already ran", nil // a command repeated after the task ended: not run twice
+	}
+	if l, dup := a.tasks[name]; dup {
+		if l.attempt >= rt.Attempt {
+			a.mu.Unlock()
+			return "already running", nil // a retried command: idempotent
+		}
+		// The copy of an earlier attempt (its job was restarted) still
+		// runs here: stop it without a word; the sender tries again.
+		a.mu.Unlock()
+		if _, err := a.stop(a.runCtx, api.StopTask{Job: l.job, Task: name, Orphan: true, Attempt: l.attempt}); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("worker: attempt %d of task %s is stopping: %w", l.attempt, name, api.ErrUnavailable)
 	}
 	mem, _ := api.ParseMem(rt.Task.MemLimit)
 	if rt.Task.MemLimit == "" {
 		mem = 0
 	}
-	a.tasks[name] = &local{job: rt.Job, cores: rt.Task.ReqCores, mem: mem}
+	a.tasks[name] = &local{job: rt.Job, attempt: rt.Attempt, cores: rt.Task.ReqCores, mem: mem}
 	node := a.node
+	rt.Cluster = a.cluster
 	a.wg.Add(1)
 	a.mu.Unlock()
 	go func() {
@@ -403,10 +461,11 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 			a.mu.Lock()
 			delete(a.tasks, name)
 			a.mu.Unlock()
-			a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Failed, Error: err.Error(), Time: now})
+			a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Failed, Error: err.Error(), Time: now, Attempt: rt.Attempt})
 			return
 		}
-		a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Running, Time: now})
+		a.log.Debug("task started", "job_id", rt.Job, "task_id", name, "attempt", rt.Attempt)
+		a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Running, Time: now, Attempt: rt.Attempt})
 	}()
 	return "accepted", nil
 }
@@ -455,12 +514,38 @@ func (a *Agent) leave() {
 	log.Info("left the swarm")
 }
 
+// forget drops an adopted task whose job the control plane does not know
+// from what the worker holds, leaving its container alone: it may belong
+// to another RSwarm on the same engine. It reports whether it did; a task
+// this agent started itself is stopped instead.
+func (a *Agent) forget(task string, attempt int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.tasks[task]
+	if l == nil || l.attempt != attempt || !l.adopted {
+		return false
+	}
+	delete(a.tasks, task)
+	a.log.Info("forgetting a task of a job this control plane does not know", "task_id", task)
+	return true
+}
+
+// orphaned is the stop state of a task the control plane does not want:
+// its end is not reported.
+const orphaned = api.State(255)
+
 func (a *Agent) stop(ctx context.Context, st api.StopTask) (any, error) {
 	a.mu.Lock()
 	l := a.tasks[st.Task]
-	if l != nil && !l.stopping { // the first stop says what the end means
+	if l != nil && st.Orphan && l.attempt != st.Attempt {
+		l = nil // another attempt than the one judged an orphan
+	}
+	if l != nil && (!l.stopping || st.Orphan) { // the first stop says what the end means
 		l.stopping, l.stopState, l.reason = true, api.Cancelled, st.Reason
-		if st.Migrating {
+		switch {
+		case st.Orphan:
+			l.stopState = orphaned
+		case st.Migrating:
 			l.stopState = api.Migrating
 		}
 	}
@@ -480,10 +565,14 @@ func (a *Agent) ended(st api.TaskStatus) {
 	a.mu.Lock()
 	l := a.tasks[st.Task]
 	delete(a.tasks, st.Task)
+	if l != nil && !(l.stopping && l.stopState == orphaned) {
+		// (an orphan may be wanted here again, placed anew: not remembered)
+		a.remember(st.Task, l.attempt)
+	}
 	st.Node = a.node
 	a.mu.Unlock()
 	if l != nil {
-		st.Job = l.job
+		st.Job, st.Attempt = l.job, l.attempt
 		if l.stopping {
 			st.State = l.stopState
 			st.Error = l.reason
@@ -492,12 +581,33 @@ func (a *Agent) ended(st api.TaskStatus) {
 	if st.Job == "" {
 		return // not one of ours
 	}
+	a.log.Debug("task ended", "job_id", st.Job, "task_id", st.Task, "attempt", st.Attempt, "orphan", st.State == orphaned)
+	if st.State == orphaned {
+		return // not wanted any more: nothing to report
+	}
 	if st.State == api.Migrating {
 		// The globalmanager recorded the move itself; a late report from
 		// here could undo the new worker's Running.
 		return
 	}
 	a.enqueue(st)
+}
+
+// doneMemory is how many ended tasks a worker remembers, so that a run
+// command repeated after a task's end (its report not stored yet when the
+// command was sent again) does not start it a second time.
+const doneMemory = 4096
+
+// remember records that attempt of task ended; a.mu is held.
+func (a *Agent) remember(task string, attempt int) {
+	if _, ok := a.done[task]; !ok {
+		a.doneFIFO = append(a.doneFIFO, task)
+	}
+	a.done[task] = attempt
+	if len(a.doneFIFO) > doneMemory {
+		delete(a.done, a.doneFIFO[0])
+		a.doneFIFO = a.doneFIFO[1:]
+	}
 }
 
 // enqueue queues a status for the reporter. The queue is not bounded: a
@@ -577,23 +687,47 @@ func (a *Agent) heartbeat(ctx context.Context, dc Link) {
 		case <-time.After(time.Duration(float64(a.cfg.HeartbeatPeriod) * jitter)):
 		}
 		hb := a.usage()
+		var reply api.HeartbeatReply
 		rctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
-		if err := dc.Request(rctx, api.KindHeartbeat, hb, nil); err != nil && ctx.Err() == nil {
+		if err := dc.Request(rctx, api.KindHeartbeat, hb, &reply); err != nil && ctx.Err() == nil {
 			a.log.Debug("heartbeat not acknowledged", "err", err)
 		}
 		cancel()
+		for _, st := range reply.Stop {
+			// Reconciliation: a task the control plane does not want.
+			if st.Forget && a.forget(st.Task, st.Attempt) {
+				continue
+			}
+			st.Orphan = true
+			a.log.Info("stopping a task the control plane does not want", "job_id", st.Job, "task_id", st.Task, "attempt", st.Attempt, "reason", st.Reason)
+			if _, err := a.stop(ctx, st); err != nil && ctx.Err() == nil {
+				a.log.Warn("stopping an unwanted task", "task_id", st.Task, "err", err)
+			}
+		}
 	}
 }
 
+// usage is the heartbeat: the worker's use, and every task it holds
+// (running, starting, or ended with the end not delivered yet), sorted.
 func (a *Agent) usage() api.Heartbeat {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	hb := api.Heartbeat{Node: a.node, Time: nowSec(), Tasks: len(a.tasks)}
-	for _, l := range a.tasks {
+	hb := api.Heartbeat{Node: a.node, Tasks: len(a.tasks), Running: make([]api.HeldTask, 0, len(a.tasks))}
+	for n, l := range a.tasks {
 		hb.CoresBusy += l.cores
 		hb.MemUsed += l.mem
+		hb.Running = append(hb.Running, api.HeldTask{Job: l.job, Task: n, Attempt: l.attempt, Cores: l.cores})
 	}
 	hb.Cores, hb.MemTotal = a.cores, a.memTotal
+	a.mu.Unlock()
+	a.omu.Lock()
+	for _, st := range a.outbox {
+		if st.State.Final() {
+			hb.Running = append(hb.Running, api.HeldTask{Job: st.Job, Task: st.Task, Attempt: st.Attempt})
+		}
+	}
+	a.omu.Unlock()
+	slices.SortFunc(hb.Running, func(x, y api.HeldTask) int { return strings.Compare(x.Task, y.Task) })
+	hb.Time = nowSec() // when it is sent
 	return hb
 }
 
@@ -626,7 +760,7 @@ func (a *Agent) stopAll(log *slog.Logger, reason string) {
 			node := a.node
 			a.mu.Unlock()
 			if l != nil {
-				a.enqueue(api.TaskStatus{Node: node, Job: l.job, Task: n, State: api.Failed, Error: reason, Time: nowSec()})
+				a.enqueue(api.TaskStatus{Node: node, Job: l.job, Task: n, State: api.Failed, Error: reason, Time: nowSec(), Attempt: l.attempt})
 			}
 		}()
 	}

@@ -50,6 +50,8 @@ type fakeLink struct {
 	closed       int
 	// hold, when set, keeps the first status report waiting until it is closed.
 	hold chan struct{}
+	// stops are handed out in the next heartbeat reply (reconciliation).
+	stops []api.StopTask
 }
 
 func (l *fakeLink) Request(_ context.Context, kind string, body, reply any) error {
@@ -78,8 +80,17 @@ func (l *fakeLink) Request(_ context.Context, kind string, body, reply any) erro
 			return fmt.Errorf("discovery: not now: %w", api.ErrUnavailable)
 		}
 	}
+	if kind == api.KindHeartbeat && reply != nil {
+		reply.(*api.HeartbeatReply).Stop, l.stops = l.stops, nil
+	}
 	l.reqs = append(l.reqs, request{kind: kind, body: body})
 	return nil
+}
+
+func (l *fakeLink) stopInNextReply(st api.StopTask) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stops = append(l.stops, st)
 }
 
 func (l *fakeLink) Close() error {

@@ -42,7 +42,8 @@ type roleFlags struct {
 	prune     time.Duration
 	noSwarm   bool
 	// discovery
-	grace time.Duration
+	grace     time.Duration
+	reconcile time.Duration
 	// worker
 	runtime    string
 	dockerHost string
@@ -109,7 +110,8 @@ func (r *roleFlags) bindGlobalmanager(cmd *cobra.Command) {
 }
 
 func (r *roleFlags) bindDiscovery(cmd *cobra.Command) {
-	cmd.Flags().DurationVar(&r.grace, "heartbeat-grace", 5*time.Second, "a worker silent this long is marked down and its tasks failed")
+	cmd.Flags().DurationVar(&r.grace, "heartbeat-grace", 3*time.Second, "a worker silent this long is marked down and its tasks failed (judged by when heartbeats were sent)")
+	cmd.Flags().DurationVar(&r.reconcile, "reconcile-interval", 5*time.Second, "how often the tasks workers report are compared with the store (orphans stopped, missing tasks failed)")
 }
 
 func (r *roleFlags) bindWorker(cmd *cobra.Command, withAdvertise bool) {
@@ -204,7 +206,7 @@ func (r *roleFlags) discoveryRole(ctx context.Context, st store.Store, log *slog
 	}
 	defer jm.Close()
 	cfg := discovery.DefaultConfig()
-	cfg.HeartbeatGrace, cfg.Logger = r.grace, log
+	cfg.HeartbeatGrace, cfg.ReconcileInterval, cfg.Logger = r.grace, r.reconcile, log
 	s, err := discovery.New(cfg, st, jm)
 	if err != nil {
 		return err
@@ -246,6 +248,7 @@ func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *
 	cfg := globalmanager.DefaultConfig()
 	cfg.AdvertiseAddr, cfg.CommandTimeout, cfg.PruneInterval, cfg.NoSwarm, cfg.Logger = r.advertise, r.cmdTimout, r.prune, r.noSwarm, log
 	cfg.Limits = r.limits()
+	cfg.Cluster = r.ep.clusterID()
 	m, err := globalmanager.New(cfg, sw, nil, st, jm)
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,6 +44,7 @@ var (
 	_ globalmanager.Workers  = (*bus.Server)(nil)
 	_ globalmanager.Notifier = (*jmLink)(nil)
 	_ worker.Runtime         = (*engine.Runtime)(nil)
+	_ worker.Adopter         = (*engine.Runtime)(nil)
 	_ worker.Link            = (*bus.Client)(nil)
 )
 
@@ -122,6 +126,22 @@ func (e *endpoints) openStore(ctx context.Context, log *slog.Logger) (store.Stor
 	}
 	log.Info("store: SQLite", "path", s.Path())
 	return s, nil
+}
+
+// clusterID names the control plane by its store, the same for every role
+// and across restarts: workers label their containers with it, and adopt
+// after a restart only those of their own cluster.
+func (e *endpoints) clusterID() string {
+	where := "mongo:" + e.mongoURI + "/" + e.mongoDB
+	if e.mongoURI == "" {
+		dir, err := filepath.Abs(e.dataDir)
+		if err != nil {
+			dir = e.dataDir
+		}
+		where = "sqlite:" + dir
+	}
+	sum := sha256.Sum256([]byte(where))
+	return hex.EncodeToString(sum[:6])
 }
 
 func identity(role string) string {
@@ -285,7 +305,7 @@ func discoveryHandler(s *discovery.Service) bus.Handler {
 			if err := json.Unmarshal(body, &hb); err != nil {
 				return nil, err
 			}
-			return nil, s.Heartbeat(ctx, hb)
+			return s.Heartbeat(ctx, hb)
 		}
 		return nil, fmt.Errorf("discovery: unknown message kind %q", kind)
 	}

@@ -1035,6 +1035,14 @@ const docTemplatefrontend = `{
                     "description": "Priority orders jobs under the priority strategy: higher first.",
                     "type": "integer"
                 },
+                "restart": {
+                    "description": "Restart is the job's restart policy: \"never\", \"on-failure\" or\n\"on-failure:N\"; empty means \"on-failure:1\" (see ParseRestart).",
+                    "type": "string"
+                },
+                "restarts": {
+                    "description": "Restarts counts the times the job was put back in the queue after\nlosing a worker; a task's statuses from an earlier attempt are stale.",
+                    "type": "integer"
+                },
                 "session": {
                     "description": "Session groups the jobs of one experiment.",
                     "type": "string"

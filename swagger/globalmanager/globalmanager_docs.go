@@ -1908,6 +1908,14 @@ const docTemplateglobalmanager = `{
                     "description": "Priority orders jobs under the priority strategy: higher first.",
                     "type": "integer"
                 },
+                "restart": {
+                    "description": "Restart is the job's restart policy: \"never\", \"on-failure\" or\n\"on-failure:N\"; empty means \"on-failure:1\" (see ParseRestart).",
+                    "type": "string"
+                },
+                "restarts": {
+                    "description": "Restarts counts the times the job was put back in the queue after\nlosing a worker; a task's statuses from an earlier attempt are stale.",
+                    "type": "integer"
+                },
                 "session": {
                     "description": "Session groups the jobs of one experiment.",
                     "type": "string"
@@ -1962,6 +1970,10 @@ const docTemplateglobalmanager = `{
         "api.RegisterReply": {
             "type": "object",
             "properties": {
+                "cluster": {
+                    "description": "Cluster names the control plane (its store), so that a worker\nrestarted while its containers ran adopts only this cluster's.",
+                    "type": "string"
+                },
                 "join_token": {
                     "type": "string"
                 },

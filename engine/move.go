@@ -117,7 +117,7 @@ func (r *Runtime) Discard(ctx context.Context, task string) error {
 // it from the checkpoint). If anything fails the container is removed:
 // nothing half-moved stays.
 func (r *Runtime) MoveIn(ctx context.Context, rt api.RunTask, mode string, rd io.Reader) (note string, err error) {
-	spec, err := Spec(rt, r.labels(rt.Job, rt.Task.ContainerName), r.StopTimeout)
+	spec, err := Spec(rt, r.taskLabels(rt), r.StopTimeout)
 	if err != nil {
 		return "", err
 	}

@@ -30,8 +30,9 @@ type Runtime struct {
 	CheckpointImage string
 	Log             *slog.Logger
 
-	mu   sync.Mutex
-	node string
+	mu      sync.Mutex
+	node    string
+	cluster string // set by SetCluster: only this cluster's containers are ours
 	// held are tasks being moved to another host: their containers stay
 	// (not reported, not removed) when they stop, until Resume or Discard.
 	held map[string]bool
@@ -89,7 +90,23 @@ func (r *Runtime) Join(ctx context.Context, addr, token string) (string, error) 
 func (r *Runtime) labels(job, task string) map[string]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return map[string]string{api.LabelManaged: "1", api.LabelJob: job, api.LabelTask: task, api.LabelNode: r.node}
+	l := map[string]string{api.LabelManaged: "1", api.LabelJob: job, api.LabelTask: task, api.LabelNode: r.node}
+	if r.cluster != "" {
+		l[api.LabelCluster] = r.cluster
+	}
+	return l
+}
+
+// taskLabels are the labels of a task's container, run here or moved in:
+// whose it is (cluster, node, job, task), its attempt and its cores, so
+// that a restarted worker can adopt it.
+func (r *Runtime) taskLabels(rt api.RunTask) map[string]string {
+	l := r.labels(rt.Job, rt.Task.ContainerName)
+	l[api.LabelAttempt], l[api.LabelCores] = strconv.Itoa(rt.Attempt), strconv.Itoa(rt.Task.ReqCores)
+	if rt.Cluster != "" {
+		l[api.LabelCluster] = rt.Cluster
+	}
+	return l
 }
 
 // Spec turns a task into a container spec.
@@ -125,12 +142,7 @@ func Spec(rt api.RunTask, labels map[string]string, stop time.Duration) (RunSpec
 // Run creates and starts a task's container. A leftover container of the
 // same task (from an earlier, interrupted attempt) is removed first.
 func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
-	labels := r.labels(rt.Job, rt.Task.ContainerName)
-	labels[api.LabelAttempt], labels[api.LabelCores] = strconv.Itoa(rt.Attempt), strconv.Itoa(rt.Task.ReqCores)
-	if rt.Cluster != "" {
-		labels[api.LabelCluster] = rt.Cluster
-	}
-	spec, err := Spec(rt, labels, r.StopTimeout)
+	spec, err := Spec(rt, r.taskLabels(rt), r.StopTimeout)
 	if err != nil {
 		return err
 	}
@@ -273,7 +285,18 @@ func (r *Runtime) consume(ctx context.Context, events <-chan Event, errs <-chan 
 func (r *Runtime) mine(labels map[string]string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return labels[api.LabelManaged] == "1" && (r.node == "" || labels[api.LabelNode] == r.node)
+	return labels[api.LabelManaged] == "1" && (r.node == "" || labels[api.LabelNode] == r.node) &&
+		(r.cluster == "" || labels[api.LabelCluster] == r.cluster)
+}
+
+// SetCluster scopes the runtime to one control plane's containers: one
+// Docker Engine can serve the workers of several RSwarm clusters (two
+// experiments on one host, or tests side by side), and each must watch,
+// report and remove only its own.
+func (r *Runtime) SetCluster(cluster string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cluster = cluster
 }
 
 // sweep reports and removes RSwarm containers that have exited.

@@ -544,13 +544,13 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 	task := *moving.Info.Tasks.Get(r.Container)
 	task.Node, task.CpusetCpus = dst.ID, api.FormatCpuset(cores)
 	cctx, cancel = context.WithTimeout(ctx, m.cfg.CommandTimeout)
-	err = m.workers.Request(cctx, dst.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task, Attempt: moving.Restarts}, nil)
+	err = m.workers.Request(cctx, dst.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task, Attempt: moving.Restarts, Cluster: m.cfg.Cluster}, nil)
 	cancel()
 	if err != nil {
 		// Put it back where it was.
 		back := *moving.Info.Tasks.Get(r.Container)
 		cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
-		rerr := m.workers.Request(cctx, src.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: back, Attempt: moving.Restarts}, nil)
+		rerr := m.workers.Request(cctx, src.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: back, Attempt: moving.Restarts, Cluster: m.cfg.Cluster}, nil)
 		cancel()
 		if rerr != nil {
 			m.restore(ctx, r.Job, r.Container, api.Failed, fmt.Errorf("migration to %s failed (%v) and the restart on %s failed: %w", dst.ID, err, src.ID, rerr))
@@ -615,7 +615,7 @@ func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, 
 	token := hex.EncodeToString(tok[:])
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 	err = m.workers.Request(cctx, dst.ID, api.KindReceiveTask,
-		api.ReceiveTask{RunTask: api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task}, Token: token, Mode: mode}, nil)
+		api.ReceiveTask{RunTask: api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task, Attempt: moving.Restarts, Cluster: m.cfg.Cluster}, Token: token, Mode: mode}, nil)
 	cancel()
 	if err != nil {
 		return fail(fmt.Errorf("prepare %s to receive %s: %w", dst.ID, r.Container, refused(err)))

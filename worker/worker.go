@@ -45,6 +45,13 @@ type Runtime interface {
 	Watch(ctx context.Context) <-chan api.TaskStatus
 }
 
+// ClusterScoper is a Runtime that one host may share with other RSwarm
+// clusters (a Docker Engine): once registered, the worker tells it its
+// cluster, and it then watches and removes only that cluster's containers.
+type ClusterScoper interface {
+	SetCluster(cluster string)
+}
+
 // Adopter is a Runtime that can list the tasks running on the host, so
 // that a worker restarted while its tasks ran (Docker containers outlive
 // the agent) holds them again instead of losing them. The simulation's
@@ -326,6 +333,9 @@ func (a *Agent) tryRegister(ctx context.Context) (Link, string, error) {
 	a.mu.Lock()
 	a.node, a.cores, a.memTotal, a.cluster = reply.NodeID, info.Cores, info.MemTotal, reply.Cluster
 	a.mu.Unlock()
+	if cs, ok := a.rt.(ClusterScoper); ok && reply.Cluster != "" {
+		cs.SetCluster(reply.Cluster)
+	}
 	return link, reply.NodeID, nil
 }
 

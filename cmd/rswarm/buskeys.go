@@ -58,17 +58,14 @@ func ensureKey(dir, role string) (bus.KeyPair, error) {
 	}
 	path := filepath.Join(dir, role+".key")
 	pub := filepath.Join(dir, role+".pub")
+	// Look at the public key before the secret: a process making the pair
+	// links the secret into place before it writes the public key, and a
+	// secret is never removed, so a public key seen first with no secret
+	// after it was copied here, not made here.
+	_, perr := os.Stat(pub)
 	kp, err := readSecret(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Stat(pub); serr == nil {
-			// Another process sharing the directory may have made the pair
-			// between the two looks (it links the secret into place before
-			// it writes the public key): read the secret again.
-			kp, err = readSecret(path)
-		}
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Stat(pub); serr == nil {
+		if perr == nil {
 			// A public key without its secret: copied from the host where
 			// that role runs. Never replace it.
 			return bus.KeyPair{}, fmt.Errorf("bus keys: %s holds the public key of a %s elsewhere, and %s has no secret key: run the %s where its key pair is, or remove the copied key", pub, role, dir, role)

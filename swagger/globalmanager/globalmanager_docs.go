@@ -2356,6 +2356,10 @@ const docTemplateglobalmanager = `{
                 "error": {
                     "type": "string"
                 },
+                "freeze_seconds": {
+                    "description": "The downtime's parts (see api.Sent): freeze (live: the checkpoint),\ntransfer, start (live: the restore).",
+                    "type": "number"
+                },
                 "from": {
                     "type": "string"
                 },
@@ -2372,8 +2376,14 @@ const docTemplateglobalmanager = `{
                 "sha256": {
                     "type": "string"
                 },
+                "start_seconds": {
+                    "type": "number"
+                },
                 "to": {
                     "type": "string"
+                },
+                "transfer_seconds": {
+                    "type": "number"
                 }
             }
         },

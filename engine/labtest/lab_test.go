@@ -157,7 +157,8 @@ func TestLabJoinListLeave(t *testing.T) {
 			w.Cores != info.NCPU || w.MemTotal != info.MemTotal || w.Runtime != "docker" {
 			t.Errorf("%s: worker %+v, engine %+v", h.Name, w, info)
 		}
-		if w.Checkpoint || w.CheckpointError == "" || w.CheckpointError == "not probed" {
+		// Probed: it works (a CRIU that passes, RSWARM_CRIU_DIR), or CRIU's reason.
+		if w.Checkpoint != (w.CheckpointError == "") || w.CheckpointError == "not probed" {
 			t.Errorf("%s: checkpoint probe not reported: %v %q", h.Name, w.Checkpoint, w.CheckpointError)
 		}
 	}
@@ -710,6 +711,10 @@ func TestLabDrainUpdateLeave(t *testing.T) {
 	if in, err := dst.Engine.Inspect(ctx, t1); err != nil || in.Memory != 32<<20 {
 		t.Errorf("the updated memory limit did not travel: %+v %v", in, err)
 	}
+	// The named volume moved: it is gone from the source.
+	if _, err := c.lab.Run(ctx, src, "docker", "volume", "inspect", vol); err == nil {
+		t.Errorf("volume %s is still on %s after its task moved away", vol, src.Name)
+	}
 	c.check(t)
 
 	// Activate, then the other worker leaves: its tasks move back first.
@@ -729,6 +734,36 @@ func TestLabDrainUpdateLeave(t *testing.T) {
 	if got, err := c.exec(ctx, src, t1, "cat", "/vol/v"); err != nil || got != "in-volume" {
 		t.Errorf("the volume did not travel back: %q %v", got, err)
 	}
+	if _, err := c.lab.Run(ctx, dst, "docker", "volume", "inspect", vol); err == nil {
+		t.Errorf("volume %s is still on %s after its task moved away", vol, dst.Name)
+	}
+	c.check(t)
+
+	// Drain the last worker: the tasks fit nowhere else, so their job goes
+	// back to the queue (stopped, Ready, cores freed), not lost and not
+	// left running on the drained worker; it runs again once the worker
+	// is activated.
+	var dr2 globalmanager.DrainResult
+	if err := c.gm.Do(ctx, http.MethodPost, "/api/v1/workers/"+c.ids[src.Name]+"/drain", nil, &dr2); err != nil {
+		t.Fatal(err)
+	}
+	if !dr2.Empty || len(dr2.Moved) != 0 || len(dr2.Requeued) != 2 || len(dr2.Remaining) != 0 || dr2.Status != api.WorkerDrained {
+		t.Errorf("drain of the last worker: %+v", dr2)
+	}
+	queued := c.waitTasks(t, name, 30*time.Second, api.Ready)
+	if queued.Status != api.Ready || !slices.ContainsFunc(queued.Notes, func(n string) bool { return strings.HasPrefix(n, "requeued: ") }) {
+		t.Errorf("requeued job: %s, notes %q", queued.Status, queued.Notes)
+	}
+	for _, tk := range []string{t1, t2} {
+		if in, err := src.Engine.Inspect(ctx, tk); err == nil && in.Running {
+			t.Errorf("%s still runs on the drained worker %s", tk, src.Name)
+		}
+	}
+	c.check(t)
+	if err := c.gm.Do(ctx, http.MethodPost, "/api/v1/workers/"+c.ids[src.Name]+"/activate", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitTasks(t, name, 60*time.Second, api.Running)
 	c.check(t)
 }
 

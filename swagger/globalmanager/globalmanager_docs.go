@@ -2184,13 +2184,19 @@ const docTemplateglobalmanager = `{
                     "type": "integer"
                 },
                 "moved": {
-                    "description": "Moved are the tasks migrated away, Remaining those still on the worker\n(no other worker had room, or the move failed), with why.",
+                    "description": "Moved are the tasks migrated away; Requeued the tasks that could not\nmove, whose jobs went back to the queue, with why; Remaining those\nstill on the worker (their job could not be requeued), with why.",
                     "type": "array",
                     "items": {
                         "$ref": "#/definitions/globalmanager.MigrateResult"
                     }
                 },
                 "remaining": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/globalmanager.Stuck"
+                    }
+                },
+                "requeued": {
                     "type": "array",
                     "items": {
                         "$ref": "#/definitions/globalmanager.Stuck"

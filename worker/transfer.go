@@ -540,10 +540,14 @@ func (a *Agent) handOver(ctx context.Context, m Mover, st api.SendTask, h transf
 	return false, transferReply{Error: "the connection broke before the destination started the task: " + err.Error()}, nil
 }
 
+// queryFor is how long a source tries to ask the destination what became
+// of a transfer whose answer was lost.
+var queryFor = time.Minute
+
 // queryTransfer asks the destination at addr what became of a transfer,
-// trying again for up to a minute.
+// trying again for up to queryFor.
 func queryTransfer(ctx context.Context, addr string, h transferHeader) (transferReply, error) {
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(queryFor)
 	for {
 		r, err := queryOnce(ctx, addr, h)
 		if err == nil && r.OK {
@@ -558,7 +562,7 @@ func queryTransfer(ctx context.Context, addr string, h transferHeader) (transfer
 		select {
 		case <-ctx.Done():
 			return r, err
-		case <-time.After(time.Second):
+		case <-time.After(min(time.Second, queryFor/4)):
 		}
 	}
 }

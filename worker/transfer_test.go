@@ -280,3 +280,48 @@ func TestTransferBrokenConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestTransferInDoubt: the commit's answer is lost and the destination
+// cannot be asked (it stopped listening). The source cannot know whether
+// the task started there, so it keeps its copy stopped (not resumed, not
+// removed) and says the move is in doubt: the task never runs twice.
+func TestTransferInDoubt(t *testing.T) {
+	src, sm := moverAgent(t, nil)
+	dst, dm := moverAgent(t, nil)
+	old := queryFor
+	queryFor = 200 * time.Millisecond
+	transferFault = func(step string) bool {
+		if step == "src-commit" {
+			dst.agent.ln.Close()
+			return true
+		}
+		return false
+	}
+	t.Cleanup(func() { transferFault, queryFor = nil, old })
+	rt := runTask("j_t1", 1)
+	if _, err := src.command(api.KindRunTask, rt); err != nil {
+		t.Fatal(err)
+	}
+	src.reported(t, "j_t1", api.Running)
+	if _, err := dst.command(api.KindReceiveTask, api.ReceiveTask{RunTask: rt, Token: "tok", Mode: api.ModeCold}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := src.command(api.KindSendTask, api.SendTask{Job: "j", Task: "j_t1", To: dst.agent.ln.Addr().String(), Token: "tok", Mode: api.ModeCold})
+	if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "kept stopped") {
+		t.Errorf("send: %v, want unavailable, in doubt", err)
+	}
+	apitest.Eventually(t, 10*time.Second, func() error {
+		dm.mu.Lock()
+		pending := len(dm.prepared)
+		dm.mu.Unlock()
+		if pending != 0 {
+			return errors.New("the destination still holds a prepared task")
+		}
+		return nil
+	})
+	got, _, _ := dm.snapshot()
+	_, resumed, discards := sm.snapshot()
+	if len(got) != 0 || len(resumed) != 0 || len(discards) != 0 {
+		t.Errorf("destination started %v; source resumed %v discarded %v", got, resumed, discards)
+	}
+}

@@ -184,6 +184,7 @@ func (m *Manager) requeueJob(ctx context.Context, job, reason string) error {
 	if j.Status.Final() {
 		return fmt.Errorf("job %s has ended (%s)", job, j.Status)
 	}
+	var stopped []api.TaskRef
 	for _, t := range j.Info.Tasks {
 		if t.Node == "" || t.Status < api.Scheduled || t.Status.Final() {
 			continue
@@ -193,8 +194,11 @@ func (m *Manager) requeueJob(ctx context.Context, job, reason string) error {
 			api.StopTask{Job: job, Task: t.ContainerName, Reason: "requeued: " + reason, Grace: 2, Migrating: true}, nil)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("stop %s on %s: %w", t.ContainerName, t.Node, err)
+			err = fmt.Errorf("stop %s on %s: %w", t.ContainerName, t.Node, err)
+			m.failStopped(ctx, job, stopped, fmt.Sprintf("stopped to requeue job %s, but it could not be: %v", job, err))
+			return err
 		}
+		stopped = append(stopped, api.TaskRef{Job: job, Task: t.ContainerName, Node: t.Node, State: api.Failed})
 	}
 	var refs []api.TaskRef
 	_, err = m.st.UpdateJob(ctx, job, func(j *api.Job) error {
@@ -224,4 +228,30 @@ func (m *Manager) requeueJob(ctx context.Context, job, reason string) error {
 	}
 	m.log.Info("job requeued", "job_id", job, "reason", reason)
 	return nil
+}
+
+// failStopped records tasks stopped for a requeue that could not go on as
+// Failed, with why, and tells the jobmanager (which stops the rest of
+// their job, as for any failed task): their containers no longer run, and
+// a stop for a move is not reported by the workers.
+func (m *Manager) failStopped(ctx context.Context, job string, stopped []api.TaskRef, why string) {
+	if len(stopped) == 0 {
+		return
+	}
+	t := now()
+	_, err := m.st.UpdateJob(ctx, job, func(j *api.Job) error {
+		for _, r := range stopped {
+			if _, err := j.ApplyStatus(api.TaskStatus{Node: r.Node, Job: job, Task: r.Task, State: api.Failed, Error: why, Time: t}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("recording tasks stopped for a requeue that failed", "job_id", job, "err", err)
+		return
+	}
+	if err := m.nt.TasksDone(ctx, stopped); err != nil {
+		m.log.Warn("telling the jobmanager tasks ended", "job_id", job, "err", err)
+	}
 }

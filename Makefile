@@ -46,7 +46,8 @@ swagger-check: ## fail if swagger/ differs from what the annotations generate
 	echo "swagger/ is up to date"
 
 compose-check: ## validate docker-compose.yml
-	docker-compose -f docker-compose.yml config -q
+	RSWARM_API_TOKEN=compose-check docker-compose -f docker-compose.yml config -q
+	@if env -u RSWARM_API_TOKEN docker-compose -f docker-compose.yml config -q 2>/dev/null; then echo "docker-compose.yml must refuse to start without RSWARM_API_TOKEN"; exit 1; fi
 
 bench: build ## placement benchmark at 10,000 workers (figures in the README)
 	$(BIN) bench placement --workers 10000 --cores 64 --tasks 1000000 --strategy best-fit

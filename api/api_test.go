@@ -977,8 +977,15 @@ func TestParseMem(t *testing.T) {
 		{name: "b alone", in: "b", wantErr: true},
 		{name: "words", in: "lots", wantErr: true},
 		{name: "unknown unit", in: "10x", wantErr: true},
-		{name: "terabytes are not a unit", in: "1t", wantErr: true},
-		{name: "blank before the unit", in: "10 m", wantErr: true},
+		// Docker's go-units: t and p, and the IEC spellings.
+		{name: "terabytes", in: "1t", want: 1 << 40},
+		{name: "IEC unit", in: "2GiB", want: 2 << 30},
+		{name: "IEC unit, lower case", in: "512mib", want: 512 << 20},
+		{name: "one blank before the unit", in: "10 m", want: 10 << 20},
+		{name: "petabyte is the largest", in: "1p", want: 1 << 50},
+		{name: "more than a petabyte", in: "2p", wantErr: true},
+		{name: "exponent", in: "1e3", wantErr: true},
+		{name: "i without b", in: "10mi", wantErr: true},
 		{name: "negative", in: "-1m", wantErr: true},
 		{name: "zero", in: "0", wantErr: true},
 		// More than 2^50 bytes (1 PiB) is refused.

@@ -29,11 +29,21 @@ func NewClient(base, token string) *Client {
 	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
 }
 
-// Do sends a request with an optional JSON body and decodes a JSON reply
-// into out (when non-nil). Error replies come back as *StatusError.
+// NewClientHTTP is NewClient over a given HTTP client (one whose transport
+// dials through an SSH connection, for example).
+func NewClientHTTP(base, token string, hc *http.Client) *Client {
+	return &Client{base: strings.TrimRight(base, "/"), token: token, http: hc}
+}
+
+// Do sends a request with an optional JSON body (a json.RawMessage is sent
+// as is) and decodes a JSON reply into out (when non-nil). Error replies
+// come back as *StatusError; out is then filled from the reply where it
+// matches (a batch's per-item results beside the error).
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
-	if body != nil {
+	if raw, ok := body.(json.RawMessage); ok {
+		rd = bytes.NewReader(raw) // sent as given: the server says what is wrong with it
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
@@ -63,6 +73,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error.Message == "" {
 			eb.Error.Message = strings.TrimSpace(string(data))
+		}
+		if out != nil {
+			// Batch operations answer the items that did succeed beside the error.
+			_ = json.Unmarshal(data, out)
 		}
 		return &StatusError{Status: resp.StatusCode, Detail: eb.Error}
 	}

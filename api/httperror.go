@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 )
 
 // ErrUnprocessable is a well-formed request the system could not carry out
@@ -72,11 +73,18 @@ type StatusError struct {
 	Detail ErrorDetail
 }
 
+// Error is the server's message, and the field it names when the message
+// does not already start with it: "job_info.tasks.t1.req_cores: must be at
+// least 1", "no job named \"x\"".
 func (e *StatusError) Error() string {
-	if e.Detail.Message != "" {
-		return e.Detail.Message
+	msg := e.Detail.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
 	}
-	return http.StatusText(e.Status)
+	if f := e.Detail.Field; f != "" && !strings.HasPrefix(msg, f) {
+		msg += " (field " + f + ")"
+	}
+	return msg
 }
 
 // Is maps the status back to the error kinds.

@@ -34,6 +34,10 @@ type Job struct {
 	// Notes say how the job was adapted on submission (the original's weave
 	// network and NFS directories, mapped to what this cluster has).
 	Notes []string `json:"notes,omitempty"`
+	// PlaceTime is when the jobmanager placed the job, and DeployTime when
+	// every task was delivered to its worker (epoch seconds).
+	PlaceTime  float64 `json:"place_time,omitempty"`
+	DeployTime float64 `json:"deploy_time,omitempty"`
 }
 
 // JobInfo holds a job's network and its tasks.

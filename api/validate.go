@@ -5,14 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
-	"math"
 	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	units "github.com/docker/go-units"
 )
 
 // ErrInvalid classifies every validation failure: errors.Is(err, ErrInvalid)
@@ -150,6 +152,28 @@ var imageRE = regexp.MustCompile(`^(?:[a-zA-Z0-9][a-zA-Z0-9.-]*(?::[0-9]+)?/)?[a
 
 const maxNameLen = 128
 
+// maxImageLen is Docker's limit on an image reference.
+const maxImageLen = 255
+
+// MaxJobBytes is the largest job, as JSON, that the roles carry: the
+// frontend refuses a submission whose stored form would be larger
+// ([CheckJobSize]) and the globalmanager refuses, never truncates, a
+// deploy body above it.
+const MaxJobBytes = 16 << 20
+
+// taskRoom is what each task may grow by between submission and deploy
+// (its node, cores, state and times).
+const taskRoom = 512
+
+// CheckJobSize refuses a submitted job of n bytes with tasks tasks that,
+// once placed, would exceed MaxJobBytes.
+func CheckJobSize(n, tasks int) error {
+	if n+tasks*taskRoom > MaxJobBytes {
+		return Invalid("", "job too large: %d bytes and %d tasks (each placed task takes up to %d bytes more) exceed the limit of %d bytes", n, tasks, taskRoom, MaxJobBytes)
+	}
+	return nil
+}
+
 // ValidName checks a container, job or network name against Docker's rules.
 func ValidName(field, name string) error {
 	switch {
@@ -177,7 +201,7 @@ func (j *Job) Validate(lim Limits) error {
 	}
 	n := &j.Info.Network
 	if n.Name == "" {
-		n.Name = "rsnet_" + j.Name
+		n.Name = networkName(j.Name)
 	}
 	if err := ValidName("job_info.network.name", n.Name); err != nil {
 		return err
@@ -208,9 +232,37 @@ func (j *Job) Validate(lim Limits) error {
 		}
 	}
 	j.Status = Ready
-	j.StartTime, j.EndTime = 0, 0
+	j.StartTime, j.EndTime, j.PlaceTime, j.DeployTime = 0, 0, 0, 0
 	j.WaitingReason, j.Error = "", ""
 	return nil
+}
+
+// networkName is the network generated for job: "rsnet_<job>", or, when
+// that is longer than a name may be (the job's name may take all 128
+// characters), its head and a hash of the whole job name, so that a field
+// the user never sent is never refused and two long names do not collide.
+func networkName(job string) string {
+	n := "rsnet_" + job
+	if len(n) <= maxNameLen {
+		return n
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(job))
+	suffix := fmt.Sprintf("_%08x", h.Sum32())
+	return n[:maxNameLen-len(suffix)] + suffix
+}
+
+// CheckTask applies to one task of job the rules Validate applies to a
+// submitted job's tasks, without changing t: a worker checks every task it
+// is told to run, whatever the sender.
+func CheckTask(job string, t Task, lim Limits) error {
+	if lim.MaxCores <= 0 {
+		lim.MaxCores = DefaultLimits().MaxCores
+	}
+	if err := ValidName("job", job); err != nil {
+		return err
+	}
+	return t.validate(job, lim) // t is a copy; validate changes no map
 }
 
 func (t *Task) validate(job string, lim Limits) error {
@@ -223,6 +275,9 @@ func (t *Task) validate(job string, lim Limits) error {
 	}
 	if t.Image == "" {
 		return Invalid(p+".image", "required")
+	}
+	if len(t.Image) > maxImageLen {
+		return Invalid(p+".image", "longer than %d characters (Docker's limit)", maxImageLen)
 	}
 	if strings.ContainsAny(t.Image, " \t\n;&|$`'\"\\<>(){}*?!#~") {
 		return Invalid(p+".image", "%q contains shell metacharacters or spaces", t.Image)
@@ -294,31 +349,19 @@ func (t *Task) validate(job string, lim Limits) error {
 	return nil
 }
 
-// ParseMem parses a Docker memory size: a number with an optional unit b,
-// k, m or g (binary: 1k = 1024 bytes), as Docker reads mem_limit.
+// ParseMem parses a memory size as Docker reads mem_limit and --memory
+// (docker/go-units' RAMInBytes): a number with an optional unit b, k, m, g,
+// t or p, binary (1k = 1024 bytes), optionally followed by b or ib and
+// in any case ("10m", "10MB", "2GiB", "1t", "1.5g"). Sizes below one byte
+// or above 2^50 bytes (1 PiB) are refused.
 func ParseMem(s string) (int64, error) {
-	v := strings.ToLower(strings.TrimSpace(s))
-	v = strings.TrimSuffix(v, "b")
-	if v == "" {
-		return 0, fmt.Errorf("%q is not a memory size such as 10m", s)
+	v := strings.TrimSpace(s)
+	n, err := units.RAMInBytes(v)
+	if err != nil || n < 1 || n > 1<<50 || strings.ContainsAny(v, "eExX") {
+		// (no unit has an e or x: "1e20g" and hexadecimal are not sizes)
+		return 0, fmt.Errorf("%q is not a memory size such as 512m, 2g or 2GiB", s)
 	}
-	mult := int64(1)
-	switch v[len(v)-1] {
-	case 'k':
-		mult = 1 << 10
-	case 'm':
-		mult = 1 << 20
-	case 'g':
-		mult = 1 << 30
-	}
-	if mult > 1 {
-		v = v[:len(v)-1]
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || f*float64(mult) < 1 || f*float64(mult) > 1<<50 {
-		return 0, fmt.Errorf("%q is not a memory size such as 10m", s)
-	}
-	return int64(f * float64(mult)), nil
+	return n, nil
 }
 
 // Bounds on what a cpuset may name.

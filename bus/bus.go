@@ -42,6 +42,13 @@ type Option func(*options)
 
 type options struct {
 	maxHandlers int
+
+	// CURVE (see curve.go): a Server's secret key and authoriser, a
+	// Client's view of its server and its own keys.
+	serverSecret string
+	auth         Authorizer
+	serverPublic string
+	clientKeys   KeyPair
 }
 
 func defaultOptions() options {
@@ -84,4 +91,11 @@ func ttlOf(deadline time.Time, ok bool, now time.Time) int64 {
 		return 1
 	}
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// decodeEnvelope decodes one envelope frame.
+func decodeEnvelope(b []byte) (envelope, error) {
+	var env envelope
+	err := json.Unmarshal(b, &env)
+	return env, err
 }

@@ -54,4 +54,32 @@
 // and receivers apply messages idempotently (delivery is at least once). The
 // Server uses ZMQ_ROUTER_HANDOVER, so a client that reconnects under the same
 // identity takes over from its dead connection.
+//
+// # Authentication
+//
+// A Server given [WithCurveServer] speaks ZeroMQ CURVE: every connection is
+// encrypted, and a client may complete the handshake only when the
+// server's [Authorizer] accepts its public key (ZAP, RFC 27). A Client given
+// [WithCurveClient] connects only to a server that holds the secret key of
+// the public key it was given, so a process that binds a server's port while
+// the server is down cannot pose as it.
+//
+// The key, not the routing identity a client chooses, decides who the
+// client is: the first key a Server sees under an identity owns it for the
+// life of the Server, or until that key is no longer authorised (a client
+// whose keys were made anew takes its identity back once the old key is
+// removed). Every client connection announces itself with an
+// empty probe message (ZMQ_PROBE_ROUTER) that carries its key, so a
+// connection that takes over an identity owned by another key (through
+// ZMQ_ROUTER_HANDOVER) is noticed before anything is sent to it: requests
+// to that identity fail until its owner reconnects, and what the impostor
+// sends is dropped and logged.
+//
+// Residual risks, by design: a holder of an authorised key can cut another
+// client off by taking its identity over (it cannot receive that client's
+// requests or speak for it; the owner reconnecting takes the identity
+// back); a request written in the instant between a takeover and the
+// reading of the impostor's probe reaches the impostor; and the first key
+// seen under an identity after a Server starts owns it.
+
 package bus

@@ -70,6 +70,14 @@ type loop struct {
 	router  bool
 	remote  string // DEALER: the dialed address, passed to handlers as from
 	opts    options
+	domain  string          // ROUTER with CURVE: its ZAP domain; "" without CURVE
+	watch   *handshakeWatch // ROUTER with CURVE: logs refused handshakes
+
+	// Owned by run (ROUTER): the key that owns each identity, and the
+	// identities whose current connection has another key (see curve.go).
+	owner    map[string]string
+	hijacked map[string]bool
+	hijacks  atomic.Int64 // identities found taken over by another key
 
 	zctx *zmq.Context
 	sock *zmq.Socket // owned by run
@@ -109,7 +117,9 @@ type loop struct {
 
 // One zmq context serves every loop of the process: a context per loop
 // would cost an I/O thread and its descriptors each, and a process running
-// a thousand simulated workers has two thousand loops.
+// a thousand simulated workers has two thousand loops. It has two I/O
+// threads: CURVE's handshakes and encryption run on them, and with one,
+// a thousand simulated workers took twice as long to connect.
 var (
 	shared struct {
 		once sync.Once
@@ -123,6 +133,9 @@ func sharedContext() (*zmq.Context, error) {
 		c, err := zmq.NewContext()
 		if err == nil {
 			err = c.SetMaxSockets(1 << 16)
+		}
+		if err == nil {
+			err = c.SetIoThreads(2)
 		}
 		shared.ctx, shared.err = c, err
 	})
@@ -145,18 +158,20 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &loop{
-		log:     logger,
-		handler: h,
-		router:  typ == zmq.ROUTER,
-		remote:  remote,
-		opts:    o,
-		zctx:    zctx,
-		pending: make(map[uint64]*call),
-		seen:    make(map[string]time.Time),
-		ctx:     ctx,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		exited:  make(chan struct{}),
+		log:      logger,
+		handler:  h,
+		router:   typ == zmq.ROUTER,
+		remote:   remote,
+		opts:     o,
+		zctx:     zctx,
+		pending:  make(map[uint64]*call),
+		seen:     make(map[string]time.Time),
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
+		exited:   make(chan struct{}),
+		owner:    make(map[string]string),
+		hijacked: make(map[string]bool),
 	}
 	// Random first id: a reply meant for an earlier incarnation of this
 	// process cannot match a request of this one.
@@ -172,6 +187,12 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 			if l.sock != nil {
 				_ = l.sock.Close()
 			}
+			if l.watch != nil {
+				l.watch.stop()
+			}
+			if l.domain != "" {
+				zap.unregister(l.domain)
+			}
 		}
 	}()
 	if l.sock, err = zctx.NewSocket(typ); err != nil {
@@ -179,6 +200,31 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	}
 	if err := configure(l.sock); err != nil {
 		return nil, err
+	}
+	if l.router {
+		if l.domain, err = o.secureServer(l.sock, logger); err != nil {
+			return nil, err
+		}
+		if l.domain != "" {
+			if l.watch, err = watchHandshakes(zctx, l.sock, l.domain, logger); err != nil {
+				return nil, err
+			}
+		}
+		// A client that reconnects under its identity takes over from its
+		// dead connection; with CURVE, a connection with another key that
+		// does so is found out by its probe (see curve.go).
+		if err := l.sock.SetRouterHandover(true); err != nil {
+			return nil, fmt.Errorf("bus: socket options: %w", err)
+		}
+	} else {
+		if err := o.secureClient(l.sock); err != nil {
+			return nil, err
+		}
+		// Announce every new connection with an empty message, which
+		// carries this side's key to the server (see curve.go).
+		if err := l.sock.SetProbeRouter(1); err != nil {
+			return nil, fmt.Errorf("bus: socket options: %w", err)
+		}
 	}
 	if err := setup(l.sock); err != nil {
 		return nil, err
@@ -217,6 +263,10 @@ func isErrno(err error, e zmq.Errno) bool { return err != nil && zmq.AsErrno(err
 
 var errAgain = zmq.Errno(syscall.EAGAIN)
 
+// errHijacked refuses a write to an identity whose connection has a key
+// other than the one that owns it.
+var errHijacked = errors.New("its connection's key is not the key that owns this identity")
+
 // pollable returns a duplicate of the socket's ZMQ_FD registered with Go's
 // netpoller. ZMQ_FD is edge-triggered: it signals that the socket's state
 // may have changed, and ZMQ_EVENTS says what it is (see wait).
@@ -252,8 +302,14 @@ func (l *loop) run() {
 	// across a full memory barrier, which the Go scheduler provides, and
 	// only this goroutine ever uses the socket.
 	defer func() {
+		if l.watch != nil {
+			l.watch.stop()
+		}
 		if err := errors.Join(l.fd.Close(), l.sock.Close()); err != nil {
 			l.closeErr = fmt.Errorf("bus: close: %w", err)
+		}
+		if l.domain != "" {
+			zap.unregister(l.domain)
 		}
 	}()
 	var spare []outMsg
@@ -363,19 +419,50 @@ func (l *loop) stop(err error) {
 // time; it reports whether it stopped at the bound (more may be waiting).
 func (l *loop) receive() bool {
 	for range maxRecvBatch {
-		frames, err := l.sock.RecvMessageBytes(zmq.DONTWAIT)
+		var (
+			frames [][]byte
+			meta   map[string]string
+			err    error
+		)
+		if l.domain != "" {
+			frames, meta, err = recvWithKey(l.sock)
+		} else {
+			frames, err = l.sock.RecvMessageBytes(zmq.DONTWAIT)
+		}
 		if err != nil {
 			if !isErrno(err, errAgain) {
 				l.log.Warn("bus: receive", "err", err)
 			}
 			return false
 		}
-		l.handleFrames(frames)
+		l.handleFrames(frames, meta["User-Id"])
 	}
 	return true
 }
 
-func (l *loop) handleFrames(frames [][]byte) {
+// recvWithKey reads a message and the User-Id of its last frame (the
+// routing id frame a ROUTER prepends carries none).
+func recvWithKey(s *zmq.Socket) ([][]byte, map[string]string, error) {
+	var frames [][]byte
+	for {
+		b, meta, err := s.RecvBytesWithMetadata(zmq.DONTWAIT, "User-Id")
+		if err != nil {
+			return frames, nil, err
+		}
+		frames = append(frames, b)
+		more, err := s.GetRcvmore()
+		if err != nil {
+			return frames, nil, err
+		}
+		if !more {
+			return frames, meta, nil
+		}
+	}
+}
+
+// handleFrames processes one received message; key is the sender's CURVE
+// public key on a ROUTER with CURVE ("" otherwise).
+func (l *loop) handleFrames(frames [][]byte, key string) {
 	from := l.remote
 	if l.router {
 		if len(frames) < 2 {
@@ -383,13 +470,19 @@ func (l *loop) handleFrames(frames [][]byte) {
 			return
 		}
 		from = string(frames[0])
+		if !l.claim(from, key) {
+			return
+		}
+		if len(frames) == 2 && len(frames[1]) == 0 {
+			return // a new connection's probe
+		}
 		l.touch(from, time.Now())
 	}
 	if len(frames) == 0 {
 		return
 	}
-	var env envelope
-	if err := json.Unmarshal(frames[len(frames)-1], &env); err != nil {
+	env, err := decodeEnvelope(frames[len(frames)-1])
+	if err != nil {
 		l.log.Warn("bus: dropping message with a malformed envelope", "from", from, "err", err)
 		return
 	}
@@ -415,6 +508,40 @@ func (l *loop) handleFrames(frames [][]byte) {
 			l.replyError(from, env, fmt.Sprintf("bus: unknown envelope type %q", env.Type))
 		}
 	}
+}
+
+// claim checks that the connection now holding identity id has the key
+// that owns it (the first key seen under id); it reports false, and
+// refuses requests to id until the owner speaks again, when not.
+func (l *loop) claim(id, key string) bool {
+	own, ok := l.owner[id]
+	switch {
+	case !ok:
+		l.owner[id] = key
+	case own != key && !l.authorised(own):
+		// The owner's key is no longer authorised (a worker whose keys
+		// were made anew, the old one removed): the new key may have it.
+		l.log.Info("bus: identity now owned by another key (its owner's key is no longer authorised)", "peer", id, "peer_key", key, "owner_key", own)
+		l.owner[id] = key
+	case own != key:
+		if !l.hijacked[id] {
+			l.hijacks.Add(1)
+			l.log.Warn("bus: refusing a peer that claims an identity owned by another key", "peer", id, "peer_key", key, "owner_key", own)
+		}
+		l.hijacked[id] = true
+		return false
+	}
+	delete(l.hijacked, id)
+	return true
+}
+
+// authorised reports whether the Server's authoriser still accepts key.
+func (l *loop) authorised(key string) bool {
+	if l.opts.auth == nil {
+		return true
+	}
+	_, ok := l.opts.auth.Authorize(key)
+	return ok
 }
 
 // touch records that identity id sent something at now.
@@ -660,6 +787,9 @@ func (l *loop) park(m outMsg) {
 
 func (l *loop) write(m outMsg) error {
 	if l.router {
+		if l.hijacked[m.to] {
+			return errHijacked
+		}
 		_, err := l.sock.SendMessageDontwait(m.to, m.env)
 		return err
 	}
@@ -677,6 +807,8 @@ func (l *loop) wrote(m outMsg, err error) {
 			}
 		}
 		return
+	case errors.Is(err, errHijacked):
+		err = fmt.Errorf("%w: %q: %w", ErrUnknownPeer, m.to, err)
 	case isErrno(err, zmq.EHOSTUNREACH):
 		err = fmt.Errorf("%w: %q", ErrUnknownPeer, m.to)
 	case isErrno(err, errAgain):

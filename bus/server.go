@@ -30,11 +30,7 @@ func Listen(addr string, h Handler, logger *slog.Logger, opts ...Option) (*Serve
 		logger = slog.New(slog.DiscardHandler)
 	}
 	l, err := newLoop(zmq.ROUTER, "", h, logger.With("bus", addr), opts, func(s *zmq.Socket) error {
-		err := s.SetRouterMandatory(1)
-		if err == nil {
-			err = s.SetRouterHandover(true)
-		}
-		if err != nil {
+		if err := s.SetRouterMandatory(1); err != nil {
 			return fmt.Errorf("bus: socket options: %w", err)
 		}
 		// A socket closed a moment ago in this process releases its port
@@ -49,6 +45,7 @@ func Listen(addr string, h Handler, logger *slog.Logger, opts ...Option) (*Serve
 			}
 			time.Sleep(wait)
 		}
+		var err error
 		if bound, err = s.GetLastEndpoint(); err != nil {
 			return fmt.Errorf("bus: listen %s: %w", addr, err)
 		}

@@ -133,8 +133,41 @@ func containerConfig(s RunSpec) (*container.Config, *container.HostConfig, *netw
 
 // Start starts a created container. It gives ErrNotFound for an unknown
 // container.
+//
+// A container on a swarm-scoped attachable network that was created a
+// moment ago can fail to start with "Could not attach to network ...: not
+// found": the engine asks the swarm's managers for an attachment, and under
+// load they may not have the new network yet. That answer is retried, with
+// a growing pause, for up to attachRetry; every other error is returned at
+// once.
 func (c *Client) Start(ctx context.Context, id string) error {
-	return classify(c.cli.ContainerStart(ctx, id, container.StartOptions{}), "engine: start container", id)
+	give := time.Now().Add(attachRetry)
+	pause := 50 * time.Millisecond
+	for {
+		err := c.cli.ContainerStart(ctx, id, container.StartOptions{})
+		if err == nil || !attachLag(err) || time.Now().Add(pause).After(give) {
+			return classify(err, "engine: start container", id)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return classify(err, "engine: start container", id)
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// attachRetry bounds how long Start waits for a new network to reach the
+// swarm's managers.
+const attachRetry = 10 * time.Second
+
+// attachLag tells whether err is the engine's refusal to attach a container
+// to a network its swarm does not know yet.
+func attachLag(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Could not attach to network") && strings.Contains(msg, "not found")
 }
 
 // Container is the state of one container.

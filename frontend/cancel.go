@@ -42,6 +42,12 @@ func (s *Server) Cancel(ctx context.Context, name string) (Deleted, error) {
 		}
 		return Deleted{JobName: name, Action: "deleted"}, nil
 	}
+	// The jobmanager must hear of the cancellation to free the cores: when
+	// it does not answer, nothing is changed and the caller is told so at
+	// once, rather than waiting for it.
+	if err := s.call(ctx, func(ctx context.Context) error { _, err := s.sched.Strategy(ctx); return err }); err != nil {
+		return Deleted{}, fmt.Errorf("job %q not cancelled: the jobmanager did not answer within %s (%v); try again once it is back: %w", name, s.cfg.CallTimeout, err, api.ErrUnavailable)
+	}
 	now := float64(s.cfg.Now().UnixNano()) / 1e9
 	j, err = s.jobs.UpdateJob(ctx, name, func(j *api.Job) error {
 		if j.Status.Final() {
@@ -63,10 +69,10 @@ func (s *Server) Cancel(ctx context.Context, name string) (Deleted, error) {
 	}
 	// Stop the containers first, then free the cores, so that no new task
 	// lands on a core whose old container is still alive.
-	if err := s.cluster.Stop(ctx, name, "cancelled by user"); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return s.cluster.Stop(ctx, name, "cancelled by user") }); err != nil {
 		s.log.Warn("stopping a cancelled job's containers", "job_id", name, "err", err)
 	}
-	if err := s.sched.JobCancelled(ctx, name); err != nil {
+	if err := s.call(ctx, func(ctx context.Context) error { return s.sched.JobCancelled(ctx, name) }); err != nil {
 		s.log.Warn("telling the jobmanager of a cancellation; its resync will free the cores", "job_id", name, "err", err)
 	}
 	return Deleted{JobName: name, Action: "cancelled", Status: j.Status.String()}, nil
@@ -82,6 +88,7 @@ func (s *Server) Cancel(ctx context.Context, name string) (Deleted, error) {
 // @Failure 401 {object} api.ErrorBody "no or wrong bearer token"
 // @Failure 404 {object} api.ErrorBody "no such job"
 // @Failure 500 {object} api.ErrorBody "the store failed"
+// @Failure 503 {object} api.ErrorBody "the jobmanager did not answer within seconds: nothing was cancelled"
 // @Security BearerAuth
 // @Router /api/v1/jobs/{name} [delete]
 func (s *Server) handleDelete(c *gin.Context) {
@@ -161,7 +168,16 @@ func (s *Server) handleLogs(c *gin.Context) {
 	}
 	lines := t.Logs
 	if t.Status >= api.Deployed && !t.Status.Final() {
-		if lines, err = s.cluster.Logs(ctx, c.Param("name"), t.ContainerName, tail); err != nil {
+		lines, err = s.cluster.Logs(ctx, c.Param("name"), t.ContainerName, tail)
+		if err != nil {
+			// The container may not exist yet (the task was delivered,
+			// not started: it printed nothing yet) or any more (it ended,
+			// and its record now holds its last lines).
+			if t2, terr := s.task(ctx, c.Param("name"), t.ContainerName); terr == nil && (t2.Status == api.Deployed || t2.Status.Final()) {
+				lines, err = t2.Logs, nil
+			}
+		}
+		if err != nil {
 			respond(c, 0, nil, err)
 			return
 		}

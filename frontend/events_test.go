@@ -70,6 +70,11 @@ func TestDiff(t *testing.T) {
 		failed = diffJob(api.Failed, 10, 25, "task j_t2: exited with code 2",
 			tk{state: api.Down, node: "w1", start: 10, end: 20, exit: exit(0)},
 			tk{state: api.Failed, node: "w2", start: 11, end: 25, exit: exit(2), err: "exited with code 2"})
+		// j_t1 failed: the job failed while j_t2 still ran; j_t2 is cancelled later.
+		failedFirst = diffJob(api.Failed, 10, 20, "task j_t1: exited with code 1",
+			tk{state: api.Failed, node: "w1", start: 10, end: 20, exit: exit(1)}, tk{state: api.Running, node: "w2", start: 11})
+		failedLater = diffJob(api.Failed, 10, 20, "task j_t1: exited with code 1",
+			tk{state: api.Failed, node: "w1", start: 10, end: 20, exit: exit(1)}, tk{state: api.Cancelled, node: "w2", start: 11, end: 21})
 		migrating = diffJob(api.Running, 10, 0, "", tk{state: api.Migrating, node: "w1", start: 10}, tk{state: api.Running, node: "w2", start: 11})
 		moved     = diffJob(api.Running, 10, 0, "", tk{state: api.Running, node: "w3", start: 10}, tk{state: api.Running, node: "w2", start: 11})
 		cancelled = diffJob(api.Cancelled, 0, 30, "", tk{state: api.Cancelled, end: 30, err: "cancelled by user"}, tk{state: api.Cancelled, end: 30, err: "cancelled by user"})
@@ -150,6 +155,14 @@ func TestDiff(t *testing.T) {
 			{failedEarly, []string{EventTaskFailed + ":j_t1"}},
 			{otherStarted, []string{EventJobRunning, EventTaskRunning + ":j_t2"}},
 		}},
+		// Regression: a job written again after it finished (a task's
+		// record completed later) gave job.finished a second time.
+		{name: "a finished job written again tells only the new task end", steps: []step{
+			{running, []string{EventJobAccepted, EventJobPlaced, EventJobDeployed, EventJobRunning, EventTaskRunning + ":j_t1", EventTaskRunning + ":j_t2"}},
+			{failedFirst, []string{EventTaskFailed + ":j_t1", EventJobFinished}},
+			{failedLater, []string{EventTaskEnded + ":j_t2"}},
+			{failedLater, nil},
+		}},
 		{name: "failed before running: no running events", steps: []step{
 			{placedJob, []string{EventJobAccepted, EventJobPlaced}},
 			{neverRan, []string{EventJobDeployed, EventTaskFailed + ":j_t1", EventTaskFailed + ":j_t2", EventJobFinished}},
@@ -160,7 +173,7 @@ func TestDiff(t *testing.T) {
 			var snap *snapshot
 			for i, s := range tt.steps {
 				var evs []Event
-				evs, snap = Diff(snap, s.job)
+				evs, snap = Diff(snap, s.job, 100)
 				want := s.want
 				if want == nil {
 					want = []string{}
@@ -181,10 +194,16 @@ func TestDiff(t *testing.T) {
 func TestDiffEventFields(t *testing.T) {
 	evs, _ := Diff(nil, diffJob(api.Failed, 10, 25, "task j_t2: exited with code 2",
 		tk{state: api.Down, node: "w1", start: 10, end: 20, exit: exit(0)},
-		tk{state: api.Failed, node: "w2", start: 11, end: 25, exit: exit(2), err: "exited with code 2"}))
+		tk{state: api.Failed, node: "w2", start: 11, end: 25, exit: exit(2), err: "exited with code 2"}), 30)
 	byKey := map[string]Event{}
 	for _, e := range evs {
 		byKey[e.Type+":"+e.Task] = e
+	}
+	timed := diffJob(api.Running, 10, 0, "", tk{state: api.Running, node: "w1", start: 10})
+	timed.PlaceTime, timed.DeployTime = 3, 4
+	tevs, _ := Diff(nil, timed, 30)
+	for _, e := range tevs {
+		byKey[e.Type+":timed"+e.Task] = e
 	}
 	tests := []struct {
 		name  string
@@ -208,8 +227,23 @@ func TestDiffEventFields(t *testing.T) {
 			func(e Event) bool {
 				return e.State == "Failed" && e.Time == 25 && e.Error == "task j_t2: exited with code 2"
 			}, "Failed, time 25, the job's error"},
-		{"job.accepted is timed at the latest known time", EventJobAccepted + ":",
-			func(e Event) bool { return e.Time == 25 }, "time 25 (the end)"},
+		// Regression: job.accepted carried the job's state when first seen
+		// (Running, Failed) and its latest time.
+		{"job.accepted is Ready at the submit time", EventJobAccepted + ":",
+			func(e Event) bool { return e.State == "Ready" && e.Time == 1 }, "Ready, time 1"},
+		// A record without place and deploy times (written before it had
+		// them): the time they were observed (30), but not later than the start (10).
+		{"job.placed is Scheduled, no later than the start", EventJobPlaced + ":",
+			func(e Event) bool { return e.State == "Scheduled" && e.Time == 10 }, "Scheduled, time 10"},
+		{"job.deployed is Deployed, no later than the start", EventJobDeployed + ":",
+			func(e Event) bool { return e.State == "Deployed" && e.Time == 10 }, "Deployed, time 10"},
+		{"job.running is Running at the start", EventJobRunning + ":",
+			func(e Event) bool { return e.State == "Running" }, "Running"},
+		// The record's own times, as the jobmanager and the globalmanager write them.
+		{"job.placed at the record's place time", EventJobPlaced + ":timed",
+			func(e Event) bool { return e.State == "Scheduled" && e.Time == 3 }, "Scheduled, time 3"},
+		{"job.deployed at the record's deploy time", EventJobDeployed + ":timed",
+			func(e Event) bool { return e.State == "Deployed" && e.Time == 4 }, "Deployed, time 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,7 +261,7 @@ func TestDiffEventFields(t *testing.T) {
 func TestDiffSnapshot(t *testing.T) {
 	// A job queued and not yet placed: the snapshot remembers Ready, not
 	// placed, and each task's state, so that the next Diff tells only what changed.
-	_, snap := Diff(nil, diffJob(api.Ready, 0, 0, "", tk{state: api.Ready}, tk{state: api.Scheduled, node: "w1"}))
+	_, snap := Diff(nil, diffJob(api.Ready, 0, 0, "", tk{state: api.Ready}, tk{state: api.Scheduled, node: "w1"}), 5)
 	if snap.status != api.Ready || !snap.placed {
 		t.Errorf("snapshot = %v placed %v, want Ready placed (one task has a node)", snap.status, snap.placed)
 	}
@@ -235,11 +269,11 @@ func TestDiffSnapshot(t *testing.T) {
 		t.Errorf("snapshot tasks = %v", snap.tasks)
 	}
 	// Once placed, a re-queue (the node cleared) does not un-place the job: no second job.placed later.
-	_, snap = Diff(snap, diffJob(api.Ready, 0, 0, "", tk{state: api.Ready}, tk{state: api.Ready}))
+	_, snap = Diff(snap, diffJob(api.Ready, 0, 0, "", tk{state: api.Ready}, tk{state: api.Ready}), 6)
 	if !snap.placed {
 		t.Errorf("a re-queued job forgot it was placed")
 	}
-	evs, _ := Diff(snap, diffJob(api.Ready, 0, 0, "", tk{state: api.Scheduled, node: "w2"}, tk{state: api.Scheduled, node: "w2"}))
+	evs, _ := Diff(snap, diffJob(api.Ready, 0, 0, "", tk{state: api.Scheduled, node: "w2"}, tk{state: api.Scheduled, node: "w2"}), 7)
 	if got := short(evs); len(got) != 0 {
 		t.Errorf("placing a re-queued job again gave %v, want nothing", got)
 	}

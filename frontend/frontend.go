@@ -69,10 +69,16 @@ type Config struct {
 	MaxBody int64
 	// NotifyTimeout bounds telling the jobmanager about a new job.
 	NotifyTimeout time.Duration
+	// CallTimeout bounds every other call to the jobmanager or the
+	// globalmanager, retries included (default 5 s).
+	CallTimeout time.Duration
 	// EventPoll is how often the events stream reads the store's change feed.
 	EventPoll time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// EventRetention is how long the events stream keeps following the
+	// store after its last listener left, so that a client can resume.
+	EventRetention time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time
 	// Migrator relays the dashboard's task migrations to the globalmanager;
 	// without it POST .../migrate answers 503.
 	Migrator Migrator
@@ -80,7 +86,8 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Limits: api.DefaultLimits(), MaxBody: 16 << 20, NotifyTimeout: time.Second, EventPoll: 100 * time.Millisecond}
+	return Config{Limits: api.DefaultLimits(), MaxBody: api.MaxJobBytes, NotifyTimeout: time.Second, EventPoll: 100 * time.Millisecond,
+		EventRetention: 5 * time.Minute}
 }
 
 // Server is the frontend.
@@ -108,11 +115,17 @@ func New(cfg Config, jobs Jobs, sched Scheduler, cluster Cluster) *Server {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultConfig().MaxBody
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 5 * time.Second
+	}
 	if cfg.NotifyTimeout <= 0 {
 		cfg.NotifyTimeout = time.Second
 	}
 	if cfg.EventPoll <= 0 {
 		cfg.EventPoll = DefaultConfig().EventPoll
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = DefaultConfig().EventRetention
 	}
 	s := &Server{cfg: cfg, jobs: jobs, sched: sched, cluster: cluster, log: cfg.Logger, submitted: make(chan string, 1<<16)}
 	s.metrics = newMetrics(s)
@@ -279,7 +292,11 @@ func (s *Server) notifier(ctx context.Context) {
 }
 
 func (s *Server) decodeJob(b []byte) (*api.Job, error) {
-	return api.ParseJob(b)
+	j, err := api.ParseJob(b)
+	if err == nil {
+		err = api.CheckJobSize(len(b), len(j.Info.Tasks))
+	}
+	return j, err
 }
 
 // handleOriginalSubmit is the original RESTfulSwarm submission.
@@ -498,7 +515,7 @@ func (s *Server) handleWorkers(c *gin.Context) {
 // @Security BearerAuth
 // @Router /RESTfulSwarm/FE/switch_scheduler/{name} [get]
 func (s *Server) handleOriginalSwitch(c *gin.Context) {
-	err := s.sched.SwitchStrategy(c.Request.Context(), c.Param("name"))
+	err := s.call(c.Request.Context(), func(ctx context.Context) error { return s.sched.SwitchStrategy(ctx, c.Param("name")) })
 	respond(c, http.StatusOK, "OK", err)
 }
 
@@ -513,7 +530,7 @@ func (s *Server) handleOriginalSwitch(c *gin.Context) {
 // @Security BearerAuth
 // @Router /api/v1/scheduler [get]
 func (s *Server) handleGetScheduler(c *gin.Context) {
-	info, err := s.sched.Strategy(c.Request.Context())
+	info, err := s.strategy(c.Request.Context())
 	respond(c, http.StatusOK, info, err)
 }
 
@@ -547,11 +564,11 @@ func (s *Server) handlePutScheduler(c *gin.Context) {
 		respond(c, 0, nil, api.Invalid("name", "required"))
 		return
 	}
-	if err := s.sched.SwitchStrategy(c.Request.Context(), req.Name); err != nil {
+	if err := s.call(c.Request.Context(), func(ctx context.Context) error { return s.sched.SwitchStrategy(ctx, req.Name) }); err != nil {
 		respond(c, 0, nil, err)
 		return
 	}
-	info, err := s.sched.Strategy(c.Request.Context())
+	info, err := s.strategy(c.Request.Context())
 	respond(c, http.StatusOK, info, err)
 }
 

@@ -102,6 +102,8 @@ type Manager struct {
 	nodeID string
 
 	runtimes sync.Map // worker ID -> runtime ("docker", "sim"): asked once per worker
+
+	metrics *metrics
 }
 
 // New returns a globalmanager.
@@ -115,7 +117,9 @@ func New(cfg Config, sw Swarm, ws Workers, st State, nt Notifier) (*Manager, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, swarm: sw, workers: ws, st: st, nt: nt, log: cfg.Logger}, nil
+	m := &Manager{cfg: cfg, swarm: sw, workers: ws, st: st, nt: nt, log: cfg.Logger}
+	m.metrics = newMetrics(m)
+	return m, nil
 }
 
 // SetWorkers sets the bus used to reach workers (it is created after the
@@ -262,6 +266,13 @@ func fill(w *api.Worker, r api.Register, now float64) {
 // returns once every worker has acknowledged; if one does not, the tasks
 // already sent are stopped and the error names the worker.
 func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
+	start := time.Now()
+	err := m.deploy(ctx, j)
+	m.metrics.observeDeploy(start, err)
+	return err
+}
+
+func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 	if len(j.Info.Tasks) == 0 {
 		return api.Invalid("job_info.tasks", "required")
 	}
@@ -342,6 +353,9 @@ func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 			if api.CanTransition(t.Status, api.Deployed) {
 				t.Status = api.Deployed
 			}
+		}
+		if sj.DeployTime == 0 {
+			sj.DeployTime = now
 		}
 		sj.Refresh(now)
 		return nil

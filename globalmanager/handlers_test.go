@@ -1823,3 +1823,22 @@ func TestDrainRequeues(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployRefusesAJobAboveTheSizeLimit: issue 10 saw the globalmanager
+// cut deploy bodies at 8 MiB (the frontend took 16 MiB), and accepted jobs
+// failed with "unexpected end of JSON input". A body above api.MaxJobBytes
+// is now refused, saying why, and nothing is sent to a worker.
+func TestDeployRefusesAJobAboveTheSizeLimit(t *testing.T) {
+	e := newGM(t, nil)
+	e.worker(t, "w1", "sim")
+	j := placed("big", api.Scheduled, "w1")
+	j.Info.Tasks[0].Environment = map[string]string{"PAD": strings.Repeat("x", api.MaxJobBytes)}
+	w := e.do(t, "POST", "/RESTfulSwarm/GM/request_new_job", jsonOf(t, j))
+	wantError(t, w, 400, "invalid", "")
+	if !strings.Contains(w.Body.String(), "larger than") {
+		t.Errorf("refusal %s does not say the job is too large", w.Body)
+	}
+	if calls := e.rec.All(); slices.ContainsFunc(calls, func(c string) bool { return strings.Contains(c, "run_task") }) {
+		t.Errorf("calls %q: a task was sent", calls)
+	}
+}

@@ -23,14 +23,15 @@ import (
 const swaggerInstance = "globalmanager"
 
 // Router returns the globalmanager's HTTP API: the original RESTfulSwarm
-// paths and RSwarm's /api/v1 cluster operations. mw run before every handler
-// except /healthz and the Swagger UI (authentication, logging). The Swagger
+// paths, RSwarm's /api/v1 cluster operations and /metrics. mw run before
+// every handler except /healthz, /readyz and the Swagger UI
+// (authentication, logging). The Swagger
 // UI and its document are served without the token on purpose: they
 // describe the API, change nothing, and say how to send the token.
 func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery())
+	r.Use(gin.Recovery(), m.metrics.instrument)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
 		respond(c, 0, nil, fmt.Errorf("no route %s %s: %w", c.Request.Method, c.Request.URL.Path, api.ErrNotFound))
@@ -40,8 +41,10 @@ func (m *Manager) Router(mw ...gin.HandlerFunc) *gin.Engine {
 			Message: fmt.Sprintf("%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)}})
 	})
 	r.GET("/healthz", handleHealthz)
+	r.GET("/readyz", m.handleReady)
 	r.GET("/swagger/*any", ginSwagger.WrapHandler(swaggerFiles.NewHandler(), ginSwagger.InstanceName(swaggerInstance)))
 	g := r.Group("/", mw...)
+	g.GET("/metrics", m.handleMetrics)
 	g.GET("/RESTfulSwarm/GM/init", m.handleInit)
 	g.POST("/RESTfulSwarm/GM/request_new_job", m.handleDeploy)
 	g.GET("/RESTfulSwarm/GM/get_worker_list", m.handleWorkerList)
@@ -127,9 +130,13 @@ func (m *Manager) handleInit(c *gin.Context) {
 // @Security BearerAuth
 // @Router /RESTfulSwarm/GM/request_new_job [post]
 func (m *Manager) handleDeploy(c *gin.Context) {
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, api.MaxJobBytes+1))
 	if err != nil {
 		respond(c, 0, nil, api.Invalid("", "reading body: %v", err))
+		return
+	}
+	if len(body) > api.MaxJobBytes {
+		respond(c, 0, nil, api.Invalid("", "job larger than %d bytes", api.MaxJobBytes))
 		return
 	}
 	var j api.Job
@@ -257,7 +264,10 @@ func (m *Manager) handleLogs(c *gin.Context) {
 
 // decode reads a JSON body strictly into v, naming the bad field.
 func decode(c *gin.Context, v any) bool {
-	b, err := io.ReadAll(io.LimitReader(c.Request.Body, 8<<20))
+	b, err := io.ReadAll(io.LimitReader(c.Request.Body, api.MaxJobBytes+1))
+	if err == nil && len(b) > api.MaxJobBytes {
+		err = api.Invalid("", "body larger than %d bytes", api.MaxJobBytes)
+	}
 	if err == nil {
 		err = api.DecodeStrict(b, v)
 	}

@@ -421,12 +421,16 @@ func (m *Manager) enqueue(j *api.Job) {
 		}
 	}
 	m.seq++
-	m.queue[j.Name] = &queued{job: toPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: time.Now(), full: j}
+	m.queue[j.Name] = &queued{job: ToPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: time.Now(), full: j}
 	m.dirty = true
 }
 
-func toPlacement(j *api.Job, seq uint64) placement.Job {
-	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq}
+// ToPlacement is placement's view of a job, the seq'th to arrive: its
+// tasks' cores and memory, the client's pins, and the earliest of its
+// tasks' deadlines. It is pure; `rswarm simulate` queues jobs through it too.
+func ToPlacement(j *api.Job, seq uint64) placement.Job {
+	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq,
+		Tasks: make([]placement.Task, 0, len(j.Info.Tasks))}
 	for _, t := range j.Info.Tasks {
 		pt := placement.Task{Name: t.ContainerName, Cores: t.ReqCores, Mem: taskMem(t)}
 		if t.CpusetCpus != "" {
@@ -512,6 +516,7 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 		}
 	}
 	strategy := m.strategy.Name()
+	placedAt := m.now()
 	written, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
 		if j.Status != api.Ready {
 			return fmt.Errorf("job %s is %s", j.Name, j.Status)
@@ -528,6 +533,7 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 		}
 		j.Strategy = strategy
 		j.WaitingReason = ""
+		j.PlaceTime = placedAt
 		return nil
 	})
 	if err != nil {

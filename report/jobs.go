@@ -95,19 +95,48 @@ func fmtF(v float64) string {
 
 // WriteJobsCSV writes jobs.csv: JobsHeader, then one row per job.
 func WriteJobsCSV(w io.Writer, rows []Row) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(JobsHeader); err != nil {
+	jw, err := NewJobsWriter(w)
+	if err != nil {
 		return err
 	}
 	for _, r := range rows {
-		rec := []string{r.Job, r.Session, r.Strategy, r.Status.String(), fmtF(r.Submit), fmtF(r.Start), fmtF(r.End),
-			fmtF(r.Waiting), fmtF(r.Execution), fmtF(r.Total), strconv.Itoa(r.Tasks), strconv.Itoa(r.Cores)}
-		if err := cw.Write(rec); err != nil {
+		if err := jw.Write(r); err != nil {
 			return err
 		}
 	}
-	cw.Flush()
-	return cw.Error()
+	return jw.Flush()
+}
+
+// JobsWriter writes jobs.csv one row at a time, for callers that do not
+// hold every row (`rswarm simulate` streams millions).
+type JobsWriter struct {
+	cw  *csv.Writer
+	rec []string
+}
+
+// NewJobsWriter writes JobsHeader and returns the writer of the rows.
+func NewJobsWriter(w io.Writer) (*JobsWriter, error) {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(JobsHeader); err != nil {
+		return nil, err
+	}
+	return &JobsWriter{cw: cw, rec: make([]string, len(JobsHeader))}, nil
+}
+
+// Write writes one row.
+func (jw *JobsWriter) Write(r Row) error {
+	rec := jw.rec
+	rec[0], rec[1], rec[2], rec[3] = r.Job, r.Session, r.Strategy, r.Status.String()
+	rec[4], rec[5], rec[6] = fmtF(r.Submit), fmtF(r.Start), fmtF(r.End)
+	rec[7], rec[8], rec[9] = fmtF(r.Waiting), fmtF(r.Execution), fmtF(r.Total)
+	rec[10], rec[11] = strconv.Itoa(r.Tasks), strconv.Itoa(r.Cores)
+	return jw.cw.Write(rec)
+}
+
+// Flush writes what is buffered and returns the first error of any write.
+func (jw *JobsWriter) Flush() error {
+	jw.cw.Flush()
+	return jw.cw.Error()
 }
 
 // ReadJobsCSV reads back what WriteJobsCSV wrote.

@@ -46,37 +46,83 @@ func cdfPoints(xs []float64) plotter.XYs {
 // WriteCDF writes a PNG of the empirical cumulative distributions of the
 // series, one curve each, so that sessions (strategies) compare on one chart.
 func WriteCDF(path, title, xlabel string, series []Series) error {
+	curves := make([]Curve, len(series))
+	for i, s := range series {
+		pts := cdfPoints(s.Values)
+		curves[i] = Curve{Name: s.Name, Points: pts, N: max(0, len(pts)-1)}
+	}
+	return WriteCDFCurves(path, title, xlabel, curves)
+}
+
+// Curve is one line of a plot given by its points: a CDF worked out by the
+// caller (from a histogram, when the values are too many to hold), or a
+// series over time. N, when positive, is the count the legend shows.
+type Curve struct {
+	Name   string
+	N      int
+	Points plotter.XYs
+}
+
+// WriteCDFCurves is WriteCDF for distributions given as points (x, fraction
+// of values at or below x), drawn as steps.
+func WriteCDFCurves(path, title, xlabel string, curves []Curve) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xlabel
 	p.Y.Label.Text = "fraction of jobs"
 	p.Y.Min, p.Y.Max = 0, 1
-	p.Add(plotter.NewGrid())
-	p.Legend.Top = false
-	p.Legend.Left = false
-	drawn := 0
-	for i, s := range series {
-		pts := cdfPoints(s.Values)
-		if pts == nil {
-			continue
-		}
-		l, err := plotter.NewLine(pts)
-		if err != nil {
-			return fmt.Errorf("report: %s: %w", path, err)
-		}
-		l.StepStyle = plotter.PostStep
-		l.Color = plotutil.Color(i)
-		l.Width = vg.Points(1.5)
-		l.Dashes = plotutil.Dashes(i / 7)
-		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("%s (n=%d)", s.Name, len(pts)-1), l)
-		drawn++
-	}
-	if drawn == 0 {
+	if drawn, err := addCurves(p, curves, true); err != nil {
+		return fmt.Errorf("report: %s: %w", path, err)
+	} else if drawn == 0 {
 		p.Title.Text += " (no completed jobs)"
 		p.X.Min, p.X.Max = 0, 1
 	}
 	return savePNG(path, 8*vg.Inch, 5*vg.Inch, func(dc draw.Canvas) { p.Draw(dc) })
+}
+
+// WriteLines writes a PNG of curves over x, such as each strategy's core
+// utilisation over time.
+func WriteLines(path, title, xlabel, ylabel string, curves []Curve) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xlabel
+	p.Y.Label.Text = ylabel
+	if drawn, err := addCurves(p, curves, false); err != nil {
+		return fmt.Errorf("report: %s: %w", path, err)
+	} else if drawn == 0 {
+		p.Title.Text += " (no data)"
+		p.X.Min, p.X.Max = 0, 1
+	}
+	return savePNG(path, 8*vg.Inch, 5*vg.Inch, func(dc draw.Canvas) { p.Draw(dc) })
+}
+
+func addCurves(p *plot.Plot, curves []Curve, steps bool) (drawn int, err error) {
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = false
+	p.Legend.Left = false
+	for i, c := range curves {
+		if len(c.Points) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(c.Points)
+		if err != nil {
+			return drawn, err
+		}
+		if steps {
+			l.StepStyle = plotter.PostStep
+		}
+		l.Color = plotutil.Color(i)
+		l.Width = vg.Points(1.5)
+		l.Dashes = plotutil.Dashes(i / 7)
+		p.Add(l)
+		name := c.Name
+		if c.N > 0 {
+			name = fmt.Sprintf("%s (n=%d)", c.Name, c.N)
+		}
+		p.Legend.Add(name, l)
+		drawn++
+	}
+	return drawn, nil
 }
 
 // gridXYZ adapts a Grid to plotter.GridXYZ: columns on X (seconds from the

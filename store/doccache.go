@@ -14,11 +14,16 @@ import (
 // it and writes it back); a deep copy costs a twentieth of it. A hit needs
 // the very same text, so the cache is right whoever wrote the row (another
 // process, a transaction rolled back after it was remembered): a stale
-// entry only misses. It is bounded: past maxEntries it forgets half.
+// entry only misses. It is bounded in entries and in bytes (the documents'
+// text, which the decoded jobs roughly double): past either bound it
+// forgets about half, and a document above an eighth of the byte bound is
+// never remembered.
 type jobCache struct {
-	mu  sync.Mutex
-	m   map[string]cachedJob
-	max int
+	mu       sync.Mutex
+	m        map[string]cachedJob
+	max      int
+	maxBytes int
+	bytes    int // sum of the remembered documents' lengths
 }
 
 type cachedJob struct {
@@ -29,8 +34,11 @@ type cachedJob struct {
 // jobCacheEntries bounds the cache: a few thousand live jobs, with room.
 const jobCacheEntries = 16384
 
-func newJobCache(max int) *jobCache {
-	return &jobCache{m: make(map[string]cachedJob), max: max}
+// jobCacheBytes bounds the documents the cache holds.
+const jobCacheBytes = 64 << 20
+
+func newJobCache(max, maxBytes int) *jobCache {
+	return &jobCache{m: make(map[string]cachedJob), max: max, maxBytes: maxBytes}
 }
 
 // decode returns the job doc encodes, from the cache when name's entry has
@@ -67,16 +75,25 @@ func (c *jobCache) get(name, doc string) (j *api.Job, hit bool, err error) {
 func (c *jobCache) put(name, doc string, j *api.Job) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[name]; !ok && len(c.m) >= c.max {
+	if old, ok := c.m[name]; ok {
+		c.bytes -= len(old.doc)
+		delete(c.m, name)
+	}
+	if len(doc) > c.maxBytes/8 {
+		return
+	}
+	if len(c.m) >= c.max || c.bytes+len(doc) > c.maxBytes {
 		n := 0
-		for k := range c.m { // map order is random enough to spread the loss
+		for k, e := range c.m { // map order is random enough to spread the loss
 			delete(c.m, k)
-			if n++; n >= c.max/2 {
+			c.bytes -= len(e.doc)
+			if n++; n >= c.max/2 && c.bytes+len(doc) <= c.maxBytes/2 {
 				break
 			}
 		}
 	}
 	c.m[name] = cachedJob{doc: doc, job: j}
+	c.bytes += len(doc)
 }
 
 // forget drops a job (deleted).

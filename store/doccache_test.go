@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/rswarm/rswarm/api"
@@ -98,7 +99,7 @@ func TestJobCache(t *testing.T) {
 }
 
 func TestJobCacheBound(t *testing.T) {
-	c := newJobCache(10)
+	c := newJobCache(10, 1<<20)
 	for i := range 25 {
 		name := fmt.Sprintf("j%d", i)
 		doc := fmt.Sprintf(`{"job_name":%q,"job_info":{"network":{},"tasks":{}}}`, name)
@@ -112,5 +113,34 @@ func TestJobCacheBound(t *testing.T) {
 	}
 	if _, ok := c.m["j24"]; !ok {
 		t.Fatal("the job just decoded is not remembered")
+	}
+}
+
+func TestJobCacheBoundInBytes(t *testing.T) {
+	// 64 KiB of documents at most: 100 documents of about 2 KiB each would
+	// be 200 KiB; one of 16 KiB (above an eighth) is never remembered.
+	const maxBytes = 64 << 10
+	c := newJobCache(1000, maxBytes)
+	pad := strings.Repeat("x", 2000)
+	for i := range 100 {
+		name := fmt.Sprintf("j%d", i)
+		doc := fmt.Sprintf(`{"job_name":%q,"job_info":{"network":{"name":%q},"tasks":{}}}`, name, pad)
+		if _, err := c.decode(name, doc); err != nil {
+			t.Fatal(err)
+		}
+		sum := 0
+		for _, e := range c.m {
+			sum += len(e.doc)
+		}
+		if sum != c.bytes || sum > maxBytes {
+			t.Fatalf("after %d jobs: %d bytes held (counted %d), want at most %d", i+1, sum, c.bytes, maxBytes)
+		}
+	}
+	big := fmt.Sprintf(`{"job_name":"big","job_info":{"network":{"name":%q},"tasks":{}}}`, strings.Repeat("y", 16<<10))
+	if _, err := c.decode("big", big); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.m["big"]; ok {
+		t.Error("a document above an eighth of the bound was remembered")
 	}
 }

@@ -122,7 +122,7 @@ func OpenSQLite(dir string) (*SQLite, error) {
 	q.Set("_txlock", "immediate")
 	dsn := (&url.URL{Scheme: "file", OmitHost: true, Path: path, RawQuery: q.Encode()}).String()
 
-	s := &SQLite{path: path, jobs: newJobCache(jobCacheEntries)}
+	s := &SQLite{path: path, jobs: newJobCache(jobCacheEntries, jobCacheBytes)}
 	var err error
 	if s.w, err = sql.Open("sqlite", dsn); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -7,6 +7,7 @@
 // The pieces, from pure to I/O:
 //
 //	Params ──Schedule(seed)──► Plan{Turns, Arrivals}    pure, reproducible from the seed
+//	Params ──NewStream(seed)──► Stream.Next()           the same arrivals one at a time (rswarm simulate)
 //	Plan ──Runner.Run──► Submitter (an *api.Client)      turn k at start + k*interval, concurrently
 //	Counters ──Progress.Run──► a progress bar or lines   while submitting and waiting
 //	Wait / FetchJobs ──► Lister (an *api.Client)         poll until every job is final

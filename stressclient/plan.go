@@ -67,29 +67,18 @@ const (
 )
 
 // Schedule works out the plan of a stress run: the pure core of the stress
-// client. The same parameters and seed always give the same plan.
+// client. The same parameters and seed always give the same plan, whose
+// arrivals are those of NewStream with the same parameters and seed.
 func Schedule(p Params, seed uint64) (*Plan, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	counts := rand.New(rand.NewPCG(seed, streamCounts))
-	shapes := rand.New(rand.NewPCG(seed, streamShapes))
 	plan := &Plan{Profile: p.Profile, Seed: seed, Interval: p.Interval, Horizon: time.Duration(p.Turns) * p.Interval}
-	base := Shape{Tasks: p.TaskCount, Cores: p.TaskCores, MemMB: p.TaskMemMB, Image: p.Image, Command: p.Command, Duration: p.Duration}
-	if base.Command == "" {
-		base.Command = DefaultCommand
-	}
-	add := func(at time.Duration, turn int, s Shape) error {
-		if len(plan.Arrivals) >= maxArrivals {
-			return invalid("the plan holds more than %d jobs: lower the rate or the number of turns", maxArrivals)
-		}
-		s.Deadline = shapes.IntN(21)
-		plan.Arrivals = append(plan.Arrivals, Arrival{Seq: len(plan.Arrivals) + 1, Turn: turn, Offset: at, Shape: s})
-		return nil
-	}
-
 	switch p.Profile {
 	case Steady, Bursty, Incremental, Random:
+		// The counts are worked out first, from their own stream, so that
+		// a plan too large is refused before any arrival is made.
+		counts := rand.New(rand.NewPCG(seed, streamCounts))
 		total := 0
 		for k := 0; k < p.Turns; k++ {
 			n, draw := turnCount(&p, k, counts)
@@ -99,43 +88,119 @@ func Schedule(p Params, seed uint64) (*Plan, error) {
 			plan.Turns = append(plan.Turns, Turn{Index: k, Offset: time.Duration(k) * p.Interval, Jobs: n, Draw: draw})
 		}
 		plan.Arrivals = make([]Arrival, 0, total)
-		for _, turn := range plan.Turns {
-			for range turn.Jobs {
-				if err := add(turn.Offset, turn.Index, base); err != nil {
-					return nil, err
-				}
-			}
-		}
 	case Poisson:
-		horizon := plan.Horizon.Seconds()
-		if p.Lambda*horizon > maxArrivals {
+		if horizon := plan.Horizon.Seconds(); p.Lambda*horizon > maxArrivals {
 			return nil, invalid("the plan would hold about %.0f jobs, more than %d: lower the rate or the number of turns", p.Lambda*horizon, maxArrivals)
 		}
-		for t := counts.ExpFloat64() / p.Lambda; t < horizon; t += counts.ExpFloat64() / p.Lambda {
-			at := seconds(t)
-			if err := add(at, int(at/p.Interval), base); err != nil {
-				return nil, err
-			}
+	}
+	st, err := NewStream(p, seed)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		a, ok := st.Next()
+		if !ok {
+			break
 		}
+		if len(plan.Arrivals) >= maxArrivals {
+			return nil, invalid("the plan holds more than %d jobs: lower the rate or the number of turns", maxArrivals)
+		}
+		plan.Arrivals = append(plan.Arrivals, a)
+	}
+	switch p.Profile {
+	case Poisson:
 		plan.Turns = windows(plan.Arrivals, p.Interval, p.Turns)
 	case Trace:
-		entries := append([]TraceEntry(nil), p.Trace...)
-		sort.SliceStable(entries, func(i, j int) bool { return entries[i].Offset < entries[j].Offset })
-		for _, e := range entries {
-			s := base
-			s.Tasks, s.Cores, s.Duration = e.Tasks, e.Cores, e.Duration
-			if p.Command == "" {
-				s.Command = "sleep " + strconv.FormatFloat(e.Duration, 'f', -1, 64)
-			}
-			at := seconds(e.Offset)
-			if err := add(at, int(at/p.Interval), s); err != nil {
-				return nil, err
-			}
-		}
-		plan.Horizon = seconds(entries[len(entries)-1].Offset)
+		plan.Horizon = seconds(st.entries[len(st.entries)-1].Offset)
 		plan.Turns = windows(plan.Arrivals, p.Interval, int(plan.Horizon/p.Interval)+1)
 	}
 	return plan, nil
+}
+
+// Stream yields the arrivals of a plan one at a time, in order, without
+// holding them: Schedule collects it into a Plan, and `rswarm simulate`
+// drives it in virtual time, so that an hour of 2,000 jobs a second needs no
+// more memory than one arrival. It has no bound on the number of arrivals.
+type Stream struct {
+	p              Params
+	counts, shapes *rand.Rand
+	base           Shape
+	seq            int
+	// Turn profiles: the next turn to count, the turn being emitted and
+	// how many of its arrivals are left.
+	next, cur, left int
+	// Poisson: the last arrival, in seconds, and the horizon.
+	t, horizon float64
+	// Trace: the entries by offset, and the next one.
+	entries []TraceEntry
+	i       int
+}
+
+// NewStream returns the stream of arrivals of the parameters and seed.
+func NewStream(p Params, seed uint64) (*Stream, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Stream{
+		p:       p,
+		counts:  rand.New(rand.NewPCG(seed, streamCounts)),
+		shapes:  rand.New(rand.NewPCG(seed, streamShapes)),
+		base:    Shape{Tasks: p.TaskCount, Cores: p.TaskCores, MemMB: p.TaskMemMB, Image: p.Image, Command: p.Command, Duration: p.Duration},
+		horizon: (time.Duration(p.Turns) * p.Interval).Seconds(),
+	}
+	if s.base.Command == "" {
+		s.base.Command = DefaultCommand
+	}
+	if p.Profile == Trace {
+		s.entries = append([]TraceEntry(nil), p.Trace...)
+		sort.SliceStable(s.entries, func(i, j int) bool { return s.entries[i].Offset < s.entries[j].Offset })
+	}
+	return s, nil
+}
+
+// Next returns the next arrival, or false after the last.
+func (s *Stream) Next() (Arrival, bool) {
+	switch s.p.Profile {
+	case Steady, Bursty, Incremental, Random:
+		for s.left == 0 {
+			if s.next >= s.p.Turns {
+				return Arrival{}, false
+			}
+			s.left, _ = turnCount(&s.p, s.next, s.counts)
+			s.cur = s.next
+			s.next++
+		}
+		s.left--
+		return s.arrival(time.Duration(s.cur)*s.p.Interval, s.cur, s.base), true
+	case Poisson:
+		s.t += s.counts.ExpFloat64() / s.p.Lambda
+		if s.t >= s.horizon {
+			s.t = math.Inf(1) // stays past the end
+			return Arrival{}, false
+		}
+		at := seconds(s.t)
+		return s.arrival(at, int(at/s.p.Interval), s.base), true
+	case Trace:
+		if s.i >= len(s.entries) {
+			return Arrival{}, false
+		}
+		e := s.entries[s.i]
+		s.i++
+		sh := s.base
+		sh.Tasks, sh.Cores, sh.Duration = e.Tasks, e.Cores, e.Duration
+		if s.p.Command == "" {
+			sh.Command = "sleep " + strconv.FormatFloat(e.Duration, 'f', -1, 64)
+		}
+		at := seconds(e.Offset)
+		return s.arrival(at, int(at/s.p.Interval), sh), true
+	}
+	return Arrival{}, false
+}
+
+func (s *Stream) arrival(at time.Duration, turn int, sh Shape) Arrival {
+	sh.Deadline = s.shapes.IntN(21)
+	s.seq++
+	return Arrival{Seq: s.seq, Turn: turn, Offset: at, Shape: sh}
 }
 
 // turnCount is the original's feed function: the number of jobs of turn k.

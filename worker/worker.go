@@ -71,7 +71,10 @@ type Config struct {
 	// workers reach it at; "" = the registered address with the listening port.
 	TransferListen    string
 	TransferAdvertise string
-	Logger            *slog.Logger
+	// Limits are the rules every task must pass before it runs here, as at
+	// the frontend (host paths only when allowed).
+	Limits api.Limits
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults: a heartbeat every second.
@@ -229,11 +232,14 @@ func (a *Agent) register(ctx context.Context) (Link, string, error) {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		a.log.Warn("registration failed; retrying", "err", err, "retry_in", backoff)
+		// Jittered, so that many workers that lost the globalmanager
+		// together do not come back in lockstep.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		a.log.Warn("registration failed; retrying", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil, "", ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
@@ -304,9 +310,17 @@ func (a *Agent) transferAddr(registered string) string {
 func (a *Agent) handle(ctx context.Context, _ string, kind string, body []byte) (any, error) {
 	switch kind {
 	case api.KindRunTask:
+		// Checked here too, whatever the sender: unknown settings (such as
+		// privileged) and what the frontend refuses (host paths unless
+		// allowed, cores above the cap, ...) are refused.
 		var rt api.RunTask
-		if err := json.Unmarshal(body, &rt); err != nil {
+		if err := api.DecodeStrict(body, &rt); err != nil {
+			a.log.Warn("refusing run_task", "err", err)
 			return nil, fmt.Errorf("worker: bad run_task: %w", err)
+		}
+		if err := api.CheckTask(rt.Job, rt.Task, a.cfg.Limits); err != nil {
+			a.log.Warn("refusing run_task", "job_id", rt.Job, "task_id", rt.Task.ContainerName, "err", err)
+			return nil, fmt.Errorf("worker: refusing task: %w", err)
 		}
 		return a.start(rt)
 	case api.KindStopTask:
@@ -540,7 +554,7 @@ func (a *Agent) report(ctx context.Context, dc Link) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(backoff/2 + rand.N(backoff/2+1)): // jittered
 			}
 			backoff = min(2*backoff, 2*time.Second)
 		}

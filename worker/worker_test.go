@@ -830,3 +830,36 @@ func TestSim(t *testing.T) {
 		t.Errorf("a second status was reported for one task")
 	}
 }
+
+func TestRunTaskRefusesWhatTheFrontendRefuses(t *testing.T) {
+	e := startAgent(t, nil)
+	for _, tc := range []struct {
+		name  string
+		body  any
+		field string
+	}{
+		{"host path volume", func() api.RunTask {
+			rt := runTask("j_evil1", 1)
+			rt.Task.Volumes = map[string]api.Volume{"/": {Bind: "/host"}}
+			return rt
+		}(), "volumes"},
+		{"privileged setting", map[string]any{"job": "j", "network": "rsnet_j", "task": map[string]any{
+			"container_name": "j_evil2", "image": "rswarm/busybox:latest", "req_cores": 1, "node": "sim1", "privileged": true}}, "privileged"},
+		{"cores above the cap", runTask("j_evil3", 5000), "req_cores"},
+		{"shell in the image", func() api.RunTask {
+			rt := runTask("j_evil4", 1)
+			rt.Task.Image = "busybox;rm -rf /"
+			return rt
+		}(), "image"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.command(api.KindRunTask, tc.body)
+			if err == nil || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("run_task = %v, want a refusal naming %s", err, tc.field)
+			}
+		})
+	}
+	if n := len(e.dc.statuses()); n != 0 {
+		t.Errorf("%d statuses reported; a refused task must not start", n)
+	}
+}

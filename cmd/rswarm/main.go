@@ -57,8 +57,13 @@ func main() {
 		if err := loadConfig(cmd); err != nil {
 			return err
 		}
+		if err := checkLogFlags(cmd); err != nil {
+			return err
+		}
 		return startProfiler(cmd)
 	}
+	root.Version = currentVersion().String()
+	root.SetVersionTemplate("rswarm version {{.Version}}\n")
 	for _, c := range commands {
 		root.AddCommand(c)
 	}
@@ -70,6 +75,7 @@ func main() {
 		}
 		bench.AddCommand(benchCommands...)
 	}
+	registerFlagCompletions(root)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
@@ -95,6 +101,13 @@ func loadConfig(cmd *cobra.Command) error {
 		}
 		if err := yaml.Unmarshal(b, &file); err != nil {
 			return fmt.Errorf("config %s: %w", path, err)
+		}
+		// A command with a --config of its own (stress reads the
+		// original's files) checks its keys itself.
+		if cmd.Flags().Lookup("config") == cmd.Root().PersistentFlags().Lookup("config") {
+			if err := checkConfigKeys(cmd, path, file); err != nil {
+				return err
+			}
 		}
 	}
 	var ferr error
@@ -126,12 +139,40 @@ func loadConfig(cmd *cobra.Command) error {
 	return ferr
 }
 
-// newLogger builds the process logger from --log-level and --log-format.
+// checkLogFlags refuses a --log-level or --log-format it does not know.
+func checkLogFlags(cmd *cobra.Command) error {
+	s, _ := cmd.Flags().GetString("log-level")
+	if _, err := parseLogLevel(s); err != nil {
+		return err
+	}
+	if f, _ := cmd.Flags().GetString("log-format"); f != "text" && f != "json" {
+		return fmt.Errorf("--log-format must be text or json, got %q", f)
+	}
+	return nil
+}
+
+// parseLogLevel reads debug, info, warn or error (any case).
+func parseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", s)
+}
+
+// newLogger builds the process logger from --log-level and --log-format
+// (checked before any command runs).
 func newLogger(cmd *cobra.Command) *slog.Logger {
 	lvl := new(slog.LevelVar)
 	s, _ := cmd.Flags().GetString("log-level")
-	if err := lvl.UnmarshalText([]byte(s)); err != nil {
-		lvl.Set(slog.LevelInfo)
+	if l, err := parseLogLevel(s); err == nil {
+		lvl.Set(l)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	if f, _ := cmd.Flags().GetString("log-format"); f == "json" {

@@ -187,7 +187,7 @@ func (r *roleFlags) jobmanagerRole(ctx context.Context, st store.Store, log *slo
 	if err != nil {
 		return err
 	}
-	srv, err := bus.Listen(r.ep.jmBus, jobmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
+	srv, err := r.ep.listenBus("jobmanager", r.ep.jmBus, jobmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("jobmanager bus %s: %w", r.ep.jmBus, err)
 	}
@@ -209,7 +209,7 @@ func (r *roleFlags) discoveryRole(ctx context.Context, st store.Store, log *slog
 	if err != nil {
 		return err
 	}
-	srv, err := bus.Listen(r.ep.dcBus, discoveryHandler(s), log, bus.WithMaxHandlers(busHandlers))
+	srv, err := r.ep.listenBus("discovery", r.ep.dcBus, discoveryHandler(s), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("discovery bus %s: %w", r.ep.dcBus, err)
 	}
@@ -256,7 +256,7 @@ func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *
 	if r.local != nil {
 		r.local.gm.Store(m)
 	}
-	srv, err := bus.Listen(r.ep.gmBus, globalmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
+	srv, err := r.ep.listenBus("globalmanager", r.ep.gmBus, globalmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("globalmanager bus %s: %w", r.ep.gmBus, err)
 	}
@@ -313,12 +313,19 @@ func (r *roleFlags) workerRole(ctx context.Context, log *slog.Logger, simIndex i
 		return err
 	}
 	defer closeRT()
+	if r.ep.busAuth && simIndex <= 0 {
+		kp, err := ensureKey(r.ep.keysDir(), "worker")
+		if err != nil {
+			return err
+		}
+		log.Info("bus key: authorise it on the control plane as <data-dir>/bus/authorized/<name>.pub", "public_key", kp.Public)
+	}
 	cfg := worker.DefaultConfig()
-	cfg.HeartbeatPeriod, cfg.Logger = r.heartbeat, log
+	cfg.HeartbeatPeriod, cfg.Logger, cfg.Limits = r.heartbeat, log, r.limits()
 	if r.runtime == "docker" {
 		cfg.TransferListen = r.transfer
 	}
-	a, err := worker.New(cfg, rt, workerDialer(r.ep.gmBus, log), workerDialer(r.ep.dcBus, log))
+	a, err := worker.New(cfg, rt, workerDialer(&r.ep, "globalmanager", r.ep.gmBus, log), workerDialer(&r.ep, "discovery", r.ep.dcBus, log))
 	if err != nil {
 		return err
 	}
@@ -348,6 +355,7 @@ func (r *roleFlags) withStore(cmd *cobra.Command, role string, fn func(ctx conte
 
 func init() {
 	var fe, jm, gm, dc, wk roleFlags
+	var wkCount int
 	feCmd := &cobra.Command{Use: "frontend", Short: "REST API for jobs (default 127.0.0.1:5001)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return fe.withStore(cmd, "frontend", fe.frontendRole) }}
 	fe.ep.bind(feCmd)
@@ -380,9 +388,22 @@ func init() {
 
 	wkCmd := &cobra.Command{Use: "worker", Short: "per-host agent running tasks (--runtime docker or sim)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return wk.workerRole(cmd.Context(), newLogger(cmd).With("component", "worker"), -1, nil)
+			log := newLogger(cmd).With("component", "worker")
+			if wkCount == 1 && (wk.runtime != "sim" || !cmd.Flags().Changed("workers")) {
+				return wk.workerRole(cmd.Context(), log, -1, nil)
+			}
+			if wk.runtime != "sim" || wkCount < 1 {
+				return fmt.Errorf("--workers %d: several workers in one process need --runtime sim (and at least 1)", wkCount)
+			}
+			g, gctx := errgroup.WithContext(cmd.Context())
+			for i := 0; i < wkCount; i++ {
+				g.Go(func() error { return wk.workerRole(gctx, log, i, nil) })
+			}
+			return g.Wait()
 		}}
 	wk.ep.bind(wkCmd)
 	wk.bindWorker(wkCmd, true)
+	wk.bindFrontend(wkCmd) // the rules this worker applies to the tasks it is told to run
+	wkCmd.Flags().IntVar(&wkCount, "workers", 1, "number of simulated workers this process runs (--runtime sim), named <sim-id>-0000 ...")
 	addCommand(wkCmd)
 }

@@ -51,6 +51,11 @@ type endpoints struct {
 	apiToken, apiTokenFile     string
 	insecure                   bool
 	dataDir, mongoURI, mongoDB string
+
+	// bus security (see buskeys.go)
+	busAuth                       bool
+	busKeysDir, authorizedKeysDir string
+	serverKeys                    map[string]string // role -> --<role>-key
 }
 
 func (e *endpoints) bind(cmd *cobra.Command) {
@@ -62,11 +67,33 @@ func (e *endpoints) bind(cmd *cobra.Command) {
 	f.StringVar(&e.dcBus, "discovery-bus", "tcp://127.0.0.1:4000", "discovery status bus (ZeroMQ endpoint)")
 	f.StringVar(&e.apiToken, "api-token", "", "bearer token the REST APIs require (also for calls between roles)")
 	f.StringVar(&e.apiTokenFile, "api-token-file", "", "file holding the API token")
-	f.BoolVar(&e.insecure, "insecure", false, "allow REST APIs on non-loopback addresses without a token")
+	f.BoolVar(&e.insecure, "insecure", false, "allow REST APIs on non-loopback addresses without a token, and the bus without CURVE")
 	f.StringVar(&e.dataDir, "data-dir", "./data", "directory of the embedded SQLite store")
 	f.StringVar(&e.mongoURI, "mongo-uri", "", "MongoDB URI; when set, MongoDB is the store instead of SQLite")
 	f.StringVar(&e.mongoDB, "mongo-db", "RESTfulSwarmDB", "MongoDB database name")
+	f.BoolVar(&e.busAuth, "bus-auth", true, "authenticate and encrypt the bus with ZeroMQ CURVE (keys in --bus-keys-dir)")
+	f.StringVar(&e.busKeysDir, "bus-keys-dir", "", "directory of this host's bus key pairs; processes sharing it trust each other (default <data-dir>/bus)")
+	f.StringVar(&e.authorizedKeysDir, "authorized-keys-dir", "", "directory of further client public keys (*.pub) the bus servers accept (default <bus-keys-dir>/authorized)")
+	e.serverKeys = make(map[string]string)
+	for _, role := range []string{"globalmanager", "discovery", "jobmanager"} {
+		f.Var(&keyFlag{m: e.serverKeys, k: role}, role+"-key", "public key of the "+role+"'s bus (Z85, or a file holding it; default <bus-keys-dir>/"+role+".pub)")
+	}
 }
+
+// keyFlag is a --<role>-key flag, stored in a map by role.
+type keyFlag struct {
+	m map[string]string
+	k string
+}
+
+func (v *keyFlag) String() string {
+	if v.m == nil {
+		return ""
+	}
+	return v.m[v.k]
+}
+func (v *keyFlag) Set(s string) error { v.m[v.k] = s; return nil }
+func (v *keyFlag) Type() string       { return "string" }
 
 func (e *endpoints) token() (string, error) {
 	if e.apiTokenFile != "" {
@@ -108,7 +135,7 @@ type jmLink struct {
 }
 
 func dialJobmanager(e *endpoints, role string, log *slog.Logger) (*jmLink, error) {
-	c, err := bus.Dial(e.jmBus, identity(role), nil, log)
+	c, err := e.dialBus(role, "jobmanager", e.jmBus, identity(role), nil, log)
 	if err != nil {
 		return nil, fmt.Errorf("connect to jobmanager at %s: %w", e.jmBus, err)
 	}
@@ -117,20 +144,36 @@ func dialJobmanager(e *endpoints, role string, log *slog.Logger) (*jmLink, error
 
 func (l *jmLink) Close() error { return l.c.Close() }
 
+// jmCallTimeout bounds a call to the jobmanager whose caller set no
+// deadline: while the jobmanager is away the bus holds a request until its
+// context ends (and sends it as soon as the jobmanager is back), so
+// without a deadline such a call would wait for as long as the outage.
+const jmCallTimeout = 10 * time.Second
+
+// request is l.c.Request with a deadline.
+func (l *jmLink) request(ctx context.Context, kind string, body, reply any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, jmCallTimeout)
+		defer cancel()
+	}
+	return l.c.Request(ctx, kind, body, reply)
+}
+
 func (l *jmLink) JobSubmitted(ctx context.Context, names ...string) error {
-	return l.c.Request(ctx, api.KindJobSubmitted, names, nil)
+	return l.request(ctx, api.KindJobSubmitted, names, nil)
 }
 func (l *jmLink) JobCancelled(ctx context.Context, name string) error {
-	return l.c.Request(ctx, api.KindJobCancelled, api.JobRef{Job: name}, nil)
+	return l.request(ctx, api.KindJobCancelled, api.JobRef{Job: name}, nil)
 }
 func (l *jmLink) TasksDone(ctx context.Context, tasks []api.TaskRef) error {
-	return l.c.Request(ctx, api.KindTasksDone, api.TasksDone{Tasks: tasks}, nil)
+	return l.request(ctx, api.KindTasksDone, api.TasksDone{Tasks: tasks}, nil)
 }
 func (l *jmLink) WorkersChanged(ctx context.Context) error {
-	return l.c.Request(ctx, api.KindWorkersChanged, struct{}{}, nil)
+	return l.request(ctx, api.KindWorkersChanged, struct{}{}, nil)
 }
 func (l *jmLink) SwitchStrategy(ctx context.Context, name string) error {
-	err := l.c.Request(ctx, api.KindSwitchStrategy, api.StrategyInfo{Name: name}, nil)
+	err := l.request(ctx, api.KindSwitchStrategy, api.StrategyInfo{Name: name}, nil)
 	var re *bus.RemoteError
 	if errors.As(err, &re) {
 		return api.Invalid("name", "%s", strings.TrimPrefix(re.Msg, "name: "))
@@ -139,17 +182,17 @@ func (l *jmLink) SwitchStrategy(ctx context.Context, name string) error {
 }
 func (l *jmLink) Reserve(ctx context.Context, r api.Reservation) ([]int, error) {
 	var got api.Reserved
-	err := l.c.Request(ctx, api.KindReserve, r, &got)
+	err := l.request(ctx, api.KindReserve, r, &got)
 	return got.Cores, remoteField(err)
 }
 func (l *jmLink) Commit(ctx context.Context, r api.Reservation) error {
-	return remoteField(l.c.Request(ctx, api.KindCommit, r, nil))
+	return remoteField(l.request(ctx, api.KindCommit, r, nil))
 }
 func (l *jmLink) Abort(ctx context.Context, task string) error {
-	return remoteField(l.c.Request(ctx, api.KindAbort, api.Reservation{Task: task}, nil))
+	return remoteField(l.request(ctx, api.KindAbort, api.Reservation{Task: task}, nil))
 }
 func (l *jmLink) Reallocate(ctx context.Context, r api.Reservation) error {
-	return remoteField(l.c.Request(ctx, api.KindReallocate, r, nil))
+	return remoteField(l.request(ctx, api.KindReallocate, r, nil))
 }
 
 // remoteField turns the jobmanager's refusal of a reservation into a
@@ -164,12 +207,12 @@ func remoteField(err error) error {
 
 func (l *jmLink) Stats(ctx context.Context) (api.SchedulerStats, error) {
 	var st api.SchedulerStats
-	err := l.c.Request(ctx, api.KindGetStats, struct{}{}, &st)
+	err := l.request(ctx, api.KindGetStats, struct{}{}, &st)
 	return st, err
 }
 func (l *jmLink) Strategy(ctx context.Context) (api.StrategyInfo, error) {
 	var info api.StrategyInfo
-	err := l.c.Request(ctx, api.KindGetStrategy, struct{}{}, &info)
+	err := l.request(ctx, api.KindGetStrategy, struct{}{}, &info)
 	return info, err
 }
 
@@ -262,14 +305,14 @@ func globalmanagerHandler(m *globalmanager.Manager) bus.Handler {
 	}
 }
 
-// workerDialer returns a worker.Dialer that opens bus clients to addr.
-func workerDialer(addr string, log *slog.Logger) worker.Dialer {
+// workerDialer returns a worker.Dialer that opens bus clients to server's addr.
+func workerDialer(e *endpoints, server, addr string, log *slog.Logger) worker.Dialer {
 	return func(id string, h worker.Handler) (worker.Link, error) {
 		var bh bus.Handler
 		if h != nil {
 			bh = bus.Handler(h)
 		}
-		return bus.Dial(addr, id, bh, log)
+		return e.dialBus("worker", server, addr, id, bh, log)
 	}
 }
 

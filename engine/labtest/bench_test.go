@@ -132,7 +132,7 @@ func BenchmarkLabWorkerJoin(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		p := c.lab.Start(b, h, "worker on "+h.Name, workerArgs(cp, h)...)
+		p := c.lab.Start(b, h, "worker on "+h.Name, workerArgs(b, c.cpDir, cp, h)...)
 		var id string
 		apitest.Eventually(b, 60*time.Second, func() error {
 			ws, err := c.fe.Workers(ctx)

@@ -51,6 +51,7 @@ type cluster struct {
 	fe, gm  *api.Client
 	workers map[string]*labtest.Proc // by host name
 	ids     map[string]string        // host name -> worker (node) ID
+	cpDir   string                   // the control plane's data directory
 }
 
 const token = "lab-test-token"
@@ -64,13 +65,33 @@ func controlArgs(h *labtest.Host, dataDir string) []string {
 		"--frontend-addr", a + ":5001", "--globalmanager-addr", a + ":5000",
 		"--globalmanager-bus", "tcp://" + a + ":3100", "--discovery-bus", "tcp://" + a + ":4000",
 		"--jobmanager-bus", "tcp://127.0.0.1:2990", "--data-dir", dataDir,
-		"--api-token", token, "--insecure", "--heartbeat-grace", "10s"}
+		"--api-token", token, "--heartbeat-grace", "10s"}
 }
 
-// workerArgs are a worker's flags on host h, reaching the control plane on cp.
-func workerArgs(cp, h *labtest.Host) []string {
-	return []string{binary, "worker", "--globalmanager-bus", "tcp://" + cp.Addr + ":3100",
-		"--discovery-bus", "tcp://" + cp.Addr + ":4000", "--advertise-addr", h.Addr, "--insecure"}
+// workerArgs are a worker's flags on host h, reaching the control plane
+// on cp over the CURVE-authenticated bus, as on separate machines: the
+// worker has a data directory of its own, its public key is authorised on
+// the control plane (cpDir/bus/authorized), and it is given the control
+// plane's globalmanager and discovery public keys.
+func workerArgs(t testing.TB, cpDir string, cp, h *labtest.Host) []string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command(binary, "keys", "--data-dir", dir).Output()
+	if err != nil {
+		t.Fatalf("rswarm keys on %s: %v", h.Name, err)
+	}
+	auth := filepath.Join(cpDir, "bus", "authorized")
+	if err := os.MkdirAll(auth, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(auth, h.Name+".pub"), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(cpDir, "bus")
+	return []string{binary, "worker", "--data-dir", dir,
+		"--globalmanager-bus", "tcp://" + cp.Addr + ":3100", "--globalmanager-key", filepath.Join(keys, "globalmanager.pub"),
+		"--discovery-bus", "tcp://" + cp.Addr + ":4000", "--discovery-key", filepath.Join(keys, "discovery.pub"),
+		"--advertise-addr", h.Addr}
 }
 
 func startCluster(t testing.TB, workers int) *cluster {
@@ -83,8 +104,9 @@ func startCluster(t testing.TB, workers int) *cluster {
 func startClusterOn(t testing.TB, lab *labtest.Lab, workers int) *cluster {
 	t.Helper()
 	cp := lab.Host(1)
-	lab.Start(t, cp, "control plane", controlArgs(cp, t.TempDir())...)
-	c := &cluster{lab: lab, workers: map[string]*labtest.Proc{}, ids: map[string]string{},
+	cpDir := t.TempDir()
+	lab.Start(t, cp, "control plane", controlArgs(cp, cpDir)...)
+	c := &cluster{lab: lab, workers: map[string]*labtest.Proc{}, ids: map[string]string{}, cpDir: cpDir,
 		fe: api.NewClient("http://"+cp.Forward(t, cp.Addr+":5001"), token),
 		gm: api.NewClient("http://"+cp.Forward(t, cp.Addr+":5000"), token)}
 	ctx := context.Background()
@@ -93,7 +115,7 @@ func startClusterOn(t testing.TB, lab *labtest.Lab, workers int) *cluster {
 	})
 	for i := 2; i <= workers+1; i++ {
 		h := lab.Host(i)
-		c.workers[h.Name] = lab.Start(t, h, "worker on "+h.Name, workerArgs(cp, h)...)
+		c.workers[h.Name] = lab.Start(t, h, "worker on "+h.Name, workerArgs(t, cpDir, cp, h)...)
 	}
 	c.waitWorkers(t, workers+1)
 	return c

@@ -139,7 +139,7 @@ const docTemplatefrontend = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "A text/event-stream of lifecycle changes, so that a client can wait without polling. Each event is sent as \"id: \u003cseq\u003e\", \"event: \u003ctype\u003e\" and \"data: \u003cthe Event as JSON\u003e\" lines; the types are job.accepted, job.placed, job.deployed, job.running, task.running, task.failed (with exit_code), task.ended, job.finished and session.finished (every job of the session has ended). A comment line is sent every 15 seconds to keep the connection open. A client that reads too slowly sees its stream end.",
+                "description": "A text/event-stream of lifecycle changes, so that a client can wait without polling. Each event is sent as \"id: \u003cseq\u003e\", \"event: \u003ctype\u003e\" and \"data: \u003cthe Event as JSON\u003e\" lines; the types are job.accepted, job.placed, job.deployed, job.running, task.running, task.failed (with exit_code), task.ended, job.finished and session.finished (every job of the session has ended; counts holds how many ended Down, Failed and Cancelled). Each event carries the state and time of its own transition. A client that reconnects with the Last-Event-ID header (or the last_event_id parameter) gets the events it missed first, without loss or repetition, as long as the server still keeps them (the last 32768 events, for 5 minutes after the last listener left); otherwise a stream.gap event (without an id) says so first. A comment line is sent every 15 seconds to keep the connection open. A client that reads too slowly sees its stream end, and can resume.",
                 "produces": [
                     "text/event-stream",
                     "application/json"
@@ -160,6 +160,18 @@ const docTemplatefrontend = `{
                         "description": "only events of this session",
                         "name": "session",
                         "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "resume after this event id",
+                        "name": "Last-Event-ID",
+                        "in": "header"
+                    },
+                    {
+                        "type": "string",
+                        "description": "resume after this event id (for clients that cannot set the header)",
+                        "name": "last_event_id",
+                        "in": "query"
                     }
                 ],
                 "responses": {
@@ -167,6 +179,12 @@ const docTemplatefrontend = `{
                         "description": "the stream; each data line holds one Event",
                         "schema": {
                             "$ref": "#/definitions/frontend.Event"
+                        }
+                    },
+                    "400": {
+                        "description": "a malformed Last-Event-ID",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
                         }
                     },
                     "401": {
@@ -449,6 +467,12 @@ const docTemplatefrontend = `{
                     },
                     "500": {
                         "description": "the store failed",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    },
+                    "503": {
+                        "description": "the jobmanager did not answer within seconds: nothing was cancelled",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorBody"
                         }
@@ -980,6 +1004,9 @@ const docTemplatefrontend = `{
         "api.Job": {
             "type": "object",
             "properties": {
+                "deploy_time": {
+                    "type": "number"
+                },
                 "end_time": {
                     "type": "number"
                 },
@@ -999,6 +1026,10 @@ const docTemplatefrontend = `{
                     "items": {
                         "type": "string"
                     }
+                },
+                "place_time": {
+                    "description": "PlaceTime is when the jobmanager placed the job, and DeployTime when\nevery task was delivered to its worker (epoch seconds).",
+                    "type": "number"
                 },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",
@@ -1303,6 +1334,14 @@ const docTemplatefrontend = `{
         "frontend.Event": {
             "type": "object",
             "properties": {
+                "counts": {
+                    "description": "Counts, on session.finished, counts the session's jobs by final state.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/frontend.SessionCounts"
+                        }
+                    ]
+                },
                 "error": {
                     "type": "string"
                 },
@@ -1311,6 +1350,10 @@ const docTemplatefrontend = `{
                 },
                 "job": {
                     "type": "string"
+                },
+                "lost": {
+                    "description": "Lost, on stream.gap, is how many events the client missed because\nthe server no longer keeps them (0 when unknown: the client's last\nid is from an earlier server process).",
+                    "type": "integer"
                 },
                 "node": {
                     "type": "string"
@@ -1346,6 +1389,23 @@ const docTemplatefrontend = `{
                 },
                 "task": {
                     "type": "string"
+                }
+            }
+        },
+        "frontend.SessionCounts": {
+            "type": "object",
+            "properties": {
+                "cancelled": {
+                    "type": "integer"
+                },
+                "down": {
+                    "type": "integer"
+                },
+                "failed": {
+                    "type": "integer"
+                },
+                "jobs": {
+                    "type": "integer"
                 }
             }
         }

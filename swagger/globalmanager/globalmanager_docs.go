@@ -1787,6 +1787,68 @@ const docTemplateglobalmanager = `{
                     }
                 }
             }
+        },
+        "/metrics": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Metrics in the Prometheus text format: API requests by route and status code and their latency, deployments by outcome and their duration, workers by status, and the Go runtime's and the process's figures.",
+                "produces": [
+                    "text/plain"
+                ],
+                "tags": [
+                    "monitoring"
+                ],
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "the Prometheus text exposition format",
+                        "schema": {
+                            "type": "string"
+                        }
+                    },
+                    "401": {
+                        "description": "no or wrong bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
+        },
+        "/readyz": {
+            "get": {
+                "description": "200 when the store answers within two seconds, the swarm is initialised (unless the globalmanager runs without one) and the workers' bus is up; 503 naming what is not. Needs no token.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "monitoring"
+                ],
+                "summary": "Readiness",
+                "responses": {
+                    "200": {
+                        "description": "{\"status\": \"ready\"}",
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "status": {
+                                    "type": "string"
+                                }
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "the store is unreachable, or the swarm or the bus is not up yet",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorBody"
+                        }
+                    }
+                }
+            }
         }
     },
     "definitions": {
@@ -1815,6 +1877,9 @@ const docTemplateglobalmanager = `{
         "api.Job": {
             "type": "object",
             "properties": {
+                "deploy_time": {
+                    "type": "number"
+                },
                 "end_time": {
                     "type": "number"
                 },
@@ -1834,6 +1899,10 @@ const docTemplateglobalmanager = `{
                     "items": {
                         "type": "string"
                     }
+                },
+                "place_time": {
+                    "description": "PlaceTime is when the jobmanager placed the job, and DeployTime when\nevery task was delivered to its worker (epoch seconds).",
+                    "type": "number"
                 },
                 "priority": {
                     "description": "Priority orders jobs under the priority strategy: higher first.",

@@ -310,5 +310,12 @@ type Sent struct {
 	Bytes    int64   `json:"bytes"`
 	SHA256   string  `json:"sha256"`
 	Downtime float64 `json:"downtime_seconds"`
+	// The downtime's parts: freezing and exporting the task (for a live
+	// move, the CRIU checkpoint), streaming it to the destination until it
+	// is prepared there, and stopping it here for good until it runs there
+	// (for a live move, the restore).
+	Freeze   float64 `json:"freeze_seconds,omitempty"`
+	Transfer float64 `json:"transfer_seconds,omitempty"`
+	Start    float64 `json:"start_seconds,omitempty"`
 	Note     string  `json:"note,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -38,14 +39,50 @@ func (c *Client) Checkpoint(ctx context.Context, id, name, dir string, leaveRunn
 	return checkpointError(err, "engine: checkpoint container", id, name)
 }
 
-// StartFromCheckpoint starts a stopped container from checkpoint name found
-// in dir ("" = the engine's own). Errors are classified as in Checkpoint.
-func (c *Client) StartFromCheckpoint(ctx context.Context, id, name, dir string) error {
-	err := c.cli.ContainerStart(ctx, id, container.StartOptions{CheckpointID: name, CheckpointDir: dir})
+// StartFromCheckpoint starts a stopped container from its checkpoint name,
+// which must be in the engine's own place for it (Docker 20.10 refuses a
+// restore from another directory: "custom checkpointdir is not supported";
+// see CheckpointDir). Errors are classified as in Checkpoint.
+//
+// When that place is on this machine the checkpoint gets a file of random
+// bytes first: the engine uploads the checkpoint into containerd's content
+// store to restore it and keeps it there a while, and Docker 20.10 fails a
+// restore whose checkpoint is byte for byte one it uploaded before ("commit
+// failed: content ...: already exists"), which happens with small
+// processes such as a sleep. CRIU ignores files it does not know.
+func (c *Client) StartFromCheckpoint(ctx context.Context, id, name string) error {
+	if dir, err := c.CheckpointDir(ctx, id); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			var b [16]byte
+			_, _ = rand.Read(b[:])
+			if err := os.WriteFile(filepath.Join(dir, name, "rswarm-nonce"), b[:], 0o600); err != nil {
+				return fmt.Errorf("engine: restore container %s (checkpoint %s): %w", id, name, err)
+			}
+		}
+	}
+	err := c.cli.ContainerStart(ctx, id, container.StartOptions{CheckpointID: name})
 	if err == nil {
 		return nil
 	}
 	return checkpointError(err, "engine: restore container", id, name)
+}
+
+// CheckpointDir is the directory in which the engine keeps the checkpoints
+// of container id (containers/<id>/checkpoints in its data root), as a
+// path on the engine's host.
+func (c *Client) CheckpointDir(ctx context.Context, id string) (string, error) {
+	in, err := c.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return "", classify(err, "engine: inspect container", id)
+	}
+	info, err := c.cli.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("engine: info: %w", err)
+	}
+	if info.DockerRootDir == "" {
+		return "", fmt.Errorf("engine: the engine does not say where it keeps container %s", id)
+	}
+	return filepath.Join(info.DockerRootDir, "containers", in.ID, "checkpoints"), nil
 }
 
 // checkpointError classifies a checkpoint or restore failure.
@@ -170,7 +207,7 @@ func (c *Client) probeCheckpoint(ctx context.Context, image string) (ok bool, re
 	case err := <-waitErr:
 		return false, fmt.Sprintf("waiting for the checkpointed test container to stop: %v", err), false
 	}
-	if err := c.StartFromCheckpoint(ctx, id, "probe", ""); err != nil {
+	if err := c.StartFromCheckpoint(ctx, id, "probe"); err != nil {
 		return false, probeReason("restore", err), ctx.Err() == nil
 	}
 	return true, "", true

@@ -81,72 +81,108 @@ func (r *Runtime) MoveOut(ctx context.Context, task, mode string, w io.Writer) (
 	}
 	note := ""
 	if len(ex.Deleted) > 0 {
-		note = fmt.Sprintf("%d paths the task deleted exist again on the destination (the engine cannot delete files in a container that does not run): %s",
+		note = fmt.Sprintf("%d paths the task deleted are deleted on the destination once it runs there: %s",
 			len(ex.Deleted), strings.Join(ex.Deleted[:min(3, len(ex.Deleted))], ", "))
 	}
 	return note, nil
 }
 
-// Resume undoes MoveOut after a failed move: the task runs again here (a
-// cold move's task is thawed; a live move's, stopped by its checkpoint,
-// starts again on its filesystem).
+// Halt stops a frozen task for good before its destination starts it (the
+// second phase of a move): a cold move's paused container is killed, a
+// live move's is already stopped by its checkpoint. The container stays
+// until Discard, so that Resume can still start it again here.
+func (r *Runtime) Halt(ctx context.Context, task, mode string) error {
+	if mode == api.ModeLive {
+		return nil
+	}
+	err := r.c.Kill(context.WithoutCancel(ctx), task)
+	if errors.Is(err, ErrConflict) { // not running any more: halted already
+		err = nil
+	}
+	return err
+}
+
+// Resume undoes MoveOut after a failed move: the task runs here again (a
+// paused container is thawed; one that stopped, by its checkpoint or by
+// Halt, starts again on its filesystem).
 func (r *Runtime) Resume(ctx context.Context, task, mode string) error {
 	defer r.hold(task, false)
 	ctx = context.WithoutCancel(ctx)
-	if mode == api.ModeCold {
+	in, err := r.c.Inspect(ctx, task)
+	if err != nil {
+		return err
+	}
+	switch {
+	case in.Status == "paused":
 		return r.c.Unpause(ctx, task)
+	case in.Running:
+		return nil
 	}
 	return r.c.Start(ctx, task)
 }
 
-// Discard removes a task's container after it moved away.
+// Discard removes a task's container after it moved away, with the named
+// volumes it brought along (they moved with it): RSwarm's own task
+// volumes and the ones the user named in the task (see MovedVolumes).
 func (r *Runtime) Discard(ctx context.Context, task string) error {
-	err := r.c.Remove(context.WithoutCancel(ctx), task, true)
+	ctx = context.WithoutCancel(ctx)
+	vols := r.mountedVolumes(ctx, task)
+	err := r.c.Remove(ctx, task, true)
 	r.hold(task, false)
 	if errors.Is(err, ErrNotFound) {
 		err = nil
 	}
 	if err == nil {
-		r.removeTaskVolumes(context.WithoutCancel(ctx), task)
+		r.removeTaskVolumes(ctx, task)
+		r.removeVolumes(ctx, task, vols)
 	}
 	return err
 }
 
-// MoveIn creates a task's container as rt says, puts the state read from
-// rd (written by MoveOut on another host) in, and starts it (live: restores
-// it from the checkpoint). If anything fails the container is removed:
-// nothing half-moved stays.
-func (r *Runtime) MoveIn(ctx context.Context, rt api.RunTask, mode string, rd io.Reader) (note string, err error) {
+// incoming is a task received from another host, not started yet.
+type incoming struct {
+	id, mode, ckDir string // ckDir: the engine's checkpoint directory (live)
+	deleted         []string
+}
+
+// PrepareIn creates a task's container as rt says and puts the state read
+// from rd (written by MoveOut on another host) in, without starting it:
+// StartIn starts it (live: restores it from the checkpoint), AbortIn
+// removes it. If anything fails nothing of it stays.
+func (r *Runtime) PrepareIn(ctx context.Context, rt api.RunTask, mode string, rd io.Reader) (err error) {
 	spec, err := Spec(rt, r.taskLabels(rt), r.StopTimeout)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if old, err := r.c.Inspect(ctx, spec.Name); err == nil {
 		if old.Labels[api.LabelManaged] != "1" || old.Labels[api.LabelTask] != spec.Name {
-			return "", fmt.Errorf("engine: a container named %s that is not this task exists here: %w", spec.Name, ErrConflict)
+			return fmt.Errorf("engine: a container named %s that is not this task exists here: %w", spec.Name, ErrConflict)
 		}
 		_ = r.c.Remove(ctx, old.ID, true)
 	}
+	r.hold(spec.Name, true) // a created container that has not run is not a task that ended
 	if err := r.createTaskVolumes(ctx, rt); err != nil {
-		return "", err
+		r.hold(spec.Name, false)
+		return err
 	}
 	id, err := r.c.Create(ctx, spec)
 	if err != nil {
 		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
-		return "", err
+		r.hold(spec.Name, false)
+		return err
 	}
+	in := &incoming{id: id, mode: mode}
 	defer func() {
 		if err != nil {
-			_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
-			r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
+			r.abort(ctx, spec.Name, in)
 		}
 	}()
-	var ckDir string
 	if mode == api.ModeLive {
-		if ckDir, err = os.MkdirTemp("", "rswarm-ck-"); err != nil {
-			return "", err
+		// Where the engine restores checkpoints from (the only place it
+		// does: see StartFromCheckpoint); removed with the container.
+		if in.ckDir, err = r.c.CheckpointDir(ctx, id); err != nil {
+			return err
 		}
-		defer os.RemoveAll(ckDir)
 	}
 	vols := map[string]string{}
 	for src, v := range rt.Task.Volumes {
@@ -154,27 +190,74 @@ func (r *Runtime) MoveIn(ctx context.Context, rt api.RunTask, mode string, rd io
 			vols[src] = v.Bind
 		}
 	}
-	extract := ckDir
+	extract := in.ckDir
 	if extract != "" {
-		extract = filepath.Join(ckDir, checkpointName)
+		extract = filepath.Join(in.ckDir, checkpointName)
 	}
 	im, err := r.c.ImportState(ctx, id, rd, vols, extract)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if mode == api.ModeLive {
-		if !im.Checkpoint {
-			return "", errors.New("engine: a live move arrived without its checkpoint")
-		}
-		err = r.c.StartFromCheckpoint(ctx, id, checkpointName, ckDir)
+	if mode == api.ModeLive && !im.Checkpoint {
+		return errors.New("engine: a live move arrived without its checkpoint")
+	}
+	in.deleted = im.Deleted
+	r.mu.Lock()
+	if r.incoming == nil {
+		r.incoming = map[string]*incoming{}
+	}
+	r.incoming[spec.Name] = in
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Runtime) takeIncoming(task string) *incoming {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.incoming[task]
+	delete(r.incoming, task)
+	return in
+}
+
+// abort removes what PrepareIn made for task.
+func (r *Runtime) abort(ctx context.Context, task string, in *incoming) {
+	ctx = context.WithoutCancel(ctx)
+	_ = r.c.Remove(ctx, in.id, true)
+	r.removeTaskVolumes(ctx, task)
+	r.hold(task, false)
+}
+
+// AbortIn removes a task PrepareIn made and that will not start here.
+func (r *Runtime) AbortIn(ctx context.Context, task string) {
+	if in := r.takeIncoming(task); in != nil {
+		r.abort(ctx, task, in)
+	}
+}
+
+// StartIn starts a task PrepareIn made (live: restores it from its
+// checkpoint), then deletes in it the paths the task had deleted on its
+// source (the Engine API can only do that in a running container). If it
+// does not start, nothing of it stays.
+func (r *Runtime) StartIn(ctx context.Context, task string) (note string, err error) {
+	in := r.takeIncoming(task)
+	if in == nil {
+		return "", fmt.Errorf("engine: task %s was not prepared here: %w", task, ErrNotFound)
+	}
+	if in.mode == api.ModeLive {
+		err = r.c.StartFromCheckpoint(ctx, in.id, checkpointName)
 	} else {
-		err = r.c.Start(ctx, id)
+		err = r.c.Start(ctx, in.id)
 	}
 	if err != nil {
-		return "", fmt.Errorf("start %s: %w", spec.Name, err)
+		r.abort(ctx, task, in)
+		return "", fmt.Errorf("start %s: %w", task, err)
 	}
-	if len(im.Deleted) > 0 {
-		note = fmt.Sprintf("%d paths deleted on the source exist again here", len(im.Deleted))
+	r.hold(task, false)
+	if len(in.deleted) > 0 {
+		if err := r.c.RemovePaths(context.WithoutCancel(ctx), in.id, in.deleted); err != nil {
+			return fmt.Sprintf("%d paths deleted on the source could not be deleted here: %v", len(in.deleted), err), nil
+		}
+		note = fmt.Sprintf("%d paths deleted on the source deleted here too", len(in.deleted))
 	}
 	return note, nil
 }

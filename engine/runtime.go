@@ -36,6 +36,9 @@ type Runtime struct {
 	// held are tasks being moved to another host: their containers stay
 	// (not reported, not removed) when they stop, until Resume or Discard.
 	held map[string]bool
+	// incoming are tasks received from another host, created and filled
+	// but not started yet (PrepareIn), by task name.
+	incoming map[string]*incoming
 }
 
 // NewRuntime returns the Docker runtime over c.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 )
@@ -40,6 +41,41 @@ func (c *Client) Pause(ctx context.Context, id string) error {
 // Unpause thaws a paused container.
 func (c *Client) Unpause(ctx context.Context, id string) error {
 	return classify(c.cli.ContainerUnpause(ctx, id), "engine: unpause container", id)
+}
+
+// Kill sends SIGKILL to a running (or paused) container's processes. It
+// gives ErrConflict for a container that is not running.
+func (c *Client) Kill(ctx context.Context, id string) error {
+	return classify(c.cli.ContainerKill(ctx, id, "KILL"), "engine: kill container", id)
+}
+
+// RemovePaths deletes paths (absolute, inside the container) in running
+// container id, with the container's own rm (rm -rf --).
+func (c *Client) RemovePaths(ctx context.Context, id string, paths []string) error {
+	ex, err := c.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: append([]string{"rm", "-rf", "--"}, paths...)})
+	if err != nil {
+		return classify(err, "engine: exec in container", id)
+	}
+	if err := c.cli.ContainerExecStart(ctx, ex.ID, container.ExecStartOptions{Detach: true}); err != nil {
+		return classify(err, "engine: exec in container", id)
+	}
+	for {
+		in, err := c.cli.ContainerExecInspect(ctx, ex.ID)
+		if err != nil {
+			return classify(err, "engine: exec in container", id)
+		}
+		if !in.Running {
+			if in.ExitCode != 0 {
+				return fmt.Errorf("engine: rm -rf in container %s exited %d", id, in.ExitCode)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // ExportState writes the filesystem changes of container id (running,
@@ -142,7 +178,7 @@ type Imported struct {
 // mount point in the container), and checkpoint/ entries are written under
 // ckDir (refused when ckDir is ""). Deletions cannot be applied through the
 // Engine API to a container that does not run: they are returned, for the
-// caller to report.
+// caller to apply once it runs (RemovePaths).
 func (c *Client) ImportState(ctx context.Context, id string, r io.Reader, volumeTarget map[string]string, ckDir string) (Imported, error) {
 	var im Imported
 	tr := tar.NewReader(bufio.NewReader(r))

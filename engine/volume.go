@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/volume"
 
@@ -43,6 +44,32 @@ func (r *Runtime) removeTaskVolumes(ctx context.Context, task string) {
 	for _, v := range list.Volumes {
 		if err := r.c.cli.VolumeRemove(ctx, v.Name, false); err != nil {
 			r.Log.Warn("removing a task's volume", "task_id", task, "volume", v.Name, "err", err)
+		}
+	}
+}
+
+// mountedVolumes are the named volumes mounted in a task's container.
+func (r *Runtime) mountedVolumes(ctx context.Context, task string) []string {
+	in, err := r.c.cli.ContainerInspect(ctx, task)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range in.Mounts {
+		if m.Type == "volume" && m.Name != "" {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// removeVolumes removes named volumes a task took with it to another host.
+// A volume still in use here (another container mounts it) stays, logged.
+func (r *Runtime) removeVolumes(ctx context.Context, task string, names []string) {
+	for _, n := range names {
+		err := r.c.cli.VolumeRemove(ctx, n, false)
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			r.Log.Warn("removing a moved task's volume", "task_id", task, "volume", n, "err", err)
 		}
 	}
 }

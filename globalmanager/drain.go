@@ -11,13 +11,20 @@ import (
 
 // Draining a worker: it takes no new tasks, and its running tasks move to
 // other workers (migrated with mode auto) where one has room for them now.
+// A task that cannot move (no other worker has room, or every move failed)
+// does not stay: its whole job goes back to the queue (placement is per
+// job, so the jobmanager's requeue is of jobs): its tasks are stopped
+// wherever they run, the job is Ready again with a note saying why, its
+// cores are freed and the jobmanager queues it. It is never lost.
 
 // DrainResult is a drained worker and what became of its tasks.
 type DrainResult struct {
 	api.Worker
-	// Moved are the tasks migrated away, Remaining those still on the worker
-	// (no other worker had room, or the move failed), with why.
+	// Moved are the tasks migrated away; Requeued the tasks that could not
+	// move, whose jobs went back to the queue, with why; Remaining those
+	// still on the worker (their job could not be requeued), with why.
 	Moved     []MigrateResult `json:"moved,omitempty"`
+	Requeued  []Stuck         `json:"requeued,omitempty"`
 	Remaining []Stuck         `json:"remaining,omitempty"`
 	// Empty is true once no live task is left on the worker: it is drained.
 	Empty bool `json:"empty"`
@@ -31,9 +38,8 @@ type Stuck struct {
 }
 
 // Drain stops placing tasks on a worker and moves its running tasks to
-// the other ready workers, the ones with the most free cores first. Tasks
-// that fit nowhere now stay where they are, listed with the reason; drain
-// again (or activate) later.
+// the other ready workers, the ones with the most free cores first. The
+// jobs of tasks that cannot move are requeued (see the top of this file).
 func (m *Manager) Drain(ctx context.Context, ref string) (DrainResult, error) {
 	w, err := m.SetDrained(ctx, ref, true)
 	if err != nil {
@@ -44,7 +50,21 @@ func (m *Manager) Drain(ctx context.Context, ref string) (DrainResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.Moved, res.Remaining = moved, stuck
+	res.Moved = moved
+	requeued := map[string]error{}
+	for _, s := range stuck {
+		err, done := requeued[s.Job]
+		if !done {
+			err = m.requeueJob(ctx, s.Job, fmt.Sprintf("task %s could not leave drained worker %s: %s", s.Task, w.ID, s.Reason))
+			requeued[s.Job] = err
+		}
+		if err != nil {
+			s.Reason += "; requeueing its job failed: " + err.Error()
+			res.Remaining = append(res.Remaining, s)
+		} else {
+			res.Requeued = append(res.Requeued, s)
+		}
+	}
 	left, err := m.liveTasks(ctx, w.ID)
 	if err != nil {
 		return res, err
@@ -149,4 +169,89 @@ func (m *Manager) targets(ctx context.Context, from string, t *api.Task) ([]stri
 		out[i] = c.id
 	}
 	return out, nil
+}
+
+// requeueJob puts a running job back in the queue: its live tasks are
+// stopped where they run (as for a move: their ends are not reported), the
+// job and its tasks are Ready again, unplaced (a no-scheduler job keeps its
+// pins), with reason in its notes, their cores are freed and the jobmanager
+// queues it.
+func (m *Manager) requeueJob(ctx context.Context, job, reason string) error {
+	j, err := m.st.GetJob(ctx, job)
+	if err != nil {
+		return err
+	}
+	if j.Status.Final() {
+		return fmt.Errorf("job %s has ended (%s)", job, j.Status)
+	}
+	var stopped []api.TaskRef
+	for _, t := range j.Info.Tasks {
+		if t.Node == "" || t.Status < api.Scheduled || t.Status.Final() {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
+		err := m.workers.Request(cctx, t.Node, api.KindStopTask,
+			api.StopTask{Job: job, Task: t.ContainerName, Reason: "requeued: " + reason, Grace: 2, Migrating: true}, nil)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("stop %s on %s: %w", t.ContainerName, t.Node, err)
+			m.failStopped(ctx, job, stopped, fmt.Sprintf("stopped to requeue job %s, but it could not be: %v", job, err))
+			return err
+		}
+		stopped = append(stopped, api.TaskRef{Job: job, Task: t.ContainerName, Node: t.Node, State: api.Failed})
+	}
+	var refs []api.TaskRef
+	_, err = m.st.UpdateJob(ctx, job, func(j *api.Job) error {
+		if j.Status.Final() {
+			return fmt.Errorf("job %s ended meanwhile (%s)", job, j.Status)
+		}
+		refs = refs[:0]
+		j.Status, j.StartTime = api.Ready, 0
+		j.Notes = append(j.Notes, "requeued: "+reason)
+		for _, t := range j.Info.Tasks {
+			refs = append(refs, api.TaskRef{Job: job, Task: t.ContainerName, Node: t.Node, State: api.Ready})
+			t.Status, t.StartTime, t.EndTime, t.ExitCode, t.Error = api.Ready, 0, 0, nil, ""
+			if j.Strategy != "no-scheduler" {
+				t.Node, t.CpusetCpus = "", ""
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.nt.TasksDone(ctx, refs); err != nil {
+		m.log.Warn("telling the jobmanager a requeued job's cores are free", "job_id", job, "err", err)
+	}
+	if err := m.nt.JobSubmitted(ctx, job); err != nil {
+		m.log.Warn("telling the jobmanager of a requeued job; its resync will find it", "job_id", job, "err", err)
+	}
+	m.log.Info("job requeued", "job_id", job, "reason", reason)
+	return nil
+}
+
+// failStopped records tasks stopped for a requeue that could not go on as
+// Failed, with why, and tells the jobmanager (which stops the rest of
+// their job, as for any failed task): their containers no longer run, and
+// a stop for a move is not reported by the workers.
+func (m *Manager) failStopped(ctx context.Context, job string, stopped []api.TaskRef, why string) {
+	if len(stopped) == 0 {
+		return
+	}
+	t := now()
+	_, err := m.st.UpdateJob(ctx, job, func(j *api.Job) error {
+		for _, r := range stopped {
+			if _, err := j.ApplyStatus(api.TaskStatus{Node: r.Node, Job: job, Task: r.Task, State: api.Failed, Error: why, Time: t}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.log.Warn("recording tasks stopped for a requeue that failed", "job_id", job, "err", err)
+		return
+	}
+	if err := m.nt.TasksDone(ctx, stopped); err != nil {
+		m.log.Warn("telling the jobmanager tasks ended", "job_id", job, "err", err)
+	}
 }

@@ -1777,6 +1777,83 @@ func TestTaskResource(t *testing.T) {
 	}
 }
 
+// TestDrainRequeues: job q has q_task1 on w1 (cpuset 0) and q_task2 on w2
+// (cpuset 1); w2's 4 cores are all busy, so draining w1 leaves q_task1
+// nowhere to go: its whole job goes back to the queue (both tasks stopped
+// as for a move, not reported as ended; the job Ready, unplaced, with a
+// note; its cores freed; the jobmanager told to queue it). If a stop
+// fails, the task is listed as remaining, and the task already stopped
+// (silently, as for a move) is recorded Failed with why, so that the
+// jobmanager stops the rest of the job as for any failure.
+func TestDrainRequeues(t *testing.T) {
+	tests := []struct {
+		name      string
+		stopFails bool
+		wantJob   api.State
+		calls     []string
+	}{
+		{name: "fits nowhere: the job is requeued", wantJob: api.Ready,
+			calls: []string{"nt.WorkersChanged", "worker w1 stop_task q_task1", "worker w2 stop_task q_task2",
+				"nt.TasksDone(q/q_task1@w1,q/q_task2@w2)", "nt.JobSubmitted(q)"}},
+		{name: "a stop fails: the task remains, the one stopped is failed", stopFails: true, wantJob: api.Running,
+			calls: []string{"nt.WorkersChanged", "worker w1 stop_task q_task1", "worker w2 stop_task q_task2", "nt.TasksDone(q/q_task1@w1)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newGM(t, nil)
+			e.worker(t, "w1", "docker")
+			e.worker(t, "w2", "docker", func(w *api.Worker) {
+				w.SetAllocation(map[int]string{0: "a", 1: "q_task2", 2: "b", 3: "c"}, 0)
+			})
+			e.put(t, placed("q", api.Running, "w1", "w2"))
+			if tc.stopFails {
+				e.ws.answer = func(_ context.Context, to, kind string, _ any) (any, error) {
+					if to == "w2" && kind == api.KindStopTask {
+						return nil, errors.New("w2 unreachable")
+					}
+					return "ok", nil
+				}
+			}
+			w := e.do(t, "POST", "/api/v1/workers/w1/drain", "")
+			if w.Code != 200 {
+				t.Fatalf("drain: %d %s", w.Code, w.Body)
+			}
+			wantCalls(t, e.rec.All(), tc.calls...)
+			for _, c := range e.ws.sent() {
+				if st, ok := c.body.(api.StopTask); ok && !st.Migrating {
+					t.Errorf("stop %+v is reported as the task's end (Migrating false)", st)
+				}
+			}
+			got := decodeBody[globalmanager.DrainResult](t, w)
+			j := e.job(t, "q")
+			if j.Status != tc.wantJob || got.Status != api.WorkerDrained {
+				t.Fatalf("job %s, worker %s", j.Status, got.Status)
+			}
+			if tc.stopFails {
+				if len(got.Remaining) != 1 || len(got.Requeued) != 0 || !strings.Contains(got.Remaining[0].Reason, "w2 unreachable") {
+					t.Errorf("drain result %+v", got)
+				}
+				if t1 := j.Info.Tasks.Get("q_task1"); t1.Status != api.Failed || !strings.Contains(t1.Error, "w2 unreachable") {
+					t.Errorf("q_task1 %s %q, want Failed saying why", t1.Status, t1.Error)
+				}
+				return
+			}
+			if len(got.Requeued) != 1 || got.Requeued[0].Task != "q_task1" || !strings.Contains(got.Requeued[0].Reason, "free cores") ||
+				len(got.Remaining) != 0 || !got.Empty {
+				t.Errorf("drain result %+v", got)
+			}
+			if len(j.Notes) != 1 || !strings.HasPrefix(j.Notes[0], "requeued: task q_task1 could not leave drained worker w1") {
+				t.Errorf("notes %q", j.Notes)
+			}
+			for _, tk := range j.Info.Tasks {
+				if tk.Status != api.Ready || tk.Node != "" || tk.CpusetCpus != "" || tk.StartTime != 0 {
+					t.Errorf("task %+v after the requeue", tk)
+				}
+			}
+		})
+	}
+}
+
 // TestDeployRefusesAJobAboveTheSizeLimit: issue 10 saw the globalmanager
 // cut deploy bodies at 8 MiB (the frontend took 16 MiB), and accepted jobs
 // failed with "unexpected end of JSON input". A body above api.MaxJobBytes

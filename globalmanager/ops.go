@@ -427,6 +427,11 @@ type MigrateResult struct {
 	Bytes           int64   `json:"bytes,omitempty"`
 	SHA256          string  `json:"sha256,omitempty"`
 	DowntimeSeconds float64 `json:"downtime_seconds,omitempty"`
+	// The downtime's parts (see api.Sent): freeze (live: the checkpoint),
+	// transfer, start (live: the restore).
+	FreezeSeconds   float64 `json:"freeze_seconds,omitempty"`
+	TransferSeconds float64 `json:"transfer_seconds,omitempty"`
+	StartSeconds    float64 `json:"start_seconds,omitempty"`
 }
 
 // moveMode decides how a task moves from src to dst: the mode asked for
@@ -642,6 +647,7 @@ func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, 
 		return res, fmt.Errorf("commit the move of %s: %w", t.ContainerName, err)
 	}
 	res.CpusetCpus, res.Bytes, res.SHA256, res.DowntimeSeconds = task.CpusetCpus, sent.Bytes, sent.SHA256, sent.Downtime
+	res.FreezeSeconds, res.TransferSeconds, res.StartSeconds = sent.Freeze, sent.Transfer, sent.Start
 	if sent.Note != "" {
 		res.Note += "; " + sent.Note
 	}

@@ -27,6 +27,10 @@
 #                      SUBNET.(10+i)/24, so 10.231.0.11 .. 10.231.0.19 for N <= 9 (N <= 200 works).
 #   RSWARM_LAB_SSH_PORT  port of every host's sshd on its lab address (default 22).
 #   RSWARM_LAB_DOCKERD_ARGS  extra dockerd flags for every host.
+#   RSWARM_CRIU_DIR    a directory put first on every host's dockerd PATH, so that its engine (runc)
+#                      uses the criu found there for checkpoints: a CRIU >= 4.1 where the system's
+#                      is too old for the kernel (live migration). Unset: the system's PATH. It
+#                      applies to engines this `up` starts (not to hosts already up).
 #
 # Files in the lab directory: ssh/id_ed25519{,.pub} (the client key, authorised for root on every
 # host), ssh/known_hosts (every host's key under its name and address), NAME/{docker.sock,
@@ -120,6 +124,10 @@ inner() {
   [ -f "$LAB/hosts" ] || : >"$LAB/hosts"
   mount --bind "$LAB/hosts" /etc/hosts
   export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
+  if [ -n "${RSWARM_CRIU_DIR:-}" ]; then
+    [ -x "$RSWARM_CRIU_DIR/criu" ] || die "RSWARM_CRIU_DIR=$RSWARM_CRIU_DIR has no executable criu"
+    export PATH="$RSWARM_CRIU_DIR:$PATH"
+  fi
   # shellcheck disable=SC2086
   exec dockerd --experimental \
     --data-root "$b/data" --exec-root "$b/exec" --pidfile "$b/docker.pid" \
@@ -198,6 +206,7 @@ cmd_up() {
   for t in ip nsenter unshare dockerd docker ssh-keygen /usr/sbin/sshd busybox; do
     command -v "$t" >/dev/null || die "$t is missing (scripts/setup.sh installs it)"
   done
+  [ -z "${RSWARM_CRIU_DIR:-}" ] || [ -x "$RSWARM_CRIU_DIR/criu" ] || die "RSWARM_CRIU_DIR=$RSWARM_CRIU_DIR has no executable criu"
   mkdir -p "$LAB"; chmod 700 "$LAB"
   rootfs_tar; client_key; [ -f "$LAB/hosts" ] || : >"$LAB/hosts"
   local i pids=()

@@ -59,6 +59,48 @@ func BenchmarkLabColdMigration(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// BenchmarkLabLiveMigration moves a counting task live between two hosts,
+// back and forth (it needs a CRIU that works: RSWARM_CRIU_DIR), and
+// reports the downtime's parts: the checkpoint, the transfer, the restore.
+func BenchmarkLabLiveMigration(b *testing.B) {
+	c := startCluster(b, 2)
+	ctx := context.Background()
+	name := fmt.Sprintf("lablivebench%d", time.Now().UnixNano())
+	j := apitest.Job(name, 1, 1, `sh -c 'i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.2; done'`)
+	if err := c.fe.SubmitJob(ctx, j); err != nil {
+		b.Fatal(err)
+	}
+	task := j.Info.Tasks[0].ContainerName
+	got := c.waitTasks(b, name, 60*time.Second, api.Running)
+	at := c.hostOf(got.Info.Tasks[0].Node)
+	if ws, err := c.fe.Workers(ctx); err != nil {
+		b.Fatal(err)
+	} else if w := find(ws, at.Name); !w.Checkpoint {
+		b.Skipf("live migration not possible here: CRIU on %s: %s", w.Host, w.CheckpointError)
+	}
+	var down, ck, xfer, restore, total []float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		to := c.other(at)
+		start := time.Now()
+		res, err := c.migrate(ctx, task, to.Name, "live")
+		if err != nil {
+			b.Fatal(err)
+		}
+		total = append(total, time.Since(start).Seconds())
+		down = append(down, res.DowntimeSeconds)
+		ck, xfer, restore = append(ck, res.FreezeSeconds), append(xfer, res.TransferSeconds), append(restore, res.StartSeconds)
+		at = to
+	}
+	b.StopTimer()
+	b.ReportMetric(p50(down), "downtime-p50-s")
+	b.ReportMetric(p50(ck), "checkpoint-p50-s")
+	b.ReportMetric(p50(xfer), "transfer-p50-s")
+	b.ReportMetric(p50(restore), "restore-p50-s")
+	b.ReportMetric(p50(total), "total-p50-s")
+	b.ReportMetric(0, "ns/op")
+}
+
 // BenchmarkLabDockerRun is the comparison: a plain `docker run --rm` of the
 // same image on a lab engine (create, start, exit, remove).
 func BenchmarkLabDockerRun(b *testing.B) {

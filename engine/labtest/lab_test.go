@@ -179,7 +179,8 @@ func TestLabJoinListLeave(t *testing.T) {
 			w.Cores != info.NCPU || w.MemTotal != info.MemTotal || w.Runtime != "docker" {
 			t.Errorf("%s: worker %+v, engine %+v", h.Name, w, info)
 		}
-		if w.Checkpoint || w.CheckpointError == "" || w.CheckpointError == "not probed" {
+		// Probed: it works (a CRIU that passes, RSWARM_CRIU_DIR), or CRIU's reason.
+		if w.Checkpoint != (w.CheckpointError == "") || w.CheckpointError == "not probed" {
 			t.Errorf("%s: checkpoint probe not reported: %v %q", h.Name, w.Checkpoint, w.CheckpointError)
 		}
 	}
@@ -389,7 +390,10 @@ func (c *cluster) other(h *labtest.Host) *labtest.Host {
 }
 
 // stateful is a command that leaves files behind and keeps running.
-const stateful = `sh -c 'echo kept > /state && mkdir -p /newdir/sub && echo deep > /newdir/sub/f && rm /bin/vi && exec sleep 3600'`
+// (A cold move runs the command again on top of the files: it must be
+// idempotent. Deletions are tested by deleting from outside: see
+// TestLabMigrateColdKeepsState.)
+const stateful = `sh -c 'echo kept > /state && mkdir -p /newdir/sub && echo deep > /newdir/sub/f && exec sleep 3600'`
 
 // wantState checks that task runs on h, alone, with the files stateful made.
 func (c *cluster) wantState(t *testing.T, h *labtest.Host, task string) {
@@ -428,14 +432,28 @@ func TestLabMigrateColdKeepsState(t *testing.T) {
 	})
 	c.check(t)
 
-	// auto picks cold here (CRIU fails on these hosts) and says why.
-	res, err := c.migrate(ctx, task, dst.Name, "auto")
+	// A file of the image deleted by the task: deleted on the destination too.
+	if _, err := c.exec(ctx, src, task, "rm", "/bin/vi"); err != nil {
+		t.Fatal(err)
+	}
+	// auto picks cold where CRIU fails on a host, and says why; where it
+	// works on both (RSWARM_CRIU_DIR), cold is asked for.
+	mode, wantNote := "auto", "checkpoints do not work on"
+	if ws, err := c.fe.Workers(ctx); err != nil {
+		t.Fatal(err)
+	} else if find(ws, src.Name).Checkpoint && find(ws, dst.Name).Checkpoint {
+		mode, wantNote = "cold", "deleted here too"
+	}
+	res, err := c.migrate(ctx, task, dst.Name, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Mode != api.ModeCold || !strings.Contains(res.Note, "checkpoints do not work on") || res.To != c.ids[dst.Name] ||
-		res.Bytes <= 0 || len(res.SHA256) != 64 || res.DowntimeSeconds <= 0 || !strings.Contains(res.Note, "deleted") {
+	if res.Mode != api.ModeCold || !strings.Contains(res.Note, wantNote) || !strings.Contains(res.Note, "deleted") || res.To != c.ids[dst.Name] ||
+		res.Bytes <= 0 || len(res.SHA256) != 64 || res.DowntimeSeconds <= 0 {
 		t.Errorf("migration result %+v", res)
+	}
+	if _, err := c.exec(ctx, dst, task, "ls", "/bin/vi"); err == nil {
+		t.Errorf("/bin/vi, deleted by the task before the move, exists on %s after it", dst.Name)
 	}
 	after := c.waitTasks(t, name, 30*time.Second, api.Running)
 	moved := after.Info.Tasks[0]
@@ -573,32 +591,76 @@ func TestLabMigrateLive(t *testing.T) {
 		c.check(t)
 		t.Skipf("live migration not possible here: CRIU on %s (%s): %s", bad.Host, bad.ID, bad.CheckpointError)
 	}
-	before, err := c.exec(ctx, src, task, "cat", "/count")
-	if err != nil {
-		t.Fatal(err)
+	c.check(t)
+	// Restored, not restarted: the count goes on from where it was. It
+	// counts 5 a second from 0; moved once it is past 10, a restart would
+	// show counts below the one before the move.
+	count := func(h *labtest.Host) (int, error) {
+		out, err := c.exec(ctx, h, task, "cat", "/count")
+		if err != nil {
+			return 0, err
+		}
+		var n int
+		_, err = fmt.Sscan(out, &n)
+		return n, err
+	}
+	before := 0
+	apitest.Eventually(t, 30*time.Second, func() error {
+		n, err := count(src)
+		if err == nil && n < 10 {
+			err = fmt.Errorf("count %d", n)
+		}
+		before = n
+		return err
+	})
+	counting := func(h *labtest.Host, from int) {
+		t.Helper()
+		apitest.Eventually(t, 30*time.Second, func() error {
+			n, err := count(h)
+			if err != nil {
+				return err
+			}
+			if n < from {
+				t.Fatalf("count %d on %s after the move, %d before: the task restarted", n, h.Name, from)
+			}
+			if n <= from+5 {
+				return fmt.Errorf("count %d after the move, %d before", n, from)
+			}
+			return nil
+		})
 	}
 	res, err := c.migrate(ctx, task, dst.Name, "live")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Mode != api.ModeLive {
+	if res.Mode != api.ModeLive || res.To != c.ids[dst.Name] || res.Bytes <= 0 || res.DowntimeSeconds <= 0 {
 		t.Errorf("result %+v", res)
 	}
+	t.Logf("live move %s -> %s: %d bytes, downtime %.3f s (checkpoint %.3f, transfer %.3f, restore %.3f)",
+		src.Name, dst.Name, res.Bytes, res.DowntimeSeconds, res.FreezeSeconds, res.TransferSeconds, res.StartSeconds)
+	if got := c.waitTasks(t, name, 30*time.Second, api.Running); got.Info.Tasks[0].Node != c.ids[dst.Name] {
+		t.Errorf("store: task on %s after the move", got.Info.Tasks[0].Node)
+	}
+	counting(dst, before)
+	c.check(t)
+
+	// And back, with auto: both hosts can checkpoint, so it moves live.
+	before, err = count(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = c.migrate(ctx, task, src.Name, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != api.ModeLive {
+		t.Errorf("auto between two hosts that checkpoint: %+v, want live", res)
+	}
 	c.waitTasks(t, name, 30*time.Second, api.Running)
-	// Restored, not restarted: the count goes on from where it was.
-	apitest.Eventually(t, 30*time.Second, func() error {
-		now, err := c.exec(ctx, dst, task, "cat", "/count")
-		if err != nil {
-			return err
-		}
-		var a, b int
-		fmt.Sscan(before, &a)
-		fmt.Sscan(now, &b)
-		if b <= a {
-			return fmt.Errorf("count %d after the move, %d before", b, a)
-		}
-		return nil
-	})
+	counting(src, before)
+	if _, err := dst.Engine.Inspect(ctx, task); err == nil {
+		t.Errorf("%s still has a container %s", dst.Name, task)
+	}
 	c.check(t)
 }
 
@@ -671,6 +733,10 @@ func TestLabDrainUpdateLeave(t *testing.T) {
 	if in, err := dst.Engine.Inspect(ctx, t1); err != nil || in.Memory != 32<<20 {
 		t.Errorf("the updated memory limit did not travel: %+v %v", in, err)
 	}
+	// The named volume moved: it is gone from the source.
+	if _, err := c.lab.Run(ctx, src, "docker", "volume", "inspect", vol); err == nil {
+		t.Errorf("volume %s is still on %s after its task moved away", vol, src.Name)
+	}
 	c.check(t)
 
 	// Activate, then the other worker leaves: its tasks move back first.
@@ -690,6 +756,36 @@ func TestLabDrainUpdateLeave(t *testing.T) {
 	if got, err := c.exec(ctx, src, t1, "cat", "/vol/v"); err != nil || got != "in-volume" {
 		t.Errorf("the volume did not travel back: %q %v", got, err)
 	}
+	if _, err := c.lab.Run(ctx, dst, "docker", "volume", "inspect", vol); err == nil {
+		t.Errorf("volume %s is still on %s after its task moved away", vol, dst.Name)
+	}
+	c.check(t)
+
+	// Drain the last worker: the tasks fit nowhere else, so their job goes
+	// back to the queue (stopped, Ready, cores freed), not lost and not
+	// left running on the drained worker; it runs again once the worker
+	// is activated.
+	var dr2 globalmanager.DrainResult
+	if err := c.gm.Do(ctx, http.MethodPost, "/api/v1/workers/"+c.ids[src.Name]+"/drain", nil, &dr2); err != nil {
+		t.Fatal(err)
+	}
+	if !dr2.Empty || len(dr2.Moved) != 0 || len(dr2.Requeued) != 2 || len(dr2.Remaining) != 0 || dr2.Status != api.WorkerDrained {
+		t.Errorf("drain of the last worker: %+v", dr2)
+	}
+	queued := c.waitTasks(t, name, 30*time.Second, api.Ready)
+	if queued.Status != api.Ready || !slices.ContainsFunc(queued.Notes, func(n string) bool { return strings.HasPrefix(n, "requeued: ") }) {
+		t.Errorf("requeued job: %s, notes %q", queued.Status, queued.Notes)
+	}
+	for _, tk := range []string{t1, t2} {
+		if in, err := src.Engine.Inspect(ctx, tk); err == nil && in.Running {
+			t.Errorf("%s still runs on the drained worker %s", tk, src.Name)
+		}
+	}
+	c.check(t)
+	if err := c.gm.Do(ctx, http.MethodPost, "/api/v1/workers/"+c.ids[src.Name]+"/activate", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitTasks(t, name, 60*time.Second, api.Running)
 	c.check(t)
 }
 

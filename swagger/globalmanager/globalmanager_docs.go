@@ -2265,13 +2265,19 @@ const docTemplateglobalmanager = `{
                     "type": "integer"
                 },
                 "moved": {
-                    "description": "Moved are the tasks migrated away, Remaining those still on the worker\n(no other worker had room, or the move failed), with why.",
+                    "description": "Moved are the tasks migrated away; Requeued the tasks that could not\nmove, whose jobs went back to the queue, with why; Remaining those\nstill on the worker (their job could not be requeued), with why.",
                     "type": "array",
                     "items": {
                         "$ref": "#/definitions/globalmanager.MigrateResult"
                     }
                 },
                 "remaining": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/globalmanager.Stuck"
+                    }
+                },
+                "requeued": {
                     "type": "array",
                     "items": {
                         "$ref": "#/definitions/globalmanager.Stuck"
@@ -2437,6 +2443,10 @@ const docTemplateglobalmanager = `{
                 "error": {
                     "type": "string"
                 },
+                "freeze_seconds": {
+                    "description": "The downtime's parts (see api.Sent): freeze (live: the checkpoint),\ntransfer, start (live: the restore).",
+                    "type": "number"
+                },
                 "from": {
                     "type": "string"
                 },
@@ -2453,8 +2463,14 @@ const docTemplateglobalmanager = `{
                 "sha256": {
                     "type": "string"
                 },
+                "start_seconds": {
+                    "type": "number"
+                },
                 "to": {
                     "type": "string"
+                },
+                "transfer_seconds": {
+                    "type": "number"
                 }
             }
         },

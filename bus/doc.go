@@ -81,5 +81,4 @@
 // back); a request written in the instant between a takeover and the
 // reading of the impostor's probe reaches the impostor; and the first key
 // seen under an identity after a Server starts owns it.
-
 package bus

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh: install and start everything RSwarm needs on a Debian 12 machine.
 # Idempotent: it only installs what is missing and says plainly what it did.
-#   - Debian packages: docker.io, libzmq3-dev, pkg-config, busybox-static, docker-compose, iproute2, criu, openssh-server (the lab hosts' sshd),
+#   - Debian packages: docker.io, libzmq3-dev, pkg-config, busybox-static, docker-compose, iproute2, criu,
+#     openssh-server (the lab hosts' sshd), curl (the fleet tests),
 #     chromium (headless, for the Swagger UI test)
 #   - a Docker Engine answering on /var/run/docker.sock (dockerd --experimental)
 #   - the local image rswarm/busybox:latest, made with `docker import` (nothing can be pulled)
@@ -17,7 +18,7 @@ if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 fi
 command -v go >/dev/null 2>&1 || { say "Go is not installed (need Go 1.26 at /usr/local/go or on PATH)"; exit 1; }
 
-PKGS=(docker.io libzmq3-dev pkg-config busybox-static docker-compose iproute2 criu openssh-server chromium ${RSWARM_EXTRA_PKGS:-})
+PKGS=(docker.io libzmq3-dev pkg-config busybox-static docker-compose iproute2 criu openssh-server curl chromium ${RSWARM_EXTRA_PKGS:-})
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -51,7 +51,14 @@ type RegisterReply struct {
 type RunTask struct {
 	Job     string `json:"job"`
 	Network string `json:"network"`
-	Task    Task   `json:"task"`
+	// NetworkDriver "bridge" asks the worker to create Network as a local
+	// bridge on its own engine if it does not exist yet (and to remove it
+	// with the job's last container there); otherwise Network is the job's
+	// overlay, created by the globalmanager.
+	NetworkDriver string `json:"network_driver,omitempty"`
+	// NetworkSubnet is the job's subnet for a local network ("" = the engine picks).
+	NetworkSubnet string `json:"network_subnet,omitempty"`
+	Task          Task   `json:"task"`
 }
 
 // StopTask tells a worker to stop and remove one task's container.

@@ -130,6 +130,10 @@ func (r *Runtime) MoveIn(ctx context.Context, rt api.RunTask, mode string, rd io
 	if err := r.createTaskVolumes(ctx, rt); err != nil {
 		return "", err
 	}
+	if err := r.localNetwork(ctx, rt, &spec); err != nil {
+		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
+		return "", err
+	}
 	id, err := r.c.Create(ctx, spec)
 	if err != nil {
 		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)

@@ -134,7 +134,18 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	if err := r.createTaskVolumes(ctx, rt); err != nil {
 		return err
 	}
+	if err := r.localNetwork(ctx, rt, &spec); err != nil {
+		return err
+	}
 	id, err := r.c.Create(ctx, spec)
+	if err != nil && rt.NetworkDriver == api.DriverBridge && !errors.Is(err, ErrImageNotFound) {
+		// The job's last container here may have ended and taken the
+		// network with it between the two calls: make it again, once.
+		if err := r.localNetwork(ctx, rt, &spec); err != nil {
+			return err
+		}
+		id, err = r.c.Create(ctx, spec)
+	}
 	if errors.Is(err, ErrImageNotFound) {
 		if !r.Pull {
 			return fmt.Errorf("image %s not found on this worker (pulling is off): %w", spec.Image, err)
@@ -154,6 +165,20 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 		_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
 		return fmt.Errorf("start %s: %w", spec.Name, err)
 	}
+	return nil
+}
+
+// localNetwork creates the task's local bridge network on this engine when
+// the job runs on one (rt.NetworkDriver "bridge") and marks the container
+// with it, so that the network goes with the job's last container here.
+func (r *Runtime) localNetwork(ctx context.Context, rt api.RunTask, spec *RunSpec) error {
+	if rt.NetworkDriver != api.DriverBridge || rt.Network == "" {
+		return nil
+	}
+	if _, err := r.c.CreateLocalNetwork(ctx, rt.Network, rt.NetworkSubnet, map[string]string{api.LabelManaged: "1", api.LabelJob: rt.Job}); err != nil {
+		return fmt.Errorf("local network %s: %w", rt.Network, err)
+	}
+	spec.Labels[api.LabelLocalNetwork] = rt.Network
 	return nil
 }
 
@@ -304,6 +329,14 @@ func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string
 		r.Log.Warn("removing an ended container", "task_id", st.Task, "err", err)
 	} else {
 		r.removeTaskVolumes(ctx, st.Task)
+		if n := labels[api.LabelLocalNetwork]; n != "" {
+			// The job's last container here takes its local network with
+			// it; while others are attached the engine refuses, which is
+			// the answer.
+			if err := r.c.RemoveNetwork(ctx, n); err != nil && !errors.Is(err, ErrNetworkInUse) && !errors.Is(err, ErrNotFound) {
+				r.Log.Warn("removing a job's local network", "network", n, "job_id", st.Job, "err", err)
+			}
+		}
 	}
 	return st, true
 }

@@ -299,7 +299,11 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		}
 	}
 	network := j.Info.Network.Name
-	if needNet {
+	driver, err := j.PlacedNetworkDriver()
+	if err != nil {
+		return fmt.Errorf("deploy job %s: %w", j.Name, err)
+	}
+	if needNet && driver == api.DriverOverlay {
 		_, err := m.swarm.CreateNetwork(ctx, network, j.Info.Network.Subnet,
 			map[string]string{api.LabelManaged: "1", api.LabelJob: j.Name})
 		if err != nil {
@@ -315,7 +319,7 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 			defer cancel()
-			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t})
+			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, NetworkDriver: driver, NetworkSubnet: j.Info.Network.Subnet, Task: *t})
 			if err != nil {
 				err = fmt.Errorf("worker %s did not accept task %s: %w", t.Node, t.ContainerName, err)
 			}
@@ -347,7 +351,7 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 	}
 	now := float64(time.Now().UnixNano()) / 1e9
 	cancelled := false
-	_, err := m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
+	_, err = m.st.UpdateJob(ctx, j.Name, func(sj *api.Job) error {
 		cancelled = sj.Status == api.Cancelled
 		for _, t := range sj.Info.Tasks {
 			if api.CanTransition(t.Status, api.Deployed) {

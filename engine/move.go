@@ -130,7 +130,7 @@ func (r *Runtime) MoveIn(ctx context.Context, rt api.RunTask, mode string, rd io
 	if err := r.createTaskVolumes(ctx, rt); err != nil {
 		return "", err
 	}
-	if err := r.localNetwork(ctx, rt, &spec); err != nil {
+	if err := r.localNetwork(ctx, rt, &spec, false); err != nil {
 		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
 		return "", err
 	}

@@ -34,6 +34,12 @@ type Runtime struct {
 	// held are tasks being moved to another host: their containers stay
 	// (not reported, not removed) when they stop, until Resume or Discard.
 	held map[string]bool
+
+	// netMu serialises the creation of jobs' local networks: the engine
+	// makes two bridges of one name when asked at once. nets are the local
+	// networks this runtime made and has not removed yet.
+	netMu sync.Mutex
+	nets  map[string]bool
 }
 
 // NewRuntime returns the Docker runtime over c.
@@ -134,14 +140,14 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	if err := r.createTaskVolumes(ctx, rt); err != nil {
 		return err
 	}
-	if err := r.localNetwork(ctx, rt, &spec); err != nil {
+	if err := r.localNetwork(ctx, rt, &spec, false); err != nil {
 		return err
 	}
 	id, err := r.c.Create(ctx, spec)
 	if err != nil && rt.NetworkDriver == api.DriverBridge && !errors.Is(err, ErrImageNotFound) {
 		// The job's last container here may have ended and taken the
 		// network with it between the two calls: make it again, once.
-		if err := r.localNetwork(ctx, rt, &spec); err != nil {
+		if err := r.localNetwork(ctx, rt, &spec, true); err != nil {
 			return err
 		}
 		id, err = r.c.Create(ctx, spec)
@@ -171,15 +177,41 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 // localNetwork creates the task's local bridge network on this engine when
 // the job runs on one (rt.NetworkDriver "bridge") and marks the container
 // with it, so that the network goes with the job's last container here.
-func (r *Runtime) localNetwork(ctx context.Context, rt api.RunTask, spec *RunSpec) error {
+// A network this runtime made already is not asked for again unless fresh.
+func (r *Runtime) localNetwork(ctx context.Context, rt api.RunTask, spec *RunSpec, fresh bool) error {
 	if rt.NetworkDriver != api.DriverBridge || rt.Network == "" {
+		return nil
+	}
+	spec.Labels[api.LabelLocalNetwork] = rt.Network
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	if r.nets[rt.Network] && !fresh {
 		return nil
 	}
 	if _, err := r.c.CreateLocalNetwork(ctx, rt.Network, rt.NetworkSubnet, map[string]string{api.LabelManaged: "1", api.LabelJob: rt.Job}); err != nil {
 		return fmt.Errorf("local network %s: %w", rt.Network, err)
 	}
-	spec.Labels[api.LabelLocalNetwork] = rt.Network
+	if r.nets == nil {
+		r.nets = map[string]bool{}
+	}
+	r.nets[rt.Network] = true
 	return nil
+}
+
+// dropLocalNetwork removes a job's local network once its last container
+// here is gone; while others are attached the engine refuses, which is the
+// answer.
+func (r *Runtime) dropLocalNetwork(ctx context.Context, name, job string) {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	err := r.c.RemoveNetwork(ctx, name)
+	switch {
+	case err == nil || errors.Is(err, ErrNotFound):
+		delete(r.nets, name)
+	case errors.Is(err, ErrNetworkInUse):
+	default:
+		r.Log.Warn("removing a job's local network", "network", name, "job_id", job, "err", err)
+	}
 }
 
 // Stop stops a task's container, killing it after grace; its end is
@@ -330,12 +362,7 @@ func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string
 	} else {
 		r.removeTaskVolumes(ctx, st.Task)
 		if n := labels[api.LabelLocalNetwork]; n != "" {
-			// The job's last container here takes its local network with
-			// it; while others are attached the engine refuses, which is
-			// the answer.
-			if err := r.c.RemoveNetwork(ctx, n); err != nil && !errors.Is(err, ErrNetworkInUse) && !errors.Is(err, ErrNotFound) {
-				r.Log.Warn("removing a job's local network", "network", n, "job_id", st.Job, "err", err)
-			}
+			r.dropLocalNetwork(ctx, n, st.Job)
 		}
 	}
 	return st, true

@@ -17,10 +17,6 @@ import (
 	units "github.com/docker/go-units"
 )
 
-// ErrInvalid classifies every validation failure: errors.Is(err, ErrInvalid)
-// holds for a *FieldError.
-var ErrInvalid = errors.New("api: invalid input")
-
 // FieldError is bad input: which field (a dotted JSON path) and why.
 type FieldError struct {
 	Field  string

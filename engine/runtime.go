@@ -130,6 +130,7 @@ func Spec(rt api.RunTask, labels map[string]string, stop time.Duration) (RunSpec
 // Run creates and starts a task's container. A leftover container of the
 // same task (from an earlier, interrupted attempt) is removed first.
 func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
+	t0 := time.Now()
 	spec, err := Spec(rt, r.labels(rt.Job, rt.Task.ContainerName), r.StopTimeout)
 	if err != nil {
 		return err
@@ -167,10 +168,13 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
 	if err := r.c.Start(ctx, id); err != nil {
 		_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
 		return fmt.Errorf("start %s: %w", spec.Name, err)
 	}
+	r.Log.Debug("task container started", "task_id", spec.Name, "network", spec.Network,
+		"create_ms", t1.Sub(t0).Milliseconds(), "start_ms", time.Since(t1).Milliseconds())
 	return nil
 }
 

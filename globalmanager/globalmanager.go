@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rswarm/rswarm/api"
-	"github.com/rswarm/rswarm/bus"
 )
 
 // Swarm is the Docker Engine of the manager node.
@@ -382,7 +381,7 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 func (m *Manager) sendUntilConnected(ctx context.Context, node, kind string, body any) error {
 	for {
 		err := m.workers.Request(ctx, node, kind, body, nil)
-		if !errors.Is(err, bus.ErrUnknownPeer) {
+		if !errors.Is(err, api.ErrUnknownPeer) {
 			return err
 		}
 		select {

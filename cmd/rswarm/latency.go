@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -52,8 +53,13 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 	}
 	defer eng.Close()
 	session := fmt.Sprintf("latency-%d", time.Now().Unix())
+	// stages are, per rswarm row, the medians of where the time went, from
+	// the job's own record: placed, deployed (every worker accepted), the
+	// task's container running (the worker's clock).
+	stages := map[string]string{}
 	submit := func(driver string) ([]time.Duration, error) {
 		var rs []time.Duration
+		var placed, deployed, started []time.Duration
 		for i := 0; i < runs; i++ {
 			j := &api.Job{Name: fmt.Sprintf("lat%d-%d", time.Now().UnixMilli(), i), Session: api.Session(session)}
 			j.Info.Network.Driver = driver
@@ -62,8 +68,9 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 			if err := c.SubmitJob(ctx, j); err != nil {
 				return nil, err
 			}
+			var got *api.Job
 			for {
-				got, err := c.Job(ctx, j.Name)
+				got, err = c.Job(ctx, j.Name)
 				if err != nil {
 					return nil, err
 				}
@@ -75,10 +82,21 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 				time.Sleep(pollEvery)
 			}
 			rs = append(rs, time.Since(start))
+			since := func(t float64) time.Duration { return time.Duration((t - got.SubmitTime) * float64(time.Second)) }
+			placed = append(placed, since(got.PlaceTime))
+			deployed = append(deployed, since(got.DeployTime))
+			started = append(started, since(got.Info.Tasks[0].StartTime))
 			if err := c.CancelJob(ctx, j.Name); err != nil {
 				return nil, err
 			}
+			// As for Docker's own rows below, the next run starts once this
+			// one's container and network are gone: the engine is not busy
+			// removing them while the next is timed.
+			if err := gone(ctx, eng, j.Info.Tasks[0].ContainerName, j.Name); err != nil {
+				return nil, err
+			}
 		}
+		stages[driver] = fmt.Sprintf("placed +%.0f ms, deployed +%.0f ms, container running +%.0f ms (worker's clock)", ms(median(placed)), ms(median(deployed)), ms(median(started)))
 		return rs, nil
 	}
 	// The default driver (auto) gives a one-task job a local bridge network.
@@ -170,7 +188,38 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		slices.Sort(s)
 		fmt.Fprintf(w, "  %-58s %6.0f / %6.0f / %6.0f / %6.0f ms\n", row.name, ms(s[0]), ms(s[len(s)/2]), ms(s[len(s)*9/10]), ms(s[len(s)-1]))
 	}
+	fmt.Fprintf(w, "rswarm medians after submission: local network: %s; overlay: %s\n", stages[api.DriverAuto], stages[api.DriverOverlay])
 	return nil
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// gone waits until a cancelled job's container and networks are removed
+// from the engine.
+func gone(ctx context.Context, eng *engine.Client, container, job string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := eng.Inspect(ctx, container)
+		if errors.Is(err, engine.ErrNotFound) {
+			nets, nerr := eng.Networks(ctx, map[string]string{api.LabelJob: job})
+			if nerr != nil {
+				return nerr
+			}
+			if len(nets) == 0 {
+				return nil
+			}
+		} else if err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("job %s: its container or network is still there 30 s after the cancel", job)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

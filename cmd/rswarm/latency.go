@@ -138,6 +138,7 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 				return nil, err
 			}
 			if err := eng.Start(ctx, id); err != nil {
+				_ = eng.Remove(context.WithoutCancel(ctx), id, true)
 				return nil, err
 			}
 			for {

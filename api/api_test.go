@@ -597,7 +597,9 @@ func TestValidate(t *testing.T) {
 		{name: "no tasks", mutate: func(j *api.Job) { j.Info.Tasks = nil }, wantField: "job_info.tasks"},
 		// Network.
 		{name: "network name invalid", mutate: func(j *api.Job) { j.Info.Network.Name = "net/1" }, wantField: "job_info.network.name"},
-		{name: "bridge driver refused", mutate: func(j *api.Job) { j.Info.Network.Driver = "bridge" }, wantField: "job_info.network.driver"},
+		{name: "macvlan driver refused", mutate: func(j *api.Job) { j.Info.Network.Driver = "macvlan" }, wantField: "job_info.network.driver"},
+		{name: "bridge driver accepted", mutate: func(j *api.Job) { j.Info.Network.Driver = "bridge" }},
+		{name: "overlay driver accepted", mutate: func(j *api.Job) { j.Info.Network.Driver = "overlay" }},
 		{name: "subnet without prefix length", mutate: func(j *api.Job) { j.Info.Network.Subnet = "10.52.1.0" }, wantField: "job_info.network.subnet"},
 		{name: "IPv6 subnet refused", mutate: func(j *api.Job) { j.Info.Network.Subnet = "fd00::/64" }, wantField: "job_info.network.subnet"},
 		{name: "IPv4 subnet accepted", mutate: func(j *api.Job) { j.Info.Network.Subnet = "10.52.1.0/24" }},
@@ -699,7 +701,7 @@ func TestValidateFillsDefaultsAndResetsState(t *testing.T) {
 	if err := j.Validate(api.Limits{}); err != nil {
 		t.Fatal(err)
 	}
-	want := api.Network{Name: "rsnet_j", Driver: "overlay", Subnet: "10.52.1.0/24"}
+	want := api.Network{Name: "rsnet_j", Driver: "auto", Subnet: "10.52.1.0/24"}
 	if j.Info.Network != want {
 		t.Errorf("network = %+v, want %+v (name and driver filled, subnet masked)", j.Info.Network, want)
 	}

@@ -7,12 +7,27 @@ import (
 	"strings"
 )
 
-// ErrUnprocessable is a well-formed request the system could not carry out
-// (a checkpoint CRIU refused, a migration that failed).
-var ErrUnprocessable = errors.New("unprocessable")
-
-// ErrUnauthorized is a request without the right API token.
-var ErrUnauthorized = errors.New("unauthorized: a valid bearer token is required")
+// The error kinds shared by every package, in one place, so that callers
+// (ErrorResponse below above all) classify errors with errors.Is without
+// importing the package that produced them. Packages declare their own
+// sentinels of these kinds with NewKind.
+var (
+	// ErrInvalid classifies every validation failure: errors.Is(err,
+	// ErrInvalid) holds for a *FieldError.
+	ErrInvalid     = errors.New("api: invalid input")
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("conflict")
+	ErrUnavailable = errors.New("unavailable")
+	// ErrUnprocessable is a well-formed request the system could not carry
+	// out (a checkpoint CRIU refused, a migration that failed).
+	ErrUnprocessable = errors.New("unprocessable")
+	// ErrUnauthorized is a request without the right API token.
+	ErrUnauthorized = errors.New("unauthorized: a valid bearer token is required")
+	// ErrUnknownPeer is a command for a role or worker that is not connected
+	// to the bus (yet): sending it again later may work. The bus returns it,
+	// and callers test for it without importing the bus.
+	ErrUnknownPeer = NewKind("bus: no such peer connected", ErrUnavailable)
+)
 
 // ErrorBody is the JSON every error response carries:
 // {"error": {"code": "...", "message": "...", "field": "..."}}.

@@ -52,7 +52,10 @@ type JobInfo struct {
 	Tasks   Tasks   `json:"tasks"`
 }
 
-// Network is the attachable overlay network a job's tasks share.
+// Network is the network a job's tasks share. Driver is "auto" (the
+// default: a local bridge when all tasks land on one worker, else an
+// attachable overlay), "overlay" or "bridge"; once deployed the job records
+// the driver it got ("bridge" or "overlay").
 type Network struct {
 	Name   string `json:"name"`
 	Driver string `json:"driver"`

@@ -54,7 +54,14 @@ type RegisterReply struct {
 type RunTask struct {
 	Job     string `json:"job"`
 	Network string `json:"network"`
-	Task    Task   `json:"task"`
+	// NetworkDriver "bridge" asks the worker to create Network as a local
+	// bridge on its own engine if it does not exist yet (and to remove it
+	// with the job's last container there); otherwise Network is the job's
+	// overlay, created by the globalmanager.
+	NetworkDriver string `json:"network_driver,omitempty"`
+	// NetworkSubnet is the job's subnet for a local network ("" = the engine picks).
+	NetworkSubnet string `json:"network_subnet,omitempty"`
+	Task          Task   `json:"task"`
 	// Attempt is the job's restart count when the task was sent: the
 	// worker reports it back, so that the statuses of an earlier attempt
 	// are told apart from the current one's.

@@ -1,17 +1,7 @@
 package api
 
 import (
-	"errors"
 	"fmt"
-)
-
-// Error kinds shared by every package, so that callers (the frontend's one
-// error-to-status function above all) classify errors with errors.Is
-// without importing the package that produced them.
-var (
-	ErrNotFound    = errors.New("not found")
-	ErrConflict    = errors.New("conflict")
-	ErrUnavailable = errors.New("unavailable")
 )
 
 // JobFilter selects jobs. Zero values match everything.

@@ -17,10 +17,6 @@ import (
 	units "github.com/docker/go-units"
 )
 
-// ErrInvalid classifies every validation failure: errors.Is(err, ErrInvalid)
-// holds for a *FieldError.
-var ErrInvalid = errors.New("api: invalid input")
-
 // FieldError is bad input: which field (a dotted JSON path) and why.
 type FieldError struct {
 	Field  string
@@ -206,16 +202,14 @@ func (j *Job) Validate(lim Limits) error {
 	if err := ValidName("job_info.network.name", n.Name); err != nil {
 		return err
 	}
-	if n.Driver == "" {
-		n.Driver = "overlay"
+	driver, weave, err := normaliseDriver(n.Driver)
+	if err != nil {
+		return err
 	}
-	if strings.HasPrefix(n.Driver, "weaveworks/net-plugin") || n.Driver == "weave" {
+	if weave {
 		j.addNote(fmt.Sprintf("network driver %q (the original's Weave plugin, not installed here) runs as an attachable Swarm overlay", n.Driver))
-		n.Driver = "overlay"
 	}
-	if n.Driver != "overlay" {
-		return Invalid("job_info.network.driver", "%q is not supported: use \"overlay\" (an attachable Swarm overlay)", n.Driver)
-	}
+	n.Driver = driver
 	if n.Subnet != "" {
 		p, err := netip.ParsePrefix(n.Subnet)
 		if err != nil || !p.Addr().Is4() {

@@ -22,8 +22,10 @@ type Handler func(ctx context.Context, from, kind string, body []byte) (reply an
 var (
 	// ErrTimeout means the request's context deadline passed before a reply came.
 	ErrTimeout = errors.New("bus: timed out waiting for a reply")
-	// ErrUnknownPeer means no client with the requested identity is connected.
-	ErrUnknownPeer = api.NewKind("bus: no such peer connected", api.ErrUnavailable)
+	// ErrUnknownPeer means no client with the requested identity is
+	// connected; it is api.ErrUnknownPeer, so that callers need not import
+	// the bus to recognise it.
+	ErrUnknownPeer = api.ErrUnknownPeer
 	// ErrClosed means the Server or Client was closed.
 	ErrClosed = api.NewKind("bus: closed", api.ErrUnavailable)
 )

@@ -165,6 +165,11 @@ func (r *Runtime) PrepareIn(ctx context.Context, rt api.RunTask, mode string, rd
 		r.hold(spec.Name, false)
 		return err
 	}
+	if err := r.localNetwork(ctx, rt, &spec, false); err != nil {
+		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
+		r.hold(spec.Name, false)
+		return err
+	}
 	id, err := r.c.Create(ctx, spec)
 	if err != nil {
 		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)

@@ -80,6 +80,37 @@ func (c *Client) createNetwork(ctx context.Context, name, subnet string, labels 
 	return Network{}, fmt.Errorf("engine: create network %s: %w", name, err)
 }
 
+// CreateLocalNetwork creates a bridge network named name on this engine
+// only, with labels, on subnet ("" lets the engine pick one); containers
+// on it resolve each other by name. When a network of that name exists
+// already it is returned as is. An overlapping subnet gives
+// ErrSubnetOverlap.
+func (c *Client) CreateLocalNetwork(ctx context.Context, name, subnet string, labels map[string]string) (Network, error) {
+	opts := network.CreateOptions{Driver: "bridge", Labels: labels}
+	if subnet != "" {
+		if err := c.checkSubnet(ctx, name, subnet); err != nil {
+			if n, lerr := c.networkByName(ctx, name); lerr == nil && n.ID != "" {
+				return n, nil // its own subnet, from an earlier task of the job
+			}
+			return Network{}, err
+		}
+		opts.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: subnet}}}
+	}
+	// Create first and look up only on a refusal: the common case costs
+	// one call to the engine.
+	resp, err := c.cli.NetworkCreate(ctx, name, opts)
+	if err != nil {
+		if n, lerr := c.networkByName(ctx, name); lerr == nil && n.ID != "" {
+			return n, nil
+		}
+		if overlapping(err) {
+			return Network{}, fmt.Errorf("engine: create network %s: %w: %s (%w)", name, ErrSubnetOverlap, subnet, err)
+		}
+		return Network{}, classify(err, "engine: create network", name)
+	}
+	return Network{ID: resp.ID, Name: name, Driver: "bridge", Subnet: subnet, Labels: labels}, nil
+}
+
 // allocationTimeout bounds the wait for the swarm to allocate a new
 // network; it normally takes milliseconds.
 const allocationTimeout = 5 * time.Second

@@ -104,3 +104,35 @@ func TestOverlayNetwork(t *testing.T) {
 		t.Errorf("second remove = %v, want ErrNotFound", err)
 	}
 }
+
+// TestLocalNetwork: a job's local bridge network is made once (a second
+// creation returns it), refuses an overlapping subnet, and is removed.
+func TestLocalNetwork(t *testing.T) {
+	c := newClient(t)
+	labels := testRun(t, c)
+	ctx := ctxFor(t, 60*time.Second)
+	name, subnet := unique(t), testSubnet()
+	t.Cleanup(func() { _ = c.RemoveNetwork(ctxFor(t, 30*time.Second), name) })
+	n, err := c.CreateLocalNetwork(ctx, name, subnet, labels)
+	if err != nil {
+		t.Fatalf("create local network: %v", err)
+	}
+	if n.ID == "" || n.Name != name || n.Driver != "bridge" {
+		t.Errorf("network = %+v, want bridge %s", n, name)
+	}
+	again, err := c.CreateLocalNetwork(ctx, name, subnet, labels)
+	if err != nil || again.ID != n.ID {
+		t.Errorf("second create = %+v, %v; want the same network %s", again, err, n.ID)
+	}
+	other := unique(t) + "o"
+	if _, err := c.CreateLocalNetwork(ctx, other, subnet, labels); !errors.Is(err, engine.ErrSubnetOverlap) {
+		_ = c.RemoveNetwork(ctx, other)
+		t.Errorf("another network on %s: %v, want ErrSubnetOverlap", subnet, err)
+	}
+	if err := c.RemoveNetwork(ctx, name); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if err := c.RemoveNetwork(ctx, name); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("second remove: %v, want ErrNotFound", err)
+	}
+}

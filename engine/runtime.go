@@ -39,6 +39,12 @@ type Runtime struct {
 	// incoming are tasks received from another host, created and filled
 	// but not started yet (PrepareIn), by task name.
 	incoming map[string]*incoming
+
+	// netMu serialises the creation of jobs' local networks: the engine
+	// makes two bridges of one name when asked at once. nets are the local
+	// networks this runtime made and has not removed yet.
+	netMu sync.Mutex
+	nets  map[string]bool
 }
 
 // NewRuntime returns the Docker runtime over c.
@@ -145,6 +151,7 @@ func Spec(rt api.RunTask, labels map[string]string, stop time.Duration) (RunSpec
 // Run creates and starts a task's container. A leftover container of the
 // same task (from an earlier, interrupted attempt) is removed first.
 func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
+	t0 := time.Now()
 	spec, err := Spec(rt, r.taskLabels(rt), r.StopTimeout)
 	if err != nil {
 		return err
@@ -155,7 +162,18 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	if err := r.createTaskVolumes(ctx, rt); err != nil {
 		return err
 	}
+	if err := r.localNetwork(ctx, rt, &spec, false); err != nil {
+		return err
+	}
 	id, err := r.c.Create(ctx, spec)
+	if err != nil && rt.NetworkDriver == api.DriverBridge && !errors.Is(err, ErrImageNotFound) {
+		// The job's last container here may have ended and taken the
+		// network with it between the two calls: make it again, once.
+		if err := r.localNetwork(ctx, rt, &spec, true); err != nil {
+			return err
+		}
+		id, err = r.c.Create(ctx, spec)
+	}
 	if errors.Is(err, ErrImageNotFound) {
 		if !r.Pull {
 			return fmt.Errorf("image %s not found on this worker (pulling is off): %w", spec.Image, err)
@@ -171,10 +189,13 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
 	if err := r.c.Start(ctx, id); err != nil {
 		_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
 		return fmt.Errorf("start %s: %w", spec.Name, err)
 	}
+	r.Log.Debug("task container started", "task_id", spec.Name, "network", spec.Network,
+		"create_ms", t1.Sub(t0).Milliseconds(), "start_ms", time.Since(t1).Milliseconds())
 	return nil
 }
 
@@ -199,6 +220,50 @@ func (r *Runtime) Held(ctx context.Context, cluster string) ([]api.HeldTask, err
 		out = append(out, api.HeldTask{Job: c.Labels[api.LabelJob], Task: c.Labels[api.LabelTask], Attempt: attempt, Cores: cores})
 	}
 	return out, nil
+}
+
+// localNetwork creates the task's local bridge network on this engine when
+// the job runs on one (rt.NetworkDriver "bridge") and marks the container
+// with it, so that the network goes with the job's last container here.
+// A network this runtime made already is not asked for again unless fresh.
+func (r *Runtime) localNetwork(ctx context.Context, rt api.RunTask, spec *RunSpec, fresh bool) error {
+	if rt.NetworkDriver != api.DriverBridge || rt.Network == "" {
+		return nil
+	}
+	spec.Labels[api.LabelLocalNetwork] = rt.Network
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	if r.nets[rt.Network] && !fresh {
+		return nil
+	}
+	labels := map[string]string{api.LabelManaged: "1", api.LabelJob: rt.Job}
+	if c := r.taskLabels(rt)[api.LabelCluster]; c != "" {
+		labels[api.LabelCluster] = c // so that its cluster's globalmanager prunes it, and no other
+	}
+	if _, err := r.c.CreateLocalNetwork(ctx, rt.Network, rt.NetworkSubnet, labels); err != nil {
+		return fmt.Errorf("local network %s: %w", rt.Network, err)
+	}
+	if r.nets == nil {
+		r.nets = map[string]bool{}
+	}
+	r.nets[rt.Network] = true
+	return nil
+}
+
+// dropLocalNetwork removes a job's local network once its last container
+// here is gone; while others are attached the engine refuses, which is the
+// answer.
+func (r *Runtime) dropLocalNetwork(ctx context.Context, name, job string) {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	err := r.c.RemoveNetwork(ctx, name)
+	switch {
+	case err == nil || errors.Is(err, ErrNotFound):
+		delete(r.nets, name)
+	case errors.Is(err, ErrNetworkInUse):
+	default:
+		r.Log.Warn("removing a job's local network", "network", name, "job_id", job, "err", err)
+	}
 }
 
 // Stop stops a task's container, killing it after grace; its end is
@@ -359,6 +424,9 @@ func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string
 		r.Log.Warn("removing an ended container", "task_id", st.Task, "err", err)
 	} else {
 		r.removeTaskVolumes(ctx, st.Task)
+		if n := labels[api.LabelLocalNetwork]; n != "" {
+			r.dropLocalNetwork(ctx, n, st.Job)
+		}
 	}
 	return st, true
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rswarm/rswarm/api"
-	"github.com/rswarm/rswarm/bus"
 )
 
 // Swarm is the Docker Engine of the manager node.
@@ -323,7 +322,11 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		}
 	}
 	network := j.Info.Network.Name
-	if needNet {
+	driver, err := j.PlacedNetworkDriver()
+	if err != nil {
+		return fmt.Errorf("deploy job %s: %w", j.Name, err)
+	}
+	if needNet && driver == api.DriverOverlay {
 		_, err := m.swarm.CreateNetwork(ctx, network, j.Info.Network.Subnet,
 			m.netLabels(j.Name))
 		if err != nil {
@@ -347,7 +350,7 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 			defer cancel()
-			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, Task: *t, Attempt: stored.Restarts})
+			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, NetworkDriver: driver, NetworkSubnet: j.Info.Network.Subnet, Task: *t, Attempt: stored.Restarts})
 			if err != nil {
 				err = fmt.Errorf("worker %s did not accept task %s: %w", t.Node, t.ContainerName, err)
 			}
@@ -396,7 +399,7 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 func (m *Manager) sendUntilConnected(ctx context.Context, node, kind string, body any) error {
 	for {
 		err := m.workers.Request(ctx, node, kind, body, nil)
-		if !errors.Is(err, bus.ErrUnknownPeer) {
+		if !errors.Is(err, api.ErrUnknownPeer) {
 			return err
 		}
 		select {

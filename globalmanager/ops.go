@@ -467,14 +467,45 @@ func moveMode(asked string, src, dst *api.Worker) (mode, why string, err error) 
 	return "", "", api.Invalid("mode", "%q is not a migration mode (live, cold or auto)", asked)
 }
 
+// movableNetwork refuses to move a task of a job on a local bridge network
+// away from siblings that still run: they would no longer reach each other.
+// A job on a local network moves as a whole (a one-task job moves freely;
+// its network is made on the new worker); a job whose tasks must move apart
+// is submitted with the overlay driver.
+func movableNetwork(j *api.Job, t *api.Task) error {
+	if d, err := j.PlacedNetworkDriver(); err != nil || d != api.DriverBridge {
+		return nil
+	}
+	for _, o := range j.Info.Tasks {
+		if o.ContainerName != t.ContainerName && !o.Status.Final() && o.Status >= api.Scheduled {
+			return &api.FieldError{Field: "container", Kind: api.ErrConflict, Reason: fmt.Sprintf(
+				"job %s runs on a local bridge network on %s: task %s cannot move away from %s, which would no longer reach it (submit the job with network driver \"overlay\" to move its tasks apart)",
+				j.Name, t.Node, t.ContainerName, o.ContainerName)}
+		}
+	}
+	return nil
+}
+
+// runTask is the command that starts task of job j on a worker, with the
+// job's network as it was deployed (decided from where its tasks are: j is
+// the job as stored, before the move).
+func (m *Manager) runTask(j *api.Job, task api.Task) api.RunTask {
+	d, _ := j.PlacedNetworkDriver()
+	return api.RunTask{Job: j.Name, Network: j.Info.Network.Name, NetworkDriver: d, NetworkSubnet: j.Info.Network.Subnet, Task: task,
+		Attempt: j.Restarts, Cluster: m.cfg.Cluster}
+}
+
 // Migrate moves a running task to another worker: the jobmanager reserves
 // cores there, the task is stopped on its worker, started on the new one,
 // and only then are its old cores freed. If the start fails the task is
 // started again where it was.
 func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult, error) {
 	res := MigrateResult{Job: r.Job, Container: r.Container, Mode: "cold"}
-	_, t, err := m.runningTask(ctx, r.Job, r.Container)
+	j, t, err := m.runningTask(ctx, r.Job, r.Container)
 	if err != nil {
+		return res, err
+	}
+	if err := movableNetwork(j, t); err != nil {
 		return res, err
 	}
 	src, err := m.worker(ctx, "from", r.From)
@@ -549,13 +580,13 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 	task := *moving.Info.Tasks.Get(r.Container)
 	task.Node, task.CpusetCpus = dst.ID, api.FormatCpuset(cores)
 	cctx, cancel = context.WithTimeout(ctx, m.cfg.CommandTimeout)
-	err = m.workers.Request(cctx, dst.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task, Attempt: moving.Restarts, Cluster: m.cfg.Cluster}, nil)
+	err = m.workers.Request(cctx, dst.ID, api.KindRunTask, m.runTask(moving, task), nil)
 	cancel()
 	if err != nil {
 		// Put it back where it was.
 		back := *moving.Info.Tasks.Get(r.Container)
 		cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
-		rerr := m.workers.Request(cctx, src.ID, api.KindRunTask, api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: back, Attempt: moving.Restarts, Cluster: m.cfg.Cluster}, nil)
+		rerr := m.workers.Request(cctx, src.ID, api.KindRunTask, m.runTask(moving, back), nil)
 		cancel()
 		if rerr != nil {
 			m.restore(ctx, r.Job, r.Container, api.Failed, fmt.Errorf("migration to %s failed (%v) and the restart on %s failed: %w", dst.ID, err, src.ID, rerr))
@@ -620,7 +651,7 @@ func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, 
 	token := hex.EncodeToString(tok[:])
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 	err = m.workers.Request(cctx, dst.ID, api.KindReceiveTask,
-		api.ReceiveTask{RunTask: api.RunTask{Job: r.Job, Network: moving.Info.Network.Name, Task: task, Attempt: moving.Restarts, Cluster: m.cfg.Cluster}, Token: token, Mode: mode}, nil)
+		api.ReceiveTask{RunTask: m.runTask(moving, task), Token: token, Mode: mode}, nil)
 	cancel()
 	if err != nil {
 		return fail(fmt.Errorf("prepare %s to receive %s: %w", dst.ID, r.Container, refused(err)))

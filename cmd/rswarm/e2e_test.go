@@ -281,6 +281,52 @@ func TestUpEndToEnd(t *testing.T) {
 		})
 	})
 
+	t.Run("a one-worker job without a driver gets a local bridge network, resolves its tasks by name, and the network goes with it", func(t *testing.T) {
+		ctx := ctxT(t)
+		j := apitest.Job(fmt.Sprintf("e2elocal%d", time.Now().UnixNano()), 2, 1, "sleep 4")
+		j.Info.Network.Driver = "" // auto, the default
+		peer := j.Info.Tasks[0].ContainerName
+		// The second task ends Down only if it reaches the first by name.
+		j.Info.Tasks[1].Command = fmt.Sprintf("timeout 20 sh -c 'until ping -c 1 -W 1 %s; do sleep 0.2; done'", peer)
+		if err := c.SubmitJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		apitest.Eventually(t, 60*time.Second, func() error {
+			ct, err := eng.Inspect(ctx, peer)
+			if err != nil {
+				return err
+			}
+			if !contains(ct.Networks, j.Info.Network.Name) {
+				return fmt.Errorf("container %s networks %v, want %s", peer, ct.Networks, j.Info.Network.Name)
+			}
+			nets, err := eng.Networks(ctx, map[string]string{api.LabelJob: j.Name})
+			if err != nil {
+				return err
+			}
+			if len(nets) != 1 || nets[0].Name != j.Info.Network.Name || nets[0].Driver != "bridge" {
+				return fmt.Errorf("networks of the job: %+v, want one bridge named %s", nets, j.Info.Network.Name)
+			}
+			return nil
+		})
+		done := waitJob(t, c, j.Name, 60*time.Second, final)
+		for _, task := range done.Info.Tasks {
+			if task.Status != api.Down {
+				t.Fatalf("task %s ended %s (%s, logs %q), want Down", task.ContainerName, task.Status, task.Error, task.Logs)
+			}
+		}
+		allFree(t, c)
+		apitest.Eventually(t, 30*time.Second, func() error {
+			nets, err := eng.Networks(ctx, map[string]string{api.LabelJob: j.Name})
+			if err != nil {
+				return err
+			}
+			if len(nets) > 0 {
+				return fmt.Errorf("network %s still there", nets[0].Name)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a job that does not fit waits, then starts when cores are freed", func(t *testing.T) {
 		ctx := ctxT(t)
 		first := apitest.Job(fmt.Sprintf("e2efull%d", time.Now().UnixNano()), cores, 1, "sleep 3")

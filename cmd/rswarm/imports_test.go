@@ -23,6 +23,14 @@ var adapters = map[string][]string{
 	"github.com/pebbe/zmq4":       {"bus"},
 }
 
+// shielded are packages that reach an outside system only through
+// interfaces handed to them, and so never import its adapter: the
+// globalmanager's links to workers are given to it, and the errors it tests
+// for are api's.
+var shielded = map[string][]string{
+	"globalmanager": {"bus"},
+}
+
 type listedPackage struct {
 	ImportPath string
 	Imports    []string
@@ -30,7 +38,8 @@ type listedPackage struct {
 
 // TestImportsKeepTheTreesShape fails when a package imports one it must not:
 // roles never import roles; only engine, store and bus import Docker's,
-// MongoDB's and ZeroMQ's clients; placement imports nothing of the project.
+// MongoDB's and ZeroMQ's clients; placement imports nothing of the project;
+// the globalmanager does not import the bus.
 // Test files are not checked (the store's tests import FerretDB, for one).
 func TestImportsKeepTheTreesShape(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
@@ -74,6 +83,8 @@ func importViolations(p listedPackage) []string {
 			bad = append(bad, rel+" imports "+irel+": placement is pure and imports nothing of the project")
 		case ours && slices.Contains(roles, top) && slices.Contains(roles, itop) && top != itop:
 			bad = append(bad, rel+" imports "+irel+": a role never imports another role")
+		case ours && slices.Contains(shielded[top], itop):
+			bad = append(bad, rel+" imports "+irel+": "+top+" reaches "+itop+" only through the interfaces it is given")
 		}
 		for prefix, allowed := range adapters {
 			if (imp == prefix || strings.HasPrefix(imp, prefix+"/")) && !slices.Contains(allowed, top) {
@@ -98,6 +109,7 @@ func TestImportViolationsTable(t *testing.T) {
 		{"placement importing the standard library", listedPackage{module + "/placement", []string{"sort"}}, 0},
 		{"store may use mongo", listedPackage{module + "/store", []string{"go.mongodb.org/mongo-driver/v2/mongo"}}, 0},
 		{"report may not use zmq", listedPackage{module + "/report", []string{"github.com/pebbe/zmq4"}}, 1},
+		{"globalmanager may not import bus", listedPackage{module + "/globalmanager", []string{module + "/bus", module + "/api"}}, 1},
 		{"cmd wires roles together", listedPackage{module + "/cmd/rswarm", []string{module + "/frontend", module + "/worker"}}, 0},
 	} {
 		if got := importViolations(tc.pkg); len(got) != tc.want {

@@ -132,9 +132,10 @@ type jobRec struct {
 type taskRec struct {
 	name    string // kept with the slot: no allocation per task
 	job     int32
-	run     float64 // seconds it runs
-	start   float64 // delay from dispatch to running
-	release float64 // delay from its end to its cores' return
+	handle  placement.Handle // its record in the cluster while it holds cores, else -1
+	run     float64          // seconds it runs
+	start   float64          // delay from dispatch to running
+	release float64          // delay from its end to its cores' return
 }
 
 // Streams of a seed, one per kind of draw.
@@ -415,6 +416,7 @@ func (s *sim) arrive() error {
 		ti := s.newTask()
 		t := &s.tasks[ti]
 		t.job = ji
+		t.handle = -1
 		t.run = base
 		if s.cfg.TaskDuration != nil {
 			t.run = s.cfg.TaskDuration.Draw(s.durRng)
@@ -467,10 +469,13 @@ func (s *sim) round() {
 // start dispatches a placed job: each task runs after the job's deploy
 // delay and its own start delay, and gives its cores back after its run
 // and its release delay.
-func (s *sim) start(ji int32, _ []placement.Assignment) {
+func (s *sim) start(ji int32, as []placement.Assignment) {
 	j := &s.jobs[ji]
-	for _, ti := range j.tasks {
+	for k, ti := range j.tasks {
 		t := &s.tasks[ti]
+		// The handle, looked up while the name is in cache, releases the
+		// task later without hashing and comparing its name again.
+		t.handle, _ = s.cluster.Handle(as[k].Task)
 		begin := s.now + j.deploy + t.start
 		end := begin + t.run
 		j.start = min(j.start, begin)
@@ -487,7 +492,10 @@ func (s *sim) start(ji int32, _ []placement.Assignment) {
 // release gives a task's cores back, and ends its job after its last task.
 func (s *sim) release(ti int32) {
 	t := &s.tasks[ti]
-	s.cluster.Release(t.name) // a no-op for a task of a failed job
+	if t.handle >= 0 { // -1 for a task of a failed job: its cores went back at the failure
+		s.cluster.ReleaseHandle(t.handle)
+		t.handle = -1
+	}
 	s.dirty = true
 	s.running--
 	ji := t.job
@@ -559,7 +567,10 @@ func (s *sim) fail(i int) {
 		j.failed = true
 		j.end = s.now
 		for _, ti := range j.tasks {
-			s.cluster.Release(s.tasks[ti].name)
+			if t := &s.tasks[ti]; t.handle >= 0 {
+				s.cluster.ReleaseHandle(t.handle)
+				t.handle = -1
+			}
 		}
 		s.dirty = true
 	}

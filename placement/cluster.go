@@ -439,7 +439,7 @@ func (c *Cluster) check(task string, i int, cores []int, mem int64) error {
 }
 
 // commit records a checked allocation of cores, ascending.
-func (c *Cluster) commit(task string, i int, cores []int, mem int64) {
+func (c *Cluster) commit(task string, i int, cores []int, mem int64) Handle {
 	_, p := c.lookup(task)
 	h := c.newRec(task, p)
 	c.list(i, h)
@@ -459,12 +459,13 @@ func (c *Cluster) commit(task string, i int, cores []int, mem int64) {
 	w.free -= int32(len(cores))
 	w.mfree -= mem
 	c.moved(i, old)
+	return Handle(h)
 }
 
 // take allocates the len(cores) lowest free cores of worker i (no more
 // than it has free) to task, which the lookup that gave p did not find, and
 // writes their ids, ascending, to cores.
-func (c *Cluster) take(task string, p probe, i int, cores []int, mem int64) {
+func (c *Cluster) take(task string, p probe, i int, cores []int, mem int64) Handle {
 	h := c.newRec(task, p)
 	c.list(i, h)
 	r := &c.recs[h]
@@ -496,6 +497,7 @@ func (c *Cluster) take(task string, p probe, i int, cores []int, mem int64) {
 	w.free -= int32(k)
 	w.mfree -= mem
 	c.moved(i, old)
+	return Handle(h)
 }
 
 // Release frees everything task holds and returns where it was. It is

@@ -473,9 +473,9 @@ func (s *sim) start(ji int32, as []placement.Assignment) {
 	j := &s.jobs[ji]
 	for k, ti := range j.tasks {
 		t := &s.tasks[ti]
-		// The handle, looked up while the name is in cache, releases the
-		// task later without hashing and comparing its name again.
-		t.handle, _ = s.cluster.Handle(as[k].Task)
+		// The handle releases the task later without hashing and
+		// comparing its name again.
+		t.handle = as[k].Handle
 		begin := s.now + j.deploy + t.start
 		end := begin + t.run
 		j.start = min(j.start, begin)

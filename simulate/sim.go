@@ -130,7 +130,7 @@ type jobRec struct {
 }
 
 type taskRec struct {
-	name    string // kept with the slot: no allocation per task
+	name    string // "t" and its slot: unique among the tasks in the system
 	job     int32
 	handle  placement.Handle // its record in the cluster while it holds cores, else -1
 	run     float64          // seconds it runs
@@ -173,6 +173,7 @@ type sim struct {
 	scratchTasks              []api.Task
 	memStr                    string
 	memMB                     int
+	nameBuf                   []byte
 
 	dirty     bool
 	nextRound float64
@@ -374,7 +375,7 @@ func (s *sim) newTask() int32 {
 		s.freeT = s.freeT[:n-1]
 		return t
 	}
-	s.tasks = append(s.tasks, taskRec{name: "t" + strconv.Itoa(len(s.tasks))})
+	s.tasks = append(s.tasks, taskRec{})
 	return int32(len(s.tasks) - 1)
 }
 
@@ -415,6 +416,11 @@ func (s *sim) arrive() error {
 	for k := 0; k < a.Shape.Tasks; k++ {
 		ti := s.newTask()
 		t := &s.tasks[ti]
+		// Its name, "t" and its slot, is written afresh: a slot is reused
+		// long after its name was last read, and hashing a fresh name
+		// costs less than the cache miss on a stale one.
+		s.nameBuf = strconv.AppendInt(append(s.nameBuf[:0], 't'), int64(ti), 10)
+		t.name = string(s.nameBuf)
 		t.job = ji
 		t.handle = -1
 		t.run = base

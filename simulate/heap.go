@@ -3,7 +3,7 @@ package simulate
 // Event kinds.
 const (
 	evArrival uint8 = iota // the pending arrival enters the queue
-	evRelease              // a task's cores go back (id: its job, aux: its handle)
+	evRelease              // a task's cores go back (id: the task)
 	evRound                // a round delayed by RoundInterval is due
 	evFailure              // a worker fails (id: the worker)
 	evRepair               // a failed worker is back (id: the worker)
@@ -11,18 +11,15 @@ const (
 
 // event is one entry of the heap: a value, so that the heap holds no
 // pointer for the garbage collector to scan.
-// It is 24 bytes: the kind shares a word with the order of making.
 type event struct {
-	t   float64 // virtual seconds from the start
-	key uint64  // order of making << 8 | kind: ties at one instant go first-made first
-	id  int32
-	aux int32
+	t    float64 // virtual seconds from the start
+	seq  uint64  // order of making: ties at one instant go first-made first
+	id   int32
+	kind uint8
 }
 
-func (a *event) kind() uint8 { return uint8(a.key) }
-
 func (a *event) before(b *event) bool {
-	return a.t < b.t || (a.t == b.t && a.key < b.key)
+	return a.t < b.t || (a.t == b.t && a.seq < b.seq)
 }
 
 // events is a 4-ary min-heap: half the depth of a binary heap, and the four
@@ -112,9 +109,9 @@ func (c *calendar) len() int { return c.now.len() + c.inRing + c.far.len() }
 
 func (c *calendar) bucket(t float64) int64 { return int64(t / c.width) }
 
-func (c *calendar) push(t float64, kind uint8, id, aux int32) {
+func (c *calendar) push(t float64, kind uint8, id int32) {
 	c.seq++
-	e := event{t: t, key: c.seq<<8 | uint64(kind), id: id, aux: aux}
+	e := event{t: t, seq: c.seq, id: id, kind: kind}
 	switch b := c.bucket(t); {
 	case b <= c.cur:
 		c.now.pushEvent(e)

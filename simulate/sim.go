@@ -1,7 +1,6 @@
 package simulate
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -122,21 +121,21 @@ type jobRec struct {
 	submit      float64
 	deploy      float64
 	start, end  float64
+	left        int32
 	cores       int32
-	tasks       []int32 // its task slots while it waits, their handles once placed
+	tasks       []int32
 	reason      string
 	waitedRound bool
 	failed      bool
 }
 
-// taskRec is a task from its arrival to its placement; then its slot is
-// reused, and what its release needs (its job and its handle) travels in
-// its release event.
 type taskRec struct {
-	name    string  // "t" and a number: unique over the run
-	run     float64 // seconds it runs
-	start   float64 // delay from dispatch to running
-	release float64 // delay from its end to its cores' return
+	name    string // "t" and its slot: unique among the tasks in the system
+	job     int32
+	handle  placement.Handle // its record in the cluster while it holds cores, else -1
+	run     float64          // seconds it runs
+	start   float64          // delay from dispatch to running
+	release float64          // delay from its end to its cores' return
 }
 
 // Streams of a seed, one per kind of draw.
@@ -165,12 +164,6 @@ type sim struct {
 	freeJ []int32
 	tasks []taskRec
 	freeT []int32
-	// left[j] is how many tasks of job j have not ended (dense: a release
-	// reads it without touching the job's record); jobOf[h] is the job
-	// whose task holds handle h, or -1.
-	left  []int32
-	jobOf []int32
-	tseq  uint64 // tasks arrived
 
 	durRng, delayRng, failRng *rand.Rand
 	workerIDs                 []string
@@ -266,7 +259,7 @@ func (s *sim) pull() error {
 	}
 	s.lastAt = at
 	s.pending, s.hasPending = a, true
-	s.ev.push(at, evArrival, 0, 0)
+	s.ev.push(at, evArrival, 0)
 	return nil
 }
 
@@ -283,7 +276,7 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 		for s.ev.len() > 0 && s.ev.peek().t == t {
 			e := s.ev.pop()
 			s.res.Events++
-			switch e.kind() {
+			switch e.kind {
 			case evArrival:
 				if err := s.arrive(); err != nil {
 					return err
@@ -292,7 +285,7 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 					return err
 				}
 			case evRelease:
-				s.release(e.id, placement.Handle(e.aux))
+				s.release(e.id)
 			case evRound:
 				s.roundDue = false
 			case evFailure:
@@ -311,14 +304,14 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 		if s.cfg.FailureMTBF > 0 && !s.failPending && (s.hasPending || s.running > 0) {
 			s.failPending = true
 			next := s.now + s.failRng.ExpFloat64()*s.cfg.FailureMTBF/float64(s.cfg.Workers)
-			s.ev.push(next, evFailure, int32(s.failRng.IntN(s.cfg.Workers)), 0)
+			s.ev.push(next, evFailure, int32(s.failRng.IntN(s.cfg.Workers)))
 		}
 		if s.dirty && len(s.queue) > 0 {
 			if t >= s.nextRound {
 				s.round()
 			} else if !s.roundDue {
 				s.roundDue = true
-				s.ev.push(s.nextRound, evRound, 0, 0)
+				s.ev.push(s.nextRound, evRound, 0)
 			}
 		}
 		// The clock and the context are read every 65,536 events, or every
@@ -373,7 +366,6 @@ func (s *sim) newJob() int32 {
 		return j
 	}
 	s.jobs = append(s.jobs, jobRec{})
-	s.left = append(s.left, 0)
 	return int32(len(s.jobs) - 1)
 }
 
@@ -399,7 +391,7 @@ func (s *sim) arrive() error {
 	j.submit = s.now
 	j.deploy = s.cfg.DeployDelay.Draw(s.delayRng)
 	j.start, j.end = math.Inf(1), 0
-	s.left[ji] = int32(a.Shape.Tasks)
+	j.left = int32(a.Shape.Tasks)
 	j.cores = int32(a.Shape.Tasks * a.Shape.Cores)
 	j.tasks = j.tasks[:0]
 	j.reason, j.waitedRound, j.failed = "", false, false
@@ -424,11 +416,13 @@ func (s *sim) arrive() error {
 	for k := 0; k < a.Shape.Tasks; k++ {
 		ti := s.newTask()
 		t := &s.tasks[ti]
-		// A fresh name: hashing it costs less than the cache miss on a
-		// name kept with a slot that was last used long ago.
-		s.tseq++
-		s.nameBuf = strconv.AppendUint(append(s.nameBuf[:0], 't'), s.tseq, 10)
+		// Its name, "t" and its slot, is written afresh: a slot is reused
+		// long after its name was last read, and hashing a fresh name
+		// costs less than the cache miss on a stale one.
+		s.nameBuf = strconv.AppendInt(append(s.nameBuf[:0], 't'), int64(ti), 10)
 		t.name = string(s.nameBuf)
+		t.job = ji
+		t.handle = -1
 		t.run = base
 		if s.cfg.TaskDuration != nil {
 			t.run = s.cfg.TaskDuration.Draw(s.durRng)
@@ -485,21 +479,14 @@ func (s *sim) start(ji int32, as []placement.Assignment) {
 	j := &s.jobs[ji]
 	for k, ti := range j.tasks {
 		t := &s.tasks[ti]
+		// The handle releases the task later without hashing and
+		// comparing its name again.
+		t.handle = as[k].Handle
 		begin := s.now + j.deploy + t.start
 		end := begin + t.run
 		j.start = min(j.start, begin)
 		j.end = max(j.end, end)
-		// The handle releases the task later without hashing and
-		// comparing its name again; the slot is free from now on.
-		h := as[k].Handle
-		s.ev.push(end+t.release, evRelease, ji, int32(h))
-		for int(h) >= len(s.jobOf) {
-			s.jobOf = append(s.jobOf, -1)
-		}
-		s.jobOf[h] = ji
-		j.tasks[k] = int32(h)
-		t.name = ""
-		s.freeT = append(s.freeT, ti)
+		s.ev.push(end+t.release, evRelease, ti)
 		s.running++
 	}
 	if len(j.tasks) == 0 { // a job with no task ends when placed
@@ -509,16 +496,18 @@ func (s *sim) start(ji int32, as []placement.Assignment) {
 }
 
 // release gives a task's cores back, and ends its job after its last task.
-func (s *sim) release(ji int32, h placement.Handle) {
-	// A task of a failed job gave its cores back at the failure: its
-	// handle is then -1 in jobOf, or another job's.
-	if s.jobOf[h] == ji {
-		s.cluster.ReleaseHandle(h)
-		s.jobOf[h] = -1
+func (s *sim) release(ti int32) {
+	t := &s.tasks[ti]
+	if t.handle >= 0 { // -1 for a task of a failed job: its cores went back at the failure
+		s.cluster.ReleaseHandle(t.handle)
+		t.handle = -1
 	}
 	s.dirty = true
 	s.running--
-	if s.left[ji]--; s.left[ji] == 0 {
+	ji := t.job
+	s.freeT = append(s.freeT, ti)
+	j := &s.jobs[ji]
+	if j.left--; j.left == 0 {
 		s.end(ji)
 	}
 }
@@ -564,25 +553,29 @@ func (s *sim) fail(i int) {
 	s.res.Failures++
 	s.cluster.SetUp(id, false)
 	if !s.cfg.Repair.Zero() {
-		s.ev.push(s.now+s.cfg.Repair.Draw(s.failRng), evRepair, int32(i), 0)
+		s.ev.push(s.now+s.cfg.Repair.Draw(s.failRng), evRepair, int32(i))
 	}
-	// The jobs with a task there, in arrival order (the snapshot is a
-	// map: its order is not).
-	var failed []int32
+	// The jobs with a task there, in the order of their tasks' slots (the
+	// snapshot is a map: its order is not).
+	var slots []int
 	for _, name := range v.Busy {
-		if h, ok := s.cluster.Handle(name); ok && s.jobOf[h] >= 0 {
-			failed = append(failed, s.jobOf[h])
+		if k, err := strconv.Atoi(name[1:]); err == nil {
+			slots = append(slots, k)
 		}
 	}
-	slices.SortFunc(failed, func(a, b int32) int { return cmp.Compare(s.jobs[a].seq, s.jobs[b].seq) })
-	for _, ji := range slices.Compact(failed) {
+	slices.Sort(slots)
+	for _, k := range slots {
+		ji := s.tasks[k].job
 		j := &s.jobs[ji]
+		if j.failed {
+			continue
+		}
 		j.failed = true
 		j.end = s.now
-		for _, h := range j.tasks {
-			if s.jobOf[h] == ji {
-				s.cluster.ReleaseHandle(placement.Handle(h))
-				s.jobOf[h] = -1
+		for _, ti := range j.tasks {
+			if t := &s.tasks[ti]; t.handle >= 0 {
+				s.cluster.ReleaseHandle(t.handle)
+				t.handle = -1
 			}
 		}
 		s.dirty = true

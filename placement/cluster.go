@@ -98,9 +98,19 @@ type taskRec struct {
 	name   string
 	mask   uint64 // bit c set = the task holds core c, for cores 0..63
 	mem    int64
-	worker int32 // worker index; on the free list, the next free record or -1
-	pos    int32 // where the worker lists it: < inlineTasks inline, else more.tasks[pos-inlineTasks]
-	high   []int // the cores >= 64 it holds, ascending; nil for most tasks
+	worker int32   // worker index; on the free list, the next free record or -1
+	pos    int32   // where the worker lists it: < inlineTasks inline, else more.tasks[pos-inlineTasks]
+	hash   uint32  // the name's hash in the name table, to find its slot by handle
+	high   *[]int  // the cores >= 64 it holds, ascending; nil for most tasks
+	_      [8]byte // 64 bytes: a record in one cache line
+}
+
+// highCores returns the cores >= 64 the task holds, ascending.
+func (r *taskRec) highCores() []int {
+	if r.high == nil {
+		return nil
+	}
+	return *r.high
 }
 
 // cores appends the task's cores, ascending, to buf.
@@ -108,18 +118,18 @@ func (r *taskRec) cores(buf []int) []int {
 	for m := r.mask; m != 0; m &= m - 1 {
 		buf = append(buf, bits.TrailingZeros64(m))
 	}
-	return append(buf, r.high...)
+	return append(buf, r.highCores()...)
 }
 
 // ncores returns how many cores the task holds.
-func (r *taskRec) ncores() int { return bits.OnesCount64(r.mask) + len(r.high) }
+func (r *taskRec) ncores() int { return bits.OnesCount64(r.mask) + len(r.highCores()) }
 
 // lowest returns the task's lowest core.
 func (r *taskRec) lowest() int {
 	if r.mask != 0 {
 		return bits.TrailingZeros64(r.mask)
 	}
-	return r.high[0]
+	return (*r.high)[0]
 }
 
 // has reports whether the task holds core.
@@ -127,7 +137,7 @@ func (r *taskRec) has(core int) bool {
 	if core < 64 {
 		return r.mask&(1<<uint(core)) != 0
 	}
-	_, found := slices.BinarySearch(r.high, core)
+	_, found := slices.BinarySearch(r.highCores(), core)
 	return found
 }
 
@@ -198,6 +208,7 @@ func (c *Cluster) newRec(task string, p probe) int32 {
 	// Field by field: a free record is zero but for worker, and assigning
 	// the whole struct would take the slower path of the write barrier.
 	c.recs[h].name = task
+	c.recs[h].hash = p.hash
 	c.names.insert(p, h)
 	return h
 }
@@ -206,7 +217,7 @@ func (c *Cluster) newRec(task string, p probe) int32 {
 func (c *Cluster) dropRec(h int32, slot int) {
 	c.names.remove(slot)
 	r := &c.recs[h]
-	r.name, r.mask, r.mem, r.worker, r.pos = "", 0, 0, c.freeRec, 0
+	r.name, r.mask, r.mem, r.worker, r.pos, r.hash = "", 0, 0, c.freeRec, 0, 0
 	if r.high != nil {
 		r.high = nil
 	}
@@ -428,7 +439,7 @@ func (c *Cluster) check(task string, i int, cores []int, mem int64) error {
 }
 
 // commit records a checked allocation of cores, ascending.
-func (c *Cluster) commit(task string, i int, cores []int, mem int64) {
+func (c *Cluster) commit(task string, i int, cores []int, mem int64) Handle {
 	_, p := c.lookup(task)
 	h := c.newRec(task, p)
 	c.list(i, h)
@@ -440,19 +451,21 @@ func (c *Cluster) commit(task string, i int, cores []int, mem int64) {
 		if core < 64 {
 			r.mask |= 1 << uint(core)
 		} else if r.high == nil {
-			r.high = slices.Clone(cores[k:])
+			high := slices.Clone(cores[k:])
+			r.high = &high
 		}
 	}
 	r.mem = mem
 	w.free -= int32(len(cores))
 	w.mfree -= mem
 	c.moved(i, old)
+	return Handle(h)
 }
 
 // take allocates the len(cores) lowest free cores of worker i (no more
 // than it has free) to task, which the lookup that gave p did not find, and
 // writes their ids, ascending, to cores.
-func (c *Cluster) take(task string, p probe, i int, cores []int, mem int64) {
+func (c *Cluster) take(task string, p probe, i int, cores []int, mem int64) Handle {
 	h := c.newRec(task, p)
 	c.list(i, h)
 	r := &c.recs[h]
@@ -477,12 +490,14 @@ func (c *Cluster) take(task string, p probe, i int, cores []int, mem int64) {
 			}
 			more[wi] = word
 		}
-		r.high = slices.Clone(cores[low:])
+		high := slices.Clone(cores[low:])
+		r.high = &high
 	}
 	r.mem = mem
 	w.free -= int32(k)
 	w.mfree -= mem
 	c.moved(i, old)
+	return Handle(h)
 }
 
 // Release frees everything task holds and returns where it was. It is
@@ -493,21 +508,50 @@ func (c *Cluster) Release(task string) (workerID string, cores []int, ok bool) {
 		return "", nil, false
 	}
 	r := &c.recs[h]
+	w := &c.workers[r.worker]
+	cores = r.cores(make([]int, 0, r.ncores()))
+	c.free(h, p.slot)
+	return w.id, cores, true
+}
+
+// free gives back what record h, named at slot, holds and forgets it.
+func (c *Cluster) free(h int32, slot int) {
+	r := &c.recs[h]
 	i := int(r.worker)
 	w := &c.workers[i]
 	old := int(w.free)
 	w.bits0 |= r.mask
-	for _, core := range r.high {
+	for _, core := range r.highCores() {
 		*w.word(core) |= 1 << (uint(core) & 63)
 	}
-	n := r.ncores()
-	cores = r.cores(make([]int, 0, n))
-	w.free += int32(n)
+	w.free += int32(r.ncores())
 	w.mfree += r.mem
 	c.unlist(h)
-	c.dropRec(h, p.slot)
+	c.dropRec(h, slot)
 	c.moved(i, old)
-	return w.id, cores, true
+}
+
+// Handle names the record of a task that holds cores, for ReleaseHandle:
+// a caller that keeps many tasks (the simulator) releases them without
+// hashing and comparing their names again. It is valid until the task is
+// released, by either call; then the cluster may give it to another task.
+type Handle int32
+
+// Handle returns the handle of task while it holds cores.
+func (c *Cluster) Handle(task string) (Handle, bool) {
+	h, _ := c.lookup(task)
+	return Handle(h), h >= 0
+}
+
+// ReleaseHandle frees everything the task of handle h holds, as Release
+// does for its name, without returning where it was. ok is false when h
+// names no task holding cores (a handle out of range or released).
+func (c *Cluster) ReleaseHandle(h Handle) (ok bool) {
+	if h < 0 || int(h) >= len(c.recs) || c.recs[h].name == "" {
+		return false
+	}
+	c.free(int32(h), c.names.slotOf(c.recs[h].hash, int32(h)))
+	return true
 }
 
 // Holds returns the worker and cores a task holds.

@@ -83,6 +83,9 @@ func liveTasks(c *Cluster) (map[string]*taskRec, error) {
 		if got, p := c.lookup(r.name); got != h || p.slot != slot {
 			return nil, fmt.Errorf("task %s at slot %d (handle %d): lookup finds handle %d at slot %d", r.name, slot, h, got, p.slot)
 		}
+		if r.hash != uint32(s>>32) {
+			return nil, fmt.Errorf("task %s at slot %d: its record has hash %#x, its entry %#x", r.name, slot, r.hash, uint32(s>>32))
+		}
 		if live[r.name] != nil {
 			return nil, fmt.Errorf("task %s is in the name table twice", r.name)
 		}
@@ -205,11 +208,11 @@ func clusterProblem(c *Cluster) error {
 		if !seen[task] {
 			return fmt.Errorf("task %s records cores %v on worker %d that do not name it", task, a.cores(nil), a.worker)
 		}
-		if a.mask == 0 && len(a.high) == 0 {
+		if a.mask == 0 && len(a.highCores()) == 0 {
 			return fmt.Errorf("task %s holds no cores", task)
 		}
-		if !slices.IsSorted(a.high) || len(a.high) > 0 && a.high[0] < 64 {
-			return fmt.Errorf("task %s: cores above 63 %v not ascending, or not above 63", task, a.high)
+		if high := a.highCores(); !slices.IsSorted(high) || len(high) > 0 && high[0] < 64 {
+			return fmt.Errorf("task %s: cores above 63 %v not ascending, or not above 63", task, high)
 		}
 	}
 	for f, n := range counts {

@@ -39,7 +39,9 @@
 // leads to its handle through a pointer-free open-addressing hash table,
 // and a worker lists the handles of its tasks in its second cache line, so
 // a decision touches few cache lines and the garbage collector has little
-// to scan.
+// to scan. An Assignment carries its task's handle: Cluster.ReleaseHandle
+// releases by it, as Release does by name, for a caller that holds many
+// tasks (the simulator); the jobmanager releases by name.
 //
 // A naive reference that scans every worker, as the original RESTfulSwarm
 // did, lives beside the indexed one (naive.go): it is the oracle of the

@@ -119,3 +119,15 @@ func (t *nameTable) remove(i int) {
 		}
 	}
 }
+
+// slotOf returns the slot of handle h, whose name has hash; h must be in
+// the table. It compares entries, not names: no name is read.
+func (t *nameTable) slotOf(hash uint32, h int32) int {
+	mask := len(t.ctrl) - 1
+	want := uint64(hash)<<32 | uint64(uint32(h)+1)
+	for i := int(hash) & mask; ; i = (i + 1) & mask {
+		if t.entries[i] == want {
+			return i
+		}
+	}
+}

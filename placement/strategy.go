@@ -56,6 +56,10 @@ type Assignment struct {
 	Task   string
 	Worker string
 	Cores  []int
+	// Handle is the task's record in the cluster, for Cluster.ReleaseHandle
+	// (valid until the task is released); callers that release by name
+	// ignore it.
+	Handle Handle
 }
 
 // Decision is a placed job: one assignment per task, in the job's task order.
@@ -242,7 +246,7 @@ func (p *packer) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 		} else {
 			a.Cores = make([]int, t.Cores)
 		}
-		c.take(t.Name, at, w, a.Cores, t.Mem)
+		a.Handle = c.take(t.Name, at, w, a.Cores, t.Mem)
 		a.Task, a.Worker = t.Name, c.workers[w].id
 	}
 	return as, "", true
@@ -347,8 +351,8 @@ func (pinned) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 		i := c.byID[t.Node]
 		cores := slices.Clone(t.Cpuset)
 		slices.Sort(cores)
-		c.commit(t.Name, i, cores, t.Mem) // keeps no reference to cores
-		as[ti] = Assignment{Task: t.Name, Worker: t.Node, Cores: cores}
+		h := c.commit(t.Name, i, cores, t.Mem) // keeps no reference to cores
+		as[ti] = Assignment{Task: t.Name, Worker: t.Node, Cores: cores, Handle: h}
 	}
 	return as, "", true
 }

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -8,6 +10,9 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rswarm/rswarm/api"
 )
@@ -108,35 +113,90 @@ func WriteJobsCSV(w io.Writer, rows []Row) error {
 }
 
 // JobsWriter writes jobs.csv one row at a time, for callers that do not
-// hold every row (`rswarm simulate` streams millions).
+// hold every row (`rswarm simulate` streams millions). It writes what
+// encoding/csv writes, byte for byte, but appends the numbers straight into
+// its buffer instead of making a string of each: a row whose text fields
+// need quoting goes through a csv.Writer.
 type JobsWriter struct {
-	cw  *csv.Writer
+	w   *bufio.Writer
+	buf []byte
 	rec []string
+	q   bytes.Buffer // a row that needs quoting, written by qw
+	qw  *csv.Writer
 }
 
 // NewJobsWriter writes JobsHeader and returns the writer of the rows.
 func NewJobsWriter(w io.Writer) (*JobsWriter, error) {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(JobsHeader); err != nil {
+	jw := &JobsWriter{w: bufio.NewWriterSize(w, 64<<10), rec: make([]string, len(JobsHeader))}
+	jw.qw = csv.NewWriter(&jw.q)
+	if err := jw.qw.Write(JobsHeader); err != nil {
 		return nil, err
 	}
-	return &JobsWriter{cw: cw, rec: make([]string, len(JobsHeader))}, nil
+	if err := jw.flushQuoted(); err != nil {
+		return nil, err
+	}
+	return jw, nil
+}
+
+// flushQuoted moves what qw wrote into the output.
+func (jw *JobsWriter) flushQuoted() error {
+	jw.qw.Flush()
+	if err := jw.qw.Error(); err != nil {
+		return err
+	}
+	_, err := jw.w.Write(jw.q.Bytes())
+	jw.q.Reset()
+	return err
+}
+
+// plainField reports whether encoding/csv writes field as it is.
+func plainField(field string) bool {
+	if field == "" {
+		return true
+	}
+	if field == `\.` || strings.ContainsAny(field, "\"\r\n,") {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(field)
+	return !unicode.IsSpace(r)
 }
 
 // Write writes one row.
 func (jw *JobsWriter) Write(r Row) error {
-	rec := jw.rec
-	rec[0], rec[1], rec[2], rec[3] = r.Job, r.Session, r.Strategy, r.Status.String()
-	rec[4], rec[5], rec[6] = fmtF(r.Submit), fmtF(r.Start), fmtF(r.End)
-	rec[7], rec[8], rec[9] = fmtF(r.Waiting), fmtF(r.Execution), fmtF(r.Total)
-	rec[10], rec[11] = strconv.Itoa(r.Tasks), strconv.Itoa(r.Cores)
-	return jw.cw.Write(rec)
+	status := r.Status.String()
+	if !plainField(r.Job) || !plainField(r.Session) || !plainField(r.Strategy) || !plainField(status) {
+		rec := jw.rec
+		rec[0], rec[1], rec[2], rec[3] = r.Job, r.Session, r.Strategy, status
+		rec[4], rec[5], rec[6] = fmtF(r.Submit), fmtF(r.Start), fmtF(r.End)
+		rec[7], rec[8], rec[9] = fmtF(r.Waiting), fmtF(r.Execution), fmtF(r.Total)
+		rec[10], rec[11] = strconv.Itoa(r.Tasks), strconv.Itoa(r.Cores)
+		if err := jw.qw.Write(rec); err != nil {
+			return err
+		}
+		return jw.flushQuoted()
+	}
+	b := jw.buf[:0]
+	for _, f := range [...]string{r.Job, r.Session, r.Strategy, status} {
+		b = append(append(b, f...), ',')
+	}
+	for _, v := range [...]float64{r.Submit, r.Start, r.End, r.Waiting, r.Execution, r.Total} {
+		if !math.IsNaN(v) {
+			b = strconv.AppendFloat(b, v, 'f', 6, 64)
+		}
+		b = append(b, ',')
+	}
+	b = strconv.AppendInt(b, int64(r.Tasks), 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, int64(r.Cores), 10)
+	b = append(b, '\n')
+	jw.buf = b
+	_, err := jw.w.Write(b)
+	return err
 }
 
 // Flush writes what is buffered and returns the first error of any write.
 func (jw *JobsWriter) Flush() error {
-	jw.cw.Flush()
-	return jw.cw.Error()
+	return jw.w.Flush()
 }
 
 // ReadJobsCSV reads back what WriteJobsCSV wrote.

@@ -2,10 +2,12 @@ package report_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"image/png"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -333,4 +335,58 @@ func TestWriteEmpty(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestJobsWriterMatchesEncodingCSV checks that the streaming writer writes
+// what encoding/csv writes for the same records, byte for byte: plain rows,
+// rows whose text needs quoting, and missing times.
+func TestJobsWriterMatchesEncodingCSV(t *testing.T) {
+	nan := math.NaN()
+	names := []string{"job1", "", "a,b", `say "hi"`, " lead", "line\nbreak", `\.`, "ünï", "\tx"}
+	var rows []report.Row
+	for k, n := range names {
+		for _, v := range []float64{0, 1767225600.123456, 3.5e-7, nan, -2.25} {
+			rows = append(rows, report.Row{Job: n, Session: names[(k+1)%len(names)], Strategy: "best-fit", Status: api.Down,
+				Submit: v, Start: v + 1, End: v * 2, Waiting: nan, Execution: v, Total: 12.5, Tasks: k, Cores: -k})
+		}
+	}
+	var got bytes.Buffer
+	jw, err := report.NewJobsWriter(&got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	cw := csv.NewWriter(&want)
+	if err := cw.Write(report.JobsHeader); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := jw.Write(r); err != nil {
+			t.Fatal(err)
+		}
+		rec := []string{r.Job, r.Session, r.Strategy, r.Status.String(), csvFloat(r.Submit), csvFloat(r.Start), csvFloat(r.End),
+			csvFloat(r.Waiting), csvFloat(r.Execution), csvFloat(r.Total), strconv.Itoa(r.Tasks), strconv.Itoa(r.Cores)}
+		if err := cw.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := jw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	cw.Flush()
+	if got.String() != want.String() {
+		t.Fatalf("the writer wrote\n%s\nencoding/csv wrote\n%s", got.String(), want.String())
+	}
+	back, err := report.ReadJobsCSV(&got)
+	if err != nil || len(back) != len(rows) {
+		t.Fatalf("read back %d rows (%v), want %d", len(back), err, len(rows))
+	}
+}
+
+// csvFloat formats a time as jobs.csv does: six decimals, empty for NaN.
+func csvFloat(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', 6, 64)
 }

@@ -7,7 +7,9 @@
 // placement.Schedule with the strategy placement.New builds and the queue
 // options the jobmanager uses; jobs enter the queue through
 // jobmanager.ToPlacement, as the jobmanager's do, and a task's cores go
-// back with placement.Cluster.Release when it ends. What the simulator
+// back with placement.Cluster.ReleaseHandle when it ends (the handle its
+// assignment carries: the same release as Cluster.Release by name, which
+// the jobmanager uses, without hashing the name again). What the simulator
 // adds is only what the real system does outside the decision: time.
 //
 //	Source ──Next──► arrival event ──► queue (jobmanager.ToPlacement)
@@ -16,7 +18,7 @@
 //	          placement.Schedule(cluster, strategy, queue, now, QueueOptions)
 //	                                      │ placed: deploy delay + start delay
 //	                                      ▼
-//	           task end + release delay ──► release event ──► Cluster.Release
+//	           task end + release delay ──► release event ──► Cluster.ReleaseHandle
 //
 // # Events
 //

@@ -130,11 +130,12 @@ type jobRec struct {
 }
 
 type taskRec struct {
-	name    string // kept with the slot: no allocation per task
+	name    string // "t" and its slot: unique among the tasks in the system
 	job     int32
-	run     float64 // seconds it runs
-	start   float64 // delay from dispatch to running
-	release float64 // delay from its end to its cores' return
+	handle  placement.Handle // its record in the cluster while it holds cores, else -1
+	run     float64          // seconds it runs
+	start   float64          // delay from dispatch to running
+	release float64          // delay from its end to its cores' return
 }
 
 // Streams of a seed, one per kind of draw.
@@ -172,6 +173,7 @@ type sim struct {
 	scratchTasks              []api.Task
 	memStr                    string
 	memMB                     int
+	nameBuf                   []byte
 
 	dirty     bool
 	nextRound float64
@@ -373,7 +375,7 @@ func (s *sim) newTask() int32 {
 		s.freeT = s.freeT[:n-1]
 		return t
 	}
-	s.tasks = append(s.tasks, taskRec{name: "t" + strconv.Itoa(len(s.tasks))})
+	s.tasks = append(s.tasks, taskRec{})
 	return int32(len(s.tasks) - 1)
 }
 
@@ -414,7 +416,13 @@ func (s *sim) arrive() error {
 	for k := 0; k < a.Shape.Tasks; k++ {
 		ti := s.newTask()
 		t := &s.tasks[ti]
+		// Its name, "t" and its slot, is written afresh: a slot is reused
+		// long after its name was last read, and hashing a fresh name
+		// costs less than the cache miss on a stale one.
+		s.nameBuf = strconv.AppendInt(append(s.nameBuf[:0], 't'), int64(ti), 10)
+		t.name = string(s.nameBuf)
 		t.job = ji
+		t.handle = -1
 		t.run = base
 		if s.cfg.TaskDuration != nil {
 			t.run = s.cfg.TaskDuration.Draw(s.durRng)
@@ -467,10 +475,13 @@ func (s *sim) round() {
 // start dispatches a placed job: each task runs after the job's deploy
 // delay and its own start delay, and gives its cores back after its run
 // and its release delay.
-func (s *sim) start(ji int32, _ []placement.Assignment) {
+func (s *sim) start(ji int32, as []placement.Assignment) {
 	j := &s.jobs[ji]
-	for _, ti := range j.tasks {
+	for k, ti := range j.tasks {
 		t := &s.tasks[ti]
+		// The handle releases the task later without hashing and
+		// comparing its name again.
+		t.handle = as[k].Handle
 		begin := s.now + j.deploy + t.start
 		end := begin + t.run
 		j.start = min(j.start, begin)
@@ -487,7 +498,10 @@ func (s *sim) start(ji int32, _ []placement.Assignment) {
 // release gives a task's cores back, and ends its job after its last task.
 func (s *sim) release(ti int32) {
 	t := &s.tasks[ti]
-	s.cluster.Release(t.name) // a no-op for a task of a failed job
+	if t.handle >= 0 { // -1 for a task of a failed job: its cores went back at the failure
+		s.cluster.ReleaseHandle(t.handle)
+		t.handle = -1
+	}
 	s.dirty = true
 	s.running--
 	ji := t.job
@@ -559,7 +573,10 @@ func (s *sim) fail(i int) {
 		j.failed = true
 		j.end = s.now
 		for _, ti := range j.tasks {
-			s.cluster.Release(s.tasks[ti].name)
+			if t := &s.tasks[ti]; t.handle >= 0 {
+				s.cluster.ReleaseHandle(t.handle)
+				t.handle = -1
+			}
 		}
 		s.dirty = true
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,7 @@ type simulateFlags struct {
 	replay, replaySession  string
 	reportDir              string
 	jobsCSV                bool
+	cpuProfile             string
 	progress               bool
 	title                  string
 }
@@ -103,6 +105,7 @@ to stderr.`,
 	f.StringVar(&s.replaySession, "replay-session", "", "with --replay, only this session's jobs")
 	f.StringVar(&s.reportDir, "report", "", "write the report comparing the strategies into this directory")
 	f.BoolVar(&s.jobsCSV, "jobs-csv", true, "with --report, write jobs.csv (one row per job: 7 million jobs are about 1 GB)")
+	f.StringVar(&s.cpuProfile, "cpu-profile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	f.BoolVar(&s.progress, "progress", true, "print progress on stderr about once a second")
 	f.StringVar(&s.title, "title", "", "title of summary.md")
 
@@ -189,6 +192,22 @@ func runSimulate(cmd *cobra.Command, s *simulateFlags) (err error) {
 		// 100,000 workers holds about 1 GiB live).
 		debug.SetGCPercent(200)
 		debug.SetMemoryLimit(3 << 30)
+	}
+	if s.cpuProfile != "" {
+		f, err := os.Create(s.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("--cpu-profile: %w", cerr)
+			}
+		}()
 	}
 	mem, err := api.ParseMem(s.memory)
 	if err != nil {

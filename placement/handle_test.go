@@ -1,0 +1,97 @@
+package placement
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"testing"
+)
+
+// TestHandleAgreesWithName drives two clusters with the same random jobs
+// (workers of 16 to 160 cores, so that some tasks hold cores above 63) and
+// releases each task by name in one and by its handle (the one its
+// assignment gives, which Cluster.Handle finds too) in the other: after
+// every release the two hold the same cores, memory and tasks, and both
+// keep their invariants.
+func TestHandleAgreesWithName(t *testing.T) {
+	steps := 20_000
+	if testing.Short() {
+		steps = 4_000
+	}
+	rng := rand.New(rand.NewPCG(14, 2))
+	byName, byHandle := NewCluster(), NewCluster()
+	for i := range 40 {
+		id, cores := "w"+strconv.Itoa(i), 16+rng.IntN(145)
+		for _, c := range []*Cluster{byName, byHandle} {
+			if err := c.AddWorker(id, cores, 64*gb); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	strategies := []Strategy{}
+	for _, name := range []string{BestFit, FirstFit} {
+		s, _ := New(name, Options{})
+		strategies = append(strategies, s)
+	}
+	type live struct {
+		name   string
+		handle Handle
+	}
+	var tasks []live
+	for step := range steps {
+		if free, _ := byName.FreeCores(); rng.IntN(2) == 0 && free > 0 || len(tasks) == 0 {
+			j := Job{Name: "j" + strconv.Itoa(step)}
+			for k := range 1 + rng.IntN(3) {
+				j.Tasks = append(j.Tasks, Task{Name: j.Name + "-" + strconv.Itoa(k), Cores: 1 + rng.IntN(90), Mem: int64(rng.IntN(4)) * gb})
+			}
+			s := strategies[rng.IntN(len(strategies))]
+			as, _, ok := s.Place(byName, j)
+			as2, _, ok2 := s.Place(byHandle, j)
+			if ok != ok2 || placed(as) != placed(as2) {
+				t.Fatalf("step %d: the two clusters placed %s differently", step, j.Name)
+			}
+			for _, a := range as {
+				h, ok := byHandle.Handle(a.Task)
+				if !ok || h != a.Handle {
+					t.Fatalf("step %d: %s, just placed, has handle %d (found %v), its assignment says %d", step, a.Task, h, ok, a.Handle)
+				}
+				tasks = append(tasks, live{a.Task, h})
+			}
+			continue
+		}
+		k := rng.IntN(len(tasks))
+		task := tasks[k]
+		tasks[k] = tasks[len(tasks)-1]
+		tasks = tasks[:len(tasks)-1]
+		if _, _, ok := byName.Release(task.name); !ok {
+			t.Fatalf("step %d: release %s by name: it held nothing", step, task.name)
+		}
+		if !byHandle.ReleaseHandle(task.handle) {
+			t.Fatalf("step %d: release %s by handle %d: it held nothing", step, task.name, task.handle)
+		}
+		if byHandle.ReleaseHandle(task.handle) {
+			t.Fatalf("step %d: handle %d released twice", step, task.handle)
+		}
+		if _, _, ok := byHandle.Holds(task.name); ok {
+			t.Fatalf("step %d: %s still holds cores after its handle was released", step, task.name)
+		}
+		if step%500 == 0 || len(tasks) == 0 {
+			if !reflect.DeepEqual(byName.Workers(), byHandle.Workers()) {
+				t.Fatalf("step %d: releasing by name and by handle left different workers", step)
+			}
+			for _, c := range []*Cluster{byName, byHandle} {
+				if err := clusterProblem(c); err != nil {
+					t.Fatalf("step %d: %v", step, err)
+				}
+			}
+		}
+	}
+	if !reflect.DeepEqual(byName.Workers(), byHandle.Workers()) {
+		t.Fatal("releasing by name and by handle left different workers")
+	}
+	for _, h := range []Handle{-1, Handle(len(byHandle.recs))} {
+		if byHandle.ReleaseHandle(h) {
+			t.Fatalf("handle %d out of range released something", h)
+		}
+	}
+}

@@ -269,13 +269,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer workersDue.Stop()
 	roundDue := time.NewTimer(time.Hour)
 	defer roundDue.Stop()
+	// workersWaited is set when workersDue fired: the wait is over even
+	// if Config.Now did not move (a test's clock).
+	workersWaited := false
 	for {
 		if m.workersStale {
-			if wait := 100*time.Millisecond - time.Since(m.workersRead); wait > 0 {
+			if wait := 100*time.Millisecond - m.cfg.Now().Sub(m.workersRead); wait > 0 && !workersWaited {
 				workersDue.Reset(wait)
 			} else {
-				m.workersStale = false
-				m.workersRead = time.Now()
+				m.workersStale, workersWaited = false, false
+				m.workersRead = m.cfg.Now()
 				if err := m.syncWorkers(ctx); err != nil && ctx.Err() == nil {
 					m.log.Warn("reading workers failed", "err", err)
 				}
@@ -287,7 +290,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			// the loop no time for the events themselves (the ends that
 			// free the cores), so rounds are spaced by three times the last
 			// one's decision time (nothing when the queue is short).
-			if wait := time.Until(m.nextRound); wait > 0 {
+			if wait := m.nextRound.Sub(m.cfg.Now()); wait > 0 {
 				roundDue.Reset(wait)
 			} else {
 				m.round(ctx, wg, sem)
@@ -296,6 +299,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		select {
 		case <-roundDue.C:
 		case <-workersDue.C:
+			workersWaited = m.workersStale
 		case <-ctx.Done():
 			return nil
 		case ev := <-m.events:
@@ -312,8 +316,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		case <-flush.C:
 			m.writeWorkers(ctx)
-		case now := <-reasons.C:
-			m.writeReasons(ctx, now)
+		case <-reasons.C:
+			m.writeReasons(ctx, m.cfg.Now())
 		case <-tick.C:
 			if err := m.resync(ctx); err != nil && ctx.Err() == nil {
 				m.log.Warn("resync failed", "err", err)
@@ -447,7 +451,7 @@ func (m *Manager) enqueue(j *api.Job) {
 		}
 	}
 	m.seq++
-	m.queue[j.Name] = &queued{job: ToPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: time.Now(), full: j}
+	m.queue[j.Name] = &queued{job: ToPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: m.cfg.Now(), full: j}
 	m.dirty = true
 }
 
@@ -492,7 +496,7 @@ func (m *Manager) release(task string) {
 // waiting reasons, and starts the deployments.
 func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}) {
 	m.dirty = false
-	start := time.Now()
+	start := m.cfg.Now()
 	queue := make([]placement.Job, 0, len(m.queue))
 	submitted := make(map[string]float64, len(m.queue))
 	for _, q := range m.queue {
@@ -502,8 +506,8 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	sort.Slice(queue, func(a, b int) bool { return queue[a].Seq < queue[b].Seq })
 	now := m.now()
 	placed, waiting := placement.Schedule(m.cluster, m.strategy, queue, now, m.qopts)
-	elapsed := time.Since(start)
-	m.nextRound = time.Now().Add(3 * elapsed)
+	elapsed := m.cfg.Now().Sub(start)
+	m.nextRound = start.Add(4 * elapsed)
 
 	if len(placed) > 0 {
 		m.commit(ctx, placed, wg, sem)
@@ -1041,7 +1045,7 @@ func (m *Manager) restart(ctx context.Context, names []string) {
 	if len(written) > 0 {
 		// Discovery marks a lost worker down before it fails its tasks:
 		// read the workers now, lest the restarted job go back to it.
-		m.workersStale, m.workersRead = false, time.Now()
+		m.workersStale, m.workersRead = false, m.cfg.Now()
 		if err := m.syncWorkers(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("reading workers failed", "err", err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/rswarm/rswarm/api"
 )
@@ -40,7 +39,7 @@ func (m *Manager) Reserve(ctx context.Context, r api.Reservation) ([]int, error)
 		if !ok && m.workersStale {
 			// A worker that registered a moment ago: its announcement is
 			// waiting out the re-read coalescing (see Run). Read now.
-			m.workersStale, m.workersRead = false, time.Now()
+			m.workersStale, m.workersRead = false, m.cfg.Now()
 			if err := m.syncWorkers(ctx); err != nil {
 				return err
 			}
@@ -58,15 +57,15 @@ func (m *Manager) Reserve(ctx context.Context, r api.Reservation) ([]int, error)
 		}
 		want := slices.Clone(r.Cpuset)
 		if len(want) == 0 {
-			for c := 0; c < v.Cores && len(want) < r.Cores; c++ {
-				if _, busy := v.Busy[c]; !busy {
-					want = append(want, c)
-				}
+			picked, free, err := m.cluster.PickFree(r.Node, r.Cores)
+			if err != nil {
+				return &api.FieldError{Field: "to", Kind: api.ErrConflict, Reason: err.Error()}
 			}
-			if len(want) < r.Cores {
+			if picked == nil {
 				return &api.FieldError{Field: "to", Kind: api.ErrConflict,
-					Reason: fmt.Sprintf("node %s has %d free cores, task %s needs %d", r.Node, len(want), r.Task, r.Cores)}
+					Reason: fmt.Sprintf("node %s has %d free cores, task %s needs %d", r.Node, free, r.Task, r.Cores)}
 			}
+			want = picked
 		}
 		if err := m.cluster.Allocate(moveKey(r.Task), r.Node, want, r.Mem); err != nil {
 			return &api.FieldError{Field: "to", Kind: api.ErrConflict, Reason: err.Error()}

@@ -12,6 +12,13 @@
 // as its restart policy allows. Cores come back when discovery reports
 // tasks finished, when a dispatch is refused, or when a job is cancelled.
 //
+// The allocations and the strategy live in Core (core.go), a pure state
+// machine: typed events in (workers listed, holds, releases, rounds, moves
+// reserved, committed or aborted, reallocations, flushes), typed effects
+// out (write these workers' allocations, a round is due, these jobs were
+// placed, a reply). It does no I/O and reads no clock; Manager is the
+// shell that reads the store, feeds it events and carries out its effects.
+//
 //	frontend ──job_submitted──►┐
 //	discovery ──tasks_done────►├─► events ─► round: placement.Schedule ─► store ─► Dispatcher (globalmanager)
 //	globalmanager ─workers────►┘                      ▲

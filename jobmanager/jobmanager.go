@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -92,18 +91,16 @@ type Manager struct {
 	st       State
 	dispatch Dispatcher
 	log      *slog.Logger
-	events   chan event
+	events   chan loopEvent
 
 	// owned by Run
-	cluster  *placement.Cluster
-	strategy placement.Strategy
+	core     *Core // the allocations and the strategy (core.go)
 	qopts    placement.QueueOptions
 	queue    map[string]*queued // waiting jobs by name
 	seq      uint64
 	inflight map[string]bool // jobs being deployed, or waiting to be sent again
 	attempts map[string]int  // failed deployment attempts of the jobs in flight
 	sem      chan struct{}   // bounds the deployments at once
-	touched  map[string]bool // workers whose allocation changed since the last write
 	dirty    bool
 	wg       sync.WaitGroup // dispatches and stops in flight, joined by Run
 
@@ -128,16 +125,38 @@ type queued struct {
 	full  *api.Job
 }
 
-type event struct {
-	kind  string
-	jobs  []string
-	tasks []api.TaskRef
-	name  string
-	reply chan error
-	job   *api.Job // for dispatch results
-	err   error
-	fn    func() error // for calls run on the loop
-}
+// loopEvent is what reaches the Run goroutine; its concrete types follow.
+type loopEvent interface{ loopEvent() }
+
+type (
+	jobsSubmitted  struct{ names []string }
+	tasksDone      struct{ tasks []api.TaskRef }
+	workersChanged struct{}
+	strategySwitch struct {
+		name  string
+		reply chan error
+	}
+	// loopCall runs fn on the loop and sends its error to reply.
+	loopCall struct {
+		fn    func() error
+		reply chan error
+	}
+	// redeployDue: a job's retry delay is over.
+	redeployDue struct{ job *api.Job }
+	// deployResult: one deployment attempt returned.
+	deployResult struct {
+		job *api.Job
+		err error
+	}
+)
+
+func (jobsSubmitted) loopEvent()  {}
+func (tasksDone) loopEvent()      {}
+func (workersChanged) loopEvent() {}
+func (strategySwitch) loopEvent() {}
+func (loopCall) loopEvent()       {}
+func (redeployDue) loopEvent()    {}
+func (deployResult) loopEvent()   {}
 
 // New returns a jobmanager over st that deploys through d.
 func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
@@ -158,16 +177,14 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 			PlacementDelay: api.NewHistogram(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300),
 		},
 		cfg: cfg, st: st, dispatch: d, log: cfg.Logger,
-		events:   make(chan event, 4096),
-		cluster:  placement.NewCluster(),
-		strategy: s,
+		events:   make(chan loopEvent, 4096),
+		core:     NewCore(s, cfg.SortBatch),
 		qopts:    placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
 		queue:    map[string]*queued{},
 		inflight: map[string]bool{},
 		attempts: map[string]int{},
 		sem:      make(chan struct{}, cfg.Dispatchers),
 		stopped:  map[string]bool{},
-		touched:  map[string]bool{},
 	}, nil
 }
 
@@ -181,7 +198,7 @@ func (m *Manager) Stats() api.SchedulerStats {
 	return s
 }
 
-func (m *Manager) send(ctx context.Context, ev event) error {
+func (m *Manager) send(ctx context.Context, ev loopEvent) error {
 	select {
 	case m.events <- ev:
 		return nil
@@ -192,7 +209,7 @@ func (m *Manager) send(ctx context.Context, ev event) error {
 
 // JobSubmitted tells the jobmanager a new job is in the store.
 func (m *Manager) JobSubmitted(ctx context.Context, names ...string) error {
-	return m.send(ctx, event{kind: api.KindJobSubmitted, jobs: names})
+	return m.send(ctx, jobsSubmitted{names: names})
 }
 
 // JobCancelled tells the jobmanager a job was cancelled: it leaves the
@@ -200,7 +217,7 @@ func (m *Manager) JobSubmitted(ctx context.Context, names ...string) error {
 // recorded, so a caller that then reads the workers sees them free.
 func (m *Manager) JobCancelled(ctx context.Context, name string) error {
 	return m.call(ctx, func() error {
-		m.apply(ctx, event{kind: api.KindJobCancelled, jobs: []string{name}})
+		m.cancelled(ctx, name)
 		m.writeWorkers(ctx)
 		return nil
 	})
@@ -208,12 +225,12 @@ func (m *Manager) JobCancelled(ctx context.Context, name string) error {
 
 // TasksDone tells the jobmanager tasks reached a final state.
 func (m *Manager) TasksDone(ctx context.Context, tasks []api.TaskRef) error {
-	return m.send(ctx, event{kind: api.KindTasksDone, tasks: tasks})
+	return m.send(ctx, tasksDone{tasks: tasks})
 }
 
 // WorkersChanged tells the jobmanager to re-read the workers.
 func (m *Manager) WorkersChanged(ctx context.Context) error {
-	return m.send(ctx, event{kind: api.KindWorkersChanged})
+	return m.send(ctx, workersChanged{})
 }
 
 // SwitchStrategy changes the placement strategy between rounds; every
@@ -223,7 +240,7 @@ func (m *Manager) SwitchStrategy(ctx context.Context, name string) error {
 		return api.Invalid("strategy", "%v", err)
 	}
 	reply := make(chan error, 1)
-	if err := m.send(ctx, event{kind: api.KindSwitchStrategy, name: name, reply: reply}); err != nil {
+	if err := m.send(ctx, strategySwitch{name: name, reply: reply}); err != nil {
 		return err
 	}
 	select {
@@ -328,14 +345,14 @@ func (m *Manager) Run(ctx context.Context) error {
 
 func (m *Manager) setStrategyStat() {
 	m.mu.Lock()
-	m.stats.Strategy = m.strategy.Name()
+	m.stats.Strategy = m.core.StrategyName()
 	m.mu.Unlock()
 }
 
-func (m *Manager) apply(ctx context.Context, ev event) {
-	switch ev.kind {
-	case api.KindJobSubmitted:
-		for _, name := range ev.jobs {
+func (m *Manager) apply(ctx context.Context, ev loopEvent) {
+	switch ev := ev.(type) {
+	case jobsSubmitted:
+		for _, name := range ev.names {
 			if m.queue[name] != nil || m.inflight[name] {
 				continue
 			}
@@ -346,47 +363,24 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 			}
 			m.enqueue(j)
 		}
-	case api.KindJobCancelled:
-		for _, name := range ev.jobs {
-			delete(m.queue, name)
-			j, err := m.st.GetJob(ctx, name)
-			if err == nil {
-				for _, t := range j.Info.Tasks {
-					m.release(t.ContainerName)
-				}
-			}
-			m.dirty = true
-		}
-	case api.KindTasksDone:
-		var ended []string
-		for _, t := range ev.tasks {
-			m.release(t.Task)
-			if t.JobEnded && t.State == api.Failed {
-				ended = append(ended, t.Job)
-			}
-		}
-		m.failGangs(ctx, ev.tasks)
-		if len(ended) > 0 {
-			m.restart(ctx, ended)
-		}
-	case api.KindWorkersChanged:
+	case tasksDone:
+		m.tasksDone(ctx, ev.tasks)
+	case workersChanged:
 		// Coalesced: a thousand workers registering must not mean a
 		// thousand reads of every worker (see Run).
 		m.workersStale = true
-	case api.KindSwitchStrategy:
-		s, err := placement.New(ev.name, placement.Options{SortBatch: m.cfg.SortBatch})
-		if err == nil {
-			m.strategy = s
+	case strategySwitch:
+		r := m.step(ctx, SwitchStrategy{Name: ev.name})
+		if r.Err == nil {
 			m.setStrategyStat()
-			m.dirty = true
 			m.log.Info("strategy switched", "strategy", ev.name, "queued", len(m.queue))
 		}
-		ev.reply <- err
-	case "call":
+		ev.reply <- r.Err
+	case loopCall:
 		ev.reply <- ev.fn()
-	case "redeploy":
+	case redeployDue:
 		m.redeploy(ctx, ev.job.Name)
-	case "dispatched":
+	case deployResult:
 		v := judgeDeploy(ev.err)
 		if v == retry {
 			m.retryLater(ctx, ev.job, ev.err)
@@ -397,7 +391,78 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 		if v == refused {
 			m.failRefused(ctx, ev.job, ev.err)
 		}
+	default:
+		panic(fmt.Sprintf("jobmanager: loop event %T not handled", ev))
 	}
+}
+
+// cancelled takes a cancelled job out of the queue and frees its cores.
+func (m *Manager) cancelled(ctx context.Context, name string) {
+	delete(m.queue, name)
+	if j, err := m.st.GetJob(ctx, name); err == nil {
+		m.releaseJob(ctx, j)
+	}
+	m.dirty = true
+}
+
+// tasksDone frees the cores of ended tasks, stops the rest of failed
+// gangs and restarts the jobs that failed as their policy allows.
+func (m *Manager) tasksDone(ctx context.Context, tasks []api.TaskRef) {
+	var ended []string
+	names := make([]string, 0, len(tasks))
+	for _, t := range tasks {
+		names = append(names, t.Task)
+		if t.JobEnded && t.State == api.Failed {
+			ended = append(ended, t.Job)
+		}
+	}
+	m.step(ctx, Release{Tasks: names})
+	m.failGangs(ctx, tasks)
+	if len(ended) > 0 {
+		m.restart(ctx, ended)
+	}
+}
+
+// step runs one event through the core and carries out its effects; it
+// returns the core's reply, and a round's outcome when there is one.
+func (m *Manager) step(ctx context.Context, ev Event) Reply {
+	r, _ := m.stepPlaced(ctx, ev)
+	return r
+}
+
+func (m *Manager) stepPlaced(ctx context.Context, ev Event) (Reply, Placed) {
+	var reply Reply
+	var placed Placed
+	for _, e := range m.core.Step(ev) {
+		switch e := e.(type) {
+		case Reply:
+			reply = e
+		case Placed:
+			placed = e
+		case Reschedule:
+			m.dirty = true
+		case WriteAllocations:
+			m.writeAllocations(ctx, e.Workers)
+		case CoresLost:
+			for _, t := range e.Tasks {
+				m.log.Info("worker left; task lost its cores", "node_id", e.Worker, "task_id", t)
+			}
+		case WorkerRefused:
+			m.log.Warn("adding worker", "node_id", e.Worker, "err", e.Err)
+		default:
+			panic(fmt.Sprintf("jobmanager: core effect %T not handled", e))
+		}
+	}
+	return reply, placed
+}
+
+// releaseJob frees the cores of every task of j.
+func (m *Manager) releaseJob(ctx context.Context, j *api.Job) {
+	names := make([]string, 0, len(j.Info.Tasks))
+	for _, t := range j.Info.Tasks {
+		names = append(names, t.ContainerName)
+	}
+	m.step(ctx, Release{Tasks: names})
 }
 
 // failRefused fails a job whose deployment was refused for good, and frees its
@@ -412,9 +477,7 @@ func (m *Manager) failRefused(ctx context.Context, job *api.Job, cause error) {
 	if err != nil {
 		m.log.Warn("marking job failed", "job_id", job.Name, "err", err)
 	}
-	for _, t := range job.Info.Tasks {
-		m.release(t.ContainerName)
-	}
+	m.releaseJob(ctx, job)
 }
 
 // failGangs stops the rest of each job one of whose tasks failed: a job is
@@ -485,13 +548,6 @@ func taskMem(t *api.Task) int64 {
 	return mem
 }
 
-func (m *Manager) release(task string) {
-	if w, _, ok := m.cluster.Release(task); ok {
-		m.touched[w] = true
-		m.dirty = true
-	}
-}
-
 // round runs the strategy over the queue, persists the decisions and the
 // waiting reasons, and starts the deployments.
 func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}) {
@@ -505,7 +561,8 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	}
 	sort.Slice(queue, func(a, b int) bool { return queue[a].Seq < queue[b].Seq })
 	now := m.now()
-	placed, waiting := placement.Schedule(m.cluster, m.strategy, queue, now, m.qopts)
+	_, out := m.stepPlaced(ctx, Round{Queue: queue, Now: now, Opts: m.qopts})
+	placed, waiting := out.Decisions, out.Waiting
 	elapsed := m.cfg.Now().Sub(start)
 	m.nextRound = start.Add(4 * elapsed)
 
@@ -517,7 +574,7 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 			q.want = w.Reason
 		}
 	}
-	free, total := m.cluster.FreeCores()
+	free, total := m.core.FreeCores()
 	m.mu.Lock()
 	m.stats.Rounds++
 	m.stats.Placed += uint64(len(placed))
@@ -541,11 +598,8 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 		byJob[d.Job] = d
 		names = append(names, d.Job)
 		delete(m.queue, d.Job)
-		for _, a := range d.Assignments {
-			m.touched[a.Worker] = true
-		}
 	}
-	strategy := m.strategy.Name()
+	strategy := m.core.StrategyName()
 	placedAt := m.now()
 	written, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
 		if j.Status != api.Ready {
@@ -576,9 +630,11 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 	for _, d := range placed {
 		j := ok[d.Job]
 		if j == nil {
+			tasks := make([]string, 0, len(d.Assignments))
 			for _, a := range d.Assignments {
-				m.release(a.Task)
+				tasks = append(tasks, a.Task)
 			}
+			m.step(ctx, Release{Tasks: tasks})
 			continue
 		}
 		m.startDeploy(ctx, j)
@@ -604,7 +660,7 @@ func (m *Manager) startDeploy(ctx context.Context, j *api.Job) {
 		if ctx.Err() != nil {
 			return
 		}
-		_ = m.send(ctx, event{kind: "dispatched", job: j, err: err})
+		_ = m.send(ctx, deployResult{job: j, err: err})
 	}()
 }
 
@@ -625,7 +681,7 @@ func (m *Manager) retryLater(ctx context.Context, j *api.Job, cause error) {
 		defer t.Stop()
 		select {
 		case <-t.C:
-			_ = m.send(ctx, event{kind: "redeploy", job: j})
+			_ = m.send(ctx, redeployDue{job: j})
 		case <-ctx.Done():
 		}
 	}()
@@ -644,17 +700,14 @@ func (m *Manager) redeploy(ctx context.Context, name string) {
 	if err != nil {
 		j = nil
 	}
-	up := func(node string) bool { v, ok := m.cluster.Worker(node); return ok && v.Up }
-	switch judgeRedeploy(j, up) {
+	switch judgeRedeploy(j, m.core.Up) {
 	case redeploySend:
 		m.startDeploy(ctx, j)
 		return
 	case redeployRequeue:
 		delete(m.inflight, name)
 		delete(m.attempts, name)
-		for _, t := range j.Info.Tasks {
-			m.release(t.ContainerName)
-		}
+		m.releaseJob(ctx, j)
 		m.log.Info("deploy target gone; placing the job again", "job_id", name)
 		if err := m.requeue(ctx, []string{name}); err != nil {
 			m.log.Warn("re-queueing a job; the resync will retry", "job_id", name, "err", err)
@@ -664,9 +717,7 @@ func (m *Manager) redeploy(ctx context.Context, name string) {
 		m.loseUndelivered(ctx, j)
 	case redeployDrop:
 		if j != nil {
-			for _, t := range j.Info.Tasks {
-				m.release(t.ContainerName)
-			}
+			m.releaseJob(ctx, j)
 		}
 	}
 	delete(m.inflight, name)
@@ -685,7 +736,7 @@ func (m *Manager) loseUndelivered(ctx context.Context, j *api.Job) {
 			if t.Status != api.Scheduled {
 				continue
 			}
-			if v, ok := m.cluster.Worker(t.Node); ok && v.Up {
+			if m.core.Up(t.Node) {
 				continue
 			}
 			st := api.TaskStatus{Node: t.Node, Job: sj.Name, Task: t.ContainerName, State: api.Failed, Time: now, Attempt: sj.Restarts,
@@ -704,7 +755,7 @@ func (m *Manager) loseUndelivered(ctx context.Context, j *api.Job) {
 	for i := range refs {
 		refs[i].JobEnded = written.Status.Final()
 	}
-	m.apply(ctx, event{kind: api.KindTasksDone, tasks: refs})
+	m.tasksDone(ctx, refs)
 }
 
 // Waiting reasons are for people: a job that waits a moment does not need
@@ -765,23 +816,19 @@ func (m *Manager) writeReasons(ctx context.Context, now time.Time) {
 
 // writeWorkers persists, in one batch, the allocation of every worker
 // touched since the last write.
-func (m *Manager) writeWorkers(ctx context.Context) {
-	if len(m.touched) == 0 {
-		return
+func (m *Manager) writeWorkers(ctx context.Context) { m.step(ctx, Flush{}) }
+
+// writeAllocations carries out a WriteAllocations effect.
+func (m *Manager) writeAllocations(ctx context.Context, allocs []Allocation) {
+	byID := make(map[string]Allocation, len(allocs))
+	ids := make([]string, 0, len(allocs))
+	for _, a := range allocs {
+		byID[a.Worker] = a
+		ids = append(ids, a.Worker)
 	}
-	views := make(map[string]placement.WorkerView, len(m.touched))
-	ids := make([]string, 0, len(m.touched))
-	for id := range m.touched {
-		delete(m.touched, id)
-		if v, ok := m.cluster.Worker(id); ok {
-			views[id] = v
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
 	_, err := m.st.UpdateWorkers(ctx, ids, func(w *api.Worker) error {
-		v := views[w.ID]
-		w.SetAllocation(v.Busy, v.MemTotal-v.MemFree)
+		a := byID[w.ID]
+		w.SetAllocation(a.Busy, a.Mem)
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {
@@ -795,38 +842,7 @@ func (m *Manager) syncWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for _, w := range ws {
-		seen[w.ID] = true
-		if w.Status == api.WorkerLeft {
-			for _, t := range m.cluster.RemoveWorker(w.ID) {
-				m.log.Info("worker left; task lost its cores", "node_id", w.ID, "task_id", t)
-			}
-			m.dirty = true
-			continue
-		}
-		if v, ok := m.cluster.Worker(w.ID); !ok || v.Cores != w.Cores || v.MemTotal != w.MemTotal {
-			// New, or registered again with another size (allocations kept).
-			if err := m.cluster.AddWorker(w.ID, w.Cores, w.MemTotal); err != nil {
-				m.log.Warn("adding worker", "node_id", w.ID, "cores", w.Cores, "err", err)
-				continue
-			}
-			m.touched[w.ID] = true
-			m.dirty = true
-		}
-		v, _ := m.cluster.Worker(w.ID)
-		up := w.Status == api.WorkerReady
-		if v.Up != up {
-			m.cluster.SetUp(w.ID, up)
-			m.dirty = true
-		}
-	}
-	for _, v := range m.cluster.Workers() {
-		if !seen[v.ID] {
-			m.cluster.RemoveWorker(v.ID)
-			m.dirty = true
-		}
-	}
+	m.step(ctx, WorkersListed{Workers: ws})
 	return nil
 }
 
@@ -894,7 +910,7 @@ func (m *Manager) resync(ctx context.Context) error {
 		}
 	}
 	if full {
-		m.dropUnlisted(jobs)
+		m.dropUnlisted(ctx, jobs)
 		m.synced = true
 	}
 	if len(restart) > 0 {
@@ -961,18 +977,16 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 			m.enqueue(j)
 			return false
 		}
-		up := func(node string) bool { v, ok := m.cluster.Worker(node); return ok && v.Up }
-		if judgeRedeploy(j, up) != redeploySend {
+		if judgeRedeploy(j, m.core.Up) != redeploySend {
 			return true
 		}
-		for _, t := range j.Info.Tasks {
-			if !m.hold(t) {
-				for _, u := range j.Info.Tasks {
-					if u == t {
-						break
-					}
-					m.release(u.ContainerName)
+		for i, t := range j.Info.Tasks {
+			if !m.hold(ctx, t) {
+				before := make([]string, 0, i)
+				for _, u := range j.Info.Tasks[:i] {
+					before = append(before, u.ContainerName)
 				}
+				m.step(ctx, Release{Tasks: before})
 				return true
 			}
 		}
@@ -992,10 +1006,10 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 	for _, t := range j.Info.Tasks {
 		switch {
 		case t.Status.Final():
-			m.release(t.ContainerName)
+			m.step(ctx, Release{Tasks: []string{t.ContainerName}})
 		case t.Status == api.Ready || t.Node == "":
 		default:
-			m.hold(t)
+			m.hold(ctx, t)
 			undelivered = undelivered || t.Status == api.Scheduled
 		}
 	}
@@ -1010,22 +1024,8 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 // hold records the cores a placed task holds, if the cluster does not
 // already: at start, the allocations come from the store. It reports
 // whether the task holds them now.
-func (m *Manager) hold(t *api.Task) bool {
-	if _, ok := m.cluster.Worker(t.Node); !ok {
-		return false
-	}
-	if _, _, held := m.cluster.Holds(t.ContainerName); held {
-		return true
-	}
-	cores, err := api.ParseCpuset(t.CpusetCpus)
-	if err != nil {
-		return false
-	}
-	if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, taskMem(t)); err != nil {
-		return false
-	}
-	m.touched[t.Node] = true
-	return true
+func (m *Manager) hold(ctx context.Context, t *api.Task) bool {
+	return m.step(ctx, Hold{Task: t.ContainerName, Node: t.Node, Cpuset: t.CpusetCpus, Mem: taskMem(t)}).OK
 }
 
 // restart puts the jobs that failed by losing a worker back in the queue,
@@ -1051,9 +1051,7 @@ func (m *Manager) restart(ctx context.Context, names []string) {
 		}
 	}
 	for _, j := range written {
-		for _, t := range j.Info.Tasks {
-			m.release(t.ContainerName)
-		}
+		m.releaseJob(ctx, j)
 		delete(m.stopped, j.Name)
 		m.log.Info("job lost a worker: restarting it", "job_id", j.Name, "restart", j.Restarts, "policy", j.Restart)
 		m.mu.Lock()
@@ -1066,7 +1064,7 @@ func (m *Manager) restart(ctx context.Context, names []string) {
 // dropUnlisted, after the full pass over every live job, drops what no
 // live job accounts for: queued jobs that are no longer Ready, stop marks
 // of jobs that ended, and cores held by tasks that are not live.
-func (m *Manager) dropUnlisted(jobs []*api.Job) {
+func (m *Manager) dropUnlisted(ctx context.Context, jobs []*api.Job) {
 	live := map[string]bool{}
 	ready, listed := map[string]bool{}, map[string]bool{}
 	for _, j := range jobs {
@@ -1092,13 +1090,7 @@ func (m *Manager) dropUnlisted(jobs []*api.Job) {
 			delete(m.stopped, name)
 		}
 	}
-	for _, v := range m.cluster.Workers() {
-		for _, task := range v.Busy {
-			if !live[task] && !strings.HasSuffix(task, "#moving") {
-				m.release(task)
-			}
-		}
-	}
+	m.step(ctx, KeepOnly{Live: live})
 }
 
 // requeue resets jobs that were placed but never deployed to Ready, with

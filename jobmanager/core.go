@@ -1,0 +1,373 @@
+package jobmanager
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/placement"
+)
+
+// Core is the jobmanager's pure allocation state: the cluster view (which
+// task holds which cores of which worker), the cores reserved for moves,
+// and the placement strategy. It is driven by Step, one typed event at a
+// time, and answers with typed effects that the shell (Manager) carries
+// out; it does no I/O and reads no clock (a round's time comes in with
+// its event). Every core choice is placement's: rounds through
+// placement.Schedule, moves through Cluster.PickFree.
+//
+// The invariant, checked by the tests after every step: no core is held
+// by two tasks, and a core is held only by a task some event gave it to
+// and no later event took it from (nothing leaks).
+type Core struct {
+	cluster   *placement.Cluster
+	strategy  placement.Strategy
+	sortBatch bool
+	touched   map[string]bool // workers whose allocation changed since the last Flush
+}
+
+// NewCore returns a core with no workers, placing with strategy s.
+func NewCore(s placement.Strategy, sortBatch bool) *Core {
+	return &Core{cluster: placement.NewCluster(), strategy: s, sortBatch: sortBatch, touched: map[string]bool{}}
+}
+
+// Event is what happened, as the core sees it. Its concrete types are the
+// ones in this file; the method only closes the union.
+type Event interface{ coreEvent() }
+
+// Events.
+type (
+	// WorkersListed is every registered worker as just read from the store:
+	// new workers are added, resized ones resized (allocations kept), down
+	// ones no longer placed on, departed (Left) or unlisted ones removed
+	// with their tasks' cores.
+	WorkersListed struct{ Workers []*api.Worker }
+	// Hold records the cores a placed task holds (recovery from the store's
+	// records), unless it holds them already. Cpuset is the task's
+	// cpuset_cpus.
+	Hold struct {
+		Task, Node, Cpuset string
+		Mem                int64
+	}
+	// Release frees the cores of tasks that ended, were cancelled, or whose
+	// placement was undone.
+	Release struct{ Tasks []string }
+	// KeepOnly frees the cores of every task not in Live, except cores
+	// reserved for moves (the sweep after a full recovery pass).
+	KeepOnly struct{ Live map[string]bool }
+	// Round runs the strategy over Queue (in arrival order) at time Now
+	// (seconds since the epoch) with the queue options.
+	Round struct {
+		Queue []placement.Job
+		Now   float64
+		Opts  placement.QueueOptions
+	}
+	// SwitchStrategy changes the strategy for the next rounds.
+	SwitchStrategy struct{ Name string }
+	// ReserveMove holds cores on R.Node for a task about to move there
+	// (R.Cpuset, or R.Cores chosen by placement), its current cores kept.
+	ReserveMove struct{ R api.Reservation }
+	// CommitMove ends a move: the old cores are freed, the reserved ones
+	// become the task's.
+	CommitMove struct{ R api.Reservation }
+	// AbortMove gives back the cores reserved for Task's move.
+	AbortMove struct{ Task string }
+	// Reallocate changes the cores of a task on its node (update in place).
+	Reallocate struct{ R api.Reservation }
+	// Flush asks for the allocations changed since the last Flush.
+	Flush struct{}
+)
+
+func (WorkersListed) coreEvent()  {}
+func (Hold) coreEvent()           {}
+func (Release) coreEvent()        {}
+func (KeepOnly) coreEvent()       {}
+func (Round) coreEvent()          {}
+func (SwitchStrategy) coreEvent() {}
+func (ReserveMove) coreEvent()    {}
+func (CommitMove) coreEvent()     {}
+func (AbortMove) coreEvent()      {}
+func (Reallocate) coreEvent()     {}
+func (Flush) coreEvent()          {}
+
+// Effect is what the shell must do. Its concrete types are the ones in
+// this file.
+type Effect interface{ coreEffect() }
+
+// Effects.
+type (
+	// WriteAllocations writes these workers' allocations to the store.
+	WriteAllocations struct{ Workers []Allocation }
+	// Reschedule says capacity or the queue changed: a round is due.
+	Reschedule struct{}
+	// Placed is a round's outcome: the jobs placed (their cores now held)
+	// and why the others wait.
+	Placed struct {
+		Decisions []placement.Decision
+		Waiting   []placement.Waiting
+	}
+	// CoresLost reports tasks that lost their cores with their worker.
+	CoresLost struct {
+		Worker string
+		Tasks  []string
+	}
+	// WorkerRefused reports a worker record the cluster cannot take (its
+	// size is invalid); it is left out.
+	WorkerRefused struct {
+		Worker string
+		Err    error
+	}
+	// Reply answers the event that asked: an error, the cores chosen
+	// (ReserveMove), or whether a Hold holds.
+	Reply struct {
+		Err   error
+		Cores []int
+		OK    bool
+	}
+)
+
+func (WriteAllocations) coreEffect() {}
+func (Reschedule) coreEffect()       {}
+func (Placed) coreEffect()           {}
+func (CoresLost) coreEffect()        {}
+func (WorkerRefused) coreEffect()    {}
+func (Reply) coreEffect()            {}
+
+// Allocation is one worker's allocation: which task holds each busy core,
+// and the memory its tasks hold.
+type Allocation struct {
+	Worker string
+	Busy   map[int]string
+	Mem    int64
+}
+
+// Up reports whether node is a registered worker that is up.
+func (c *Core) Up(node string) bool { v, ok := c.cluster.Worker(node); return ok && v.Up }
+
+// Known reports whether node is a registered worker.
+func (c *Core) Known(node string) bool { _, ok := c.cluster.Worker(node); return ok }
+
+// FreeCores returns the free and total cores of the workers that are up.
+func (c *Core) FreeCores() (free, total int) { return c.cluster.FreeCores() }
+
+// StrategyName returns the current strategy's name.
+func (c *Core) StrategyName() string { return c.strategy.Name() }
+
+// Step applies one event and returns what the shell must do.
+func (c *Core) Step(ev Event) []Effect {
+	switch ev := ev.(type) {
+	case WorkersListed:
+		return c.workersListed(ev.Workers)
+	case Hold:
+		return c.hold(ev)
+	case Release:
+		if c.release(ev.Tasks...) {
+			return []Effect{Reschedule{}}
+		}
+		return nil
+	case KeepOnly:
+		var drop []string
+		for _, v := range c.cluster.Workers() {
+			for _, task := range v.Busy {
+				if !ev.Live[task] && !strings.HasSuffix(task, moveSuffix) {
+					drop = append(drop, task)
+				}
+			}
+		}
+		if c.release(drop...) {
+			return []Effect{Reschedule{}}
+		}
+		return nil
+	case Round:
+		placed, waiting := placement.Schedule(c.cluster, c.strategy, ev.Queue, ev.Now, ev.Opts)
+		for _, d := range placed {
+			for _, a := range d.Assignments {
+				c.touched[a.Worker] = true
+			}
+		}
+		return []Effect{Placed{Decisions: placed, Waiting: waiting}}
+	case SwitchStrategy:
+		s, err := placement.New(ev.Name, placement.Options{SortBatch: c.sortBatch})
+		if err != nil {
+			return []Effect{Reply{Err: err}}
+		}
+		c.strategy = s
+		return []Effect{Reply{OK: true}, Reschedule{}}
+	case ReserveMove:
+		return c.reserve(ev.R)
+	case CommitMove:
+		node, cores, ok := c.cluster.Release(moveKey(ev.R.Task))
+		if !ok {
+			return []Effect{Reply{Err: fmt.Errorf("task %s has no cores reserved: %w", ev.R.Task, api.ErrNotFound)}}
+		}
+		c.release(ev.R.Task)
+		c.touched[node] = true
+		err := c.cluster.Allocate(ev.R.Task, node, cores, ev.R.Mem)
+		return []Effect{Reply{Err: err, OK: err == nil}, Reschedule{}}
+	case AbortMove:
+		if c.release(moveKey(ev.Task)) {
+			return []Effect{Reply{OK: true}, Reschedule{}}
+		}
+		return []Effect{Reply{OK: true}}
+	case Reallocate:
+		r := ev.R
+		oldNode, oldCores, held := c.cluster.Release(r.Task)
+		if err := c.cluster.Allocate(r.Task, r.Node, r.Cpuset, r.Mem); err != nil {
+			if held {
+				_ = c.cluster.Allocate(r.Task, oldNode, oldCores, r.PrevMem)
+			}
+			return []Effect{Reply{Err: &api.FieldError{Field: "cpuset_cpus", Kind: api.ErrConflict, Reason: err.Error()}}}
+		}
+		c.touched[r.Node] = true
+		if held {
+			c.touched[oldNode] = true
+		}
+		return []Effect{Reply{OK: true}, Reschedule{}}
+	case Flush:
+		if w := c.flush(); len(w) > 0 {
+			return []Effect{WriteAllocations{Workers: w}}
+		}
+		return nil
+	}
+	panic(fmt.Sprintf("jobmanager: core event %T not handled", ev))
+}
+
+// moveSuffix marks the name under which a migrating task's destination
+// cores are held until the move is committed or aborted (moveKey).
+const moveSuffix = "#moving"
+
+// moveKey is the name holding task's reserved destination cores.
+func moveKey(task string) string { return task + moveSuffix }
+
+// release frees tasks' cores; it reports whether any were held.
+func (c *Core) release(tasks ...string) bool {
+	any := false
+	for _, task := range tasks {
+		if w, _, ok := c.cluster.Release(task); ok {
+			c.touched[w] = true
+			any = true
+		}
+	}
+	return any
+}
+
+func (c *Core) workersListed(ws []*api.Worker) []Effect {
+	var out []Effect
+	changed := false
+	seen := map[string]bool{}
+	for _, w := range ws {
+		seen[w.ID] = true
+		if w.Status == api.WorkerLeft {
+			if _, ok := c.cluster.Worker(w.ID); ok {
+				if lost := c.cluster.RemoveWorker(w.ID); len(lost) > 0 {
+					out = append(out, CoresLost{Worker: w.ID, Tasks: lost})
+				}
+				changed = true
+			}
+			continue
+		}
+		if v, ok := c.cluster.Worker(w.ID); !ok || v.Cores != w.Cores || v.MemTotal != w.MemTotal {
+			// New, or registered again with another size (allocations kept).
+			if err := c.cluster.AddWorker(w.ID, w.Cores, w.MemTotal); err != nil {
+				out = append(out, WorkerRefused{Worker: w.ID, Err: err})
+				continue
+			}
+			c.touched[w.ID] = true
+			changed = true
+		}
+		v, _ := c.cluster.Worker(w.ID)
+		if up := w.Status == api.WorkerReady; v.Up != up {
+			c.cluster.SetUp(w.ID, up)
+			changed = true
+		}
+	}
+	for _, v := range c.cluster.Workers() {
+		if !seen[v.ID] {
+			if lost := c.cluster.RemoveWorker(v.ID); len(lost) > 0 {
+				out = append(out, CoresLost{Worker: v.ID, Tasks: lost})
+			}
+			delete(c.touched, v.ID)
+			changed = true
+		}
+	}
+	if changed {
+		out = append(out, Reschedule{})
+	}
+	return out
+}
+
+func (c *Core) hold(h Hold) []Effect {
+	if _, ok := c.cluster.Worker(h.Node); !ok {
+		return []Effect{Reply{}}
+	}
+	if _, _, held := c.cluster.Holds(h.Task); held {
+		return []Effect{Reply{OK: true}}
+	}
+	cores, err := api.ParseCpuset(h.Cpuset)
+	if err != nil {
+		return []Effect{Reply{Err: err}}
+	}
+	if err := c.cluster.Allocate(h.Task, h.Node, cores, h.Mem); err != nil {
+		return []Effect{Reply{Err: err}}
+	}
+	c.touched[h.Node] = true
+	return []Effect{Reply{OK: true}}
+}
+
+func (c *Core) reserve(r api.Reservation) []Effect {
+	fail := func(err error) []Effect { return []Effect{Reply{Err: err}} }
+	v, ok := c.cluster.Worker(r.Node)
+	if !ok {
+		return fail(fmt.Errorf("node %s is not a registered worker: %w", r.Node, api.ErrNotFound))
+	}
+	if !v.Up {
+		return fail(fmt.Errorf("node %s is down: %w", r.Node, api.ErrUnavailable))
+	}
+	if r.Mem > v.MemFree {
+		return fail(&api.FieldError{Field: "to", Kind: api.ErrConflict,
+			Reason: fmt.Sprintf("node %s has %d bytes of memory free, task %s needs %d", r.Node, v.MemFree, r.Task, r.Mem)})
+	}
+	want := slices.Clone(r.Cpuset)
+	if len(want) == 0 {
+		picked, free, err := c.cluster.PickFree(r.Node, r.Cores)
+		if err != nil {
+			return fail(&api.FieldError{Field: "to", Kind: api.ErrConflict, Reason: err.Error()})
+		}
+		if picked == nil {
+			return fail(&api.FieldError{Field: "to", Kind: api.ErrConflict,
+				Reason: fmt.Sprintf("node %s has %d free cores, task %s needs %d", r.Node, free, r.Task, r.Cores)})
+		}
+		want = picked
+	}
+	if err := c.cluster.Allocate(moveKey(r.Task), r.Node, want, r.Mem); err != nil {
+		return fail(&api.FieldError{Field: "to", Kind: api.ErrConflict, Reason: err.Error()})
+	}
+	c.touched[r.Node] = true
+	return []Effect{Reply{OK: true, Cores: want}}
+}
+
+// flush returns the allocation of every worker touched since the last
+// flush, by worker id.
+func (c *Core) flush() []Allocation {
+	out := make([]Allocation, 0, len(c.touched))
+	for id := range c.touched {
+		delete(c.touched, id)
+		if v, ok := c.cluster.Worker(id); ok {
+			out = append(out, Allocation{Worker: id, Busy: v.Busy, Mem: v.MemTotal - v.MemFree})
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Worker < out[b].Worker })
+	return out
+}
+
+// replyOf returns the Reply among effects (the zero Reply if none).
+func replyOf(effects []Effect) Reply {
+	for _, e := range effects {
+		if r, ok := e.(Reply); ok {
+			return r
+		}
+	}
+	return Reply{}
+}

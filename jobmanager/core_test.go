@@ -1,0 +1,528 @@
+package jobmanager
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/rswarm/rswarm/api"
+	"github.com/rswarm/rswarm/placement"
+)
+
+func newTestCore(t testing.TB) *Core {
+	t.Helper()
+	s, err := placement.New("best-fit", placement.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewCore(s, false)
+}
+
+// ready and down are worker records as the store lists them.
+func ready(id string, cores int) *api.Worker {
+	return &api.Worker{ID: id, Cores: cores, Status: api.WorkerReady}
+}
+
+func down(id string, cores int) *api.Worker {
+	return &api.Worker{ID: id, Cores: cores, Status: api.WorkerDown}
+}
+
+// coreStep is one event and what the core must answer: its reply (error
+// matched with errors.Is, or OK and the cores chosen) and the types of its
+// other effects in order; alloc, when set, is what a Flush writes.
+type coreStep struct {
+	ev      Event
+	err     error
+	ok      bool
+	cores   []int
+	effects []string
+	alloc   map[string]map[int]string
+}
+
+// effectNames returns the type names of the effects other than Reply.
+func effectNames(effects []Effect) []string {
+	var out []string
+	for _, e := range effects {
+		if _, ok := e.(Reply); !ok {
+			out = append(out, fmt.Sprintf("%T", e)[len("jobmanager."):])
+		}
+	}
+	return out
+}
+
+func TestCoreSequences(t *testing.T) {
+	w1, w2 := ready("w1", 4), ready("w2", 4)
+	listed := WorkersListed{Workers: []*api.Worker{w1, w2}}
+	tests := []struct {
+		name  string
+		steps []coreStep
+	}{
+		{name: "recovery holds the stored allocations and a flush writes them once", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0-1"}, ok: true},
+			// Held already: nothing changes, still OK.
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0-1"}, ok: true},
+			// Core 1 is a's: refused.
+			{ev: Hold{Task: "b", Node: "w1", Cpuset: "1"}, err: placement.ErrCoreHeld},
+			// A worker the cluster does not know: not held, no error.
+			{ev: Hold{Task: "c", Node: "w9", Cpuset: "0"}},
+			// w1 and w2 were added (touched), w1 holds a.
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "a", 1: "a"}, "w2": {}}},
+			// Nothing changed since: no write.
+			{ev: Flush{}},
+		}},
+		{name: "a move reserves the lowest free cores and commit swaps them", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0-1"}, ok: true},
+			{ev: Hold{Task: "x", Node: "w2", Cpuset: "0"}, ok: true},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "a", 1: "a"}, "w2": {0: "x"}}},
+			// w2 has 1, 2, 3 free: placement picks 1 and 2.
+			{ev: ReserveMove{R: api.Reservation{Task: "a", Node: "w2", Cores: 2}}, ok: true, cores: []int{1, 2}},
+			// Core 2 is now reserved: naming it is a conflict.
+			{ev: ReserveMove{R: api.Reservation{Task: "y", Node: "w2", Cpuset: []int{2}}}, err: api.ErrConflict},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w2": {0: "x", 1: "a#moving", 2: "a#moving"}}},
+			{ev: CommitMove{R: api.Reservation{Task: "a"}}, ok: true, effects: []string{"Reschedule"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {}, "w2": {0: "x", 1: "a", 2: "a"}}},
+			// Nothing reserved any more.
+			{ev: CommitMove{R: api.Reservation{Task: "a"}}, err: api.ErrNotFound},
+		}},
+		{name: "an aborted move gives its cores back and keeps the old ones", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0"}, ok: true},
+			{ev: ReserveMove{R: api.Reservation{Task: "a", Node: "w2", Cpuset: []int{3}}}, ok: true, cores: []int{3}},
+			{ev: AbortMove{Task: "a"}, ok: true, effects: []string{"Reschedule"}},
+			// Aborting twice is harmless.
+			{ev: AbortMove{Task: "a"}, ok: true},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "a"}, "w2": {}}},
+		}},
+		{name: "a move is refused on an unknown, down or full worker", steps: []coreStep{
+			{ev: WorkersListed{Workers: []*api.Worker{ready("w1", 2), down("w2", 4)}}, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0-1"}, ok: true},
+			{ev: ReserveMove{R: api.Reservation{Task: "b", Node: "w9", Cores: 1}}, err: api.ErrNotFound},
+			{ev: ReserveMove{R: api.Reservation{Task: "b", Node: "w2", Cores: 1}}, err: api.ErrUnavailable},
+			// w1's two cores are a's: 0 free, 1 asked.
+			{ev: ReserveMove{R: api.Reservation{Task: "b", Node: "w1", Cores: 1}}, err: api.ErrConflict},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "a", 1: "a"}, "w2": {}}},
+		}},
+		{name: "a worker that leaves takes its tasks' cores with it", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "2"}, ok: true},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {2: "a"}, "w2": {}}},
+			{ev: WorkersListed{Workers: []*api.Worker{{ID: "w1", Cores: 4, Status: api.WorkerLeft}, w2}}, effects: []string{"CoresLost", "Reschedule"}},
+			// a holds nothing now: releasing it changes nothing.
+			{ev: Release{Tasks: []string{"a"}}},
+			// The departed worker is not written.
+			{ev: Flush{}},
+		}},
+		{name: "a refused reallocation keeps the task's cores", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0"}, ok: true},
+			{ev: Hold{Task: "b", Node: "w1", Cpuset: "1"}, ok: true},
+			{ev: Reallocate{R: api.Reservation{Task: "a", Node: "w1", Cpuset: []int{1, 2}}}, err: api.ErrConflict},
+			{ev: Reallocate{R: api.Reservation{Task: "a", Node: "w1", Cpuset: []int{2, 3}}}, ok: true, effects: []string{"Reschedule"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {1: "b", 2: "a", 3: "a"}, "w2": {}}},
+		}},
+		{name: "a round places through the strategy and its cores are written", steps: []coreStep{
+			{ev: WorkersListed{Workers: []*api.Worker{ready("w1", 2)}}, effects: []string{"Reschedule"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {}}},
+			{ev: Round{Queue: []placement.Job{
+				{Name: "j", Seq: 1, Tasks: []placement.Task{{Name: "j-0", Cores: 1}, {Name: "j-1", Cores: 1}}},
+				{Name: "k", Seq: 2, Tasks: []placement.Task{{Name: "k-0", Cores: 1}}},
+			}}, effects: []string{"Placed"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "j-0", 1: "j-1"}}},
+			{ev: Release{Tasks: []string{"j-0", "j-1"}}, effects: []string{"Reschedule"}},
+		}},
+		{name: "the recovery sweep frees what no live task holds but keeps moves", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0"}, ok: true},
+			{ev: Hold{Task: "b", Node: "w1", Cpuset: "1"}, ok: true},
+			{ev: ReserveMove{R: api.Reservation{Task: "a", Node: "w2", Cores: 1}}, ok: true, cores: []int{0}},
+			{ev: KeepOnly{Live: map[string]bool{"a": true}}, effects: []string{"Reschedule"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "a"}, "w2": {0: "a#moving"}}},
+		}},
+		{name: "switching strategy", steps: []coreStep{
+			{ev: SwitchStrategy{Name: "no-such"}, err: placement.ErrUnknownStrategy},
+			{ev: SwitchStrategy{Name: "first-fit"}, ok: true, effects: []string{"Reschedule"}},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCore(t)
+			store := map[string]map[int]string{}
+			for i, s := range tc.steps {
+				effects := c.Step(s.ev)
+				r := replyOf(effects)
+				where := fmt.Sprintf("step %d (%T)", i, s.ev)
+				if s.err != nil {
+					if !errors.Is(r.Err, s.err) {
+						t.Fatalf("%s: err = %v, want %v", where, r.Err, s.err)
+					}
+				} else if r.Err != nil {
+					t.Fatalf("%s: err = %v", where, r.Err)
+				}
+				if r.OK != s.ok || !slices.Equal(r.Cores, s.cores) {
+					t.Fatalf("%s: reply ok=%v cores=%v, want ok=%v cores=%v", where, r.OK, r.Cores, s.ok, s.cores)
+				}
+				if got := effectNames(effects); !slices.Equal(got, s.effects) {
+					t.Fatalf("%s: effects %v, want %v", where, got, s.effects)
+				}
+				if s.alloc != nil {
+					got := map[string]map[int]string{}
+					for _, e := range effects {
+						if w, ok := e.(WriteAllocations); ok {
+							for _, a := range w.Workers {
+								got[a.Worker] = a.Busy
+							}
+						}
+					}
+					if !reflect.DeepEqual(got, s.alloc) {
+						t.Fatalf("%s: wrote %v, want %v", where, got, s.alloc)
+					}
+				}
+				applyWrites(store, effects)
+				checkCore(t, c, nil, store)
+			}
+		})
+	}
+}
+
+// applyWrites carries out WriteAllocations on a map standing for the store.
+func applyWrites(store map[string]map[int]string, effects []Effect) {
+	for _, e := range effects {
+		if w, ok := e.(WriteAllocations); ok {
+			for _, a := range w.Workers {
+				store[a.Worker] = maps.Clone(a.Busy)
+			}
+		}
+	}
+}
+
+// checkCore checks the invariant: every worker's free count agrees with
+// its busy cores, the up totals add up; when model is given, the cores
+// held are exactly the model's (none double-booked: the model gives each
+// core to one task; none leaked: nothing held that the model freed); and
+// right after a Flush (store given with nothing touched), the store agrees
+// with the core on every worker.
+func checkCore(t *testing.T, c *Core, model *coreModel, store map[string]map[int]string) {
+	t.Helper()
+	free, total := 0, 0
+	held := map[string]map[int]string{}
+	for _, v := range c.cluster.Workers() {
+		if v.Free != v.Cores-len(v.Busy) {
+			t.Fatalf("worker %s: %d free of %d with %d busy", v.ID, v.Free, v.Cores, len(v.Busy))
+		}
+		for core := range v.Busy {
+			if core < 0 || core >= v.Cores {
+				t.Fatalf("worker %s: core %d out of range", v.ID, core)
+			}
+		}
+		if v.Up {
+			free += v.Free
+			total += v.Cores
+		}
+		held[v.ID] = v.Busy
+	}
+	if f, tot := c.FreeCores(); f != free || tot != total {
+		t.Fatalf("FreeCores = %d/%d, workers say %d/%d", f, tot, free, total)
+	}
+	if model != nil {
+		want := model.busy()
+		if !reflect.DeepEqual(held, want) {
+			t.Fatalf("held %v\nmodel %v", held, want)
+		}
+	}
+	if store != nil && len(c.touched) == 0 {
+		for id, busy := range held {
+			if !reflect.DeepEqual(store[id], busy) {
+				t.Fatalf("worker %s: store has %v after a flush, core %v", id, store[id], busy)
+			}
+		}
+	}
+}
+
+// coreModel is the simplest allocation bookkeeping that can be right: a
+// map of workers and a map of task -> (worker, cores).
+type coreModel struct {
+	workers map[string]*modelWorker
+	holds   map[string]modelHold
+}
+
+type modelWorker struct {
+	cores int
+	up    bool
+}
+
+type modelHold struct {
+	worker string
+	cores  []int
+}
+
+func (m *coreModel) owner(worker string, core int) string {
+	for task, h := range m.holds {
+		if h.worker == worker && slices.Contains(h.cores, core) {
+			return task
+		}
+	}
+	return ""
+}
+
+// fits reports whether cores (distinct, in range, free) can go to task on worker.
+func (m *coreModel) fits(task, worker string, cores []int) bool {
+	w := m.workers[worker]
+	if w == nil || len(cores) == 0 {
+		return false
+	}
+	if _, ok := m.holds[task]; ok {
+		return false
+	}
+	for k, core := range cores {
+		if core < 0 || core >= w.cores || m.owner(worker, core) != "" || slices.Contains(cores[:k], core) {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *coreModel) lowestFree(worker string, n int) []int {
+	var out []int
+	for core := 0; core < m.workers[worker].cores && len(out) < n; core++ {
+		if m.owner(worker, core) == "" {
+			out = append(out, core)
+		}
+	}
+	if len(out) < n {
+		return nil
+	}
+	return out
+}
+
+func (m *coreModel) removeWorker(id string) {
+	delete(m.workers, id)
+	for task, h := range m.holds {
+		if h.worker == id {
+			delete(m.holds, task)
+		}
+	}
+}
+
+func (m *coreModel) busy() map[string]map[int]string {
+	out := map[string]map[int]string{}
+	for id := range m.workers {
+		out[id] = map[int]string{}
+	}
+	for task, h := range m.holds {
+		for _, core := range h.cores {
+			out[h.worker][core] = task
+		}
+	}
+	return out
+}
+
+// TestCoreAgainstModel drives the core with random event sequences (workers
+// coming, going down and up, leaving; recovery holds; releases; rounds;
+// moves reserved, committed, aborted; reallocations; recovery sweeps;
+// flushes) and after every event checks the invariant and that the cores
+// held are exactly the model's. Moves that name no cores must get the
+// lowest free ones (the model's rule for Cluster.PickFree); rounds are
+// checked by applying their decisions to the model, which refuses a core
+// already held.
+func TestCoreAgainstModel(t *testing.T) {
+	steps := 20000
+	if testing.Short() {
+		steps = 3000
+	}
+	rng := rand.New(rand.NewPCG(12, 2026))
+	c := newTestCore(t)
+	m := &coreModel{workers: map[string]*modelWorker{}, holds: map[string]modelHold{}}
+	store := map[string]map[int]string{}
+	sizes := map[string]int{}
+	for i := range 6 {
+		sizes["w"+strconv.Itoa(i)] = 1 + rng.IntN(8)
+	}
+	ids := slices.Sorted(maps.Keys(sizes))
+	task := func() string { return "t" + strconv.Itoa(rng.IntN(24)) }
+	randCores := func(worker string) []int {
+		n := 1 + rng.IntN(3)
+		var out []int
+		for range n {
+			out = append(out, rng.IntN(sizes[worker]+1)) // sometimes out of range
+		}
+		return out
+	}
+	jobs, most := 0, 0
+	for step := range steps {
+		var ev Event
+		switch op := rng.IntN(100); {
+		case op < 8: // the workers as listed: each present (ready or down), left, or absent
+			var ws []*api.Worker
+			for _, id := range ids {
+				switch rng.IntN(16) {
+				case 0:
+					continue
+				case 1:
+					ws = append(ws, &api.Worker{ID: id, Cores: sizes[id], Status: api.WorkerLeft})
+				case 2, 3:
+					ws = append(ws, down(id, sizes[id]))
+				default:
+					ws = append(ws, ready(id, sizes[id]))
+				}
+			}
+			ev = WorkersListed{Workers: ws}
+		case op < 25:
+			w := ids[rng.IntN(len(ids))]
+			ev = Hold{Task: task(), Node: w, Cpuset: api.FormatCpuset(randCores(w))}
+		case op < 40:
+			ev = Release{Tasks: []string{task(), task()}}
+		case op < 55:
+			var q []placement.Job
+			for range 1 + rng.IntN(3) {
+				jobs++
+				j := placement.Job{Name: "j" + strconv.Itoa(jobs), Seq: uint64(jobs)}
+				for k := range 1 + rng.IntN(2) {
+					j.Tasks = append(j.Tasks, placement.Task{Name: j.Name + "-" + strconv.Itoa(k), Cores: 1 + rng.IntN(3)})
+				}
+				q = append(q, j)
+			}
+			ev = Round{Queue: q, Now: float64(step)}
+		case op < 65:
+			w := ids[rng.IntN(len(ids))]
+			r := api.Reservation{Task: task(), Node: w, Cores: 1 + rng.IntN(3)}
+			if rng.IntN(3) == 0 {
+				r.Cpuset = randCores(w)
+			}
+			ev = ReserveMove{R: r}
+		case op < 72:
+			ev = CommitMove{R: api.Reservation{Task: task()}}
+		case op < 78:
+			ev = AbortMove{Task: task()}
+		case op < 85:
+			w := ids[rng.IntN(len(ids))]
+			ev = Reallocate{R: api.Reservation{Task: task(), Node: w, Cpuset: randCores(w)}}
+		case op < 87:
+			live := map[string]bool{}
+			for range 6 {
+				live[task()] = true
+			}
+			ev = KeepOnly{Live: live}
+		default:
+			ev = Flush{}
+		}
+		effects := c.Step(ev)
+		r := replyOf(effects)
+		// The model's answer.
+		switch ev := ev.(type) {
+		case WorkersListed:
+			seen := map[string]bool{}
+			for _, w := range ev.Workers {
+				seen[w.ID] = true
+				if w.Status == api.WorkerLeft {
+					m.removeWorker(w.ID)
+					continue
+				}
+				if m.workers[w.ID] == nil {
+					m.workers[w.ID] = &modelWorker{cores: w.Cores}
+				}
+				m.workers[w.ID].up = w.Status == api.WorkerReady
+			}
+			for id := range m.workers {
+				if !seen[id] {
+					m.removeWorker(id)
+				}
+			}
+		case Hold:
+			cores, _ := api.ParseCpuset(ev.Cpuset)
+			_, held := m.holds[ev.Task]
+			wantOK := m.workers[ev.Node] != nil && (held || m.fits(ev.Task, ev.Node, cores))
+			if r.OK != wantOK {
+				t.Fatalf("step %d: %+v: ok=%v (err %v), model says %v", step, ev, r.OK, r.Err, wantOK)
+			}
+			if wantOK && !held {
+				m.holds[ev.Task] = modelHold{ev.Node, slices.Sorted(slices.Values(cores))}
+			}
+		case Release:
+			for _, task := range ev.Tasks {
+				delete(m.holds, task)
+			}
+		case KeepOnly:
+			for task := range m.holds {
+				if !ev.Live[task] && !isMoveKey(task) {
+					delete(m.holds, task)
+				}
+			}
+		case Round:
+			var placed Placed
+			for _, e := range effects {
+				if p, ok := e.(Placed); ok {
+					placed = p
+				}
+			}
+			for _, d := range placed.Decisions {
+				for _, a := range d.Assignments {
+					if w := m.workers[a.Worker]; w == nil || !w.up {
+						t.Fatalf("step %d: %s placed on %s, which is not up", step, a.Task, a.Worker)
+					}
+					if !m.fits(a.Task, a.Worker, a.Cores) {
+						t.Fatalf("step %d: %s placed on %s cores %v: not free in the model", step, a.Task, a.Worker, a.Cores)
+					}
+					m.holds[a.Task] = modelHold{a.Worker, a.Cores}
+				}
+			}
+		case ReserveMove:
+			key := moveKey(ev.R.Task)
+			w := m.workers[ev.R.Node]
+			want := ev.R.Cpuset
+			if w != nil && len(want) == 0 {
+				want = m.lowestFree(ev.R.Node, ev.R.Cores)
+			}
+			wantOK := w != nil && w.up && want != nil && m.fits(key, ev.R.Node, want)
+			if r.OK != wantOK {
+				t.Fatalf("step %d: %+v: ok=%v (err %v), model says %v", step, ev.R, r.OK, r.Err, wantOK)
+			}
+			if wantOK {
+				if len(ev.R.Cpuset) == 0 && !slices.Equal(r.Cores, want) {
+					t.Fatalf("step %d: reserved %v, the lowest free are %v", step, r.Cores, want)
+				}
+				m.holds[key] = modelHold{ev.R.Node, slices.Sorted(slices.Values(want))}
+			}
+		case CommitMove:
+			key := moveKey(ev.R.Task)
+			h, ok := m.holds[key]
+			if r.OK != ok {
+				t.Fatalf("step %d: commit %s: ok=%v (err %v), model says %v", step, ev.R.Task, r.OK, r.Err, ok)
+			}
+			if ok {
+				delete(m.holds, key)
+				m.holds[ev.R.Task] = h
+			}
+		case AbortMove:
+			delete(m.holds, moveKey(ev.Task))
+		case Reallocate:
+			old, held := m.holds[ev.R.Task]
+			delete(m.holds, ev.R.Task)
+			wantOK := m.fits(ev.R.Task, ev.R.Node, ev.R.Cpuset)
+			if r.OK != wantOK {
+				t.Fatalf("step %d: %+v: ok=%v (err %v), model says %v", step, ev.R, r.OK, r.Err, wantOK)
+			}
+			switch {
+			case wantOK:
+				m.holds[ev.R.Task] = modelHold{ev.R.Node, slices.Sorted(slices.Values(ev.R.Cpuset))}
+			case held:
+				m.holds[ev.R.Task] = old
+			}
+		}
+		applyWrites(store, effects)
+		checkCore(t, c, m, store)
+		most = max(most, len(m.holds))
+	}
+	free, total := c.FreeCores()
+	t.Logf("%d steps, at most %d tasks held at once, %d at the end, %d/%d up cores free", steps, most, len(m.holds), free, total)
+}
+
+func isMoveKey(task string) bool {
+	return len(task) > len(moveSuffix) && task[len(task)-len(moveSuffix):] == moveSuffix
+}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/rswarm/rswarm/api"
 	"github.com/rswarm/rswarm/placement"
@@ -26,11 +27,14 @@ type Core struct {
 	strategy  placement.Strategy
 	sortBatch bool
 	touched   map[string]bool // workers whose allocation changed since the last Flush
+	inflight  map[string]bool // jobs being deployed, or waiting to be sent again
+	attempts  map[string]int  // failed deployment attempts of the jobs in flight
 }
 
 // NewCore returns a core with no workers, placing with strategy s.
 func NewCore(s placement.Strategy, sortBatch bool) *Core {
-	return &Core{cluster: placement.NewCluster(), strategy: s, sortBatch: sortBatch, touched: map[string]bool{}}
+	return &Core{cluster: placement.NewCluster(), strategy: s, sortBatch: sortBatch, touched: map[string]bool{},
+		inflight: map[string]bool{}, attempts: map[string]int{}}
 }
 
 // Event is what happened, as the core sees it. Its concrete types are the
@@ -78,6 +82,27 @@ type (
 	Reallocate struct{ R api.Reservation }
 	// Flush asks for the allocations changed since the last Flush.
 	Flush struct{}
+	// DeployStart: a placed job (written to the store) is to be deployed.
+	DeployStart struct{ Job *api.Job }
+	// DeployDone: one deployment attempt of Job returned Err (nil:
+	// delivered), at Now. Jitter, in [0, 1), spreads the retry (retryDelay).
+	DeployDone struct {
+		Job    *api.Job
+		Err    error
+		Now    time.Time
+		Jitter float64
+	}
+	// RetryDeploy: Job could not be sent again (its record unreadable):
+	// retry later whatever the cause.
+	RetryDeploy struct {
+		Job    *api.Job
+		Cause  error
+		Now    time.Time
+		Jitter float64
+	}
+	// DeployForget: Job is no longer being deployed (sent, dropped or
+	// requeued after a retry).
+	DeployForget struct{ Job string }
 )
 
 func (WorkersListed) coreEvent()  {}
@@ -91,6 +116,10 @@ func (CommitMove) coreEvent()     {}
 func (AbortMove) coreEvent()      {}
 func (Reallocate) coreEvent()     {}
 func (Flush) coreEvent()          {}
+func (DeployStart) coreEvent()    {}
+func (DeployDone) coreEvent()     {}
+func (RetryDeploy) coreEvent()    {}
+func (DeployForget) coreEvent()   {}
 
 // Effect is what the shell must do. Its concrete types are the ones in
 // this file.
@@ -119,6 +148,23 @@ type (
 		Worker string
 		Err    error
 	}
+	// Deploy sends Job (placed: every task has its node and cores) to the
+	// dispatcher; its outcome comes back as DeployDone.
+	Deploy struct{ Job *api.Job }
+	// RetryAt sends Job again at At (its attempt-th failed attempt); its
+	// record is read again first (redeploy).
+	RetryAt struct {
+		Job     *api.Job
+		At      time.Time
+		Attempt int
+		Cause   error
+	}
+	// FailJob marks Job failed: its deployment was refused for good. Its
+	// cores are free already.
+	FailJob struct {
+		Job   *api.Job
+		Cause error
+	}
 	// Reply answers the event that asked: an error, the cores chosen
 	// (ReserveMove), or whether a Hold holds.
 	Reply struct {
@@ -134,6 +180,9 @@ func (Placed) coreEffect()           {}
 func (CoresLost) coreEffect()        {}
 func (WorkerRefused) coreEffect()    {}
 func (Reply) coreEffect()            {}
+func (Deploy) coreEffect()           {}
+func (RetryAt) coreEffect()          {}
+func (FailJob) coreEffect()          {}
 
 // Allocation is one worker's allocation: which task holds each busy core,
 // and the memory its tasks hold.
@@ -151,6 +200,9 @@ func (c *Core) Known(node string) bool { _, ok := c.cluster.Worker(node); return
 
 // FreeCores returns the free and total cores of the workers that are up.
 func (c *Core) FreeCores() (free, total int) { return c.cluster.FreeCores() }
+
+// InFlight reports whether job is being deployed or waiting to be sent again.
+func (c *Core) InFlight(job string) bool { return c.inflight[job] }
 
 // StrategyName returns the current strategy's name.
 func (c *Core) StrategyName() string { return c.strategy.Name() }
@@ -230,8 +282,53 @@ func (c *Core) Step(ev Event) []Effect {
 			return []Effect{WriteAllocations{Workers: w}}
 		}
 		return nil
+	case DeployStart:
+		c.inflight[ev.Job.Name] = true
+		return []Effect{Deploy(ev)}
+	case DeployDone:
+		switch judgeDeploy(ev.Err) {
+		case retry:
+			return c.retry(ev.Job, ev.Err, ev.Now, ev.Jitter)
+		case refused:
+			c.forget(ev.Job.Name)
+			out := []Effect{FailJob{Job: ev.Job, Cause: ev.Err}}
+			if c.release(jobTasks(ev.Job)...) {
+				out = append(out, Reschedule{})
+			}
+			return out
+		}
+		c.forget(ev.Job.Name)
+		return nil
+	case RetryDeploy:
+		return c.retry(ev.Job, ev.Cause, ev.Now, ev.Jitter)
+	case DeployForget:
+		c.forget(ev.Job)
+		return nil
 	}
 	panic(fmt.Sprintf("jobmanager: core event %T not handled", ev))
+}
+
+// retry schedules job's next deployment attempt; it stays in flight,
+// placed, its cores held.
+func (c *Core) retry(job *api.Job, cause error, now time.Time, jitter float64) []Effect {
+	n := c.attempts[job.Name]
+	c.attempts[job.Name] = n + 1
+	c.inflight[job.Name] = true
+	return []Effect{RetryAt{Job: job, At: now.Add(retryDelay(n, jitter)), Attempt: n + 1, Cause: cause}}
+}
+
+func (c *Core) forget(job string) {
+	delete(c.inflight, job)
+	delete(c.attempts, job)
+}
+
+// jobTasks returns the names of j's tasks.
+func jobTasks(j *api.Job) []string {
+	out := make([]string, 0, len(j.Info.Tasks))
+	for _, t := range j.Info.Tasks {
+		out = append(out, t.ContainerName)
+	}
+	return out
 }
 
 // moveSuffix marks the name under which a migrating task's destination

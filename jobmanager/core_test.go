@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rswarm/rswarm/api"
 	"github.com/rswarm/rswarm/placement"
@@ -326,7 +327,7 @@ func (m *coreModel) busy() map[string]map[int]string {
 // TestCoreAgainstModel drives the core with random event sequences (workers
 // coming, going down and up, leaving; recovery holds; releases; rounds;
 // moves reserved, committed, aborted; reallocations; recovery sweeps;
-// flushes) and after every event checks the invariant and that the cores
+// flushes; deployments started, delivered, retried, refused) and after every event checks the invariant and that the cores
 // held are exactly the model's. Moves that name no cores must get the
 // lowest free ones (the model's rule for Cluster.PickFree); rounds are
 // checked by applying their decisions to the model, which refuses a core
@@ -355,6 +356,7 @@ func TestCoreAgainstModel(t *testing.T) {
 		return out
 	}
 	jobs, most := 0, 0
+	inflight := map[string]bool{}
 	for step := range steps {
 		var ev Event
 		switch op := rng.IntN(100); {
@@ -409,6 +411,12 @@ func TestCoreAgainstModel(t *testing.T) {
 				live[task()] = true
 			}
 			ev = KeepOnly{Live: live}
+		case op < 90:
+			ev = DeployStart{Job: jobOf("d"+strconv.Itoa(rng.IntN(4)), task(), task())}
+		case op < 94:
+			j := jobOf("d"+strconv.Itoa(rng.IntN(4)), task(), task())
+			errs := []error{nil, api.ErrUnavailable, api.ErrInvalid}
+			ev = DeployDone{Job: j, Err: errs[rng.IntN(len(errs))], Now: time.Unix(int64(step), 0)}
 		default:
 			ev = Flush{}
 		}
@@ -501,6 +509,20 @@ func TestCoreAgainstModel(t *testing.T) {
 			}
 		case AbortMove:
 			delete(m.holds, moveKey(ev.Task))
+		case DeployStart:
+			inflight[ev.Job.Name] = true
+		case DeployDone:
+			switch {
+			case ev.Err == nil:
+				delete(inflight, ev.Job.Name)
+			case errors.Is(ev.Err, api.ErrInvalid):
+				delete(inflight, ev.Job.Name)
+				for _, t := range ev.Job.Info.Tasks {
+					delete(m.holds, t.ContainerName)
+				}
+			default:
+				inflight[ev.Job.Name] = true
+			}
 		case Reallocate:
 			old, held := m.holds[ev.R.Task]
 			delete(m.holds, ev.R.Task)
@@ -518,6 +540,12 @@ func TestCoreAgainstModel(t *testing.T) {
 		applyWrites(store, effects)
 		checkCore(t, c, m, store)
 		most = max(most, len(m.holds))
+		for k := range 4 {
+			name := "d" + strconv.Itoa(k)
+			if c.InFlight(name) != inflight[name] {
+				t.Fatalf("step %d: job %s in flight %v, model %v", step, name, c.InFlight(name), inflight[name])
+			}
+		}
 	}
 	free, total := c.FreeCores()
 	t.Logf("%d steps, at most %d tasks held at once, %d at the end, %d/%d up cores free", steps, most, len(m.holds), free, total)
@@ -525,4 +553,91 @@ func TestCoreAgainstModel(t *testing.T) {
 
 func isMoveKey(task string) bool {
 	return len(task) > len(moveSuffix) && task[len(task)-len(moveSuffix):] == moveSuffix
+}
+
+// jobOf is a placed job whose tasks are named tasks.
+func jobOf(name string, tasks ...string) *api.Job {
+	j := &api.Job{Name: name}
+	for _, t := range tasks {
+		j.Info.Tasks = append(j.Info.Tasks, &api.Task{ContainerName: t})
+	}
+	return j
+}
+
+func TestCoreDeployOutcomes(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	setup := func(t *testing.T) *Core {
+		c := newTestCore(t)
+		c.Step(WorkersListed{Workers: []*api.Worker{ready("w1", 4)}})
+		for i, task := range []string{"a", "b"} {
+			if r := replyOf(c.Step(Hold{Task: task, Node: "w1", Cpuset: strconv.Itoa(i)})); !r.OK {
+				t.Fatalf("hold %s: %v", task, r.Err)
+			}
+		}
+		c.Step(Flush{})
+		return c
+	}
+	only := func(t *testing.T, effects []Effect, want ...string) {
+		t.Helper()
+		if got := effectNames(effects); !slices.Equal(got, want) {
+			t.Fatalf("effects %v, want %v", got, want)
+		}
+	}
+	t.Run("nothing delivered: retried with growing delays, cores kept", func(t *testing.T) {
+		c := setup(t)
+		j := jobOf("j", "a", "b")
+		only(t, c.Step(DeployStart{Job: j}), "Deploy")
+		// retryDelay: attempt n waits (200 ms << n)/2 with jitter 0, capped at 5 s.
+		for n, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+			effects := c.Step(DeployDone{Job: j, Err: api.ErrUnavailable, Now: t0})
+			only(t, effects, "RetryAt")
+			r := effects[0].(RetryAt)
+			if r.At.Sub(t0) != want || r.Attempt != n+1 {
+				t.Fatalf("retry %d at +%v (attempt %d), want +%v", n+1, r.At.Sub(t0), r.Attempt, want)
+			}
+			if !c.InFlight("j") {
+				t.Fatal("a job waiting for its retry is no longer in flight")
+			}
+		}
+		only(t, c.Step(DeployDone{Job: j, Now: t0}))
+		if c.InFlight("j") {
+			t.Fatal("a delivered job is still in flight")
+		}
+		// Delivered: its cores stay held (the tasks run).
+		if free, _ := c.FreeCores(); free != 2 {
+			t.Fatalf("%d cores free after the delivery, want 2 (the job's are held)", free)
+		}
+		// A new deployment of the same name counts its attempts from 0 again.
+		c.Step(DeployStart{Job: j})
+		if r := c.Step(DeployDone{Job: j, Err: api.ErrUnavailable, Now: t0})[0].(RetryAt); r.Attempt != 1 {
+			t.Fatalf("attempt %d after a fresh start, want 1", r.Attempt)
+		}
+	})
+	t.Run("refused: the job fails and its cores are freed", func(t *testing.T) {
+		c := setup(t)
+		j := jobOf("j", "a", "b")
+		c.Step(DeployStart{Job: j})
+		effects := c.Step(DeployDone{Job: j, Err: fmt.Errorf("bad image: %w", api.ErrInvalid), Now: t0})
+		only(t, effects, "FailJob", "Reschedule")
+		if free, _ := c.FreeCores(); free != 4 {
+			t.Fatalf("%d cores free after the refusal, want 4", free)
+		}
+		if c.InFlight("j") {
+			t.Fatal("a refused job is still in flight")
+		}
+		only(t, c.Step(Flush{}), "WriteAllocations")
+	})
+	t.Run("record unreadable: retried whatever the cause", func(t *testing.T) {
+		c := setup(t)
+		effects := c.Step(RetryDeploy{Job: jobOf("j"), Cause: api.ErrInvalid, Now: t0, Jitter: 0.5})
+		only(t, effects, "RetryAt")
+		// 200 ms: 100 + 0.5 * 100.
+		if r := effects[0].(RetryAt); r.At.Sub(t0) != 150*time.Millisecond {
+			t.Fatalf("retry at +%v, want +150ms", r.At.Sub(t0))
+		}
+		only(t, c.Step(DeployForget{Job: "j"}))
+		if c.InFlight("j") {
+			t.Fatal("a forgotten job is still in flight")
+		}
+	})
 }

@@ -14,9 +14,10 @@
 //
 // The allocations and the strategy live in Core (core.go), a pure state
 // machine: typed events in (workers listed, holds, releases, rounds, moves
-// reserved, committed or aborted, reallocations, flushes), typed effects
-// out (write these workers' allocations, a round is due, these jobs were
-// placed, a reply). It does no I/O and reads no clock; Manager is the
+// reserved, committed or aborted, reallocations, flushes, deployments
+// started and their outcomes), typed effects out (write these workers'
+// allocations, a round is due, these jobs were placed, deploy this job,
+// retry it at time T, fail it, a reply). It does no I/O and reads no clock; Manager is the
 // shell that reads the store, feeds it events and carries out its effects.
 //
 //	frontend ──job_submitted──►┐

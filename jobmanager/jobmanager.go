@@ -94,15 +94,13 @@ type Manager struct {
 	events   chan loopEvent
 
 	// owned by Run
-	core     *Core // the allocations and the strategy (core.go)
-	qopts    placement.QueueOptions
-	queue    map[string]*queued // waiting jobs by name
-	seq      uint64
-	inflight map[string]bool // jobs being deployed, or waiting to be sent again
-	attempts map[string]int  // failed deployment attempts of the jobs in flight
-	sem      chan struct{}   // bounds the deployments at once
-	dirty    bool
-	wg       sync.WaitGroup // dispatches and stops in flight, joined by Run
+	core  *Core // the allocations and the strategy (core.go)
+	qopts placement.QueueOptions
+	queue map[string]*queued // waiting jobs by name
+	seq   uint64
+	sem   chan struct{} // bounds the deployments at once
+	dirty bool
+	wg    sync.WaitGroup // dispatches and stops in flight, joined by Run
 
 	stopped      map[string]bool // jobs whose remaining tasks were told to stop
 	synced       bool            // the first, full resync is done
@@ -177,14 +175,12 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 			PlacementDelay: api.NewHistogram(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300),
 		},
 		cfg: cfg, st: st, dispatch: d, log: cfg.Logger,
-		events:   make(chan loopEvent, 4096),
-		core:     NewCore(s, cfg.SortBatch),
-		qopts:    placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
-		queue:    map[string]*queued{},
-		inflight: map[string]bool{},
-		attempts: map[string]int{},
-		sem:      make(chan struct{}, cfg.Dispatchers),
-		stopped:  map[string]bool{},
+		events:  make(chan loopEvent, 4096),
+		core:    NewCore(s, cfg.SortBatch),
+		qopts:   placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
+		queue:   map[string]*queued{},
+		sem:     make(chan struct{}, cfg.Dispatchers),
+		stopped: map[string]bool{},
 	}, nil
 }
 
@@ -353,7 +349,7 @@ func (m *Manager) apply(ctx context.Context, ev loopEvent) {
 	switch ev := ev.(type) {
 	case jobsSubmitted:
 		for _, name := range ev.names {
-			if m.queue[name] != nil || m.inflight[name] {
+			if m.queue[name] != nil || m.core.InFlight(name) {
 				continue
 			}
 			j, err := m.st.GetJob(ctx, name)
@@ -381,16 +377,7 @@ func (m *Manager) apply(ctx context.Context, ev loopEvent) {
 	case redeployDue:
 		m.redeploy(ctx, ev.job.Name)
 	case deployResult:
-		v := judgeDeploy(ev.err)
-		if v == retry {
-			m.retryLater(ctx, ev.job, ev.err)
-			return
-		}
-		delete(m.inflight, ev.job.Name)
-		delete(m.attempts, ev.job.Name)
-		if v == refused {
-			m.failRefused(ctx, ev.job, ev.err)
-		}
+		m.step(ctx, DeployDone{Job: ev.job, Err: ev.err, Now: m.cfg.Now(), Jitter: rand.Float64()})
 	default:
 		panic(fmt.Sprintf("jobmanager: loop event %T not handled", ev))
 	}
@@ -449,6 +436,12 @@ func (m *Manager) stepPlaced(ctx context.Context, ev Event) (Reply, Placed) {
 			}
 		case WorkerRefused:
 			m.log.Warn("adding worker", "node_id", e.Worker, "err", e.Err)
+		case Deploy:
+			m.deploy(ctx, e.Job)
+		case RetryAt:
+			m.retryAt(ctx, e)
+		case FailJob:
+			m.failRefused(ctx, e.Job, e.Cause)
 		default:
 			panic(fmt.Sprintf("jobmanager: core effect %T not handled", e))
 		}
@@ -465,8 +458,9 @@ func (m *Manager) releaseJob(ctx context.Context, j *api.Job) {
 	m.step(ctx, Release{Tasks: names})
 }
 
-// failRefused fails a job whose deployment was refused for good, and frees its
-// cores. (A task delivered before the refusal is stopped by reconciliation.)
+// failRefused fails a job whose deployment was refused for good (its cores
+// are freed by the core). A task delivered before the refusal is stopped
+// by reconciliation.
 func (m *Manager) failRefused(ctx context.Context, job *api.Job, cause error) {
 	m.log.Warn("deploy refused; failing the job and freeing its cores", "job_id", job.Name, "err", cause)
 	now := m.now()
@@ -477,7 +471,6 @@ func (m *Manager) failRefused(ctx context.Context, job *api.Job, cause error) {
 	if err != nil {
 		m.log.Warn("marking job failed", "job_id", job.Name, "err", err)
 	}
-	m.releaseJob(ctx, job)
 }
 
 // failGangs stops the rest of each job one of whose tasks failed: a job is
@@ -505,7 +498,7 @@ func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
 func (m *Manager) now() float64 { return float64(m.cfg.Now().UnixNano()) / 1e9 }
 
 func (m *Manager) enqueue(j *api.Job) {
-	if j.Status != api.Ready || m.queue[j.Name] != nil || m.inflight[j.Name] {
+	if j.Status != api.Ready || m.queue[j.Name] != nil || m.core.InFlight(j.Name) {
 		return
 	}
 	for _, t := range j.Info.Tasks {
@@ -642,9 +635,13 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 }
 
 // startDeploy hands a placed job to the dispatcher in the background; the
-// outcome comes back to the loop as a "dispatched" event.
+// outcome comes back to the loop as a deployResult.
 func (m *Manager) startDeploy(ctx context.Context, j *api.Job) {
-	m.inflight[j.Name] = true
+	m.step(ctx, DeployStart{Job: j})
+}
+
+// deploy carries out a Deploy effect.
+func (m *Manager) deploy(ctx context.Context, j *api.Job) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -664,13 +661,12 @@ func (m *Manager) startDeploy(ctx context.Context, j *api.Job) {
 	}()
 }
 
-// retryLater sends a job whose deployment delivered nothing for sure again
-// after a backoff (retryDelay); it stays in flight, placed, its cores held.
-func (m *Manager) retryLater(ctx context.Context, j *api.Job, cause error) {
-	n := m.attempts[j.Name]
-	m.attempts[j.Name] = n + 1
-	d := retryDelay(n, rand.Float64())
-	m.log.Warn("deploy not delivered; retrying", "job_id", j.Name, "attempt", n+1, "retry_in", d, "err", cause)
+// retryAt carries out a RetryAt effect: the job is read again and sent at
+// r.At (see redeploy).
+func (m *Manager) retryAt(ctx context.Context, r RetryAt) {
+	j := r.Job
+	d := max(0, r.At.Sub(m.cfg.Now()))
+	m.log.Warn("deploy not delivered; retrying", "job_id", j.Name, "attempt", r.Attempt, "retry_in", d, "err", r.Cause)
 	m.mu.Lock()
 	m.stats.DeployRetries++
 	m.mu.Unlock()
@@ -694,7 +690,7 @@ func (m *Manager) redeploy(ctx context.Context, name string) {
 	j, err := m.st.GetJob(ctx, name)
 	if err != nil && !errors.Is(err, api.ErrNotFound) {
 		// The store is unreachable: try again later, as for the dispatcher.
-		m.retryLater(ctx, &api.Job{Name: name}, err)
+		m.step(ctx, RetryDeploy{Job: &api.Job{Name: name}, Cause: err, Now: m.cfg.Now(), Jitter: rand.Float64()})
 		return
 	}
 	if err != nil {
@@ -705,8 +701,7 @@ func (m *Manager) redeploy(ctx context.Context, name string) {
 		m.startDeploy(ctx, j)
 		return
 	case redeployRequeue:
-		delete(m.inflight, name)
-		delete(m.attempts, name)
+		m.step(ctx, DeployForget{Job: name})
 		m.releaseJob(ctx, j)
 		m.log.Info("deploy target gone; placing the job again", "job_id", name)
 		if err := m.requeue(ctx, []string{name}); err != nil {
@@ -720,8 +715,7 @@ func (m *Manager) redeploy(ctx context.Context, name string) {
 			m.releaseJob(ctx, j)
 		}
 	}
-	delete(m.inflight, name)
-	delete(m.attempts, name)
+	m.step(ctx, DeployForget{Job: name})
 }
 
 // loseUndelivered fails, as lost with their worker, the tasks of a job
@@ -960,7 +954,7 @@ func (m *Manager) recentlyFailed(ctx context.Context, head int64) ([]*api.Job, e
 // (see retry.go); it reports whether the job cannot be, so must be placed
 // again from scratch. Jobs being deployed are the dispatcher's.
 func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
-	if m.inflight[j.Name] {
+	if m.core.InFlight(j.Name) {
 		return false
 	}
 	if j.Status == api.Ready {
@@ -1074,7 +1068,7 @@ func (m *Manager) dropUnlisted(ctx context.Context, jobs []*api.Job) {
 		}
 		for _, t := range j.Info.Tasks {
 			placed := j.Status != api.Ready && !t.Status.Final() && t.Status != api.Ready && t.Node != ""
-			if m.inflight[j.Name] || placed {
+			if m.core.InFlight(j.Name) || placed {
 				live[t.ContainerName] = true
 			}
 		}

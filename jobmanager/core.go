@@ -26,15 +26,26 @@ type Core struct {
 	cluster   *placement.Cluster
 	strategy  placement.Strategy
 	sortBatch bool
-	touched   map[string]bool // workers whose allocation changed since the last Flush
-	inflight  map[string]bool // jobs being deployed, or waiting to be sent again
-	attempts  map[string]int  // failed deployment attempts of the jobs in flight
+	touched   map[string]bool    // workers whose allocation changed since the last Flush
+	inflight  map[string]bool    // jobs being deployed, or waiting to be sent again
+	attempts  map[string]int     // failed deployment attempts of the jobs in flight
+	queue     map[string]*queued // waiting jobs by name
+	seq       uint64             // arrivals so far: the queue's order
+}
+
+// queued is a waiting job.
+type queued struct {
+	job   placement.Job
+	rsn   string    // last waiting reason written
+	want  string    // the reason of the last round
+	since time.Time // when it was queued
+	wrote time.Time // when rsn was written
 }
 
 // NewCore returns a core with no workers, placing with strategy s.
 func NewCore(s placement.Strategy, sortBatch bool) *Core {
 	return &Core{cluster: placement.NewCluster(), strategy: s, sortBatch: sortBatch, touched: map[string]bool{},
-		inflight: map[string]bool{}, attempts: map[string]int{}}
+		inflight: map[string]bool{}, attempts: map[string]int{}, queue: map[string]*queued{}}
 }
 
 // Event is what happened, as the core sees it. Its concrete types are the
@@ -61,13 +72,27 @@ type (
 	// KeepOnly frees the cores of every task not in Live, except cores
 	// reserved for moves (the sweep after a full recovery pass).
 	KeepOnly struct{ Live map[string]bool }
-	// Round runs the strategy over Queue (in arrival order) at time Now
-	// (seconds since the epoch) with the queue options.
-	Round struct {
-		Queue []placement.Job
-		Now   float64
-		Opts  placement.QueueOptions
+	// Enqueue queues Job, arrived at Now, if it waits to be placed (Ready,
+	// every task Ready) and is neither queued nor being deployed.
+	Enqueue struct {
+		Job *api.Job
+		Now time.Time
 	}
+	// Dequeue takes jobs out of the queue (cancelled, or moved on).
+	Dequeue struct{ Jobs []string }
+	// QueueOnly takes every job not in Ready out of the queue (the sweep
+	// after a full recovery pass).
+	QueueOnly struct{ Ready map[string]bool }
+	// Round runs the strategy over the queue (in arrival order) at time
+	// Now (seconds since the epoch) with the queue options; the jobs
+	// placed leave the queue.
+	Round struct {
+		Now  float64
+		Opts placement.QueueOptions
+	}
+	// ReasonsDue asks, at Now, for the waiting reasons due to be written
+	// (see reasonAfter).
+	ReasonsDue struct{ Now time.Time }
 	// SwitchStrategy changes the strategy for the next rounds.
 	SwitchStrategy struct{ Name string }
 	// ReserveMove holds cores on R.Node for a task about to move there
@@ -110,6 +135,10 @@ func (Hold) coreEvent()           {}
 func (Release) coreEvent()        {}
 func (KeepOnly) coreEvent()       {}
 func (Round) coreEvent()          {}
+func (Enqueue) coreEvent()        {}
+func (Dequeue) coreEvent()        {}
+func (QueueOnly) coreEvent()      {}
+func (ReasonsDue) coreEvent()     {}
 func (SwitchStrategy) coreEvent() {}
 func (ReserveMove) coreEvent()    {}
 func (CommitMove) coreEvent()     {}
@@ -131,12 +160,18 @@ type (
 	WriteAllocations struct{ Workers []Allocation }
 	// Reschedule says capacity or the queue changed: a round is due.
 	Reschedule struct{}
-	// Placed is a round's outcome: the jobs placed (their cores now held)
-	// and why the others wait.
+	// Placed is a round's outcome: the jobs placed (their cores now held,
+	// out of the queue; Submitted[i] is Decisions[i]'s submit time) and
+	// why the others wait. The shell writes the placed jobs and starts
+	// their deployment (DeployStart), or releases them if the store
+	// refuses.
 	Placed struct {
 		Decisions []placement.Decision
+		Submitted []float64
 		Waiting   []placement.Waiting
 	}
+	// WriteReasons writes these jobs' waiting reasons (job -> reason).
+	WriteReasons struct{ Reasons map[string]string }
 	// CoresLost reports tasks that lost their cores with their worker.
 	CoresLost struct {
 		Worker string
@@ -177,6 +212,7 @@ type (
 func (WriteAllocations) coreEffect() {}
 func (Reschedule) coreEffect()       {}
 func (Placed) coreEffect()           {}
+func (WriteReasons) coreEffect()     {}
 func (CoresLost) coreEffect()        {}
 func (WorkerRefused) coreEffect()    {}
 func (Reply) coreEffect()            {}
@@ -203,6 +239,12 @@ func (c *Core) FreeCores() (free, total int) { return c.cluster.FreeCores() }
 
 // InFlight reports whether job is being deployed or waiting to be sent again.
 func (c *Core) InFlight(job string) bool { return c.inflight[job] }
+
+// Queued reports whether job is in the queue.
+func (c *Core) Queued(job string) bool { return c.queue[job] != nil }
+
+// QueueLen returns how many jobs wait.
+func (c *Core) QueueLen() int { return len(c.queue) }
 
 // StrategyName returns the current strategy's name.
 func (c *Core) StrategyName() string { return c.strategy.Name() }
@@ -233,13 +275,37 @@ func (c *Core) Step(ev Event) []Effect {
 		}
 		return nil
 	case Round:
-		placed, waiting := placement.Schedule(c.cluster, c.strategy, ev.Queue, ev.Now, ev.Opts)
-		for _, d := range placed {
-			for _, a := range d.Assignments {
-				c.touched[a.Worker] = true
+		return c.round(ev)
+	case Enqueue:
+		if c.enqueue(ev.Job, ev.Now) {
+			return []Effect{Reply{OK: true}, Reschedule{}}
+		}
+		return nil
+	case Dequeue:
+		n := len(c.queue)
+		for _, name := range ev.Jobs {
+			delete(c.queue, name)
+		}
+		if len(c.queue) != n {
+			return []Effect{Reschedule{}}
+		}
+		return nil
+	case QueueOnly:
+		n := len(c.queue)
+		for name := range c.queue {
+			if !ev.Ready[name] {
+				delete(c.queue, name)
 			}
 		}
-		return []Effect{Placed{Decisions: placed, Waiting: waiting}}
+		if len(c.queue) != n {
+			return []Effect{Reschedule{}}
+		}
+		return nil
+	case ReasonsDue:
+		if r := c.reasonsDue(ev.Now); len(r) > 0 {
+			return []Effect{WriteReasons{Reasons: r}}
+		}
+		return nil
 	case SwitchStrategy:
 		s, err := placement.New(ev.Name, placement.Options{SortBatch: c.sortBatch})
 		if err != nil {
@@ -306,6 +372,80 @@ func (c *Core) Step(ev Event) []Effect {
 		return nil
 	}
 	panic(fmt.Sprintf("jobmanager: core event %T not handled", ev))
+}
+
+func (c *Core) enqueue(j *api.Job, now time.Time) bool {
+	if j.Status != api.Ready || c.queue[j.Name] != nil || c.inflight[j.Name] {
+		return false
+	}
+	for _, t := range j.Info.Tasks {
+		if t.Status != api.Ready {
+			return false
+		}
+	}
+	c.seq++
+	c.queue[j.Name] = &queued{job: ToPlacement(j, c.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: now}
+	return true
+}
+
+func (c *Core) round(ev Round) []Effect {
+	queue := make([]placement.Job, 0, len(c.queue))
+	for _, q := range c.queue {
+		queue = append(queue, q.job)
+	}
+	sort.Slice(queue, func(a, b int) bool { return queue[a].Seq < queue[b].Seq })
+	placed, waiting := placement.Schedule(c.cluster, c.strategy, queue, ev.Now, ev.Opts)
+	submitted := make([]float64, len(placed))
+	for i, d := range placed {
+		if q := c.queue[d.Job]; q != nil {
+			submitted[i] = q.job.Submitted
+		}
+		delete(c.queue, d.Job)
+		for _, a := range d.Assignments {
+			c.touched[a.Worker] = true
+		}
+	}
+	for _, w := range waiting {
+		if q := c.queue[w.Job]; q != nil {
+			q.want = w.Reason
+		}
+	}
+	return []Effect{Placed{Decisions: placed, Submitted: submitted, Waiting: waiting}}
+}
+
+// reasonsDue returns the waiting reasons due at now (see reasonAfter) and
+// records them as written.
+func (c *Core) reasonsDue(now time.Time) map[string]string {
+	var first, again []string
+	for name, q := range c.queue {
+		if q.want == q.rsn || now.Sub(q.since) < reasonAfter {
+			continue
+		}
+		switch {
+		case q.rsn == "":
+			first = append(first, name)
+		case now.Sub(q.wrote) >= reasonEvery:
+			again = append(again, name)
+		}
+	}
+	// The longest waiting first; then the rest at later passes.
+	bySince := func(a, b string) int {
+		if d := c.queue[a].since.Compare(c.queue[b].since); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	}
+	slices.SortFunc(first, bySince)
+	slices.SortFunc(again, bySince)
+	names := append(first, again...)
+	names = names[:min(len(names), reasonBudget)]
+	out := make(map[string]string, len(names))
+	for _, name := range names {
+		q := c.queue[name]
+		q.rsn, q.wrote = q.want, now
+		out[name] = q.want
+	}
+	return out
 }
 
 // retry schedules job's next deployment attempt; it stays in flight,

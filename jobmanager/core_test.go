@@ -131,12 +131,17 @@ func TestCoreSequences(t *testing.T) {
 		{name: "a round places through the strategy and its cores are written", steps: []coreStep{
 			{ev: WorkersListed{Workers: []*api.Worker{ready("w1", 2)}}, effects: []string{"Reschedule"}},
 			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {}}},
-			{ev: Round{Queue: []placement.Job{
-				{Name: "j", Seq: 1, Tasks: []placement.Task{{Name: "j-0", Cores: 1}, {Name: "j-1", Cores: 1}}},
-				{Name: "k", Seq: 2, Tasks: []placement.Task{{Name: "k-0", Cores: 1}}},
-			}}, effects: []string{"Placed"}},
+			{ev: Enqueue{Job: readyJob("j", 1, 1)}, ok: true, effects: []string{"Reschedule"}},
+			{ev: Enqueue{Job: readyJob("k", 1)}, ok: true, effects: []string{"Reschedule"}},
+			// Queued already: nothing.
+			{ev: Enqueue{Job: readyJob("k", 1)}},
+			// j came first and takes both cores; k waits.
+			{ev: Round{}, effects: []string{"Placed"}},
 			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "j-0", 1: "j-1"}}},
 			{ev: Release{Tasks: []string{"j-0", "j-1"}}, effects: []string{"Reschedule"}},
+			{ev: Dequeue{Jobs: []string{"k"}}, effects: []string{"Reschedule"}},
+			{ev: Round{}, effects: []string{"Placed"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {}}},
 		}},
 		{name: "the recovery sweep frees what no live task holds but keeps moves", steps: []coreStep{
 			{ev: listed, effects: []string{"Reschedule"}},
@@ -326,7 +331,7 @@ func (m *coreModel) busy() map[string]map[int]string {
 
 // TestCoreAgainstModel drives the core with random event sequences (workers
 // coming, going down and up, leaving; recovery holds; releases; rounds;
-// moves reserved, committed, aborted; reallocations; recovery sweeps;
+// jobs queued, dequeued and placed by rounds; moves reserved, committed, aborted; reallocations; recovery sweeps;
 // flushes; deployments started, delivered, retried, refused) and after every event checks the invariant and that the cores
 // held are exactly the model's. Moves that name no cores must get the
 // lowest free ones (the model's rule for Cluster.PickFree); rounds are
@@ -356,7 +361,7 @@ func TestCoreAgainstModel(t *testing.T) {
 		return out
 	}
 	jobs, most := 0, 0
-	inflight := map[string]bool{}
+	inflight, queued := map[string]bool{}, map[string]bool{}
 	for step := range steps {
 		var ev Event
 		switch op := rng.IntN(100); {
@@ -380,17 +385,17 @@ func TestCoreAgainstModel(t *testing.T) {
 			ev = Hold{Task: task(), Node: w, Cpuset: api.FormatCpuset(randCores(w))}
 		case op < 40:
 			ev = Release{Tasks: []string{task(), task()}}
-		case op < 55:
-			var q []placement.Job
-			for range 1 + rng.IntN(3) {
-				jobs++
-				j := placement.Job{Name: "j" + strconv.Itoa(jobs), Seq: uint64(jobs)}
-				for k := range 1 + rng.IntN(2) {
-					j.Tasks = append(j.Tasks, placement.Task{Name: j.Name + "-" + strconv.Itoa(k), Cores: 1 + rng.IntN(3)})
-				}
-				q = append(q, j)
+		case op < 48:
+			jobs++
+			cores := []int{1 + rng.IntN(3)}
+			if rng.IntN(2) == 0 {
+				cores = append(cores, 1+rng.IntN(3))
 			}
-			ev = Round{Queue: q, Now: float64(step)}
+			ev = Enqueue{Job: readyJob("j"+strconv.Itoa(jobs), cores...)}
+		case op < 50:
+			ev = Dequeue{Jobs: []string{"j" + strconv.Itoa(jobs-rng.IntN(5))}}
+		case op < 55:
+			ev = Round{Now: float64(step)}
 		case op < 65:
 			w := ids[rng.IntN(len(ids))]
 			r := api.Reservation{Task: task(), Node: w, Cores: 1 + rng.IntN(3)}
@@ -462,6 +467,15 @@ func TestCoreAgainstModel(t *testing.T) {
 					delete(m.holds, task)
 				}
 			}
+		case Enqueue:
+			if !r.OK || queued[ev.Job.Name] {
+				t.Fatalf("step %d: job %s not queued (ok=%v, queued before: %v)", step, ev.Job.Name, r.OK, queued[ev.Job.Name])
+			}
+			queued[ev.Job.Name] = true
+		case Dequeue:
+			for _, name := range ev.Jobs {
+				delete(queued, name)
+			}
 		case Round:
 			var placed Placed
 			for _, e := range effects {
@@ -470,6 +484,10 @@ func TestCoreAgainstModel(t *testing.T) {
 				}
 			}
 			for _, d := range placed.Decisions {
+				if !queued[d.Job] {
+					t.Fatalf("step %d: job %s placed but not queued", step, d.Job)
+				}
+				delete(queued, d.Job)
 				for _, a := range d.Assignments {
 					if w := m.workers[a.Worker]; w == nil || !w.up {
 						t.Fatalf("step %d: %s placed on %s, which is not up", step, a.Task, a.Worker)
@@ -540,6 +558,9 @@ func TestCoreAgainstModel(t *testing.T) {
 		applyWrites(store, effects)
 		checkCore(t, c, m, store)
 		most = max(most, len(m.holds))
+		if c.QueueLen() != len(queued) {
+			t.Fatalf("step %d: %d jobs queued, model %d", step, c.QueueLen(), len(queued))
+		}
 		for k := range 4 {
 			name := "d" + strconv.Itoa(k)
 			if c.InFlight(name) != inflight[name] {
@@ -553,6 +574,16 @@ func TestCoreAgainstModel(t *testing.T) {
 
 func isMoveKey(task string) bool {
 	return len(task) > len(moveSuffix) && task[len(task)-len(moveSuffix):] == moveSuffix
+}
+
+// readyJob is a job waiting to be placed, with one task per cores given,
+// named name-0, name-1, ...
+func readyJob(name string, cores ...int) *api.Job {
+	j := &api.Job{Name: name, Status: api.Ready}
+	for k, n := range cores {
+		j.Info.Tasks = append(j.Info.Tasks, &api.Task{ContainerName: name + "-" + strconv.Itoa(k), ReqCores: n, Status: api.Ready})
+	}
+	return j
 }
 
 // jobOf is a placed job whose tasks are named tasks.
@@ -640,4 +671,39 @@ func TestCoreDeployOutcomes(t *testing.T) {
 			t.Fatal("a forgotten job is still in flight")
 		}
 	})
+}
+
+func TestCoreWaitingReasons(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := newTestCore(t)
+	c.Step(WorkersListed{Workers: []*api.Worker{ready("w1", 1)}})
+	c.Step(Enqueue{Job: readyJob("big", 2), Now: t0})
+	if effects := c.Step(Round{Now: 1}); len(effects[0].(Placed).Decisions) != 0 {
+		t.Fatal("a 2-core job placed on a 1-core worker")
+	}
+	reasons := func(at time.Duration) map[string]string {
+		for _, e := range c.Step(ReasonsDue{Now: t0.Add(at)}) {
+			if w, ok := e.(WriteReasons); ok {
+				return w.Reasons
+			}
+		}
+		return nil
+	}
+	// reasonAfter is 1 s: not yet at 0.5 s.
+	if r := reasons(500 * time.Millisecond); r != nil {
+		t.Fatalf("reasons written after 0.5 s: %v", r)
+	}
+	r := reasons(time.Second)
+	if len(r) != 1 || r["big"] == "" {
+		t.Fatalf("reasons at 1 s = %v, want one for big", r)
+	}
+	// Written, and unchanged since: nothing more.
+	if r := reasons(20 * time.Second); r != nil {
+		t.Fatalf("an unchanged reason written again: %v", r)
+	}
+	// Placed: out of the queue, no reason ever again.
+	c.Step(WorkersListed{Workers: []*api.Worker{ready("w1", 2)}})
+	if effects := c.Step(Round{Now: 2}); len(effects[0].(Placed).Decisions) != 1 || c.QueueLen() != 0 {
+		t.Fatalf("the job is not placed on the resized worker (%d queued)", c.QueueLen())
+	}
 }

@@ -12,12 +12,13 @@
 // as its restart policy allows. Cores come back when discovery reports
 // tasks finished, when a dispatch is refused, or when a job is cancelled.
 //
-// The allocations and the strategy live in Core (core.go), a pure state
-// machine: typed events in (workers listed, holds, releases, rounds, moves
+// The queue, the allocations, the strategy and the deployments in flight
+// live in Core (core.go), a pure state machine: typed events in (workers
+// listed, jobs queued or dequeued, holds, releases, rounds, moves
 // reserved, committed or aborted, reallocations, flushes, deployments
 // started and their outcomes), typed effects out (write these workers'
-// allocations, a round is due, these jobs were placed, deploy this job,
-// retry it at time T, fail it, a reply). It does no I/O and reads no clock; Manager is the
+// allocations, a round is due, these jobs were placed, write these
+// waiting reasons, deploy this job, retry it at time T, fail it, a reply). It does no I/O and reads no clock; Manager is the
 // shell that reads the store, feeds it events and carries out its effects.
 //
 //	frontend ──job_submitted──►┐

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -96,8 +96,6 @@ type Manager struct {
 	// owned by Run
 	core  *Core // the allocations and the strategy (core.go)
 	qopts placement.QueueOptions
-	queue map[string]*queued // waiting jobs by name
-	seq   uint64
 	sem   chan struct{} // bounds the deployments at once
 	dirty bool
 	wg    sync.WaitGroup // dispatches and stops in flight, joined by Run
@@ -112,15 +110,6 @@ type Manager struct {
 
 	mu    sync.Mutex // guards stats
 	stats api.SchedulerStats
-}
-
-type queued struct {
-	job   placement.Job
-	rsn   string    // last waiting reason written
-	want  string    // the reason of the last round
-	since time.Time // when it was queued
-	wrote time.Time // when rsn was written
-	full  *api.Job
 }
 
 // loopEvent is what reaches the Run goroutine; its concrete types follow.
@@ -178,7 +167,6 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 		events:  make(chan loopEvent, 4096),
 		core:    NewCore(s, cfg.SortBatch),
 		qopts:   placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
-		queue:   map[string]*queued{},
 		sem:     make(chan struct{}, cfg.Dispatchers),
 		stopped: map[string]bool{},
 	}, nil
@@ -349,7 +337,7 @@ func (m *Manager) apply(ctx context.Context, ev loopEvent) {
 	switch ev := ev.(type) {
 	case jobsSubmitted:
 		for _, name := range ev.names {
-			if m.queue[name] != nil || m.core.InFlight(name) {
+			if m.core.Queued(name) || m.core.InFlight(name) {
 				continue
 			}
 			j, err := m.st.GetJob(ctx, name)
@@ -357,7 +345,7 @@ func (m *Manager) apply(ctx context.Context, ev loopEvent) {
 				m.log.Warn("submitted job not readable; the resync will retry", "job_id", name, "err", err)
 				continue
 			}
-			m.enqueue(j)
+			m.enqueue(ctx, j)
 		}
 	case tasksDone:
 		m.tasksDone(ctx, ev.tasks)
@@ -369,7 +357,7 @@ func (m *Manager) apply(ctx context.Context, ev loopEvent) {
 		r := m.step(ctx, SwitchStrategy{Name: ev.name})
 		if r.Err == nil {
 			m.setStrategyStat()
-			m.log.Info("strategy switched", "strategy", ev.name, "queued", len(m.queue))
+			m.log.Info("strategy switched", "strategy", ev.name, "queued", m.core.QueueLen())
 		}
 		ev.reply <- r.Err
 	case loopCall:
@@ -385,7 +373,7 @@ func (m *Manager) apply(ctx context.Context, ev loopEvent) {
 
 // cancelled takes a cancelled job out of the queue and frees its cores.
 func (m *Manager) cancelled(ctx context.Context, name string) {
-	delete(m.queue, name)
+	m.step(ctx, Dequeue{Jobs: []string{name}})
 	if j, err := m.st.GetJob(ctx, name); err == nil {
 		m.releaseJob(ctx, j)
 	}
@@ -442,6 +430,8 @@ func (m *Manager) stepPlaced(ctx context.Context, ev Event) (Reply, Placed) {
 			m.retryAt(ctx, e)
 		case FailJob:
 			m.failRefused(ctx, e.Job, e.Cause)
+		case WriteReasons:
+			m.writeReasonsNow(ctx, e.Reasons)
 		default:
 			panic(fmt.Sprintf("jobmanager: core effect %T not handled", e))
 		}
@@ -497,18 +487,8 @@ func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
 
 func (m *Manager) now() float64 { return float64(m.cfg.Now().UnixNano()) / 1e9 }
 
-func (m *Manager) enqueue(j *api.Job) {
-	if j.Status != api.Ready || m.queue[j.Name] != nil || m.core.InFlight(j.Name) {
-		return
-	}
-	for _, t := range j.Info.Tasks {
-		if t.Status != api.Ready {
-			return
-		}
-	}
-	m.seq++
-	m.queue[j.Name] = &queued{job: ToPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: m.cfg.Now(), full: j}
-	m.dirty = true
+func (m *Manager) enqueue(ctx context.Context, j *api.Job) {
+	m.step(ctx, Enqueue{Job: j, Now: m.cfg.Now()})
 }
 
 // ToPlacement is placement's view of a job, the seq'th to arrive: its
@@ -546,35 +526,23 @@ func taskMem(t *api.Task) int64 {
 func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}) {
 	m.dirty = false
 	start := m.cfg.Now()
-	queue := make([]placement.Job, 0, len(m.queue))
-	submitted := make(map[string]float64, len(m.queue))
-	for _, q := range m.queue {
-		queue = append(queue, q.job)
-		submitted[q.job.Name] = q.job.Submitted
-	}
-	sort.Slice(queue, func(a, b int) bool { return queue[a].Seq < queue[b].Seq })
 	now := m.now()
-	_, out := m.stepPlaced(ctx, Round{Queue: queue, Now: now, Opts: m.qopts})
-	placed, waiting := out.Decisions, out.Waiting
+	_, out := m.stepPlaced(ctx, Round{Now: now, Opts: m.qopts})
+	placed := out.Decisions
 	elapsed := m.cfg.Now().Sub(start)
 	m.nextRound = start.Add(4 * elapsed)
 
 	if len(placed) > 0 {
 		m.commit(ctx, placed, wg, sem)
 	}
-	for _, w := range waiting {
-		if q := m.queue[w.Job]; q != nil {
-			q.want = w.Reason
-		}
-	}
 	free, total := m.core.FreeCores()
 	m.mu.Lock()
 	m.stats.Rounds++
 	m.stats.Placed += uint64(len(placed))
-	m.stats.Queued = len(m.queue)
+	m.stats.Queued = m.core.QueueLen()
 	m.stats.RoundSeconds.Observe(elapsed.Seconds())
-	for _, d := range placed {
-		if q := submitted[d.Job]; q > 0 {
+	for _, q := range out.Submitted {
+		if q > 0 {
 			m.stats.PlacementDelay.Observe(max(0, now-q))
 		}
 	}
@@ -590,7 +558,6 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 	for _, d := range placed {
 		byJob[d.Job] = d
 		names = append(names, d.Job)
-		delete(m.queue, d.Job)
 	}
 	strategy := m.core.StrategyName()
 	placedAt := m.now()
@@ -766,36 +733,12 @@ const (
 
 // writeReasons writes the waiting reasons that are due (see reasonAfter).
 func (m *Manager) writeReasons(ctx context.Context, now time.Time) {
-	reasons := map[string]string{}
-	var first, again []string
-	for name, q := range m.queue {
-		if q.want == q.rsn || now.Sub(q.since) < reasonAfter {
-			continue
-		}
-		switch {
-		case q.rsn == "":
-			first = append(first, name)
-		case now.Sub(q.wrote) >= reasonEvery:
-			again = append(again, name)
-		default:
-			continue
-		}
-		reasons[name] = q.want
-	}
-	// The longest waiting first; then the rest at later passes.
-	bySince := func(a, b string) int { return m.queue[a].since.Compare(m.queue[b].since) }
-	slices.SortFunc(first, bySince)
-	slices.SortFunc(again, bySince)
-	names := append(first, again...)
-	names = names[:min(len(names), reasonBudget)]
-	if len(names) == 0 {
-		return
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		q := m.queue[name]
-		q.rsn, q.wrote = q.want, now
-	}
+	m.step(ctx, ReasonsDue{Now: now})
+}
+
+// writeReasonsNow carries out a WriteReasons effect.
+func (m *Manager) writeReasonsNow(ctx context.Context, reasons map[string]string) {
+	names := slices.Sorted(maps.Keys(reasons))
 	_, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
 		if j.Status != api.Ready {
 			return errors.New("no longer waiting")
@@ -958,7 +901,7 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 		return false
 	}
 	if j.Status == api.Ready {
-		if m.queue[j.Name] != nil {
+		if m.core.Queued(j.Name) {
 			return false
 		}
 		unplaced := true
@@ -968,7 +911,7 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 			}
 		}
 		if unplaced {
-			m.enqueue(j)
+			m.enqueue(ctx, j)
 			return false
 		}
 		if judgeRedeploy(j, m.core.Up) != redeploySend {
@@ -988,11 +931,8 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 		m.startDeploy(ctx, j)
 		return false
 	}
-	if m.queue[j.Name] != nil {
-		// Cancelled, and the notification lost.
-		delete(m.queue, j.Name)
-		m.dirty = true
-	}
+	// Cancelled, and the notification lost: out of the queue.
+	m.step(ctx, Dequeue{Jobs: []string{j.Name}})
 	if j.Status.Final() {
 		delete(m.stopped, j.Name)
 	}
@@ -1051,7 +991,7 @@ func (m *Manager) restart(ctx context.Context, names []string) {
 		m.mu.Lock()
 		m.stats.Restarts++
 		m.mu.Unlock()
-		m.enqueue(j)
+		m.enqueue(ctx, j)
 	}
 }
 
@@ -1073,12 +1013,7 @@ func (m *Manager) dropUnlisted(ctx context.Context, jobs []*api.Job) {
 			}
 		}
 	}
-	for name := range m.queue {
-		if !ready[name] {
-			delete(m.queue, name)
-			m.dirty = true
-		}
-	}
+	m.step(ctx, QueueOnly{Ready: ready})
 	for name := range m.stopped {
 		if !listed[name] {
 			delete(m.stopped, name)
@@ -1108,7 +1043,7 @@ func (m *Manager) requeue(ctx context.Context, names []string) error {
 		return err
 	}
 	for _, j := range reset {
-		m.enqueue(j)
+		m.enqueue(ctx, j)
 	}
 	return nil
 }

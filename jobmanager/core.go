@@ -31,6 +31,7 @@ type Core struct {
 	attempts  map[string]int     // failed deployment attempts of the jobs in flight
 	queue     map[string]*queued // waiting jobs by name
 	seq       uint64             // arrivals so far: the queue's order
+	stopped   map[string]bool    // jobs whose remaining tasks were told to stop
 }
 
 // queued is a waiting job.
@@ -45,7 +46,8 @@ type queued struct {
 // NewCore returns a core with no workers, placing with strategy s.
 func NewCore(s placement.Strategy, sortBatch bool) *Core {
 	return &Core{cluster: placement.NewCluster(), strategy: s, sortBatch: sortBatch, touched: map[string]bool{},
-		inflight: map[string]bool{}, attempts: map[string]int{}, queue: map[string]*queued{}}
+		inflight: map[string]bool{}, attempts: map[string]int{}, queue: map[string]*queued{},
+		stopped: map[string]bool{}}
 }
 
 // Event is what happened, as the core sees it. Its concrete types are the
@@ -66,9 +68,19 @@ type (
 		Task, Node, Cpuset string
 		Mem                int64
 	}
-	// Release frees the cores of tasks that ended, were cancelled, or whose
+	// Release frees the cores of tasks that were cancelled, or whose
 	// placement was undone.
 	Release struct{ Tasks []string }
+	// TasksEnded: tasks reached a final state (discovery). Their cores are
+	// freed; a job one of whose tasks failed while others live is stopped
+	// (a job is a gang), once; the jobs that ended Failed are handed to
+	// their restart policy.
+	TasksEnded struct{ Tasks []api.TaskRef }
+	// ForgetStops forgets that jobs were stopped (they ended, or restart).
+	ForgetStops struct{ Jobs []string }
+	// StopsOnly forgets the stop marks of every job not in Listed (the
+	// sweep after a full recovery pass).
+	StopsOnly struct{ Listed map[string]bool }
 	// KeepOnly frees the cores of every task not in Live, except cores
 	// reserved for moves (the sweep after a full recovery pass).
 	KeepOnly struct{ Live map[string]bool }
@@ -133,6 +145,9 @@ type (
 func (WorkersListed) coreEvent()  {}
 func (Hold) coreEvent()           {}
 func (Release) coreEvent()        {}
+func (TasksEnded) coreEvent()     {}
+func (ForgetStops) coreEvent()    {}
+func (StopsOnly) coreEvent()      {}
 func (KeepOnly) coreEvent()       {}
 func (Round) coreEvent()          {}
 func (Enqueue) coreEvent()        {}
@@ -200,6 +215,11 @@ type (
 		Job   *api.Job
 		Cause error
 	}
+	// StopJob stops the remaining tasks of Job, for Reason.
+	StopJob struct{ Job, Reason string }
+	// RestartJobs hands jobs that ended Failed to their restart policy
+	// (the shell reads and requeues those it allows, then Enqueue).
+	RestartJobs struct{ Jobs []string }
 	// Reply answers the event that asked: an error, the cores chosen
 	// (ReserveMove), or whether a Hold holds.
 	Reply struct {
@@ -216,6 +236,8 @@ func (WriteReasons) coreEffect()     {}
 func (CoresLost) coreEffect()        {}
 func (WorkerRefused) coreEffect()    {}
 func (Reply) coreEffect()            {}
+func (StopJob) coreEffect()          {}
+func (RestartJobs) coreEffect()      {}
 func (Deploy) coreEffect()           {}
 func (RetryAt) coreEffect()          {}
 func (FailJob) coreEffect()          {}
@@ -259,6 +281,20 @@ func (c *Core) Step(ev Event) []Effect {
 	case Release:
 		if c.release(ev.Tasks...) {
 			return []Effect{Reschedule{}}
+		}
+		return nil
+	case TasksEnded:
+		return c.tasksEnded(ev.Tasks)
+	case ForgetStops:
+		for _, j := range ev.Jobs {
+			delete(c.stopped, j)
+		}
+		return nil
+	case StopsOnly:
+		for j := range c.stopped {
+			if !ev.Listed[j] {
+				delete(c.stopped, j)
+			}
 		}
 		return nil
 	case KeepOnly:
@@ -444,6 +480,35 @@ func (c *Core) reasonsDue(now time.Time) map[string]string {
 		q := c.queue[name]
 		q.rsn, q.wrote = q.want, now
 		out[name] = q.want
+	}
+	return out
+}
+
+func (c *Core) tasksEnded(tasks []api.TaskRef) []Effect {
+	var out []Effect
+	names := make([]string, 0, len(tasks))
+	for _, t := range tasks {
+		names = append(names, t.Task)
+	}
+	if c.release(names...) {
+		out = append(out, Reschedule{})
+	}
+	var ended []string
+	for _, t := range tasks {
+		if t.State != api.Failed {
+			continue
+		}
+		if t.JobEnded {
+			ended = append(ended, t.Job)
+			continue
+		}
+		if !c.stopped[t.Job] {
+			c.stopped[t.Job] = true
+			out = append(out, StopJob{Job: t.Job, Reason: fmt.Sprintf("stopped because task %s failed", t.Task)})
+		}
+	}
+	if len(ended) > 0 {
+		out = append(out, RestartJobs{Jobs: ended})
 	}
 	return out
 }

@@ -151,6 +151,24 @@ func TestCoreSequences(t *testing.T) {
 			{ev: KeepOnly{Live: map[string]bool{"a": true}}, effects: []string{"Reschedule"}},
 			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "a"}, "w2": {0: "a#moving"}}},
 		}},
+		{name: "a failed task stops its gang once and an ended job goes to its restart policy", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "g-0", Node: "w1", Cpuset: "0"}, ok: true},
+			{ev: Hold{Task: "g-1", Node: "w1", Cpuset: "1"}, ok: true},
+			{ev: Hold{Task: "g-2", Node: "w2", Cpuset: "0"}, ok: true},
+			// g-0 failed, the job lives on: its cores are freed and the rest stopped.
+			{ev: TasksEnded{Tasks: []api.TaskRef{{Job: "g", Task: "g-0", State: api.Failed}}}, effects: []string{"Reschedule", "StopJob"}},
+			// Another failure of the same job: stopped already.
+			{ev: TasksEnded{Tasks: []api.TaskRef{{Job: "g", Task: "g-1", State: api.Failed}}}, effects: []string{"Reschedule"}},
+			// The last one ends the job Failed: handed to the restart policy.
+			{ev: TasksEnded{Tasks: []api.TaskRef{{Job: "g", Task: "g-2", State: api.Failed, JobEnded: true}}}, effects: []string{"Reschedule", "RestartJobs"}},
+			// A task that ends well stops nothing; its cores were freed already.
+			{ev: TasksEnded{Tasks: []api.TaskRef{{Job: "g", Task: "g-2", State: api.Down}}}},
+			// Restarted: a new failure stops it again.
+			{ev: ForgetStops{Jobs: []string{"g"}}},
+			{ev: TasksEnded{Tasks: []api.TaskRef{{Job: "g", Task: "g-0", State: api.Failed}}}, effects: []string{"StopJob"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {}, "w2": {}}},
+		}},
 		{name: "switching strategy", steps: []coreStep{
 			{ev: SwitchStrategy{Name: "no-such"}, err: placement.ErrUnknownStrategy},
 			{ev: SwitchStrategy{Name: "first-fit"}, ok: true, effects: []string{"Reschedule"}},
@@ -332,7 +350,7 @@ func (m *coreModel) busy() map[string]map[int]string {
 // TestCoreAgainstModel drives the core with random event sequences (workers
 // coming, going down and up, leaving; recovery holds; releases; rounds;
 // jobs queued, dequeued and placed by rounds; moves reserved, committed, aborted; reallocations; recovery sweeps;
-// flushes; deployments started, delivered, retried, refused) and after every event checks the invariant and that the cores
+// flushes; tasks ended (gangs stopped once); deployments started, delivered, retried, refused) and after every event checks the invariant and that the cores
 // held are exactly the model's. Moves that name no cores must get the
 // lowest free ones (the model's rule for Cluster.PickFree); rounds are
 // checked by applying their decisions to the model, which refuses a core
@@ -361,7 +379,7 @@ func TestCoreAgainstModel(t *testing.T) {
 		return out
 	}
 	jobs, most := 0, 0
-	inflight, queued := map[string]bool{}, map[string]bool{}
+	inflight, queued, stopped := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for step := range steps {
 		var ev Event
 		switch op := rng.IntN(100); {
@@ -410,6 +428,13 @@ func TestCoreAgainstModel(t *testing.T) {
 		case op < 85:
 			w := ids[rng.IntN(len(ids))]
 			ev = Reallocate{R: api.Reservation{Task: task(), Node: w, Cpuset: randCores(w)}}
+		case op < 86:
+			var refs []api.TaskRef
+			for range 1 + rng.IntN(2) {
+				st := []api.State{api.Down, api.Failed}[rng.IntN(2)]
+				refs = append(refs, api.TaskRef{Job: "g" + strconv.Itoa(rng.IntN(3)), Task: task(), State: st, JobEnded: rng.IntN(3) == 0})
+			}
+			ev = TasksEnded{Tasks: refs}
 		case op < 87:
 			live := map[string]bool{}
 			for range 6 {
@@ -460,6 +485,24 @@ func TestCoreAgainstModel(t *testing.T) {
 		case Release:
 			for _, task := range ev.Tasks {
 				delete(m.holds, task)
+			}
+		case TasksEnded:
+			var stops []string
+			for _, e := range effects {
+				if s, ok := e.(StopJob); ok {
+					stops = append(stops, s.Job)
+				}
+			}
+			var want []string
+			for _, ref := range ev.Tasks {
+				delete(m.holds, ref.Task)
+				if ref.State == api.Failed && !ref.JobEnded && !stopped[ref.Job] {
+					stopped[ref.Job] = true
+					want = append(want, ref.Job)
+				}
+			}
+			if !slices.Equal(stops, want) {
+				t.Fatalf("step %d: %+v stopped %v, model %v", step, ev.Tasks, stops, want)
 			}
 		case KeepOnly:
 			for task := range m.holds {

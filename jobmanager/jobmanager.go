@@ -100,13 +100,12 @@ type Manager struct {
 	dirty bool
 	wg    sync.WaitGroup // dispatches and stops in flight, joined by Run
 
-	stopped      map[string]bool // jobs whose remaining tasks were told to stop
-	synced       bool            // the first, full resync is done
-	passes       int             // resync passes begun
-	nextRound    time.Time       // rounds are spaced (see Run)
-	cursor       int64           // change feed position of the next resync
-	workersStale bool            // a worker changed: re-read them
-	workersRead  time.Time       // when they were last read
+	synced       bool      // the first, full resync is done
+	passes       int       // resync passes begun
+	nextRound    time.Time // rounds are spaced (see Run)
+	cursor       int64     // change feed position of the next resync
+	workersStale bool      // a worker changed: re-read them
+	workersRead  time.Time // when they were last read
 
 	mu    sync.Mutex // guards stats
 	stats api.SchedulerStats
@@ -164,11 +163,10 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 			PlacementDelay: api.NewHistogram(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300),
 		},
 		cfg: cfg, st: st, dispatch: d, log: cfg.Logger,
-		events:  make(chan loopEvent, 4096),
-		core:    NewCore(s, cfg.SortBatch),
-		qopts:   placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
-		sem:     make(chan struct{}, cfg.Dispatchers),
-		stopped: map[string]bool{},
+		events: make(chan loopEvent, 4096),
+		core:   NewCore(s, cfg.SortBatch),
+		qopts:  placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
+		sem:    make(chan struct{}, cfg.Dispatchers),
 	}, nil
 }
 
@@ -383,19 +381,7 @@ func (m *Manager) cancelled(ctx context.Context, name string) {
 // tasksDone frees the cores of ended tasks, stops the rest of failed
 // gangs and restarts the jobs that failed as their policy allows.
 func (m *Manager) tasksDone(ctx context.Context, tasks []api.TaskRef) {
-	var ended []string
-	names := make([]string, 0, len(tasks))
-	for _, t := range tasks {
-		names = append(names, t.Task)
-		if t.JobEnded && t.State == api.Failed {
-			ended = append(ended, t.Job)
-		}
-	}
-	m.step(ctx, Release{Tasks: names})
-	m.failGangs(ctx, tasks)
-	if len(ended) > 0 {
-		m.restart(ctx, ended)
-	}
+	m.step(ctx, TasksEnded{Tasks: tasks})
 }
 
 // step runs one event through the core and carries out its effects; it
@@ -432,6 +418,10 @@ func (m *Manager) stepPlaced(ctx context.Context, ev Event) (Reply, Placed) {
 			m.failRefused(ctx, e.Job, e.Cause)
 		case WriteReasons:
 			m.writeReasonsNow(ctx, e.Reasons)
+		case StopJob:
+			m.stopJob(ctx, e.Job, e.Reason)
+		case RestartJobs:
+			m.restart(ctx, e.Jobs)
 		default:
 			panic(fmt.Sprintf("jobmanager: core effect %T not handled", e))
 		}
@@ -463,26 +453,19 @@ func (m *Manager) failRefused(ctx context.Context, job *api.Job, cause error) {
 	}
 }
 
-// failGangs stops the rest of each job one of whose tasks failed: a job is
-// a gang, and its other tasks would hold cores for nothing. The stop is
-// asked once per job; the globalmanager skips tasks that already ended.
-func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
-	for _, t := range tasks {
-		if t.State != api.Failed || t.JobEnded || m.stopped[t.Job] {
-			continue
+// stopJob carries out a StopJob effect: the rest of a job one of whose
+// tasks failed is stopped (a job is a gang, and its other tasks would hold
+// cores for nothing). The globalmanager skips tasks that already ended.
+func (m *Manager) stopJob(ctx context.Context, name, reason string) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		sctx, cancel := context.WithTimeout(ctx, m.cfg.DispatchTimeout)
+		defer cancel()
+		if err := m.dispatch.Stop(sctx, name, reason); err != nil {
+			m.log.Warn("stopping the rest of a failed job", "job_id", name, "err", err)
 		}
-		m.stopped[t.Job] = true
-		reason := fmt.Sprintf("stopped because task %s failed", t.Task)
-		m.wg.Add(1)
-		go func(name string) {
-			defer m.wg.Done()
-			sctx, cancel := context.WithTimeout(ctx, m.cfg.DispatchTimeout)
-			defer cancel()
-			if err := m.dispatch.Stop(sctx, name, reason); err != nil {
-				m.log.Warn("stopping the rest of a failed job", "job_id", name, "err", err)
-			}
-		}(t.Job)
-	}
+	}()
 }
 
 func (m *Manager) now() float64 { return float64(m.cfg.Now().UnixNano()) / 1e9 }
@@ -934,7 +917,7 @@ func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
 	// Cancelled, and the notification lost: out of the queue.
 	m.step(ctx, Dequeue{Jobs: []string{j.Name}})
 	if j.Status.Final() {
-		delete(m.stopped, j.Name)
+		m.step(ctx, ForgetStops{Jobs: []string{j.Name}})
 	}
 	undelivered := false
 	for _, t := range j.Info.Tasks {
@@ -986,7 +969,7 @@ func (m *Manager) restart(ctx context.Context, names []string) {
 	}
 	for _, j := range written {
 		m.releaseJob(ctx, j)
-		delete(m.stopped, j.Name)
+		m.step(ctx, ForgetStops{Jobs: []string{j.Name}})
 		m.log.Info("job lost a worker: restarting it", "job_id", j.Name, "restart", j.Restarts, "policy", j.Restart)
 		m.mu.Lock()
 		m.stats.Restarts++
@@ -1014,11 +997,7 @@ func (m *Manager) dropUnlisted(ctx context.Context, jobs []*api.Job) {
 		}
 	}
 	m.step(ctx, QueueOnly{Ready: ready})
-	for name := range m.stopped {
-		if !listed[name] {
-			delete(m.stopped, name)
-		}
-	}
+	m.step(ctx, StopsOnly{Listed: listed})
 	m.step(ctx, KeepOnly{Live: live})
 }
 

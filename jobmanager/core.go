@@ -90,6 +90,13 @@ type (
 		Job *api.Job
 		Now time.Time
 	}
+	// JobRead is Job's record as just read from the store (resync,
+	// recovery, at Now): the queue and the allocations are brought in line
+	// with it (see reconcile).
+	JobRead struct {
+		Job *api.Job
+		Now time.Time
+	}
 	// Dequeue takes jobs out of the queue (cancelled, or moved on).
 	Dequeue struct{ Jobs []string }
 	// QueueOnly takes every job not in Ready out of the queue (the sweep
@@ -151,6 +158,7 @@ func (StopsOnly) coreEvent()      {}
 func (KeepOnly) coreEvent()       {}
 func (Round) coreEvent()          {}
 func (Enqueue) coreEvent()        {}
+func (JobRead) coreEvent()        {}
 func (Dequeue) coreEvent()        {}
 func (QueueOnly) coreEvent()      {}
 func (ReasonsDue) coreEvent()     {}
@@ -215,6 +223,10 @@ type (
 		Job   *api.Job
 		Cause error
 	}
+	// RequeueJobs resets jobs placed but never deployed, that cannot be
+	// sent as placed, to Ready with their placements forgotten (pins
+	// kept); the shell then queues them (Enqueue).
+	RequeueJobs struct{ Jobs []string }
 	// StopJob stops the remaining tasks of Job, for Reason.
 	StopJob struct{ Job, Reason string }
 	// RestartJobs hands jobs that ended Failed to their restart policy
@@ -237,6 +249,7 @@ func (CoresLost) coreEffect()        {}
 func (WorkerRefused) coreEffect()    {}
 func (Reply) coreEffect()            {}
 func (StopJob) coreEffect()          {}
+func (RequeueJobs) coreEffect()      {}
 func (RestartJobs) coreEffect()      {}
 func (Deploy) coreEffect()           {}
 func (RetryAt) coreEffect()          {}
@@ -312,6 +325,8 @@ func (c *Core) Step(ev Event) []Effect {
 		return nil
 	case Round:
 		return c.round(ev)
+	case JobRead:
+		return c.reconcile(ev.Job, ev.Now)
 	case Enqueue:
 		if c.enqueue(ev.Job, ev.Now) {
 			return []Effect{Reply{OK: true}, Reschedule{}}
@@ -598,6 +613,87 @@ func (c *Core) workersListed(ws []*api.Worker) []Effect {
 		out = append(out, Reschedule{})
 	}
 	return out
+}
+
+// reconcile brings the queue and the allocations in line with one job's
+// record: a Ready job is queued (unless it is already), a job that is no
+// longer Ready leaves the queue, the cores of its ended tasks are freed and
+// those of its live tasks recorded (recovery). A job placed whose
+// deployment may have been cut short (the jobmanager stopped mid-way) is
+// sent again with the same placement, since a deployment may be repeated
+// (see retry.go); one that cannot be is requeued (placed again from
+// scratch). Jobs being deployed are the dispatcher's.
+func (c *Core) reconcile(j *api.Job, now time.Time) []Effect {
+	if c.inflight[j.Name] {
+		return nil
+	}
+	requeue := []Effect{RequeueJobs{Jobs: []string{j.Name}}}
+	if j.Status == api.Ready {
+		if c.queue[j.Name] != nil {
+			return nil
+		}
+		unplaced := true
+		for _, t := range j.Info.Tasks {
+			if t.Status != api.Ready {
+				unplaced = false
+			}
+		}
+		if unplaced {
+			if c.enqueue(j, now) {
+				return []Effect{Reschedule{}}
+			}
+			return nil
+		}
+		if judgeRedeploy(j, c.Up) != redeploySend {
+			return requeue
+		}
+		for i, t := range j.Info.Tasks {
+			if !c.holdTask(t) {
+				for _, u := range j.Info.Tasks[:i] {
+					c.release(u.ContainerName)
+				}
+				return requeue
+			}
+		}
+		// Placed before a restart: deploy it again.
+		c.inflight[j.Name] = true
+		return []Effect{Deploy{Job: j}}
+	}
+	var out []Effect
+	if c.queue[j.Name] != nil {
+		// Cancelled, and the notification lost.
+		delete(c.queue, j.Name)
+		out = append(out, Reschedule{})
+	}
+	if j.Status.Final() {
+		delete(c.stopped, j.Name)
+	}
+	undelivered := false
+	for _, t := range j.Info.Tasks {
+		switch {
+		case t.Status.Final():
+			if c.release(t.ContainerName) && len(out) == 0 {
+				out = append(out, Reschedule{})
+			}
+		case t.Status == api.Ready || t.Node == "":
+		default:
+			c.holdTask(t)
+			undelivered = undelivered || t.Status == api.Scheduled
+		}
+	}
+	if undelivered && !j.Status.Final() {
+		// Part of it runs, part was never delivered (a deployment cut
+		// short): send it again; its workers skip what they already run.
+		c.inflight[j.Name] = true
+		out = append(out, Deploy{Job: j})
+	}
+	return out
+}
+
+// holdTask records the cores placed task t holds (see Hold) and reports
+// whether it holds them now.
+func (c *Core) holdTask(t *api.Task) bool {
+	return replyOf(c.hold(Hold{Task: t.ContainerName, Node: t.Node, Cpuset: t.CpusetCpus, Mem: taskMem(t)})).OK
 }
 
 func (c *Core) hold(h Hold) []Effect {

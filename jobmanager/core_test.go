@@ -169,6 +169,27 @@ func TestCoreSequences(t *testing.T) {
 			{ev: TasksEnded{Tasks: []api.TaskRef{{Job: "g", Task: "g-0", State: api.Failed}}}, effects: []string{"StopJob"}},
 			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {}, "w2": {}}},
 		}},
+		{name: "records read at recovery: placed jobs sent again or requeued, live tasks held, ended ones freed", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			// Placed on w1, never delivered (the jobmanager stopped mid-way): held and sent again.
+			{ev: JobRead{Job: recorded("p", api.Ready, placedTask{"p-0", "w1", "0", api.Scheduled})}, effects: []string{"Deploy"}},
+			// Being deployed: the dispatcher's, left alone.
+			{ev: JobRead{Job: recorded("p", api.Ready, placedTask{"p-0", "w1", "0", api.Scheduled})}},
+			// Placed on a worker that is gone: placed again from scratch.
+			{ev: JobRead{Job: recorded("q", api.Ready, placedTask{"q-0", "w9", "0", api.Scheduled})}, effects: []string{"RequeueJobs"}},
+			// Placed on a core p holds: cannot be held, requeued, nothing of it kept.
+			{ev: JobRead{Job: recorded("r", api.Ready, placedTask{"r-0", "w2", "0", api.Scheduled}, placedTask{"r-1", "w1", "0", api.Scheduled})}, effects: []string{"RequeueJobs"}},
+			// Running: its cores are recorded.
+			{ev: JobRead{Job: recorded("s", api.Running, placedTask{"s-0", "w1", "1", api.Running})}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "p-0", 1: "s-0"}, "w2": {}}},
+			// Ended: freed.
+			{ev: JobRead{Job: recorded("s", api.Down, placedTask{"s-0", "w1", "1", api.Down})}, effects: []string{"Reschedule"}},
+			// Waiting: queued; then cancelled: out of the queue.
+			{ev: JobRead{Job: readyJob("t", 1)}, effects: []string{"Reschedule"}},
+			{ev: JobRead{Job: recorded("t", api.Cancelled, placedTask{"t-0", "", "", api.Cancelled})}, effects: []string{"Reschedule"}},
+			// Only w1 changed since the last flush.
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "p-0"}}},
+		}},
 		{name: "switching strategy", steps: []coreStep{
 			{ev: SwitchStrategy{Name: "no-such"}, err: placement.ErrUnknownStrategy},
 			{ev: SwitchStrategy{Name: "first-fit"}, ok: true, effects: []string{"Reschedule"}},
@@ -625,6 +646,21 @@ func readyJob(name string, cores ...int) *api.Job {
 	j := &api.Job{Name: name, Status: api.Ready}
 	for k, n := range cores {
 		j.Info.Tasks = append(j.Info.Tasks, &api.Task{ContainerName: name + "-" + strconv.Itoa(k), ReqCores: n, Status: api.Ready})
+	}
+	return j
+}
+
+// placedTask is a task's record: name, node, cpuset_cpus, state.
+type placedTask struct {
+	name, node, cpuset string
+	state              api.State
+}
+
+// recorded is a job's record in state st with tasks.
+func recorded(name string, st api.State, tasks ...placedTask) *api.Job {
+	j := &api.Job{Name: name, Status: st}
+	for _, t := range tasks {
+		j.Info.Tasks = append(j.Info.Tasks, &api.Task{ContainerName: t.name, Node: t.node, CpusetCpus: t.cpuset, Status: t.state, ReqCores: 1})
 	}
 	return j
 }

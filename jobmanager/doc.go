@@ -14,12 +14,13 @@
 //
 // The queue, the allocations, the strategy and the deployments in flight
 // live in Core (core.go), a pure state machine: typed events in (workers
-// listed, jobs queued or dequeued, tasks ended, holds, releases, rounds, moves
+// listed, job records read (reconciliation), jobs queued or dequeued,
+// tasks ended, holds, releases, rounds, moves
 // reserved, committed or aborted, reallocations, flushes, deployments
 // started and their outcomes), typed effects out (write these workers'
 // allocations, a round is due, these jobs were placed, write these
-// waiting reasons, deploy this job, retry it at time T, fail it, stop
-// the rest of this job, restart these jobs, a reply). It does no I/O and reads no clock; Manager is the
+// waiting reasons, deploy this job, retry it at time T, fail it, requeue
+// these jobs, stop the rest of this job, restart these jobs, a reply). It does no I/O and reads no clock; Manager is the
 // shell that reads the store, feeds it events and carries out its effects.
 //
 //	frontend ──job_submitted──►┐

@@ -387,19 +387,26 @@ func (m *Manager) tasksDone(ctx context.Context, tasks []api.TaskRef) {
 // step runs one event through the core and carries out its effects; it
 // returns the core's reply, and a round's outcome when there is one.
 func (m *Manager) step(ctx context.Context, ev Event) Reply {
-	r, _ := m.stepPlaced(ctx, ev)
-	return r
+	return m.stepAll(ctx, ev).reply
 }
 
-func (m *Manager) stepPlaced(ctx context.Context, ev Event) (Reply, Placed) {
-	var reply Reply
-	var placed Placed
+// outcome is what the shell keeps of a step's effects for its caller.
+type outcome struct {
+	reply   Reply
+	placed  Placed
+	requeue []string
+}
+
+func (m *Manager) stepAll(ctx context.Context, ev Event) outcome {
+	var o outcome
 	for _, e := range m.core.Step(ev) {
 		switch e := e.(type) {
 		case Reply:
-			reply = e
+			o.reply = e
 		case Placed:
-			placed = e
+			o.placed = e
+		case RequeueJobs:
+			o.requeue = append(o.requeue, e.Jobs...)
 		case Reschedule:
 			m.dirty = true
 		case WriteAllocations:
@@ -426,7 +433,7 @@ func (m *Manager) stepPlaced(ctx context.Context, ev Event) (Reply, Placed) {
 			panic(fmt.Sprintf("jobmanager: core effect %T not handled", e))
 		}
 	}
-	return reply, placed
+	return o
 }
 
 // releaseJob frees the cores of every task of j.
@@ -510,7 +517,7 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	m.dirty = false
 	start := m.cfg.Now()
 	now := m.now()
-	_, out := m.stepPlaced(ctx, Round{Now: now, Opts: m.qopts})
+	out := m.stepAll(ctx, Round{Now: now, Opts: m.qopts}).placed
 	placed := out.Decisions
 	elapsed := m.cfg.Now().Sub(start)
 	m.nextRound = start.Add(4 * elapsed)
@@ -817,9 +824,7 @@ func (m *Manager) resync(ctx context.Context) error {
 	}
 	var requeue, restart []string
 	for _, j := range jobs {
-		if m.reconcile(ctx, j) {
-			requeue = append(requeue, j.Name)
-		}
+		requeue = append(requeue, m.stepAll(ctx, JobRead{Job: j, Now: m.cfg.Now()}).requeue...)
 		if j.CanRestart() {
 			restart = append(restart, j.Name)
 		}
@@ -869,80 +874,6 @@ func (m *Manager) recentlyFailed(ctx context.Context, head int64) ([]*api.Job, e
 		at = next
 	}
 	return out, nil
-}
-
-// reconcile brings the queue and the allocations in line with one job's
-// record: a Ready job is queued (unless it is already), a job that is no
-// longer Ready leaves the queue, the cores of its ended tasks are freed and
-// those of its live tasks recorded (recovery). A job placed whose
-// deployment may have been cut short (the jobmanager stopped mid-way) is
-// sent again with the same placement, since a deployment may be repeated
-// (see retry.go); it reports whether the job cannot be, so must be placed
-// again from scratch. Jobs being deployed are the dispatcher's.
-func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
-	if m.core.InFlight(j.Name) {
-		return false
-	}
-	if j.Status == api.Ready {
-		if m.core.Queued(j.Name) {
-			return false
-		}
-		unplaced := true
-		for _, t := range j.Info.Tasks {
-			if t.Status != api.Ready {
-				unplaced = false
-			}
-		}
-		if unplaced {
-			m.enqueue(ctx, j)
-			return false
-		}
-		if judgeRedeploy(j, m.core.Up) != redeploySend {
-			return true
-		}
-		for i, t := range j.Info.Tasks {
-			if !m.hold(ctx, t) {
-				before := make([]string, 0, i)
-				for _, u := range j.Info.Tasks[:i] {
-					before = append(before, u.ContainerName)
-				}
-				m.step(ctx, Release{Tasks: before})
-				return true
-			}
-		}
-		m.log.Info("job placed before a restart: deploying it again", "job_id", j.Name)
-		m.startDeploy(ctx, j)
-		return false
-	}
-	// Cancelled, and the notification lost: out of the queue.
-	m.step(ctx, Dequeue{Jobs: []string{j.Name}})
-	if j.Status.Final() {
-		m.step(ctx, ForgetStops{Jobs: []string{j.Name}})
-	}
-	undelivered := false
-	for _, t := range j.Info.Tasks {
-		switch {
-		case t.Status.Final():
-			m.step(ctx, Release{Tasks: []string{t.ContainerName}})
-		case t.Status == api.Ready || t.Node == "":
-		default:
-			m.hold(ctx, t)
-			undelivered = undelivered || t.Status == api.Scheduled
-		}
-	}
-	if undelivered && !j.Status.Final() {
-		// Part of it runs, part was never delivered (a deployment cut
-		// short): send it again; its workers skip what they already run.
-		m.startDeploy(ctx, j)
-	}
-	return false
-}
-
-// hold records the cores a placed task holds, if the cluster does not
-// already: at start, the allocations come from the store. It reports
-// whether the task holds them now.
-func (m *Manager) hold(ctx context.Context, t *api.Task) bool {
-	return m.step(ctx, Hold{Task: t.ContainerName, Node: t.Node, Cpuset: t.CpusetCpus, Mem: taskMem(t)}).OK
 }
 
 // restart puts the jobs that failed by losing a worker back in the queue,

@@ -1,6 +1,7 @@
 package jobmanager
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -26,12 +27,12 @@ type Core struct {
 	cluster   *placement.Cluster
 	strategy  placement.Strategy
 	sortBatch bool
-	touched   map[string]bool    // workers whose allocation changed since the last Flush
-	inflight  map[string]bool    // jobs being deployed, or waiting to be sent again
-	attempts  map[string]int     // failed deployment attempts of the jobs in flight
-	queue     map[string]*queued // waiting jobs by name
-	seq       uint64             // arrivals so far: the queue's order
-	stopped   map[string]bool    // jobs whose remaining tasks were told to stop
+	touched   map[string]bool     // workers whose allocation changed since the last Flush
+	inflight  map[string][]string // jobs being deployed, or waiting to be sent again: their tasks
+	attempts  map[string]int      // failed deployment attempts of the jobs in flight
+	queue     map[string]*queued  // waiting jobs by name
+	seq       uint64              // arrivals so far: the queue's order
+	stopped   map[string]bool     // jobs whose remaining tasks were told to stop
 }
 
 // queued is a waiting job.
@@ -46,7 +47,7 @@ type queued struct {
 // NewCore returns a core with no workers, placing with strategy s.
 func NewCore(s placement.Strategy, sortBatch bool) *Core {
 	return &Core{cluster: placement.NewCluster(), strategy: s, sortBatch: sortBatch, touched: map[string]bool{},
-		inflight: map[string]bool{}, attempts: map[string]int{}, queue: map[string]*queued{},
+		inflight: map[string][]string{}, attempts: map[string]int{}, queue: map[string]*queued{},
 		stopped: map[string]bool{}}
 }
 
@@ -144,6 +145,17 @@ type (
 		Now    time.Time
 		Jitter float64
 	}
+	// RedeployRead: the record of Job, due to be sent again after a failed
+	// attempt, as just read: Job nil and Err wrapping api.ErrNotFound when
+	// it is gone, another Err when the store could not be read. What
+	// follows depends on the record (judgeRedeploy).
+	RedeployRead struct {
+		Name   string
+		Job    *api.Job
+		Err    error
+		Now    time.Time
+		Jitter float64
+	}
 	// DeployForget: Job is no longer being deployed (sent, dropped or
 	// requeued after a retry).
 	DeployForget struct{ Job string }
@@ -172,6 +184,7 @@ func (DeployStart) coreEvent()    {}
 func (DeployDone) coreEvent()     {}
 func (RetryDeploy) coreEvent()    {}
 func (DeployForget) coreEvent()   {}
+func (RedeployRead) coreEvent()   {}
 
 // Effect is what the shell must do. Its concrete types are the ones in
 // this file.
@@ -227,6 +240,9 @@ type (
 	// sent as placed, to Ready with their placements forgotten (pins
 	// kept); the shell then queues them (Enqueue).
 	RequeueJobs struct{ Jobs []string }
+	// LoseUndelivered fails, as lost with their worker, the tasks of Job
+	// that never reached a worker now down, while its other tasks run.
+	LoseUndelivered struct{ Job *api.Job }
 	// StopJob stops the remaining tasks of Job, for Reason.
 	StopJob struct{ Job, Reason string }
 	// RestartJobs hands jobs that ended Failed to their restart policy
@@ -249,6 +265,7 @@ func (CoresLost) coreEffect()        {}
 func (WorkerRefused) coreEffect()    {}
 func (Reply) coreEffect()            {}
 func (StopJob) coreEffect()          {}
+func (LoseUndelivered) coreEffect()  {}
 func (RequeueJobs) coreEffect()      {}
 func (RestartJobs) coreEffect()      {}
 func (Deploy) coreEffect()           {}
@@ -273,7 +290,7 @@ func (c *Core) Known(node string) bool { _, ok := c.cluster.Worker(node); return
 func (c *Core) FreeCores() (free, total int) { return c.cluster.FreeCores() }
 
 // InFlight reports whether job is being deployed or waiting to be sent again.
-func (c *Core) InFlight(job string) bool { return c.inflight[job] }
+func (c *Core) InFlight(job string) bool { _, ok := c.inflight[job]; return ok }
 
 // Queued reports whether job is in the queue.
 func (c *Core) Queued(job string) bool { return c.queue[job] != nil }
@@ -400,7 +417,7 @@ func (c *Core) Step(ev Event) []Effect {
 		}
 		return nil
 	case DeployStart:
-		c.inflight[ev.Job.Name] = true
+		c.inflight[ev.Job.Name] = jobTasks(ev.Job)
 		return []Effect{Deploy(ev)}
 	case DeployDone:
 		switch judgeDeploy(ev.Err) {
@@ -421,12 +438,14 @@ func (c *Core) Step(ev Event) []Effect {
 	case DeployForget:
 		c.forget(ev.Job)
 		return nil
+	case RedeployRead:
+		return c.redeploy(ev)
 	}
 	panic(fmt.Sprintf("jobmanager: core event %T not handled", ev))
 }
 
 func (c *Core) enqueue(j *api.Job, now time.Time) bool {
-	if j.Status != api.Ready || c.queue[j.Name] != nil || c.inflight[j.Name] {
+	if j.Status != api.Ready || c.queue[j.Name] != nil || c.InFlight(j.Name) {
 		return false
 	}
 	for _, t := range j.Info.Tasks {
@@ -528,12 +547,49 @@ func (c *Core) tasksEnded(tasks []api.TaskRef) []Effect {
 	return out
 }
 
+// redeploy decides what a job whose deployment is to be retried needs,
+// from its record (see judgeRedeploy).
+func (c *Core) redeploy(ev RedeployRead) []Effect {
+	j := ev.Job
+	if ev.Err != nil {
+		if !errors.Is(ev.Err, api.ErrNotFound) {
+			// The store is unreachable: try again later, as for the dispatcher.
+			return c.retry(&api.Job{Name: ev.Name}, ev.Err, ev.Now, ev.Jitter)
+		}
+		j = nil
+	}
+	var out []Effect
+	switch judgeRedeploy(j, c.Up) {
+	case redeploySend:
+		c.inflight[j.Name] = jobTasks(j)
+		return []Effect{Deploy{Job: j}}
+	case redeployRequeue:
+		c.release(jobTasks(j)...)
+		out = []Effect{Reschedule{}, RequeueJobs{Jobs: []string{ev.Name}}}
+	case redeployLost:
+		out = []Effect{LoseUndelivered{Job: j}}
+	case redeployDrop:
+		// Deleted: the tasks it was deployed with.
+		tasks := c.inflight[ev.Name]
+		if j != nil {
+			tasks = jobTasks(j)
+		}
+		if c.release(tasks...) {
+			out = []Effect{Reschedule{}}
+		}
+	}
+	c.forget(ev.Name)
+	return out
+}
+
 // retry schedules job's next deployment attempt; it stays in flight,
 // placed, its cores held.
 func (c *Core) retry(job *api.Job, cause error, now time.Time, jitter float64) []Effect {
 	n := c.attempts[job.Name]
 	c.attempts[job.Name] = n + 1
-	c.inflight[job.Name] = true
+	if !c.InFlight(job.Name) {
+		c.inflight[job.Name] = jobTasks(job)
+	}
 	return []Effect{RetryAt{Job: job, At: now.Add(retryDelay(n, jitter)), Attempt: n + 1, Cause: cause}}
 }
 
@@ -624,7 +680,7 @@ func (c *Core) workersListed(ws []*api.Worker) []Effect {
 // (see retry.go); one that cannot be is requeued (placed again from
 // scratch). Jobs being deployed are the dispatcher's.
 func (c *Core) reconcile(j *api.Job, now time.Time) []Effect {
-	if c.inflight[j.Name] {
+	if c.InFlight(j.Name) {
 		return nil
 	}
 	requeue := []Effect{RequeueJobs{Jobs: []string{j.Name}}}
@@ -656,7 +712,7 @@ func (c *Core) reconcile(j *api.Job, now time.Time) []Effect {
 			}
 		}
 		// Placed before a restart: deploy it again.
-		c.inflight[j.Name] = true
+		c.inflight[j.Name] = jobTasks(j)
 		return []Effect{Deploy{Job: j}}
 	}
 	var out []Effect
@@ -684,7 +740,7 @@ func (c *Core) reconcile(j *api.Job, now time.Time) []Effect {
 	if undelivered && !j.Status.Final() {
 		// Part of it runs, part was never delivered (a deployment cut
 		// short): send it again; its workers skip what they already run.
-		c.inflight[j.Name] = true
+		c.inflight[j.Name] = jobTasks(j)
 		out = append(out, Deploy{Job: j})
 	}
 	return out

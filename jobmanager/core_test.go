@@ -786,3 +786,50 @@ func TestCoreWaitingReasons(t *testing.T) {
 		t.Fatalf("the job is not placed on the resized worker (%d queued)", c.QueueLen())
 	}
 }
+
+func TestCoreRedeploy(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		job      *api.Job // the record read; nil: deleted
+		err      error
+		effects  []string
+		inFlight bool
+		free     int // of w1's 2 cores afterwards
+	}{
+		// Still Scheduled on a live worker: sent again, still in flight, cores held.
+		{name: "send again", job: recorded("p", api.Ready, placedTask{"p-0", "w1", "0", api.Scheduled}), effects: []string{"Deploy"}, inFlight: true, free: 1},
+		// The store did not answer: retried later, cores held.
+		{name: "store unreachable", err: api.ErrUnavailable, effects: []string{"RetryAt"}, inFlight: true, free: 1},
+		// Deleted meanwhile: forgotten, the cores of the tasks it was deployed with freed.
+		{name: "deleted", err: fmt.Errorf("job p: %w", api.ErrNotFound), effects: []string{"Reschedule"}, free: 2},
+		// Cancelled meanwhile: forgotten, cores freed.
+		{name: "cancelled", job: recorded("p", api.Cancelled, placedTask{"p-0", "w1", "0", api.Cancelled}), effects: []string{"Reschedule"}, free: 2},
+		// Its worker went away, nothing started: placed again.
+		{name: "worker gone", job: recorded("p", api.Ready, placedTask{"p-0", "w9", "0", api.Scheduled}), effects: []string{"Reschedule", "RequeueJobs"}, free: 2},
+		// Its worker went away while another task runs: the undelivered one is lost.
+		{name: "worker gone, another task runs", job: recorded("p", api.Running, placedTask{"p-0", "w9", "0", api.Scheduled}, placedTask{"p-1", "w1", "1", api.Running}),
+			effects: []string{"LoseUndelivered"}, free: 1},
+		// Delivered meanwhile (the reply was lost): nothing to do.
+		{name: "delivered", job: recorded("p", api.Running, placedTask{"p-0", "w1", "0", api.Running}), free: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCore(t)
+			c.Step(WorkersListed{Workers: []*api.Worker{ready("w1", 2)}})
+			c.Step(Hold{Task: "p-0", Node: "w1", Cpuset: "0"})
+			c.Step(DeployStart{Job: jobOf("p", "p-0")})
+			c.Step(DeployDone{Job: jobOf("p", "p-0"), Err: api.ErrUnavailable, Now: t0})
+			effects := c.Step(RedeployRead{Name: "p", Job: tc.job, Err: tc.err, Now: t0})
+			if got := effectNames(effects); !slices.Equal(got, tc.effects) {
+				t.Fatalf("effects %v, want %v", got, tc.effects)
+			}
+			if c.InFlight("p") != tc.inFlight {
+				t.Fatalf("in flight %v, want %v", c.InFlight("p"), tc.inFlight)
+			}
+			if free, _ := c.FreeCores(); free != tc.free {
+				t.Fatalf("%d cores free, want %d", free, tc.free)
+			}
+		})
+	}
+}

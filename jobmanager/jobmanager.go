@@ -427,6 +427,8 @@ func (m *Manager) stepAll(ctx context.Context, ev Event) outcome {
 			m.writeReasonsNow(ctx, e.Reasons)
 		case StopJob:
 			m.stopJob(ctx, e.Job, e.Reason)
+		case LoseUndelivered:
+			m.loseUndelivered(ctx, e.Job)
 		case RestartJobs:
 			m.restart(ctx, e.Jobs)
 		default:
@@ -645,34 +647,13 @@ func (m *Manager) retryAt(ctx context.Context, r RetryAt) {
 // when one of its workers is gone (see judgeRedeploy).
 func (m *Manager) redeploy(ctx context.Context, name string) {
 	j, err := m.st.GetJob(ctx, name)
-	if err != nil && !errors.Is(err, api.ErrNotFound) {
-		// The store is unreachable: try again later, as for the dispatcher.
-		m.step(ctx, RetryDeploy{Job: &api.Job{Name: name}, Cause: err, Now: m.cfg.Now(), Jitter: rand.Float64()})
-		return
-	}
-	if err != nil {
-		j = nil
-	}
-	switch judgeRedeploy(j, m.core.Up) {
-	case redeploySend:
-		m.startDeploy(ctx, j)
-		return
-	case redeployRequeue:
-		m.step(ctx, DeployForget{Job: name})
-		m.releaseJob(ctx, j)
+	o := m.stepAll(ctx, RedeployRead{Name: name, Job: j, Err: err, Now: m.cfg.Now(), Jitter: rand.Float64()})
+	if len(o.requeue) > 0 {
 		m.log.Info("deploy target gone; placing the job again", "job_id", name)
-		if err := m.requeue(ctx, []string{name}); err != nil {
+		if err := m.requeue(ctx, o.requeue); err != nil {
 			m.log.Warn("re-queueing a job; the resync will retry", "job_id", name, "err", err)
 		}
-		return
-	case redeployLost:
-		m.loseUndelivered(ctx, j)
-	case redeployDrop:
-		if j != nil {
-			m.releaseJob(ctx, j)
-		}
 	}
-	m.step(ctx, DeployForget{Job: name})
 }
 
 // loseUndelivered fails, as lost with their worker, the tasks of a job

@@ -127,6 +127,13 @@ type (
 	Reallocate struct{ R api.Reservation }
 	// Flush asks for the allocations changed since the last Flush.
 	Flush struct{}
+	// PlacementsWritten: a round's decisions, and the jobs the store took
+	// them for (as written). Those are deployed; the others (cancelled
+	// meanwhile, or the write failed) give their cores back.
+	PlacementsWritten struct {
+		Placed  []placement.Decision
+		Written []*api.Job
+	}
 	// DeployStart: a placed job (written to the store) is to be deployed.
 	DeployStart struct{ Job *api.Job }
 	// DeployDone: one deployment attempt of Job returned Err (nil:
@@ -161,30 +168,31 @@ type (
 	DeployForget struct{ Job string }
 )
 
-func (WorkersListed) coreEvent()  {}
-func (Hold) coreEvent()           {}
-func (Release) coreEvent()        {}
-func (TasksEnded) coreEvent()     {}
-func (ForgetStops) coreEvent()    {}
-func (StopsOnly) coreEvent()      {}
-func (KeepOnly) coreEvent()       {}
-func (Round) coreEvent()          {}
-func (Enqueue) coreEvent()        {}
-func (JobRead) coreEvent()        {}
-func (Dequeue) coreEvent()        {}
-func (QueueOnly) coreEvent()      {}
-func (ReasonsDue) coreEvent()     {}
-func (SwitchStrategy) coreEvent() {}
-func (ReserveMove) coreEvent()    {}
-func (CommitMove) coreEvent()     {}
-func (AbortMove) coreEvent()      {}
-func (Reallocate) coreEvent()     {}
-func (Flush) coreEvent()          {}
-func (DeployStart) coreEvent()    {}
-func (DeployDone) coreEvent()     {}
-func (RetryDeploy) coreEvent()    {}
-func (DeployForget) coreEvent()   {}
-func (RedeployRead) coreEvent()   {}
+func (WorkersListed) coreEvent()     {}
+func (Hold) coreEvent()              {}
+func (Release) coreEvent()           {}
+func (TasksEnded) coreEvent()        {}
+func (ForgetStops) coreEvent()       {}
+func (StopsOnly) coreEvent()         {}
+func (KeepOnly) coreEvent()          {}
+func (Round) coreEvent()             {}
+func (Enqueue) coreEvent()           {}
+func (JobRead) coreEvent()           {}
+func (Dequeue) coreEvent()           {}
+func (QueueOnly) coreEvent()         {}
+func (ReasonsDue) coreEvent()        {}
+func (SwitchStrategy) coreEvent()    {}
+func (ReserveMove) coreEvent()       {}
+func (CommitMove) coreEvent()        {}
+func (AbortMove) coreEvent()         {}
+func (Reallocate) coreEvent()        {}
+func (Flush) coreEvent()             {}
+func (DeployStart) coreEvent()       {}
+func (PlacementsWritten) coreEvent() {}
+func (DeployDone) coreEvent()        {}
+func (RetryDeploy) coreEvent()       {}
+func (DeployForget) coreEvent()      {}
+func (RedeployRead) coreEvent()      {}
 
 // Effect is what the shell must do. Its concrete types are the ones in
 // this file.
@@ -416,6 +424,27 @@ func (c *Core) Step(ev Event) []Effect {
 			return []Effect{WriteAllocations{Workers: w}}
 		}
 		return nil
+	case PlacementsWritten:
+		written := make(map[string]*api.Job, len(ev.Written))
+		for _, j := range ev.Written {
+			written[j.Name] = j
+		}
+		var out []Effect
+		for _, d := range ev.Placed {
+			if j := written[d.Job]; j != nil {
+				c.inflight[j.Name] = jobTasks(j)
+				out = append(out, Deploy{Job: j})
+				continue
+			}
+			tasks := make([]string, 0, len(d.Assignments))
+			for _, a := range d.Assignments {
+				tasks = append(tasks, a.Task)
+			}
+			if c.release(tasks...) {
+				out = append(out, Reschedule{})
+			}
+		}
+		return out
 	case DeployStart:
 		c.inflight[ev.Job.Name] = jobTasks(ev.Job)
 		return []Effect{Deploy(ev)}

@@ -190,6 +190,20 @@ func TestCoreSequences(t *testing.T) {
 			// Only w1 changed since the last flush.
 			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "p-0"}}},
 		}},
+		{name: "placements the store took are deployed, the others give their cores back", steps: []coreStep{
+			{ev: WorkersListed{Workers: []*api.Worker{ready("w1", 2)}}, effects: []string{"Reschedule"}},
+			{ev: Enqueue{Job: readyJob("j", 1)}, ok: true, effects: []string{"Reschedule"}},
+			{ev: Enqueue{Job: readyJob("k", 1)}, ok: true, effects: []string{"Reschedule"}},
+			{ev: Round{}, effects: []string{"Placed"}},
+			// j was written; k was cancelled meanwhile (the store refused it).
+			{ev: PlacementsWritten{Placed: []placement.Decision{
+				{Job: "j", Assignments: []placement.Assignment{{Task: "j-0", Worker: "w1", Cores: []int{0}}}},
+				{Job: "k", Assignments: []placement.Assignment{{Task: "k-0", Worker: "w1", Cores: []int{1}}}},
+			}, Written: []*api.Job{recorded("j", api.Ready, placedTask{"j-0", "w1", "0", api.Scheduled})}}, effects: []string{"Deploy", "Reschedule"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "j-0"}}},
+			// In flight: a record read now leaves it alone.
+			{ev: JobRead{Job: recorded("j", api.Ready, placedTask{"j-0", "w1", "0", api.Scheduled})}},
+		}},
 		{name: "switching strategy", steps: []coreStep{
 			{ev: SwitchStrategy{Name: "no-such"}, err: placement.ErrUnknownStrategy},
 			{ev: SwitchStrategy{Name: "first-fit"}, ok: true, effects: []string{"Reschedule"}},

@@ -575,31 +575,11 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 	if err != nil {
 		m.log.Warn("writing placements failed; freeing their cores", "err", err)
 	}
-	ok := map[string]*api.Job{}
-	for _, j := range written {
-		ok[j.Name] = j
-	}
-	for _, d := range placed {
-		j := ok[d.Job]
-		if j == nil {
-			tasks := make([]string, 0, len(d.Assignments))
-			for _, a := range d.Assignments {
-				tasks = append(tasks, a.Task)
-			}
-			m.step(ctx, Release{Tasks: tasks})
-			continue
-		}
-		m.startDeploy(ctx, j)
-	}
+	m.step(ctx, PlacementsWritten{Placed: placed, Written: written})
 }
 
-// startDeploy hands a placed job to the dispatcher in the background; the
-// outcome comes back to the loop as a deployResult.
-func (m *Manager) startDeploy(ctx context.Context, j *api.Job) {
-	m.step(ctx, DeployStart{Job: j})
-}
-
-// deploy carries out a Deploy effect.
+// deploy carries out a Deploy effect: the job goes to the dispatcher in
+// the background; the outcome comes back to the loop as a deployResult.
 func (m *Manager) deploy(ctx context.Context, j *api.Job) {
 	m.wg.Add(1)
 	go func() {

@@ -12,6 +12,17 @@
 // as its restart policy allows. Cores come back when discovery reports
 // tasks finished, when a dispatch is refused, or when a job is cancelled.
 //
+// The queue, the allocations, the strategy and the deployments in flight
+// live in Core (core.go), a pure state machine: typed events in (workers
+// listed, job records read (reconciliation), jobs queued or dequeued,
+// tasks ended, holds, releases, rounds, moves
+// reserved, committed or aborted, reallocations, flushes, deployments
+// started and their outcomes), typed effects out (write these workers'
+// allocations, a round is due, these jobs were placed, write these
+// waiting reasons, deploy this job, retry it at time T, fail it, requeue
+// these jobs, stop the rest of this job, restart these jobs, a reply). It does no I/O and reads no clock; Manager is the
+// shell that reads the store, feeds it events and carries out its effects.
+//
 //	frontend ──job_submitted──►┐
 //	discovery ──tasks_done────►├─► events ─► round: placement.Schedule ─► store ─► Dispatcher (globalmanager)
 //	globalmanager ─workers────►┘                      ▲

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -92,52 +91,58 @@ type Manager struct {
 	st       State
 	dispatch Dispatcher
 	log      *slog.Logger
-	events   chan event
+	events   chan loopEvent
 
 	// owned by Run
-	cluster  *placement.Cluster
-	strategy placement.Strategy
-	qopts    placement.QueueOptions
-	queue    map[string]*queued // waiting jobs by name
-	seq      uint64
-	inflight map[string]bool // jobs being deployed, or waiting to be sent again
-	attempts map[string]int  // failed deployment attempts of the jobs in flight
-	sem      chan struct{}   // bounds the deployments at once
-	touched  map[string]bool // workers whose allocation changed since the last write
-	dirty    bool
-	wg       sync.WaitGroup // dispatches and stops in flight, joined by Run
+	core  *Core // the allocations and the strategy (core.go)
+	qopts placement.QueueOptions
+	sem   chan struct{} // bounds the deployments at once
+	dirty bool
+	wg    sync.WaitGroup // dispatches and stops in flight, joined by Run
 
-	stopped      map[string]bool // jobs whose remaining tasks were told to stop
-	synced       bool            // the first, full resync is done
-	passes       int             // resync passes begun
-	nextRound    time.Time       // rounds are spaced (see Run)
-	cursor       int64           // change feed position of the next resync
-	workersStale bool            // a worker changed: re-read them
-	workersRead  time.Time       // when they were last read
+	synced       bool      // the first, full resync is done
+	passes       int       // resync passes begun
+	nextRound    time.Time // rounds are spaced (see Run)
+	cursor       int64     // change feed position of the next resync
+	workersStale bool      // a worker changed: re-read them
+	workersRead  time.Time // when they were last read
 
 	mu    sync.Mutex // guards stats
 	stats api.SchedulerStats
 }
 
-type queued struct {
-	job   placement.Job
-	rsn   string    // last waiting reason written
-	want  string    // the reason of the last round
-	since time.Time // when it was queued
-	wrote time.Time // when rsn was written
-	full  *api.Job
-}
+// loopEvent is what reaches the Run goroutine; its concrete types follow.
+type loopEvent interface{ loopEvent() }
 
-type event struct {
-	kind  string
-	jobs  []string
-	tasks []api.TaskRef
-	name  string
-	reply chan error
-	job   *api.Job // for dispatch results
-	err   error
-	fn    func() error // for calls run on the loop
-}
+type (
+	jobsSubmitted  struct{ names []string }
+	tasksDone      struct{ tasks []api.TaskRef }
+	workersChanged struct{}
+	strategySwitch struct {
+		name  string
+		reply chan error
+	}
+	// loopCall runs fn on the loop and sends its error to reply.
+	loopCall struct {
+		fn    func() error
+		reply chan error
+	}
+	// redeployDue: a job's retry delay is over.
+	redeployDue struct{ job *api.Job }
+	// deployResult: one deployment attempt returned.
+	deployResult struct {
+		job *api.Job
+		err error
+	}
+)
+
+func (jobsSubmitted) loopEvent()  {}
+func (tasksDone) loopEvent()      {}
+func (workersChanged) loopEvent() {}
+func (strategySwitch) loopEvent() {}
+func (loopCall) loopEvent()       {}
+func (redeployDue) loopEvent()    {}
+func (deployResult) loopEvent()   {}
 
 // New returns a jobmanager over st that deploys through d.
 func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
@@ -158,16 +163,10 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 			PlacementDelay: api.NewHistogram(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300),
 		},
 		cfg: cfg, st: st, dispatch: d, log: cfg.Logger,
-		events:   make(chan event, 4096),
-		cluster:  placement.NewCluster(),
-		strategy: s,
-		qopts:    placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
-		queue:    map[string]*queued{},
-		inflight: map[string]bool{},
-		attempts: map[string]int{},
-		sem:      make(chan struct{}, cfg.Dispatchers),
-		stopped:  map[string]bool{},
-		touched:  map[string]bool{},
+		events: make(chan loopEvent, 4096),
+		core:   NewCore(s, cfg.SortBatch),
+		qopts:  placement.QueueOptions{Policy: pol, MaxWait: cfg.MaxWait},
+		sem:    make(chan struct{}, cfg.Dispatchers),
 	}, nil
 }
 
@@ -181,7 +180,7 @@ func (m *Manager) Stats() api.SchedulerStats {
 	return s
 }
 
-func (m *Manager) send(ctx context.Context, ev event) error {
+func (m *Manager) send(ctx context.Context, ev loopEvent) error {
 	select {
 	case m.events <- ev:
 		return nil
@@ -192,7 +191,7 @@ func (m *Manager) send(ctx context.Context, ev event) error {
 
 // JobSubmitted tells the jobmanager a new job is in the store.
 func (m *Manager) JobSubmitted(ctx context.Context, names ...string) error {
-	return m.send(ctx, event{kind: api.KindJobSubmitted, jobs: names})
+	return m.send(ctx, jobsSubmitted{names: names})
 }
 
 // JobCancelled tells the jobmanager a job was cancelled: it leaves the
@@ -200,7 +199,7 @@ func (m *Manager) JobSubmitted(ctx context.Context, names ...string) error {
 // recorded, so a caller that then reads the workers sees them free.
 func (m *Manager) JobCancelled(ctx context.Context, name string) error {
 	return m.call(ctx, func() error {
-		m.apply(ctx, event{kind: api.KindJobCancelled, jobs: []string{name}})
+		m.cancelled(ctx, name)
 		m.writeWorkers(ctx)
 		return nil
 	})
@@ -208,12 +207,12 @@ func (m *Manager) JobCancelled(ctx context.Context, name string) error {
 
 // TasksDone tells the jobmanager tasks reached a final state.
 func (m *Manager) TasksDone(ctx context.Context, tasks []api.TaskRef) error {
-	return m.send(ctx, event{kind: api.KindTasksDone, tasks: tasks})
+	return m.send(ctx, tasksDone{tasks: tasks})
 }
 
 // WorkersChanged tells the jobmanager to re-read the workers.
 func (m *Manager) WorkersChanged(ctx context.Context) error {
-	return m.send(ctx, event{kind: api.KindWorkersChanged})
+	return m.send(ctx, workersChanged{})
 }
 
 // SwitchStrategy changes the placement strategy between rounds; every
@@ -223,7 +222,7 @@ func (m *Manager) SwitchStrategy(ctx context.Context, name string) error {
 		return api.Invalid("strategy", "%v", err)
 	}
 	reply := make(chan error, 1)
-	if err := m.send(ctx, event{kind: api.KindSwitchStrategy, name: name, reply: reply}); err != nil {
+	if err := m.send(ctx, strategySwitch{name: name, reply: reply}); err != nil {
 		return err
 	}
 	select {
@@ -269,13 +268,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer workersDue.Stop()
 	roundDue := time.NewTimer(time.Hour)
 	defer roundDue.Stop()
+	// workersWaited is set when workersDue fired: the wait is over even
+	// if Config.Now did not move (a test's clock).
+	workersWaited := false
 	for {
 		if m.workersStale {
-			if wait := 100*time.Millisecond - time.Since(m.workersRead); wait > 0 {
+			if wait := 100*time.Millisecond - m.cfg.Now().Sub(m.workersRead); wait > 0 && !workersWaited {
 				workersDue.Reset(wait)
 			} else {
-				m.workersStale = false
-				m.workersRead = time.Now()
+				m.workersStale, workersWaited = false, false
+				m.workersRead = m.cfg.Now()
 				if err := m.syncWorkers(ctx); err != nil && ctx.Err() == nil {
 					m.log.Warn("reading workers failed", "err", err)
 				}
@@ -287,7 +289,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			// the loop no time for the events themselves (the ends that
 			// free the cores), so rounds are spaced by three times the last
 			// one's decision time (nothing when the queue is short).
-			if wait := time.Until(m.nextRound); wait > 0 {
+			if wait := m.nextRound.Sub(m.cfg.Now()); wait > 0 {
 				roundDue.Reset(wait)
 			} else {
 				m.round(ctx, wg, sem)
@@ -296,6 +298,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		select {
 		case <-roundDue.C:
 		case <-workersDue.C:
+			workersWaited = m.workersStale
 		case <-ctx.Done():
 			return nil
 		case ev := <-m.events:
@@ -312,8 +315,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		case <-flush.C:
 			m.writeWorkers(ctx)
-		case now := <-reasons.C:
-			m.writeReasons(ctx, now)
+		case <-reasons.C:
+			m.writeReasons(ctx, m.cfg.Now())
 		case <-tick.C:
 			if err := m.resync(ctx); err != nil && ctx.Err() == nil {
 				m.log.Warn("resync failed", "err", err)
@@ -324,15 +327,15 @@ func (m *Manager) Run(ctx context.Context) error {
 
 func (m *Manager) setStrategyStat() {
 	m.mu.Lock()
-	m.stats.Strategy = m.strategy.Name()
+	m.stats.Strategy = m.core.StrategyName()
 	m.mu.Unlock()
 }
 
-func (m *Manager) apply(ctx context.Context, ev event) {
-	switch ev.kind {
-	case api.KindJobSubmitted:
-		for _, name := range ev.jobs {
-			if m.queue[name] != nil || m.inflight[name] {
+func (m *Manager) apply(ctx context.Context, ev loopEvent) {
+	switch ev := ev.(type) {
+	case jobsSubmitted:
+		for _, name := range ev.names {
+			if m.core.Queued(name) || m.core.InFlight(name) {
 				continue
 			}
 			j, err := m.st.GetJob(ctx, name)
@@ -340,64 +343,113 @@ func (m *Manager) apply(ctx context.Context, ev event) {
 				m.log.Warn("submitted job not readable; the resync will retry", "job_id", name, "err", err)
 				continue
 			}
-			m.enqueue(j)
+			m.enqueue(ctx, j)
 		}
-	case api.KindJobCancelled:
-		for _, name := range ev.jobs {
-			delete(m.queue, name)
-			j, err := m.st.GetJob(ctx, name)
-			if err == nil {
-				for _, t := range j.Info.Tasks {
-					m.release(t.ContainerName)
-				}
-			}
-			m.dirty = true
-		}
-	case api.KindTasksDone:
-		var ended []string
-		for _, t := range ev.tasks {
-			m.release(t.Task)
-			if t.JobEnded && t.State == api.Failed {
-				ended = append(ended, t.Job)
-			}
-		}
-		m.failGangs(ctx, ev.tasks)
-		if len(ended) > 0 {
-			m.restart(ctx, ended)
-		}
-	case api.KindWorkersChanged:
+	case tasksDone:
+		m.tasksDone(ctx, ev.tasks)
+	case workersChanged:
 		// Coalesced: a thousand workers registering must not mean a
 		// thousand reads of every worker (see Run).
 		m.workersStale = true
-	case api.KindSwitchStrategy:
-		s, err := placement.New(ev.name, placement.Options{SortBatch: m.cfg.SortBatch})
-		if err == nil {
-			m.strategy = s
+	case strategySwitch:
+		r := m.step(ctx, SwitchStrategy{Name: ev.name})
+		if r.Err == nil {
 			m.setStrategyStat()
-			m.dirty = true
-			m.log.Info("strategy switched", "strategy", ev.name, "queued", len(m.queue))
+			m.log.Info("strategy switched", "strategy", ev.name, "queued", m.core.QueueLen())
 		}
-		ev.reply <- err
-	case "call":
+		ev.reply <- r.Err
+	case loopCall:
 		ev.reply <- ev.fn()
-	case "redeploy":
+	case redeployDue:
 		m.redeploy(ctx, ev.job.Name)
-	case "dispatched":
-		v := judgeDeploy(ev.err)
-		if v == retry {
-			m.retryLater(ctx, ev.job, ev.err)
-			return
-		}
-		delete(m.inflight, ev.job.Name)
-		delete(m.attempts, ev.job.Name)
-		if v == refused {
-			m.failRefused(ctx, ev.job, ev.err)
-		}
+	case deployResult:
+		m.step(ctx, DeployDone{Job: ev.job, Err: ev.err, Now: m.cfg.Now(), Jitter: rand.Float64()})
+	default:
+		panic(fmt.Sprintf("jobmanager: loop event %T not handled", ev))
 	}
 }
 
-// failRefused fails a job whose deployment was refused for good, and frees its
-// cores. (A task delivered before the refusal is stopped by reconciliation.)
+// cancelled takes a cancelled job out of the queue and frees its cores.
+func (m *Manager) cancelled(ctx context.Context, name string) {
+	m.step(ctx, Dequeue{Jobs: []string{name}})
+	if j, err := m.st.GetJob(ctx, name); err == nil {
+		m.releaseJob(ctx, j)
+	}
+	m.dirty = true
+}
+
+// tasksDone frees the cores of ended tasks, stops the rest of failed
+// gangs and restarts the jobs that failed as their policy allows.
+func (m *Manager) tasksDone(ctx context.Context, tasks []api.TaskRef) {
+	m.step(ctx, TasksEnded{Tasks: tasks})
+}
+
+// step runs one event through the core and carries out its effects; it
+// returns the core's reply, and a round's outcome when there is one.
+func (m *Manager) step(ctx context.Context, ev Event) Reply {
+	return m.stepAll(ctx, ev).reply
+}
+
+// outcome is what the shell keeps of a step's effects for its caller.
+type outcome struct {
+	reply   Reply
+	placed  Placed
+	requeue []string
+}
+
+func (m *Manager) stepAll(ctx context.Context, ev Event) outcome {
+	var o outcome
+	for _, e := range m.core.Step(ev) {
+		switch e := e.(type) {
+		case Reply:
+			o.reply = e
+		case Placed:
+			o.placed = e
+		case RequeueJobs:
+			o.requeue = append(o.requeue, e.Jobs...)
+		case Reschedule:
+			m.dirty = true
+		case WriteAllocations:
+			m.writeAllocations(ctx, e.Workers)
+		case CoresLost:
+			for _, t := range e.Tasks {
+				m.log.Info("worker left; task lost its cores", "node_id", e.Worker, "task_id", t)
+			}
+		case WorkerRefused:
+			m.log.Warn("adding worker", "node_id", e.Worker, "err", e.Err)
+		case Deploy:
+			m.deploy(ctx, e.Job)
+		case RetryAt:
+			m.retryAt(ctx, e)
+		case FailJob:
+			m.failRefused(ctx, e.Job, e.Cause)
+		case WriteReasons:
+			m.writeReasonsNow(ctx, e.Reasons)
+		case StopJob:
+			m.stopJob(ctx, e.Job, e.Reason)
+		case LoseUndelivered:
+			m.loseUndelivered(ctx, e.Job)
+		case RestartJobs:
+			m.restart(ctx, e.Jobs)
+		default:
+			panic(fmt.Sprintf("jobmanager: core effect %T not handled", e))
+		}
+	}
+	return o
+}
+
+// releaseJob frees the cores of every task of j.
+func (m *Manager) releaseJob(ctx context.Context, j *api.Job) {
+	names := make([]string, 0, len(j.Info.Tasks))
+	for _, t := range j.Info.Tasks {
+		names = append(names, t.ContainerName)
+	}
+	m.step(ctx, Release{Tasks: names})
+}
+
+// failRefused fails a job whose deployment was refused for good (its cores
+// are freed by the core). A task delivered before the refusal is stopped
+// by reconciliation.
 func (m *Manager) failRefused(ctx context.Context, job *api.Job, cause error) {
 	m.log.Warn("deploy refused; failing the job and freeing its cores", "job_id", job.Name, "err", cause)
 	now := m.now()
@@ -408,47 +460,27 @@ func (m *Manager) failRefused(ctx context.Context, job *api.Job, cause error) {
 	if err != nil {
 		m.log.Warn("marking job failed", "job_id", job.Name, "err", err)
 	}
-	for _, t := range job.Info.Tasks {
-		m.release(t.ContainerName)
-	}
 }
 
-// failGangs stops the rest of each job one of whose tasks failed: a job is
-// a gang, and its other tasks would hold cores for nothing. The stop is
-// asked once per job; the globalmanager skips tasks that already ended.
-func (m *Manager) failGangs(ctx context.Context, tasks []api.TaskRef) {
-	for _, t := range tasks {
-		if t.State != api.Failed || t.JobEnded || m.stopped[t.Job] {
-			continue
+// stopJob carries out a StopJob effect: the rest of a job one of whose
+// tasks failed is stopped (a job is a gang, and its other tasks would hold
+// cores for nothing). The globalmanager skips tasks that already ended.
+func (m *Manager) stopJob(ctx context.Context, name, reason string) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		sctx, cancel := context.WithTimeout(ctx, m.cfg.DispatchTimeout)
+		defer cancel()
+		if err := m.dispatch.Stop(sctx, name, reason); err != nil {
+			m.log.Warn("stopping the rest of a failed job", "job_id", name, "err", err)
 		}
-		m.stopped[t.Job] = true
-		reason := fmt.Sprintf("stopped because task %s failed", t.Task)
-		m.wg.Add(1)
-		go func(name string) {
-			defer m.wg.Done()
-			sctx, cancel := context.WithTimeout(ctx, m.cfg.DispatchTimeout)
-			defer cancel()
-			if err := m.dispatch.Stop(sctx, name, reason); err != nil {
-				m.log.Warn("stopping the rest of a failed job", "job_id", name, "err", err)
-			}
-		}(t.Job)
-	}
+	}()
 }
 
 func (m *Manager) now() float64 { return float64(m.cfg.Now().UnixNano()) / 1e9 }
 
-func (m *Manager) enqueue(j *api.Job) {
-	if j.Status != api.Ready || m.queue[j.Name] != nil || m.inflight[j.Name] {
-		return
-	}
-	for _, t := range j.Info.Tasks {
-		if t.Status != api.Ready {
-			return
-		}
-	}
-	m.seq++
-	m.queue[j.Name] = &queued{job: ToPlacement(j, m.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: time.Now(), full: j}
-	m.dirty = true
+func (m *Manager) enqueue(ctx context.Context, j *api.Job) {
+	m.step(ctx, Enqueue{Job: j, Now: m.cfg.Now()})
 }
 
 // ToPlacement is placement's view of a job, the seq'th to arrive: its
@@ -481,46 +513,28 @@ func taskMem(t *api.Task) int64 {
 	return mem
 }
 
-func (m *Manager) release(task string) {
-	if w, _, ok := m.cluster.Release(task); ok {
-		m.touched[w] = true
-		m.dirty = true
-	}
-}
-
 // round runs the strategy over the queue, persists the decisions and the
 // waiting reasons, and starts the deployments.
 func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}) {
 	m.dirty = false
-	start := time.Now()
-	queue := make([]placement.Job, 0, len(m.queue))
-	submitted := make(map[string]float64, len(m.queue))
-	for _, q := range m.queue {
-		queue = append(queue, q.job)
-		submitted[q.job.Name] = q.job.Submitted
-	}
-	sort.Slice(queue, func(a, b int) bool { return queue[a].Seq < queue[b].Seq })
+	start := m.cfg.Now()
 	now := m.now()
-	placed, waiting := placement.Schedule(m.cluster, m.strategy, queue, now, m.qopts)
-	elapsed := time.Since(start)
-	m.nextRound = time.Now().Add(3 * elapsed)
+	out := m.stepAll(ctx, Round{Now: now, Opts: m.qopts}).placed
+	placed := out.Decisions
+	elapsed := m.cfg.Now().Sub(start)
+	m.nextRound = start.Add(4 * elapsed)
 
 	if len(placed) > 0 {
 		m.commit(ctx, placed, wg, sem)
 	}
-	for _, w := range waiting {
-		if q := m.queue[w.Job]; q != nil {
-			q.want = w.Reason
-		}
-	}
-	free, total := m.cluster.FreeCores()
+	free, total := m.core.FreeCores()
 	m.mu.Lock()
 	m.stats.Rounds++
 	m.stats.Placed += uint64(len(placed))
-	m.stats.Queued = len(m.queue)
+	m.stats.Queued = m.core.QueueLen()
 	m.stats.RoundSeconds.Observe(elapsed.Seconds())
-	for _, d := range placed {
-		if q := submitted[d.Job]; q > 0 {
+	for _, q := range out.Submitted {
+		if q > 0 {
 			m.stats.PlacementDelay.Observe(max(0, now-q))
 		}
 	}
@@ -536,12 +550,8 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 	for _, d := range placed {
 		byJob[d.Job] = d
 		names = append(names, d.Job)
-		delete(m.queue, d.Job)
-		for _, a := range d.Assignments {
-			m.touched[a.Worker] = true
-		}
 	}
-	strategy := m.strategy.Name()
+	strategy := m.core.StrategyName()
 	placedAt := m.now()
 	written, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
 		if j.Status != api.Ready {
@@ -565,26 +575,12 @@ func (m *Manager) commit(ctx context.Context, placed []placement.Decision, wg *s
 	if err != nil {
 		m.log.Warn("writing placements failed; freeing their cores", "err", err)
 	}
-	ok := map[string]*api.Job{}
-	for _, j := range written {
-		ok[j.Name] = j
-	}
-	for _, d := range placed {
-		j := ok[d.Job]
-		if j == nil {
-			for _, a := range d.Assignments {
-				m.release(a.Task)
-			}
-			continue
-		}
-		m.startDeploy(ctx, j)
-	}
+	m.step(ctx, PlacementsWritten{Placed: placed, Written: written})
 }
 
-// startDeploy hands a placed job to the dispatcher in the background; the
-// outcome comes back to the loop as a "dispatched" event.
-func (m *Manager) startDeploy(ctx context.Context, j *api.Job) {
-	m.inflight[j.Name] = true
+// deploy carries out a Deploy effect: the job goes to the dispatcher in
+// the background; the outcome comes back to the loop as a deployResult.
+func (m *Manager) deploy(ctx context.Context, j *api.Job) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -600,17 +596,16 @@ func (m *Manager) startDeploy(ctx context.Context, j *api.Job) {
 		if ctx.Err() != nil {
 			return
 		}
-		_ = m.send(ctx, event{kind: "dispatched", job: j, err: err})
+		_ = m.send(ctx, deployResult{job: j, err: err})
 	}()
 }
 
-// retryLater sends a job whose deployment delivered nothing for sure again
-// after a backoff (retryDelay); it stays in flight, placed, its cores held.
-func (m *Manager) retryLater(ctx context.Context, j *api.Job, cause error) {
-	n := m.attempts[j.Name]
-	m.attempts[j.Name] = n + 1
-	d := retryDelay(n, rand.Float64())
-	m.log.Warn("deploy not delivered; retrying", "job_id", j.Name, "attempt", n+1, "retry_in", d, "err", cause)
+// retryAt carries out a RetryAt effect: the job is read again and sent at
+// r.At (see redeploy).
+func (m *Manager) retryAt(ctx context.Context, r RetryAt) {
+	j := r.Job
+	d := max(0, r.At.Sub(m.cfg.Now()))
+	m.log.Warn("deploy not delivered; retrying", "job_id", j.Name, "attempt", r.Attempt, "retry_in", d, "err", r.Cause)
 	m.mu.Lock()
 	m.stats.DeployRetries++
 	m.mu.Unlock()
@@ -621,7 +616,7 @@ func (m *Manager) retryLater(ctx context.Context, j *api.Job, cause error) {
 		defer t.Stop()
 		select {
 		case <-t.C:
-			_ = m.send(ctx, event{kind: "redeploy", job: j})
+			_ = m.send(ctx, redeployDue{job: j})
 		case <-ctx.Done():
 		}
 	}()
@@ -632,41 +627,13 @@ func (m *Manager) retryLater(ctx context.Context, j *api.Job, cause error) {
 // when one of its workers is gone (see judgeRedeploy).
 func (m *Manager) redeploy(ctx context.Context, name string) {
 	j, err := m.st.GetJob(ctx, name)
-	if err != nil && !errors.Is(err, api.ErrNotFound) {
-		// The store is unreachable: try again later, as for the dispatcher.
-		m.retryLater(ctx, &api.Job{Name: name}, err)
-		return
-	}
-	if err != nil {
-		j = nil
-	}
-	up := func(node string) bool { v, ok := m.cluster.Worker(node); return ok && v.Up }
-	switch judgeRedeploy(j, up) {
-	case redeploySend:
-		m.startDeploy(ctx, j)
-		return
-	case redeployRequeue:
-		delete(m.inflight, name)
-		delete(m.attempts, name)
-		for _, t := range j.Info.Tasks {
-			m.release(t.ContainerName)
-		}
+	o := m.stepAll(ctx, RedeployRead{Name: name, Job: j, Err: err, Now: m.cfg.Now(), Jitter: rand.Float64()})
+	if len(o.requeue) > 0 {
 		m.log.Info("deploy target gone; placing the job again", "job_id", name)
-		if err := m.requeue(ctx, []string{name}); err != nil {
+		if err := m.requeue(ctx, o.requeue); err != nil {
 			m.log.Warn("re-queueing a job; the resync will retry", "job_id", name, "err", err)
 		}
-		return
-	case redeployLost:
-		m.loseUndelivered(ctx, j)
-	case redeployDrop:
-		if j != nil {
-			for _, t := range j.Info.Tasks {
-				m.release(t.ContainerName)
-			}
-		}
 	}
-	delete(m.inflight, name)
-	delete(m.attempts, name)
 }
 
 // loseUndelivered fails, as lost with their worker, the tasks of a job
@@ -681,7 +648,7 @@ func (m *Manager) loseUndelivered(ctx context.Context, j *api.Job) {
 			if t.Status != api.Scheduled {
 				continue
 			}
-			if v, ok := m.cluster.Worker(t.Node); ok && v.Up {
+			if m.core.Up(t.Node) {
 				continue
 			}
 			st := api.TaskStatus{Node: t.Node, Job: sj.Name, Task: t.ContainerName, State: api.Failed, Time: now, Attempt: sj.Restarts,
@@ -700,7 +667,7 @@ func (m *Manager) loseUndelivered(ctx context.Context, j *api.Job) {
 	for i := range refs {
 		refs[i].JobEnded = written.Status.Final()
 	}
-	m.apply(ctx, event{kind: api.KindTasksDone, tasks: refs})
+	m.tasksDone(ctx, refs)
 }
 
 // Waiting reasons are for people: a job that waits a moment does not need
@@ -717,36 +684,12 @@ const (
 
 // writeReasons writes the waiting reasons that are due (see reasonAfter).
 func (m *Manager) writeReasons(ctx context.Context, now time.Time) {
-	reasons := map[string]string{}
-	var first, again []string
-	for name, q := range m.queue {
-		if q.want == q.rsn || now.Sub(q.since) < reasonAfter {
-			continue
-		}
-		switch {
-		case q.rsn == "":
-			first = append(first, name)
-		case now.Sub(q.wrote) >= reasonEvery:
-			again = append(again, name)
-		default:
-			continue
-		}
-		reasons[name] = q.want
-	}
-	// The longest waiting first; then the rest at later passes.
-	bySince := func(a, b string) int { return m.queue[a].since.Compare(m.queue[b].since) }
-	slices.SortFunc(first, bySince)
-	slices.SortFunc(again, bySince)
-	names := append(first, again...)
-	names = names[:min(len(names), reasonBudget)]
-	if len(names) == 0 {
-		return
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		q := m.queue[name]
-		q.rsn, q.wrote = q.want, now
-	}
+	m.step(ctx, ReasonsDue{Now: now})
+}
+
+// writeReasonsNow carries out a WriteReasons effect.
+func (m *Manager) writeReasonsNow(ctx context.Context, reasons map[string]string) {
+	names := slices.Sorted(maps.Keys(reasons))
 	_, err := m.st.UpdateJobs(ctx, names, func(j *api.Job) error {
 		if j.Status != api.Ready {
 			return errors.New("no longer waiting")
@@ -761,23 +704,19 @@ func (m *Manager) writeReasons(ctx context.Context, now time.Time) {
 
 // writeWorkers persists, in one batch, the allocation of every worker
 // touched since the last write.
-func (m *Manager) writeWorkers(ctx context.Context) {
-	if len(m.touched) == 0 {
-		return
+func (m *Manager) writeWorkers(ctx context.Context) { m.step(ctx, Flush{}) }
+
+// writeAllocations carries out a WriteAllocations effect.
+func (m *Manager) writeAllocations(ctx context.Context, allocs []Allocation) {
+	byID := make(map[string]Allocation, len(allocs))
+	ids := make([]string, 0, len(allocs))
+	for _, a := range allocs {
+		byID[a.Worker] = a
+		ids = append(ids, a.Worker)
 	}
-	views := make(map[string]placement.WorkerView, len(m.touched))
-	ids := make([]string, 0, len(m.touched))
-	for id := range m.touched {
-		delete(m.touched, id)
-		if v, ok := m.cluster.Worker(id); ok {
-			views[id] = v
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
 	_, err := m.st.UpdateWorkers(ctx, ids, func(w *api.Worker) error {
-		v := views[w.ID]
-		w.SetAllocation(v.Busy, v.MemTotal-v.MemFree)
+		a := byID[w.ID]
+		w.SetAllocation(a.Busy, a.Mem)
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {
@@ -791,38 +730,7 @@ func (m *Manager) syncWorkers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for _, w := range ws {
-		seen[w.ID] = true
-		if w.Status == api.WorkerLeft {
-			for _, t := range m.cluster.RemoveWorker(w.ID) {
-				m.log.Info("worker left; task lost its cores", "node_id", w.ID, "task_id", t)
-			}
-			m.dirty = true
-			continue
-		}
-		if v, ok := m.cluster.Worker(w.ID); !ok || v.Cores != w.Cores || v.MemTotal != w.MemTotal {
-			// New, or registered again with another size (allocations kept).
-			if err := m.cluster.AddWorker(w.ID, w.Cores, w.MemTotal); err != nil {
-				m.log.Warn("adding worker", "node_id", w.ID, "cores", w.Cores, "err", err)
-				continue
-			}
-			m.touched[w.ID] = true
-			m.dirty = true
-		}
-		v, _ := m.cluster.Worker(w.ID)
-		up := w.Status == api.WorkerReady
-		if v.Up != up {
-			m.cluster.SetUp(w.ID, up)
-			m.dirty = true
-		}
-	}
-	for _, v := range m.cluster.Workers() {
-		if !seen[v.ID] {
-			m.cluster.RemoveWorker(v.ID)
-			m.dirty = true
-		}
-	}
+	m.step(ctx, WorkersListed{Workers: ws})
 	return nil
 }
 
@@ -877,9 +785,7 @@ func (m *Manager) resync(ctx context.Context) error {
 	}
 	var requeue, restart []string
 	for _, j := range jobs {
-		if m.reconcile(ctx, j) {
-			requeue = append(requeue, j.Name)
-		}
+		requeue = append(requeue, m.stepAll(ctx, JobRead{Job: j, Now: m.cfg.Now()}).requeue...)
 		if j.CanRestart() {
 			restart = append(restart, j.Name)
 		}
@@ -890,7 +796,7 @@ func (m *Manager) resync(ctx context.Context) error {
 		}
 	}
 	if full {
-		m.dropUnlisted(jobs)
+		m.dropUnlisted(ctx, jobs)
 		m.synced = true
 	}
 	if len(restart) > 0 {
@@ -931,99 +837,6 @@ func (m *Manager) recentlyFailed(ctx context.Context, head int64) ([]*api.Job, e
 	return out, nil
 }
 
-// reconcile brings the queue and the allocations in line with one job's
-// record: a Ready job is queued (unless it is already), a job that is no
-// longer Ready leaves the queue, the cores of its ended tasks are freed and
-// those of its live tasks recorded (recovery). A job placed whose
-// deployment may have been cut short (the jobmanager stopped mid-way) is
-// sent again with the same placement, since a deployment may be repeated
-// (see retry.go); it reports whether the job cannot be, so must be placed
-// again from scratch. Jobs being deployed are the dispatcher's.
-func (m *Manager) reconcile(ctx context.Context, j *api.Job) (requeue bool) {
-	if m.inflight[j.Name] {
-		return false
-	}
-	if j.Status == api.Ready {
-		if m.queue[j.Name] != nil {
-			return false
-		}
-		unplaced := true
-		for _, t := range j.Info.Tasks {
-			if t.Status != api.Ready {
-				unplaced = false
-			}
-		}
-		if unplaced {
-			m.enqueue(j)
-			return false
-		}
-		up := func(node string) bool { v, ok := m.cluster.Worker(node); return ok && v.Up }
-		if judgeRedeploy(j, up) != redeploySend {
-			return true
-		}
-		for _, t := range j.Info.Tasks {
-			if !m.hold(t) {
-				for _, u := range j.Info.Tasks {
-					if u == t {
-						break
-					}
-					m.release(u.ContainerName)
-				}
-				return true
-			}
-		}
-		m.log.Info("job placed before a restart: deploying it again", "job_id", j.Name)
-		m.startDeploy(ctx, j)
-		return false
-	}
-	if m.queue[j.Name] != nil {
-		// Cancelled, and the notification lost.
-		delete(m.queue, j.Name)
-		m.dirty = true
-	}
-	if j.Status.Final() {
-		delete(m.stopped, j.Name)
-	}
-	undelivered := false
-	for _, t := range j.Info.Tasks {
-		switch {
-		case t.Status.Final():
-			m.release(t.ContainerName)
-		case t.Status == api.Ready || t.Node == "":
-		default:
-			m.hold(t)
-			undelivered = undelivered || t.Status == api.Scheduled
-		}
-	}
-	if undelivered && !j.Status.Final() {
-		// Part of it runs, part was never delivered (a deployment cut
-		// short): send it again; its workers skip what they already run.
-		m.startDeploy(ctx, j)
-	}
-	return false
-}
-
-// hold records the cores a placed task holds, if the cluster does not
-// already: at start, the allocations come from the store. It reports
-// whether the task holds them now.
-func (m *Manager) hold(t *api.Task) bool {
-	if _, ok := m.cluster.Worker(t.Node); !ok {
-		return false
-	}
-	if _, _, held := m.cluster.Holds(t.ContainerName); held {
-		return true
-	}
-	cores, err := api.ParseCpuset(t.CpusetCpus)
-	if err != nil {
-		return false
-	}
-	if err := m.cluster.Allocate(t.ContainerName, t.Node, cores, taskMem(t)); err != nil {
-		return false
-	}
-	m.touched[t.Node] = true
-	return true
-}
-
 // restart puts the jobs that failed by losing a worker back in the queue,
 // as their restart policy allows (api.Job.CanRestart). Their tasks ended,
 // so their cores are free already.
@@ -1041,28 +854,26 @@ func (m *Manager) restart(ctx context.Context, names []string) {
 	if len(written) > 0 {
 		// Discovery marks a lost worker down before it fails its tasks:
 		// read the workers now, lest the restarted job go back to it.
-		m.workersStale, m.workersRead = false, time.Now()
+		m.workersStale, m.workersRead = false, m.cfg.Now()
 		if err := m.syncWorkers(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("reading workers failed", "err", err)
 		}
 	}
 	for _, j := range written {
-		for _, t := range j.Info.Tasks {
-			m.release(t.ContainerName)
-		}
-		delete(m.stopped, j.Name)
+		m.releaseJob(ctx, j)
+		m.step(ctx, ForgetStops{Jobs: []string{j.Name}})
 		m.log.Info("job lost a worker: restarting it", "job_id", j.Name, "restart", j.Restarts, "policy", j.Restart)
 		m.mu.Lock()
 		m.stats.Restarts++
 		m.mu.Unlock()
-		m.enqueue(j)
+		m.enqueue(ctx, j)
 	}
 }
 
 // dropUnlisted, after the full pass over every live job, drops what no
 // live job accounts for: queued jobs that are no longer Ready, stop marks
 // of jobs that ended, and cores held by tasks that are not live.
-func (m *Manager) dropUnlisted(jobs []*api.Job) {
+func (m *Manager) dropUnlisted(ctx context.Context, jobs []*api.Job) {
 	live := map[string]bool{}
 	ready, listed := map[string]bool{}, map[string]bool{}
 	for _, j := range jobs {
@@ -1072,29 +883,14 @@ func (m *Manager) dropUnlisted(jobs []*api.Job) {
 		}
 		for _, t := range j.Info.Tasks {
 			placed := j.Status != api.Ready && !t.Status.Final() && t.Status != api.Ready && t.Node != ""
-			if m.inflight[j.Name] || placed {
+			if m.core.InFlight(j.Name) || placed {
 				live[t.ContainerName] = true
 			}
 		}
 	}
-	for name := range m.queue {
-		if !ready[name] {
-			delete(m.queue, name)
-			m.dirty = true
-		}
-	}
-	for name := range m.stopped {
-		if !listed[name] {
-			delete(m.stopped, name)
-		}
-	}
-	for _, v := range m.cluster.Workers() {
-		for _, task := range v.Busy {
-			if !live[task] && !strings.HasSuffix(task, "#moving") {
-				m.release(task)
-			}
-		}
-	}
+	m.step(ctx, QueueOnly{Ready: ready})
+	m.step(ctx, StopsOnly{Listed: listed})
+	m.step(ctx, KeepOnly{Live: live})
 }
 
 // requeue resets jobs that were placed but never deployed to Ready, with
@@ -1118,7 +914,7 @@ func (m *Manager) requeue(ctx context.Context, names []string) error {
 		return err
 	}
 	for _, j := range reset {
-		m.enqueue(j)
+		m.enqueue(ctx, j)
 	}
 	return nil
 }

@@ -2,25 +2,19 @@ package jobmanager
 
 import (
 	"context"
-	"fmt"
-	"slices"
-	"time"
+	"errors"
 
 	"github.com/rswarm/rswarm/api"
 )
 
 // Moving tasks (migration) and resizing them (update) change allocations
 // outside a placement round. They run on the Run goroutine like everything
-// else that touches the cluster view.
-
-// moveKey is the name under which a migrating task's destination cores are
-// held until the move is committed or aborted.
-func moveKey(task string) string { return task + "#moving" }
+// else that touches the cluster view, as core events (core.go).
 
 // call runs fn on the Run goroutine and returns its error.
 func (m *Manager) call(ctx context.Context, fn func() error) error {
 	reply := make(chan error, 1)
-	if err := m.send(ctx, event{kind: "call", fn: fn, reply: reply}); err != nil {
+	if err := m.send(ctx, loopCall{fn: fn, reply: reply}); err != nil {
 		return err
 	}
 	select {
@@ -36,44 +30,17 @@ func (m *Manager) call(ctx context.Context, fn func() error) error {
 func (m *Manager) Reserve(ctx context.Context, r api.Reservation) ([]int, error) {
 	var cores []int
 	err := m.call(ctx, func() error {
-		v, ok := m.cluster.Worker(r.Node)
-		if !ok && m.workersStale {
+		if !m.core.Known(r.Node) && m.workersStale {
 			// A worker that registered a moment ago: its announcement is
 			// waiting out the re-read coalescing (see Run). Read now.
-			m.workersStale, m.workersRead = false, time.Now()
+			m.workersStale, m.workersRead = false, m.cfg.Now()
 			if err := m.syncWorkers(ctx); err != nil {
 				return err
 			}
-			v, ok = m.cluster.Worker(r.Node)
 		}
-		if !ok {
-			return fmt.Errorf("node %s is not a registered worker: %w", r.Node, api.ErrNotFound)
-		}
-		if !v.Up {
-			return fmt.Errorf("node %s is down: %w", r.Node, api.ErrUnavailable)
-		}
-		if r.Mem > v.MemFree {
-			return &api.FieldError{Field: "to", Kind: api.ErrConflict,
-				Reason: fmt.Sprintf("node %s has %d bytes of memory free, task %s needs %d", r.Node, v.MemFree, r.Task, r.Mem)}
-		}
-		want := slices.Clone(r.Cpuset)
-		if len(want) == 0 {
-			for c := 0; c < v.Cores && len(want) < r.Cores; c++ {
-				if _, busy := v.Busy[c]; !busy {
-					want = append(want, c)
-				}
-			}
-			if len(want) < r.Cores {
-				return &api.FieldError{Field: "to", Kind: api.ErrConflict,
-					Reason: fmt.Sprintf("node %s has %d free cores, task %s needs %d", r.Node, len(want), r.Task, r.Cores)}
-			}
-		}
-		if err := m.cluster.Allocate(moveKey(r.Task), r.Node, want, r.Mem); err != nil {
-			return &api.FieldError{Field: "to", Kind: api.ErrConflict, Reason: err.Error()}
-		}
-		m.touched[r.Node] = true
-		cores = want
-		return nil
+		rep := m.step(ctx, ReserveMove{R: r})
+		cores = rep.Cores
+		return rep.Err
 	})
 	return cores, err
 }
@@ -82,29 +49,19 @@ func (m *Manager) Reserve(ctx context.Context, r api.Reservation) ([]int, error)
 // reserved ones (with r.Mem of memory).
 func (m *Manager) Commit(ctx context.Context, r api.Reservation) error {
 	return m.call(ctx, func() error {
-		node, cores, ok := m.cluster.Release(moveKey(r.Task))
-		if !ok {
-			return fmt.Errorf("task %s has no cores reserved: %w", r.Task, api.ErrNotFound)
+		rep := m.step(ctx, CommitMove{R: r})
+		if rep.Err != nil && errors.Is(rep.Err, api.ErrNotFound) {
+			return rep.Err
 		}
-		if old, _, ok := m.cluster.Release(r.Task); ok {
-			m.touched[old] = true
-		}
-		m.touched[node] = true
-		m.dirty = true
-		err := m.cluster.Allocate(r.Task, node, cores, r.Mem)
 		m.writeWorkers(ctx)
-		return err
+		return rep.Err
 	})
 }
 
 // Abort gives back the cores reserved for a move.
 func (m *Manager) Abort(ctx context.Context, task string) error {
 	return m.call(ctx, func() error {
-		if node, _, ok := m.cluster.Release(moveKey(task)); ok {
-			m.touched[node] = true
-			m.dirty = true
-		}
-		return nil
+		return m.step(ctx, AbortMove{Task: task}).Err
 	})
 }
 
@@ -112,18 +69,9 @@ func (m *Manager) Abort(ctx context.Context, task string) error {
 // an update in place: the new cores must be free or already the task's.
 func (m *Manager) Reallocate(ctx context.Context, r api.Reservation) error {
 	return m.call(ctx, func() error {
-		oldNode, oldCores, held := m.cluster.Release(r.Task)
-		if err := m.cluster.Allocate(r.Task, r.Node, r.Cpuset, r.Mem); err != nil {
-			if held {
-				_ = m.cluster.Allocate(r.Task, oldNode, oldCores, r.PrevMem)
-			}
-			return &api.FieldError{Field: "cpuset_cpus", Kind: api.ErrConflict, Reason: err.Error()}
+		if err := m.step(ctx, Reallocate{R: r}).Err; err != nil {
+			return err
 		}
-		m.touched[r.Node] = true
-		if held {
-			m.touched[oldNode] = true
-		}
-		m.dirty = true
 		m.writeWorkers(ctx)
 		return nil
 	})

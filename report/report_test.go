@@ -390,3 +390,31 @@ func csvFloat(v float64) string {
 	}
 	return strconv.FormatFloat(v, 'f', 6, 64)
 }
+
+func TestLongestStall(t *testing.T) {
+	row := func(submit, start float64) report.Row { return report.Row{Submit: submit, Start: start} }
+	for _, tc := range []struct {
+		name    string
+		rows    []report.Row
+		gap, at float64
+	}{
+		{"no jobs", nil, 0, 0},
+		{"started the instant it arrived", []report.Row{row(100, 100)}, 0, 0},
+		// one job waits 100 -> 103: 3 s
+		{"one job", []report.Row{row(100, 103)}, 3, 100},
+		// a waits from 100; b arrives at 101; a starts at 102 (gap 2, from 100);
+		// b still waits from 102 and starts at 110 (gap 8, from 102)
+		{"the wait after a start counts from that start", []report.Row{row(100, 102), row(101, 110)}, 8, 102},
+		// a waits 100 -> 101; nothing waits 101 -> 200 (idle, no stall); b waits 200 -> 202
+		{"idle time is no stall", []report.Row{row(100, 101), row(200, 202)}, 2, 200},
+		// a job that never started (failed before it started) is left out
+		{"never started", []report.Row{row(100, 0), row(300, 301)}, 1, 300},
+		// jobs start every second while others keep arriving: the longest gap is 1 s
+		{"steady starts", []report.Row{row(100, 101), row(100.5, 102), row(101.5, 103), row(102.5, 104)}, 1, 100},
+	} {
+		gap, at := report.LongestStall(tc.rows)
+		if gap != tc.gap || at != tc.at {
+			t.Errorf("%s: LongestStall = %v at %v, want %v at %v", tc.name, gap, at, tc.gap, tc.at)
+		}
+	}
+}

@@ -47,6 +47,11 @@ type SessionSummary struct {
 	// Down (completed): a failed or cancelled job's times measure its
 	// failure, not the scheduler.
 	Waiting, Execution, Total Stats
+	// Stall is the longest interval in which jobs of the session were
+	// waiting and none started (a stall of the pipeline shows here), and
+	// StallAt when it began, in seconds after the session's first
+	// submission. Both are 0 when no job waited.
+	Stall, StallAt float64
 }
 
 // Lost is a job that should have ended and did not: one that is not in a
@@ -106,9 +111,16 @@ func Summarize(rows []Row, expected []string, util Utilisation) *Summary {
 			s.Lost = append(s.Lost, Lost{Job: name, Status: "missing"})
 		}
 	}
+	stallRows := map[string][]Row{}
+	for _, r := range rows {
+		stallRows[r.Session] = append(stallRows[r.Session], r)
+	}
 	for name, ss := range bySession {
 		v := values[name]
 		ss.Waiting, ss.Execution, ss.Total = Describe(v[0]), Describe(v[1]), Describe(v[2])
+		if gap, at := LongestStall(stallRows[name]); gap > 0 {
+			ss.Stall, ss.StallAt = gap, at-first[name]
+		}
 		for st := range strategies[name] {
 			ss.Strategies = append(ss.Strategies, st)
 		}
@@ -183,6 +195,15 @@ func (s *Summary) Markdown(title string, notes []string, extra string) string {
 		}
 	}
 
+	b.WriteString("\nLongest interval with jobs waiting and none starting (a stall shows here):\n\n")
+	for _, ss := range s.Sessions {
+		if ss.Stall > 0 {
+			fmt.Fprintf(&b, "- %s: %s, from %s after the first submission\n", ss.Label(), seconds(ss.Stall), seconds(ss.StallAt))
+		} else {
+			fmt.Fprintf(&b, "- %s: no job waited\n", ss.Label())
+		}
+	}
+
 	b.WriteString("\n## Core utilisation\n\n")
 	u := s.Utilisation
 	if u.Workers == 0 {
@@ -233,3 +254,45 @@ func unfinished(states map[api.State]int) int {
 }
 
 func (s *Summary) unfinished() int { return unfinished(s.States) }
+
+// LongestStall returns the longest interval in which at least one of the
+// rows' jobs had been submitted and not started yet while no job started,
+// and when it began (epoch seconds). Only jobs that started count: a job
+// that failed or was cancelled before it started waited for nothing the
+// scheduler could give. It returns 0, 0 when no job ever waited.
+func LongestStall(rows []Row) (gap, at float64) {
+	type ev struct {
+		t     float64
+		start bool
+	}
+	evs := make([]ev, 0, 2*len(rows))
+	for _, r := range rows {
+		if r.Submit > 0 && r.Start > 0 && r.Start >= r.Submit {
+			evs = append(evs, ev{r.Submit, false}, ev{r.Start, true})
+		}
+	}
+	// At equal times submissions come first, so that a job started the
+	// instant it arrived waited for 0 s.
+	sort.Slice(evs, func(i, j int) bool {
+		if evs[i].t != evs[j].t {
+			return evs[i].t < evs[j].t
+		}
+		return !evs[i].start && evs[j].start
+	})
+	waiting, since := 0, 0.0
+	for _, e := range evs {
+		if !e.start {
+			if waiting == 0 {
+				since = e.t
+			}
+			waiting++
+			continue
+		}
+		if waiting > 0 && e.t-since > gap {
+			gap, at = e.t-since, since
+		}
+		waiting--
+		since = e.t
+	}
+	return gap, at
+}

@@ -367,8 +367,8 @@ func printOutcome(w io.Writer, sum *report.Summary) {
 	fmt.Fprintf(w, "jobs: %d Down, %d Failed, %d Cancelled, %d lost\n",
 		sum.States[api.Down], sum.States[api.Failed], sum.States[api.Cancelled], len(sum.Lost))
 	for _, ss := range sum.Sessions {
-		fmt.Fprintf(w, "session %s: waiting (submit to start) p50 %.3fs p99 %.3fs max %.3fs; total p50 %.3fs p99 %.3fs\n",
-			ss.Label(), ss.Waiting.P50, ss.Waiting.P99, ss.Waiting.Max, ss.Total.P50, ss.Total.P99)
+		fmt.Fprintf(w, "session %s: waiting (submit to start) p50 %.3fs p99 %.3fs max %.3fs; total p50 %.3fs p99 %.3fs; longest interval with jobs waiting and none starting %.3fs (at +%.1fs)\n",
+			ss.Label(), ss.Waiting.P50, ss.Waiting.P99, ss.Waiting.Max, ss.Total.P50, ss.Total.P99, ss.Stall, ss.StallAt)
 	}
 	for i, l := range sum.Lost {
 		if i == 10 {

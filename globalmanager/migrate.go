@@ -174,30 +174,13 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 	default:
 		res.Note = "these workers do not stream task state (no transfer port): the container was restarted on " + dst.ID
 	}
-	mem := int64(0)
-	if t.MemLimit != "" {
-		mem, _ = api.ParseMem(t.MemLimit)
-	}
-	cores, err := m.nt.Reserve(ctx, api.Reservation{Task: t.ContainerName, Node: dst.ID, Cores: t.ReqCores, Mem: mem})
+	cores, mem, moving, err := m.reserveMove(ctx, r, t, dst)
 	if err != nil {
 		return res, err
 	}
 	abort := func(cause error) (MigrateResult, error) {
-		if err := m.nt.Abort(context.WithoutCancel(ctx), t.ContainerName); err != nil {
-			m.log.Error("giving back reserved cores", "task_id", t.ContainerName, "err", err)
-		}
+		m.giveBack(ctx, t.ContainerName)
 		return res, cause
-	}
-	moving, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
-		tk := j.Info.Tasks.Get(r.Container)
-		if !api.CanTransition(tk.Status, api.Migrating) {
-			return &api.FieldError{Field: "container", Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s is %s", tk.ContainerName, tk.Status)}
-		}
-		tk.Status = api.Migrating
-		return nil
-	})
-	if err != nil {
-		return abort(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*m.cfg.CommandTimeout)
 	err = m.workers.Request(cctx, src.ID, api.KindStopTask, api.StopTask{Job: r.Job, Task: r.Container, Reason: "migrating to " + dst.ID, Grace: 2, Migrating: true}, nil)
@@ -237,27 +220,18 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 	return res, nil
 }
 
-// move moves a running task with its state: the jobmanager reserves cores
-// on dst, dst is told to expect the task under a one-time token, and src
-// streams it there (see worker's transfer port). The task's old cores are
-// freed only once it runs on dst; if anything fails it runs on where it
-// was and the reservation is given back.
-func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, dst *api.Worker, mode, why string) (MigrateResult, error) {
-	res := MigrateResult{Job: r.Job, Container: r.Container, From: src.ID, To: dst.ID, Mode: mode, Note: why}
+// reserveMove has the jobmanager reserve the task's cores (and memory) on
+// dst and marks the task Migrating; when the mark fails the reservation is
+// given back. It returns the reserved cores, the memory and the job as
+// marked.
+func (m *Manager) reserveMove(ctx context.Context, r MigrateRequest, t *api.Task, dst *api.Worker) ([]int, int64, *api.Job, error) {
 	mem := int64(0)
 	if t.MemLimit != "" {
 		mem, _ = api.ParseMem(t.MemLimit)
 	}
 	cores, err := m.nt.Reserve(ctx, api.Reservation{Task: t.ContainerName, Node: dst.ID, Cores: t.ReqCores, Mem: mem})
 	if err != nil {
-		return res, err
-	}
-	fail := func(cause error) (MigrateResult, error) {
-		m.restore(ctx, r.Job, r.Container, api.Running, nil)
-		if err := m.nt.Abort(context.WithoutCancel(ctx), t.ContainerName); err != nil {
-			m.log.Error("giving back reserved cores", "task_id", t.ContainerName, "err", err)
-		}
-		return res, cause
+		return nil, 0, nil, err
 	}
 	moving, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
 		tk := j.Info.Tasks.Get(r.Container)
@@ -268,10 +242,34 @@ func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, 
 		return nil
 	})
 	if err != nil {
-		if abErr := m.nt.Abort(context.WithoutCancel(ctx), t.ContainerName); abErr != nil {
-			m.log.Error("giving back reserved cores", "task_id", t.ContainerName, "err", abErr)
-		}
+		m.giveBack(ctx, t.ContainerName)
+		return nil, 0, nil, err
+	}
+	return cores, mem, moving, nil
+}
+
+// giveBack returns a move's reserved cores to the jobmanager.
+func (m *Manager) giveBack(ctx context.Context, task string) {
+	if err := m.nt.Abort(context.WithoutCancel(ctx), task); err != nil {
+		m.log.Error("giving back reserved cores", "task_id", task, "err", err)
+	}
+}
+
+// move moves a running task with its state: the jobmanager reserves cores
+// on dst, dst is told to expect the task under a one-time token, and src
+// streams it there (see worker's transfer port). The task's old cores are
+// freed only once it runs on dst; if anything fails it runs on where it
+// was and the reservation is given back.
+func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, dst *api.Worker, mode, why string) (MigrateResult, error) {
+	res := MigrateResult{Job: r.Job, Container: r.Container, From: src.ID, To: dst.ID, Mode: mode, Note: why}
+	cores, mem, moving, err := m.reserveMove(ctx, r, t, dst)
+	if err != nil {
 		return res, err
+	}
+	fail := func(cause error) (MigrateResult, error) {
+		m.restore(ctx, r.Job, r.Container, api.Running, nil)
+		m.giveBack(ctx, t.ContainerName)
+		return res, cause
 	}
 	task := *moving.Info.Tasks.Get(r.Container)
 	task.Node, task.CpusetCpus, task.Status = dst.ID, api.FormatCpuset(cores), api.Running

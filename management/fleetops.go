@@ -91,6 +91,23 @@ func (m *Manager) newSession() *session {
 }
 
 // conn connects to a host once ("local" is this machine).
+// reach connects to a host for down, or records in r why it could not:
+// an unreachable host is noted (down succeeds there), any other failure
+// is the host's error.
+func (s *session) reach(ctx context.Context, name string, r *HostReport) (Conn, bool) {
+	c, err := s.conn(ctx, name)
+	if err == nil {
+		return c, true
+	}
+	r.State = connState(err)
+	if r.State == StateUnreachable {
+		r.Notes = append(r.Notes, "unreachable: nothing done there")
+	} else {
+		r.Error = err.Error()
+	}
+	return nil, false
+}
+
 func (s *session) conn(ctx context.Context, name string) (Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -813,14 +830,8 @@ func (m *Manager) Down(ctx context.Context) (*FleetReport, bool) {
 func (m *Manager) downWorker(ctx context.Context, s *session, h *Host, gm *api.Client, ws []*api.Worker, r *HostReport) {
 	hctx, cancel := context.WithTimeout(ctx, time.Duration(m.f.Timeout))
 	defer cancel()
-	c, err := s.conn(hctx, h.Name)
-	if err != nil {
-		r.State = connState(err)
-		if r.State == StateUnreachable {
-			r.Notes = append(r.Notes, "unreachable: nothing done there")
-		} else {
-			r.Error = err.Error()
-		}
+	c, ok := s.reach(hctx, h.Name, r)
+	if !ok {
 		return
 	}
 	var p Probe
@@ -855,14 +866,8 @@ func (m *Manager) downWorker(ctx context.Context, s *session, h *Host, gm *api.C
 // clearHost removes a host's RSwarm containers (and leaves the swarm with
 // --leave) and clears its tc rules.
 func (m *Manager) clearHost(ctx context.Context, s *session, name string, r *HostReport, extra ...string) {
-	c, err := s.conn(ctx, name)
-	if err != nil {
-		if connState(err) == StateUnreachable {
-			r.State = StateUnreachable
-			r.Notes = append(r.Notes, "unreachable: nothing done there")
-		} else {
-			r.State, r.Error = connState(err), err.Error()
-		}
+	c, ok := s.reach(ctx, name, r)
+	if !ok {
 		return
 	}
 	if h := m.f.Host(name); h != nil && h.Runtime == "docker" {
@@ -888,14 +893,8 @@ func (m *Manager) clearHost(ctx context.Context, s *session, name string, r *Hos
 func (m *Manager) downControl(ctx context.Context, s *session, name string, r *HostReport) {
 	hctx, cancel := context.WithTimeout(ctx, time.Duration(m.f.Timeout))
 	defer cancel()
-	c, err := s.conn(hctx, name)
-	if err != nil {
-		r.State = connState(err)
-		if r.State == StateUnreachable {
-			r.Notes = append(r.Notes, "unreachable: nothing done there")
-		} else {
-			r.Error = err.Error()
-		}
+	c, ok := s.reach(hctx, name, r)
+	if !ok {
 		return
 	}
 	var st CleanResult

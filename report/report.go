@@ -91,10 +91,10 @@ func Write(dir string, jobs []*api.Job, usage []api.Usage, opt Options) (*Summar
 	if grid == nil && len(usage) > 0 {
 		notes = append(notes, "the store holds utilisation samples, but none in the experiment's window")
 	}
-	if err := writeFile(filepath.Join(dir, JobsFile), func(w io.Writer) error { return WriteJobsCSV(w, rows) }); err != nil {
+	if err := WriteFile(filepath.Join(dir, JobsFile), func(w io.Writer) error { return WriteJobsCSV(w, rows) }); err != nil {
 		return nil, err
 	}
-	if err := writeFile(filepath.Join(dir, UtilisationFile), func(w io.Writer) error { return WriteUtilisationCSV(w, samples) }); err != nil {
+	if err := WriteFile(filepath.Join(dir, UtilisationFile), func(w io.Writer) error { return WriteUtilisationCSV(w, samples) }); err != nil {
 		return nil, err
 	}
 
@@ -136,7 +136,7 @@ func Write(dir string, jobs []*api.Job, usage []api.Usage, opt Options) (*Summar
 		_ = os.Remove(filepath.Join(dir, UtilisationPlot)) // a stale one from an earlier report would mislead
 	}
 	md := sum.Markdown(opt.Title, notes, opt.Extra)
-	if err := writeFile(filepath.Join(dir, SummaryFile), func(w io.Writer) error {
+	if err := WriteFile(filepath.Join(dir, SummaryFile), func(w io.Writer) error {
 		_, err := io.WriteString(w, md)
 		return err
 	}); err != nil {
@@ -145,9 +145,9 @@ func Write(dir string, jobs []*api.Job, usage []api.Usage, opt Options) (*Summar
 	return sum, nil
 }
 
-// writeFile writes a file through a buffer, so that a failed write leaves
+// WriteFile writes a file through a buffer, so that a failed write leaves
 // no half file behind.
-func writeFile(path string, fn func(io.Writer) error) error {
+func WriteFile(path string, fn func(io.Writer) error) error {
 	var b bytes.Buffer
 	if err := fn(&b); err != nil {
 		return fmt.Errorf("report: %s: %w", path, err)

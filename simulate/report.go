@@ -1,7 +1,6 @@
 package simulate
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -44,7 +43,7 @@ func WriteReport(dir, title string, about []string, results []*Result, epoch flo
 			util[i].Points = append(util[i].Points, plotter.XY{X: (float64(k) + 0.5) * r.Bin, Y: v})
 		}
 	}
-	if err := writeFile(filepath.Join(dir, report.UtilisationFile), func(w io.Writer) error {
+	if err := report.WriteFile(filepath.Join(dir, report.UtilisationFile), func(w io.Writer) error {
 		return report.WriteUtilisationCSV(w, samples)
 	}); err != nil {
 		return err
@@ -67,7 +66,7 @@ func WriteReport(dir, title string, about []string, results []*Result, epoch flo
 		}
 	}
 	md := Markdown(title, about, results)
-	return writeFile(filepath.Join(dir, report.SummaryFile), func(w io.Writer) error {
+	return report.WriteFile(filepath.Join(dir, report.SummaryFile), func(w io.Writer) error {
 		_, err := io.WriteString(w, md)
 		return err
 	})
@@ -153,15 +152,4 @@ func Markdown(title string, about []string, results []*Result) string {
 			r.Wall.Round(time.Millisecond), r.CPU.Round(time.Millisecond), float64(r.Events)/max(r.Wall.Seconds(), 1e-9))
 	}
 	return b.String()
-}
-
-func writeFile(path string, fn func(io.Writer) error) error {
-	var b bytes.Buffer
-	if err := fn(&b); err != nil {
-		return fmt.Errorf("simulate: %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("simulate: %w", err)
-	}
-	return nil
 }

@@ -15,8 +15,8 @@ help: ## list the targets
 setup: ## install and start what RSwarm needs (Debian packages, dockerd, the local image)
 	@bash scripts/setup.sh
 
-build: ## build bin/rswarm
-	$(GO) build -o $(BIN) ./cmd/rswarm
+build: ## build bin/rswarm (stamped with its commit, for rswarm version, even where GOFLAGS turns that off)
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/rswarm
 
 up: setup build ## run the whole system on this host (rswarm up); ARGS="--strategy first-fit" passes flags
 	$(BIN) up $(ARGS)

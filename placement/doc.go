@@ -45,7 +45,8 @@
 //
 // A naive reference that scans every worker, as the original RESTfulSwarm
 // did, lives beside the indexed one (naive.go): it is the oracle of the
-// property test and the baseline of Bench.
+// property test and, exported as Naive, the baseline that placebench
+// (rswarm bench placement) measures the index against.
 //
 // Cluster is not safe for concurrent use: the jobmanager is its single
 // writer.

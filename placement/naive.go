@@ -1,11 +1,65 @@
 package placement
 
-import "sort"
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
 
-// naiveCluster is the reference implementation: the original RESTfulSwarm's
-// method of looking at every worker for every decision. It is written to be
-// obviously right rather than fast, and serves as the oracle of the
-// property test and the baseline of Bench.
+// ErrNoNaive: a strategy the naive reference does not decide as (the
+// client-pinned no-scheduler: it takes no decision to compare).
+var ErrNoNaive = errors.New("placement: no naive reference for this strategy")
+
+// Naive is the naive reference placement: every decision scans every
+// worker, the plainest correct scan (the original RESTfulSwarm's method,
+// stopping early only where the answer cannot change). The property tests
+// hold it to the same decisions as the indexed strategies; it is exported
+// as the baseline that benchmarks (rswarm bench placement) measure the
+// index against, and nothing else should place with it. It does not check
+// its input as Cluster does.
+type Naive struct {
+	n                 *naiveCluster
+	first, decreasing bool
+}
+
+// NewNaive returns an empty naive reference that decides as the strategy
+// named: first fit, best fit or their decreasing variants; priority decides
+// as best fit for a job taken alone. Unknown names wrap ErrUnknownStrategy,
+// no-scheduler ErrNoNaive.
+func NewNaive(strategy string) (*Naive, error) {
+	nv := &Naive{n: newNaiveCluster()}
+	switch strategy {
+	case FirstFit:
+		nv.first = true
+	case BestFit, Priority:
+	case FirstFitDecreasing:
+		nv.first, nv.decreasing = true, true
+	case BestFitDecreasing:
+		nv.decreasing = true
+	default:
+		if _, err := New(strategy, Options{}); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s does not take unpinned requests", ErrNoNaive, strategy)
+	}
+	return nv, nil
+}
+
+// AddWorker registers a worker of cores cores and mem bytes of memory, or
+// resizes it.
+func (nv *Naive) AddWorker(id string, cores int, mem int64) { nv.n.addWorker(id, cores, mem) }
+
+// Place places a job all-or-nothing, as the strategy does; the assignments
+// come back in job order.
+func (nv *Naive) Place(j Job) ([]Assignment, bool) { return nv.n.place(nv.first, nv.decreasing, j) }
+
+// Release frees a task's cores and memory; false if it holds none.
+func (nv *Naive) Release(task string) bool { return nv.n.release(task) }
+
+// naiveCluster is the reference implementation behind Naive: the original
+// RESTfulSwarm's method of looking at every worker for every decision. It
+// is written to be obviously right rather than fast, and serves as the
+// oracle of the property test and the baseline of benchmarks.
 type naiveCluster struct {
 	workers []naiveWorker
 	byID    map[string]int
@@ -91,7 +145,8 @@ func (n *naiveCluster) release(task string) bool {
 
 // pick scans every worker for one request: the first that fits (first
 // fit) or the one with the smallest leftover, lowest index on ties (best
-// fit). -1 when none fits.
+// fit). -1 when none fits. Best fit stops at an exact fit: no leftover is
+// smaller, and no earlier worker ties with it.
 func (n *naiveCluster) pick(first bool, cores int, mem int64) int {
 	best := -1
 	for i := range n.workers {
@@ -100,6 +155,9 @@ func (n *naiveCluster) pick(first bool, cores int, mem int64) int {
 			continue
 		}
 		if first {
+			return i
+		}
+		if w.free == cores {
 			return i
 		}
 		if best < 0 || w.free < n.workers[best].free {

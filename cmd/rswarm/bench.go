@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rswarm/rswarm/placebench"
 	"github.com/rswarm/rswarm/placement"
 )
 
@@ -27,7 +29,7 @@ func processCPU() time.Duration {
 // newBenchPlacementCmd is `rswarm bench placement`: the indexed placement
 // against the naive reference, at scale, in one run.
 func newBenchPlacementCmd() *cobra.Command {
-	o := placement.BenchOptions{}
+	o := placebench.Options{}
 	procs := 1
 	clock := "cpu"
 	cmd := &cobra.Command{
@@ -39,8 +41,10 @@ whenever utilisation passes it. The indexed implementation and a naive
 reference that scans every worker for every decision (the original's method)
 run the same sequence; the report gives decisions per second, p50/p99
 nanoseconds per decision, heap allocations per decision and peak heap for
-both, their speed ratio, and whether they made the same decisions. The naive
-reference measures --naive-tasks decisions (fewer, to keep the run short).`,
+both, their speed ratio deciding and with the frees counted, and whether they
+made the same decisions (worker and core list): when they did not, the command
+exits 1. The naive reference measures --naive-tasks decisions (fewer, to keep
+the run short).`,
 		Example: "  rswarm bench placement --workers 10000 --cores 64 --tasks 1000000 --strategy best-fit",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -55,20 +59,14 @@ reference measures --naive-tasks decisions (fewer, to keep the run short).`,
 			default:
 				return &exitError{code: 2, err: fmt.Errorf("bench placement: --clock %q: use cpu or wall", clock)}
 			}
-			rep, err := placement.Bench(o)
+			rep, err := placebench.Bench(o)
 			if err != nil {
-				if errors.Is(err, placement.ErrBadBench) || errors.Is(err, placement.ErrUnknownStrategy) {
+				if errors.Is(err, placebench.ErrBadOptions) || errors.Is(err, placement.ErrUnknownStrategy) {
 					return &exitError{code: 2, err: fmt.Errorf("bench placement: %w", err)}
 				}
 				return fmt.Errorf("bench placement: %w", err)
 			}
-			w := cmd.OutOrStdout()
-			if err := rep.Write(w); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(w, "%s %s/%s, GOMAXPROCS=%d, %d CPUs\n",
-				runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU())
-			return err
+			return writeBenchPlacement(cmd.OutOrStdout(), rep)
 		},
 	}
 	f := cmd.Flags()
@@ -83,4 +81,21 @@ reference measures --naive-tasks decisions (fewer, to keep the run short).`,
 	f.IntVar(&procs, "gomaxprocs", 1, "GOMAXPROCS during the run (the goal is stated for one core; 0 leaves it)")
 	f.StringVar(&clock, "clock", clock, "clock of the throughput figures: cpu (this process's CPU time, robust on a shared machine) or wall")
 	return cmd
+}
+
+// writeBenchPlacement prints the report and the Go runtime it ran on, and
+// fails (exit 1) when the indexed and naive placements disagreed: the
+// benchmark is also the cross-check of the index.
+func writeBenchPlacement(w io.Writer, rep placebench.Report) error {
+	if err := rep.Write(w); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "%s %s/%s, GOMAXPROCS=%d, %d CPUs\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU()); err != nil {
+		return err
+	}
+	if err := rep.Check(); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("bench placement: %w", err)}
+	}
+	return nil
 }

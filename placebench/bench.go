@@ -1,4 +1,9 @@
-package placement
+// Package placebench owns the placement benchmark behind `rswarm bench
+// placement`: a seeded sequence of requests and frees run on placement's
+// indexed strategies and, on the same sequence, on its naive reference,
+// with the clock, the heap figures, the cross-check of their decisions and
+// the printed report. The timing lives here so that placement stays pure.
+package placebench
 
 import (
 	"errors"
@@ -9,15 +14,17 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/rswarm/rswarm/placement"
 )
 
-// BenchOptions describe a placement benchmark: Workers workers of Cores
+// Options describe a placement benchmark: Workers workers of Cores
 // cores, and single-task requests of 1..Cores/8 cores (at least 1), drawn
 // from a seeded generator. Before measuring, both implementations fill the
 // cluster with the same requests until utilisation first passes MaxUtil;
 // then each measured decision is preceded by releasing random live tasks
 // while utilisation is above MaxUtil, so placements and frees alternate.
-type BenchOptions struct {
+type Options struct {
 	Workers  int
 	Cores    int
 	Tasks    int    // measured decisions of the indexed implementation
@@ -44,14 +51,14 @@ type BenchOptions struct {
 	ClockName string
 }
 
-// BenchRun is what one implementation did and cost.
-type BenchRun struct {
+// Run is what one implementation did and cost.
+type Run struct {
 	Name      string
 	Warmup    int           // unmeasured decisions that filled the cluster
 	Decisions int           // measured decisions
 	Placed    int           // measured decisions that placed the task
 	Frees     int           // tasks released during the measured phase
-	Elapsed   time.Duration // time of the measured phase, frees included (BenchOptions.Clock)
+	Elapsed   time.Duration // time of the measured phase, frees included (Options.Clock)
 	Placing   time.Duration // the part of Elapsed spent placing (frees excluded)
 	// PerSecond is Decisions / Placing: decisions per second of deciding.
 	PerSecond float64
@@ -73,38 +80,60 @@ type BenchRun struct {
 	LiveHeap uint64
 }
 
-// BenchReport is the result of Bench.
-type BenchReport struct {
-	Options BenchOptions
-	Indexed BenchRun
-	Naive   *BenchRun // nil when skipped
-	// Ratio is Indexed.PerSecond / Naive.PerSecond.
+// Report is the result of Bench.
+type Report struct {
+	Options Options
+	Indexed Run
+	Naive   *Run // nil when skipped
+	// Ratio is Indexed.PerSecond / Naive.PerSecond: what the index buys
+	// when deciding.
 	Ratio float64
+	// RatioWithFrees is Indexed.WithFrees / Naive.WithFrees: the same with
+	// the frees that make room for each decision counted on both sides.
+	RatioWithFrees float64
 	// Compared is how many decisions (warm-up included) both made on the
-	// same sequence; Agreed how many chose the same worker and cores.
+	// same sequence; Agreed how many chose the same worker and the same
+	// core list (or both placed nothing).
 	Compared, Agreed int
 	// Disagreement describes the first decision they differed on, if any.
 	Disagreement string
 }
 
-// ErrBadBench: BenchOptions that cannot run.
-var ErrBadBench = errors.New("placement: bad benchmark options")
+var (
+	// ErrBadOptions: Options that cannot run.
+	ErrBadOptions = errors.New("placebench: bad benchmark options")
+	// ErrDisagreed: the indexed and naive placements made different
+	// decisions on the same sequence; one of them is wrong.
+	ErrDisagreed = errors.New("placebench: the indexed and naive placements disagreed")
+)
 
-func (o *BenchOptions) fill() error {
+// Check returns nil when the naive reference agreed on every decision
+// compared (or was skipped), and an error wrapping ErrDisagreed otherwise:
+// the benchmark is also a cross-check, and its caller must fail on it.
+func (r Report) Check() error {
+	if r.Naive == nil || r.Agreed == r.Compared {
+		return nil
+	}
+	return fmt.Errorf("%w on %d of %d decisions; first: %s", ErrDisagreed, r.Compared-r.Agreed, r.Compared, r.Disagreement)
+}
+
+func (o *Options) fill() error {
 	switch {
 	case o.Workers < 1:
-		return fmt.Errorf("%w: workers must be at least 1, got %d", ErrBadBench, o.Workers)
+		return fmt.Errorf("%w: workers must be at least 1, got %d", ErrBadOptions, o.Workers)
 	case o.Cores < 1:
-		return fmt.Errorf("%w: cores must be at least 1, got %d", ErrBadBench, o.Cores)
+		return fmt.Errorf("%w: cores must be at least 1, got %d", ErrBadOptions, o.Cores)
 	case o.Tasks < 1:
-		return fmt.Errorf("%w: tasks must be at least 1, got %d", ErrBadBench, o.Tasks)
+		return fmt.Errorf("%w: tasks must be at least 1, got %d", ErrBadOptions, o.Tasks)
 	case o.MaxUtil < 0 || o.MaxUtil > 1:
-		return fmt.Errorf("%w: max utilisation must be within 0..1, got %g", ErrBadBench, o.MaxUtil)
+		return fmt.Errorf("%w: max utilisation must be within 0..1, got %g", ErrBadOptions, o.MaxUtil)
 	}
 	if o.Strategy == "" {
-		o.Strategy = Default
+		o.Strategy = placement.Default
 	}
-	if _, _, err := benchFlags(o.Strategy); err != nil {
+	if _, err := placement.NewNaive(o.Strategy); errors.Is(err, placement.ErrNoNaive) {
+		return fmt.Errorf("%w: strategy %s does not take single unpinned requests", ErrBadOptions, o.Strategy)
+	} else if err != nil {
 		return err
 	}
 	if o.NaiveTasks == 0 {
@@ -127,65 +156,32 @@ func (o *BenchOptions) fill() error {
 	return nil
 }
 
-// benchFlags maps a strategy to the naive reference's rule.
-func benchFlags(name string) (first, decreasing bool, err error) {
-	switch name {
-	case FirstFit:
-		return true, false, nil
-	case BestFit, Priority:
-		return false, false, nil
-	case FirstFitDecreasing:
-		return true, true, nil
-	case BestFitDecreasing:
-		return false, true, nil
-	}
-	if _, ok := strategies[name]; ok {
-		return false, false, fmt.Errorf("%w: strategy %s does not take single unpinned requests", ErrBadBench, name)
-	}
-	_, err = New(name, Options{})
-	return false, false, err
+// target is one implementation under test: *placement.Naive is one.
+type target interface {
+	Place(j placement.Job) ([]placement.Assignment, bool)
+	Release(task string) bool
 }
 
-// benchTarget is one implementation under test.
-type benchTarget interface {
-	place(j Job) (worker string, core int, ok bool)
-	release(task string)
+// indexed is the indexed cluster and strategy as a target.
+type indexed struct {
+	c *placement.Cluster
+	s placement.Strategy
 }
 
-type indexedTarget struct {
-	c *Cluster
-	s Strategy
-}
-
-func (t *indexedTarget) place(j Job) (string, int, bool) {
+func (t *indexed) Place(j placement.Job) ([]placement.Assignment, bool) {
 	as, _, ok := t.s.Place(t.c, j)
-	if !ok {
-		return "", -1, false
-	}
-	return as[0].Worker, as[0].Cores[0], true
+	return as, ok
 }
 
-func (t *indexedTarget) release(task string) { t.c.Release(task) }
-
-type naiveTarget struct {
-	n                 *naiveCluster
-	first, decreasing bool
+func (t *indexed) Release(task string) bool {
+	_, _, ok := t.c.Release(task)
+	return ok
 }
 
-func (t *naiveTarget) place(j Job) (string, int, bool) {
-	as, ok := t.n.place(t.first, t.decreasing, j)
-	if !ok {
-		return "", -1, false
-	}
-	return as[0].Worker, as[0].Cores[0], true
-}
-
-func (t *naiveTarget) release(task string) { t.n.release(task) }
-
-// benchDriver generates the seeded sequence of requests and frees. Every
+// driver generates the seeded sequence of requests and frees. Every
 // request has a fresh task name, as a jobmanager sees new tasks.
-type benchDriver struct {
-	o      BenchOptions
+type driver struct {
+	o      Options
 	rng    *rand.Rand
 	maxReq int
 	names  []string    // one task name per request, made before measuring
@@ -194,8 +190,8 @@ type benchDriver struct {
 	req    int         // cores of the pending request
 	busy   int
 	limit  int // release while busy > limit
-	task   [1]Task
-	job    Job
+	task   [1]placement.Task
+	job    placement.Job
 }
 
 // liveEntry is a live task of the benchmark: its name and cores.
@@ -203,29 +199,29 @@ type liveEntry struct {
 	name, cores int32
 }
 
-func newBenchDriver(o BenchOptions, names []string) *benchDriver {
-	d := &benchDriver{
+func newDriver(o Options, names []string) *driver {
+	d := &driver{
 		o:      o,
 		rng:    rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
 		maxReq: max(1, o.Cores/8),
 		names:  names,
-		live:   make([]liveEntry, 0, min(len(names), benchWarmBound(o))),
+		live:   make([]liveEntry, 0, min(len(names), warmBound(o))),
 		limit:  int(o.MaxUtil * float64(o.Workers) * float64(o.Cores)),
 	}
 	d.job.Tasks = d.task[:]
 	return d
 }
 
-// benchWarmBound bounds the requests of the warm-up: each placed request
-// takes at least one core, and warming stops past the limit or at the first
+// warmBound bounds the requests of the warm-up: each placed request takes
+// at least one core, and warming stops past the limit or at the first
 // failure.
-func benchWarmBound(o BenchOptions) int {
+func warmBound(o Options) int {
 	return int(o.MaxUtil*float64(o.Workers)*float64(o.Cores)) + 2
 }
 
-// benchNames makes one task name per request of a warm-up and decisions.
-func benchNames(o BenchOptions, decisions int) []string {
-	names := make([]string, benchWarmBound(o)+decisions)
+// taskNames makes one task name per request of a warm-up and decisions.
+func taskNames(o Options, decisions int) []string {
+	names := make([]string, warmBound(o)+decisions)
 	for i := range names {
 		names[i] = "t" + strconv.Itoa(i)
 	}
@@ -233,14 +229,14 @@ func benchNames(o BenchOptions, decisions int) []string {
 }
 
 // frees releases random live tasks while utilisation is above the limit.
-func (d *benchDriver) frees(t benchTarget) int {
+func (d *driver) frees(t target) int {
 	n := 0
 	for d.busy > d.limit && len(d.live) > 0 {
 		k := d.rng.IntN(len(d.live))
 		e := d.live[k]
 		d.live[k] = d.live[len(d.live)-1]
 		d.live = d.live[:len(d.live)-1]
-		t.release(d.names[e.name])
+		t.Release(d.names[e.name])
 		d.busy -= int(e.cores)
 		n++
 	}
@@ -248,36 +244,80 @@ func (d *benchDriver) frees(t benchTarget) int {
 }
 
 // request draws the next request into d.job.
-func (d *benchDriver) request() {
+func (d *driver) request() {
 	r := 1 + d.rng.IntN(d.maxReq)
 	d.req = r
-	d.task[0] = Task{Name: d.names[d.next], Cores: r, Mem: int64(r) * d.o.MemPerCore}
+	d.task[0] = placement.Task{Name: d.names[d.next], Cores: r, Mem: int64(r) * d.o.MemPerCore}
 	d.job.Name = d.task[0].Name
 	d.next++
 }
 
 // done records the outcome of the pending request.
-func (d *benchDriver) done(ok bool) {
+func (d *driver) done(ok bool) {
 	if ok {
 		d.live = append(d.live, liveEntry{int32(d.next - 1), int32(d.req)})
 		d.busy += d.req
 	}
 }
 
-// benchChoice is one decision, for comparing the two implementations.
-type benchChoice struct {
-	worker string
-	core   int
+// record keeps the decisions of one run, up to a capacity, for comparing
+// the two implementations: decision i chose worker workers[i] ("" when it
+// placed nothing) and the cores cores[ends[i-1]:ends[i]]. The core lists
+// share one array made before measuring, so noting a decision does not
+// allocate.
+type record struct {
+	workers []string
+	ends    []int
+	cores   []int
+}
+
+// newRecord makes room for n decisions of up to maxReq cores each.
+func newRecord(n, maxReq int) *record {
+	return &record{workers: make([]string, 0, n), ends: make([]int, 0, n), cores: make([]int, 0, n*maxReq)}
+}
+
+// note records one decision (nothing once full; r may be nil).
+func (r *record) note(as []placement.Assignment, ok bool) {
+	if r == nil || len(r.workers) == cap(r.workers) {
+		return
+	}
+	if ok {
+		r.workers = append(r.workers, as[0].Worker)
+		r.cores = append(r.cores, as[0].Cores...)
+	} else {
+		r.workers = append(r.workers, "")
+	}
+	r.ends = append(r.ends, len(r.cores))
+}
+
+func (r *record) len() int { return len(r.workers) }
+
+// at returns decision i: its worker ("" for none) and cores.
+func (r *record) at(i int) (string, []int) {
+	lo := 0
+	if i > 0 {
+		lo = r.ends[i-1]
+	}
+	return r.workers[i], r.cores[lo:r.ends[i]]
+}
+
+// describe says what decision i chose, in words.
+func (r *record) describe(i int) string {
+	w, cores := r.at(i)
+	if w == "" {
+		return "nothing"
+	}
+	return fmt.Sprintf("worker %q cores %v", w, cores)
 }
 
 // warm fills the cluster with requests until utilisation first passes the
 // limit (or a request fails) and returns how many it made.
-func (d *benchDriver) warm(t benchTarget, note func(string, int)) int {
+func (d *driver) warm(t target, rec *record) int {
 	n := 0
 	for d.busy <= d.limit {
 		d.request()
-		w, core, ok := t.place(d.job)
-		note(w, core)
+		as, ok := t.Place(d.job)
+		rec.note(as, ok)
 		d.done(ok)
 		n++
 		if !ok {
@@ -287,24 +327,19 @@ func (d *benchDriver) warm(t benchTarget, note func(string, int)) int {
 	return n
 }
 
-// run warms the cluster, then measures decisions; record, if not nil, gets
-// the choices (warm-up first) up to its capacity.
-func (d *benchDriver) run(name string, t benchTarget, decisions int, record *[]benchChoice) BenchRun {
-	note := func(w string, core int) {
-		if record != nil && len(*record) < cap(*record) {
-			*record = append(*record, benchChoice{w, core})
-		}
-	}
-	warmup := d.warm(t, note)
-	r := d.measure(name, t, decisions, note)
+// run warms the cluster, then measures decisions; rec, if not nil, gets
+// the decisions (warm-up first) up to its capacity.
+func (d *driver) run(name string, t target, decisions int, rec *record) Run {
+	warmup := d.warm(t, rec)
+	r := d.measure(name, t, decisions, rec)
 	r.Warmup = warmup
 	return r
 }
 
 // measure makes decisions in batches of SampleEvery, each batch preceded by
 // the frees that bring utilisation back under the limit.
-func (d *benchDriver) measure(name string, t benchTarget, decisions int, note func(string, int)) BenchRun {
-	r := BenchRun{Name: name}
+func (d *driver) measure(name string, t target, decisions int, rec *record) Run {
+	r := Run{Name: name}
 	samples := make([]int64, 0, decisions/d.o.SampleEvery+1)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -323,11 +358,11 @@ func (d *benchDriver) measure(name string, t benchTarget, decisions int, note fu
 		t0 := time.Now()
 		for k := 0; k < d.o.SampleEvery && i < decisions; k, i = k+1, i+1 {
 			d.request()
-			w, core, ok := t.place(d.job)
+			as, ok := t.Place(d.job)
 			if k == 0 {
 				samples = append(samples, int64(time.Since(t0)))
 			}
-			note(w, core)
+			rec.note(as, ok)
 			d.done(ok)
 			if ok {
 				r.Placed++
@@ -359,27 +394,34 @@ func (d *benchDriver) measure(name string, t benchTarget, decisions int, note fu
 }
 
 // Bench measures the indexed implementation of a strategy and, on the same
-// seeded sequence, the naive reference that scans every worker, and checks
-// that they make the same decisions. It runs on the calling goroutine;
-// GOMAXPROCS is the caller's choice.
-func Bench(o BenchOptions) (BenchReport, error) {
+// seeded sequence, placement's naive reference that scans every worker,
+// and compares every decision they made (worker and whole core list); a
+// caller must fail when Report.Check does. It runs on the calling
+// goroutine; GOMAXPROCS is the caller's choice.
+func Bench(o Options) (Report, error) {
+	return bench(o, nil)
+}
+
+// bench is Bench with a seam: wrap, if not nil, stands between the run and
+// the naive reference (tests use it to make the reference choose wrongly).
+func bench(o Options, wrap func(target) target) (Report, error) {
 	if err := o.fill(); err != nil {
-		return BenchReport{}, err
+		return Report{}, err
 	}
-	rep := BenchReport{Options: o}
-	first, decreasing, _ := benchFlags(o.Strategy)
-	s, err := New(o.Strategy, Options{})
+	rep := Report{Options: o}
+	s, err := placement.New(o.Strategy, placement.Options{})
 	if err != nil {
 		return rep, err
 	}
 
-	var record []benchChoice
+	maxReq := max(1, o.Cores/8)
+	var want *record
 	if o.NaiveTasks > 0 {
-		record = make([]benchChoice, 0, benchWarmBound(o)+o.NaiveTasks)
+		want = newRecord(warmBound(o)+o.NaiveTasks, maxReq)
 	}
-	names := benchNames(o, o.Tasks)
+	names := taskNames(o, o.Tasks)
 
-	idx, err := benchIndexed(o, s, names, &record)
+	idx, err := runIndexed(o, s, names, want)
 	if err != nil {
 		return rep, err
 	}
@@ -387,33 +429,38 @@ func Bench(o BenchOptions) (BenchReport, error) {
 	if o.NaiveTasks <= 0 {
 		return rep, nil
 	}
-	got := make([]benchChoice, 0, cap(record))
-	nr := benchNaive(o, first, decreasing, names, &got)
+	got := newRecord(want.len(), maxReq)
+	nr, err := runNaive(o, names, got, wrap)
+	if err != nil {
+		return rep, err
+	}
 	rep.Naive = &nr
 	rep.Ratio = rep.Indexed.PerSecond / nr.PerSecond
-	for i := 0; i < len(got) && i < len(record); i++ {
+	rep.RatioWithFrees = rep.Indexed.WithFrees / nr.WithFrees
+	for i := 0; i < got.len() && i < want.len(); i++ {
 		rep.Compared++
-		if got[i] == record[i] {
+		w1, c1 := want.at(i)
+		w2, c2 := got.at(i)
+		if w1 == w2 && slices.Equal(c1, c2) {
 			rep.Agreed++
 		} else if rep.Disagreement == "" {
-			rep.Disagreement = fmt.Sprintf("decision %d: indexed chose worker %q core %d, naive worker %q core %d",
-				i, record[i].worker, record[i].core, got[i].worker, got[i].core)
+			rep.Disagreement = fmt.Sprintf("decision %d: indexed chose %s, naive %s", i, want.describe(i), got.describe(i))
 		}
 	}
 	return rep, nil
 }
 
-// benchIndexed builds the indexed cluster and runs the sequence on it. The
+// runIndexed builds the indexed cluster and runs the sequence on it. The
 // cluster is garbage once it returns, so the naive run is measured alone.
-func benchIndexed(o BenchOptions, s Strategy, names []string, record *[]benchChoice) (BenchRun, error) {
+func runIndexed(o Options, s placement.Strategy, names []string, rec *record) (Run, error) {
 	base := heapBase()
-	c := NewCluster()
+	c := placement.NewCluster()
 	for i := range o.Workers {
 		if err := c.AddWorker(workerName(i), o.Cores, 2*int64(o.Cores)*o.MemPerCore); err != nil {
-			return BenchRun{}, err
+			return Run{}, err
 		}
 	}
-	r := newBenchDriver(o, names).run("indexed", &indexedTarget{c: c, s: s}, o.Tasks, record)
+	r := newDriver(o, names).run("indexed", &indexed{c: c, s: s}, o.Tasks, rec)
 	r.PeakHeap -= min(r.PeakHeap, base)
 	live := heapBase()
 	r.LiveHeap = live - min(live, base)
@@ -422,20 +469,27 @@ func benchIndexed(o BenchOptions, s Strategy, names []string, record *[]benchCho
 	return r, nil
 }
 
-// benchNaive builds the naive reference and runs the same sequence on it.
-func benchNaive(o BenchOptions, first, decreasing bool, names []string, record *[]benchChoice) BenchRun {
+// runNaive builds the naive reference and runs the same sequence on it.
+func runNaive(o Options, names []string, rec *record, wrap func(target) target) (Run, error) {
 	base := heapBase()
-	n := newNaiveCluster()
-	for i := range o.Workers {
-		n.addWorker(workerName(i), o.Cores, 2*int64(o.Cores)*o.MemPerCore)
+	n, err := placement.NewNaive(o.Strategy)
+	if err != nil {
+		return Run{}, err
 	}
-	r := newBenchDriver(o, names).run("naive", &naiveTarget{n: n, first: first, decreasing: decreasing}, o.NaiveTasks, record)
+	for i := range o.Workers {
+		n.AddWorker(workerName(i), o.Cores, 2*int64(o.Cores)*o.MemPerCore)
+	}
+	var t target = n
+	if wrap != nil {
+		t = wrap(t)
+	}
+	r := newDriver(o, names).run("naive", t, o.NaiveTasks, rec)
 	r.PeakHeap -= min(r.PeakHeap, base)
 	live := heapBase()
 	r.LiveHeap = live - min(live, base)
 	runtime.KeepAlive(n)
 	runtime.KeepAlive(names)
-	return r
+	return r, nil
 }
 
 // clockCost returns the median time measured for an empty interval: what
@@ -462,18 +516,18 @@ func heapBase() uint64 {
 }
 
 // Write prints the report as a table.
-func (r BenchReport) Write(w io.Writer) error {
+func (r Report) Write(w io.Writer) error {
 	o := r.Options
 	p := &errWriter{w: w}
 	p.printf("placement benchmark: strategy %s, %d workers x %d cores, requests of 1..%d cores (memory %s per core), seed %d\n",
-		o.Strategy, o.Workers, o.Cores, max(1, o.Cores/8), formatMem(o.MemPerCore), o.Seed)
+		o.Strategy, o.Workers, o.Cores, max(1, o.Cores/8), strconv.FormatFloat(float64(o.MemPerCore)/1e6, 'f', -1, 64)+" MB", o.Seed)
 	p.printf("each run first fills the cluster to %.0f%% utilisation (unmeasured), then measures decisions, first\n", 100*o.MaxUtil)
 	p.printf("releasing random live tasks while utilisation is above it, in batches of %d decisions.\n", o.SampleEvery)
 	p.printf("decisions/s counts the time spent placing; +frees/s also the frees; p50/p99 from 1 decision in %d\n", o.SampleEvery)
 	p.printf("(less the %d ns that timing an empty interval measures here); throughput by %s.\n\n", clockCost(), o.ClockName)
 	p.printf("%-8s %8s %9s %9s %9s %12s %12s %8s %8s %10s %10s %10s\n",
 		"", "warm-up", "decisions", "placed", "frees", "decisions/s", "+frees/s", "p50 ns", "p99 ns", "allocs/dec", "peak heap", "live heap")
-	runs := []BenchRun{r.Indexed}
+	runs := []Run{r.Indexed}
 	if r.Naive != nil {
 		runs = append(runs, *r.Naive)
 	}
@@ -491,7 +545,7 @@ func (r BenchReport) Write(w io.Writer) error {
 	} else {
 		p.printf("\n")
 	}
-	p.printf("speed ratio indexed/naive: %.1fx\n", r.Ratio)
+	p.printf("speed ratio indexed/naive: %.1fx deciding, %.1fx with the frees counted\n", r.Ratio, r.RatioWithFrees)
 	if r.Agreed == r.Compared {
 		p.printf("decisions compared: %d (warm-up included); the naive reference agreed on every one\n", r.Compared)
 	} else {

@@ -1362,10 +1362,9 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
-// TestUnknownRouteIsJSON: errors are always the JSON error body.
-//
-// Known bug: the Router sets no NoRoute/NoMethod handler, so gin answers
-// an unknown path with its text/plain "404 page not found".
+// TestUnknownRouteIsJSON: errors are always the JSON error body. It guards
+// the Router's NoRoute/NoMethod handlers: without them gin answers an
+// unknown path with its text/plain "404 page not found".
 func TestUnknownRouteIsJSON(t *testing.T) {
 	e := newFE(t, feOption{})
 	for _, path := range []string{"/api/v1/nope", "/api/v1/jobs/a/b/c"} {

@@ -644,11 +644,9 @@ func TestDeploy(t *testing.T) {
 }
 
 // TestDeployUnknownJob: a job the store does not hold is refused before
-// any container starts, or its containers are stopped again.
-//
-// Known bug: Deploy checks the workers, sends every run_task, and only then
-// finds (in UpdateJob) that the job is not stored: it answers 404 and leaves
-// the containers it started running, unknown to the store.
+// any container starts, or its containers are stopped again. It guards
+// against Deploy answering 404 only after it has sent every run_task, and
+// leaving the containers it started running, unknown to the store.
 func TestDeployUnknownJob(t *testing.T) {
 	e := newGM(t, nil)
 	e.worker(t, "w1", "sim")
@@ -1245,11 +1243,10 @@ func TestMigrate(t *testing.T) {
 
 // TestFailedMigrationIsUnprocessable: a migration the destination worker
 // refuses answers 422, as api.ErrUnprocessable's doc ("a migration that
-// failed") and MigrateGroup's answer say.
-//
-// Known bug: Migrate wraps the worker's error with %w only, so a worker's
-// refusal (a *bus.RemoteError, which classifies as nothing) answers 500
-// "internal"; the same failure inside request_group_migration answers 422.
+// failed") and MigrateGroup's answer say. It guards the classification of
+// the worker's refusal (a remote error, which classifies as nothing by
+// itself): left unclassified it would answer 500 "internal", unlike the
+// same failure inside request_group_migration.
 func TestFailedMigrationIsUnprocessable(t *testing.T) {
 	e := migEnv(t)
 	e.ws.answer = func(_ context.Context, to, kind string, _ any) (any, error) {
@@ -1673,10 +1670,8 @@ func TestLogs(t *testing.T) {
 }
 
 // TestLogsTailOfEndedTask: ?tail applies to an ended task's lines too, as
-// it does on the frontend.
-//
-// Known bug: Manager.Logs returns an ended (or unplaced) task's stored
-// lines whole, ignoring tail.
+// it does on the frontend: Manager.Logs cuts an ended (or unplaced) task's
+// stored lines to the tail instead of returning them whole.
 func TestLogsTailOfEndedTask(t *testing.T) {
 	e := newGM(t, nil)
 	j := placed("g", api.Down, "w1")

@@ -282,6 +282,33 @@ func barrier(t *testing.T, svc *discovery.Service) {
 	}
 }
 
+// afterFlushes returns once every heartbeat flush begun before it was
+// called has returned, announcements included. Run's goroutine writes the
+// utilisation points at the start of each tick and the heartbeats after
+// them: the point of this beat (at, busy/cores, which must differ from the
+// node's last ratio) is stored by a tick after the flush that wrote what
+// the test saw, so once the point is stored, that flush is over.
+func afterFlushes(t *testing.T, e *env, node string, at float64, cores, busy int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: node, Time: at, Cores: cores, CoresBusy: busy}); err != nil {
+		t.Fatalf("barrier heartbeat: %v", err)
+	}
+	want := float64(busy) / float64(cores)
+	apitest.Eventually(t, wait, func() error {
+		us, err := e.st.Usage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, u := range us {
+			if n := len(u.Details); u.Node == node && n > 0 && u.InitTime+u.Details[n-1][0] == at && u.Details[n-1][1] == want {
+				return nil
+			}
+		}
+		return fmt.Errorf("usage %+v: the barrier point (%v, %v) of %s is not stored yet", us, at, want, node)
+	})
+}
+
 func jobIs(st *store.SQLite, name string, want api.State) func() error {
 	return func() error {
 		j, err := st.GetJob(context.Background(), name)
@@ -466,7 +493,9 @@ func TestHeartbeatUpdatesWorker(t *testing.T) {
 		}
 		return nil
 	})
-	// It was ready already: nothing to tell the jobmanager.
+	// It was ready already: nothing to tell the jobmanager. Run announces
+	// after the store write, so wait until that flush has returned.
+	afterFlushes(t, e, "w1", 101, 4, 3)
 	if n := e.nt.changes(); n != 0 {
 		t.Errorf("WorkersChanged called %d times, want 0", n)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -117,12 +118,61 @@ func needDocker(t testing.TB) *engine.Client {
 		defer cancel()
 		_, err = eng.Info(ctx)
 		if err == nil {
-			_, err = eng.ImageExists(ctx, "rswarm/busybox:latest")
+			var ok bool
+			if ok, err = eng.ImageExists(ctx, "rswarm/busybox:latest"); err == nil && !ok {
+				err = errors.New("image rswarm/busybox:latest is missing (scripts/setup.sh imports it)")
+			}
 		}
 	}
 	apitest.Need(t, "docker", err)
 	t.Cleanup(func() { eng.Close() })
 	return eng
+}
+
+// heldCommand is a task command that holds its cores until the test
+// releases it (holdUntilReleased): it makes /tmp/hold in its container,
+// says "held", and runs while the file is there (five minutes at most, so
+// that a test that dies leaves nothing running for long).
+const heldCommand = "timeout 300 sh -c 'touch /tmp/hold && echo held && while [ -e /tmp/hold ]; do sleep 0.1; done'"
+
+// holdUntilReleased returns the function that releases the containers of
+// heldCommand tasks, once each has said it holds. A test that ends without
+// calling it releases them at its end, without waiting.
+func holdUntilReleased(t testing.TB, eng *engine.Client, containers ...string) (release func()) {
+	t.Helper()
+	released := false
+	release = func() {
+		t.Helper()
+		if released {
+			return
+		}
+		released = true
+		for _, name := range containers {
+			// Only once it says it holds: removing the file before it is
+			// made would release nothing.
+			apitest.Eventually(t, 60*time.Second, func() error {
+				lines, err := eng.Logs(context.Background(), name, 0)
+				if err != nil {
+					return err
+				}
+				if !slices.Contains(lines, "held") {
+					return fmt.Errorf("container %s has not said it holds yet (logs %q)", name, lines)
+				}
+				return nil
+			})
+			if err := eng.RemovePaths(context.Background(), name, []string{"/tmp/hold"}); err != nil {
+				t.Errorf("releasing %s: %v", name, err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		if !released {
+			for _, name := range containers {
+				_ = eng.RemovePaths(context.Background(), name, []string{"/tmp/hold"})
+			}
+		}
+	})
+	return release
 }
 
 func ctxT(t testing.TB) context.Context {
@@ -329,7 +379,13 @@ func TestUpEndToEnd(t *testing.T) {
 
 	t.Run("a job that does not fit waits, then starts when cores are freed", func(t *testing.T) {
 		ctx := ctxT(t)
-		first := apitest.Job(fmt.Sprintf("e2efull%d", time.Now().UnixNano()), cores, 1, "sleep 3")
+		// The first job holds every core until the test releases it.
+		first := apitest.Job(fmt.Sprintf("e2efull%d", time.Now().UnixNano()), cores, 1, heldCommand)
+		var held []string
+		for _, task := range first.Info.Tasks {
+			held = append(held, task.ContainerName)
+		}
+		release := holdUntilReleased(t, eng, held...)
 		if err := c.SubmitJob(ctx, first); err != nil {
 			t.Fatal(err)
 		}
@@ -353,6 +409,7 @@ func TestUpEndToEnd(t *testing.T) {
 			t.Fatalf("second job is %s while it should wait", w.Status)
 		}
 		t.Logf("waiting reason: %s", w.WaitingReason)
+		release()
 		a := waitJob(t, c, first.Name, 60*time.Second, final)
 		b := waitJob(t, c, second.Name, 60*time.Second, final)
 		if a.Status != api.Down || b.Status != api.Down {
@@ -394,11 +451,13 @@ func TestUpEndToEnd(t *testing.T) {
 			j.Info.Tasks[0].Node, j.Info.Tasks[0].CpusetCpus = node, core
 			return j
 		}
-		p := pin(apitest.Job(fmt.Sprintf("e2epin%d", time.Now().UnixNano()), 1, 1, "sleep 3"))
+		// The first pinned job holds its core until the test releases it.
+		p := pin(apitest.Job(fmt.Sprintf("e2epin%d", time.Now().UnixNano()), 1, 1, heldCommand))
+		name := p.Info.Tasks[0].ContainerName
+		release := holdUntilReleased(t, eng, name)
 		if err := c.SubmitJob(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		name := p.Info.Tasks[0].ContainerName
 		apitest.Eventually(t, 60*time.Second, func() error {
 			ct, err := eng.Inspect(ctx, name)
 			if err != nil {
@@ -422,6 +481,7 @@ func TestUpEndToEnd(t *testing.T) {
 		if !strings.Contains(w.WaitingReason, p.Info.Tasks[0].ContainerName) {
 			t.Fatalf("waiting reason %q does not name the task holding core %s", w.WaitingReason, core)
 		}
+		release()
 		pd := waitJob(t, c, p.Name, 60*time.Second, final)
 		qd := waitJob(t, c, q.Name, 60*time.Second, final)
 		if pd.Status != api.Down || qd.Status != api.Down || qd.StartTime < pd.EndTime {

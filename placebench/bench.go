@@ -260,41 +260,86 @@ func (d *driver) done(ok bool) {
 	}
 }
 
-// record keeps the decisions of one run, up to a capacity, for comparing
-// the two implementations: decision i chose worker workers[i] ("" when it
-// placed nothing) and the cores cores[ends[i-1]:ends[i]]. The core lists
-// share one array made before measuring, so noting a decision does not
-// allocate.
+// record keeps the decisions of the indexed run, up to a capacity:
+// decision i chose worker workers[i] ("" when it placed nothing) and the
+// cores cores[ends[i-1]:ends[i]]. The core lists share one array made
+// before measuring, so noting a decision does not allocate. The naive run
+// is compared with it decision by decision (a record made by against), so
+// that only one run's decisions are kept.
 type record struct {
 	workers []string
-	ends    []int
-	cores   []int
+	ends    []int32
+	cores   []int32
+
+	// Set by against: the record compared with, how many decisions were
+	// compared and agreed, and the first disagreement in words.
+	want             *record
+	compared, agreed int
+	first            string
 }
 
 // newRecord makes room for n decisions of up to maxReq cores each.
 func newRecord(n, maxReq int) *record {
-	return &record{workers: make([]string, 0, n), ends: make([]int, 0, n), cores: make([]int, 0, n*maxReq)}
+	return &record{workers: make([]string, 0, n), ends: make([]int32, 0, n), cores: make([]int32, 0, n*maxReq)}
 }
 
-// note records one decision (nothing once full; r may be nil).
+// against returns a record that compares the decisions noted in it with
+// want's, in order, instead of keeping them.
+func (r *record) against() *record { return &record{want: r} }
+
+// note records one decision, or compares it (nothing once full or past
+// the decisions compared with; r may be nil).
 func (r *record) note(as []placement.Assignment, ok bool) {
-	if r == nil || len(r.workers) == cap(r.workers) {
+	switch {
+	case r == nil:
+	case r.want != nil:
+		r.compare(as, ok)
+	case len(r.workers) == cap(r.workers):
+	default:
+		if ok {
+			r.workers = append(r.workers, as[0].Worker)
+			for _, c := range as[0].Cores {
+				r.cores = append(r.cores, int32(c))
+			}
+		} else {
+			r.workers = append(r.workers, "")
+		}
+		r.ends = append(r.ends, int32(len(r.cores)))
+	}
+}
+
+// compare checks the next decision against the same one in r.want: the
+// same worker and the same core list, or nothing placed by both.
+func (r *record) compare(as []placement.Assignment, ok bool) {
+	i := r.compared
+	if i >= len(r.want.workers) {
 		return
 	}
-	if ok {
-		r.workers = append(r.workers, as[0].Worker)
-		r.cores = append(r.cores, as[0].Cores...)
-	} else {
-		r.workers = append(r.workers, "")
+	r.compared++
+	w, cores := r.want.at(i)
+	same := ok == (w != "")
+	if same && ok {
+		same = as[0].Worker == w && len(as[0].Cores) == len(cores)
+		for k := 0; same && k < len(cores); k++ {
+			same = as[0].Cores[k] == int(cores[k])
+		}
 	}
-	r.ends = append(r.ends, len(r.cores))
+	if same {
+		r.agreed++
+		return
+	}
+	if r.first == "" {
+		got := "nothing"
+		if ok {
+			got = fmt.Sprintf("worker %q cores %v", as[0].Worker, as[0].Cores)
+		}
+		r.first = fmt.Sprintf("decision %d: indexed chose %s, naive %s", i, r.want.describe(i), got)
+	}
 }
 
-func (r *record) len() int { return len(r.workers) }
-
 // at returns decision i: its worker ("" for none) and cores.
-func (r *record) at(i int) (string, []int) {
-	lo := 0
+func (r *record) at(i int) (string, []int32) {
+	lo := int32(0)
 	if i > 0 {
 		lo = r.ends[i-1]
 	}
@@ -429,7 +474,7 @@ func bench(o Options, wrap func(target) target) (Report, error) {
 	if o.NaiveTasks <= 0 {
 		return rep, nil
 	}
-	got := newRecord(want.len(), maxReq)
+	got := want.against()
 	nr, err := runNaive(o, names, got, wrap)
 	if err != nil {
 		return rep, err
@@ -437,16 +482,7 @@ func bench(o Options, wrap func(target) target) (Report, error) {
 	rep.Naive = &nr
 	rep.Ratio = rep.Indexed.PerSecond / nr.PerSecond
 	rep.RatioWithFrees = rep.Indexed.WithFrees / nr.WithFrees
-	for i := 0; i < got.len() && i < want.len(); i++ {
-		rep.Compared++
-		w1, c1 := want.at(i)
-		w2, c2 := got.at(i)
-		if w1 == w2 && slices.Equal(c1, c2) {
-			rep.Agreed++
-		} else if rep.Disagreement == "" {
-			rep.Disagreement = fmt.Sprintf("decision %d: indexed chose %s, naive %s", i, want.describe(i), got.describe(i))
-		}
-	}
+	rep.Compared, rep.Agreed, rep.Disagreement = got.compared, got.agreed, got.first
 	return rep, nil
 }
 

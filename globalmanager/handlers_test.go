@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -191,9 +192,12 @@ func (f *fakeWorkers) sent() []wcall {
 	return slices.Clone(f.calls)
 }
 
-// fakeNotifier is the jobmanager.
+// fakeNotifier is the jobmanager. Like the jobmanager, it writes what
+// only the jobmanager writes (a worker's allocation, a task's node and
+// cpuset_cpus) when the globalmanager asks, on the raw store st.
 type fakeNotifier struct {
 	rec *apitest.Recorder
+	st  *store.SQLite
 
 	mu         sync.Mutex
 	reserve    []int
@@ -202,6 +206,7 @@ type fakeNotifier struct {
 	// reallocate answers the n-th call (from 1) of Reallocate.
 	reallocate   func(n int, r api.Reservation) error
 	reallocCalls int
+	reserved     map[string][]int // task -> the cores Reserve gave it
 }
 
 func (f *fakeNotifier) WorkersChanged(context.Context) error {
@@ -230,14 +235,78 @@ func (f *fakeNotifier) Reserve(_ context.Context, r api.Reservation) ([]int, err
 	if f.reserveErr != nil {
 		return nil, f.reserveErr
 	}
+	if f.reserved == nil {
+		f.reserved = map[string][]int{}
+	}
+	f.reserved[r.Task] = f.reserve
 	return f.reserve, nil
 }
 
-func (f *fakeNotifier) Commit(_ context.Context, r api.Reservation) error {
+func (f *fakeNotifier) Commit(ctx context.Context, r api.Reservation) error {
 	f.rec.Add("nt.Commit(%s@%s)", r.Task, r.Node)
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.commitErr
+	cores, err := f.reserved[r.Task], f.commitErr
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if r.Job == "" {
+		return api.Invalid("job", "a commit names the task's job, whose record the jobmanager writes")
+	}
+	return f.writeTask(ctx, r.Job, r.Task, func(t *api.Task) { t.Node, t.CpusetCpus = r.Node, api.FormatCpuset(cores) })
+}
+
+func (f *fakeNotifier) writeTask(ctx context.Context, job, task string, fn func(*api.Task)) error {
+	_, err := f.st.UpdateJob(ctx, job, func(j *api.Job) error {
+		t := j.Info.Tasks.Get(task)
+		if t == nil {
+			return fmt.Errorf("job %s has no task %s: %w", job, task, api.ErrNotFound)
+		}
+		fn(t)
+		return nil
+	})
+	return err
+}
+
+func (f *fakeNotifier) WorkerRegistered(ctx context.Context, s api.WorkerSize) error {
+	f.rec.Add("nt.WorkerRegistered(%s cores=%d mem=%d)", s.Worker, s.Cores, s.MemTotal)
+	_, err := f.st.UpdateWorker(ctx, s.Worker, func(w *api.Worker) error {
+		busy := map[int]string{}
+		for _, c := range w.BusyCores() {
+			if c < s.Cores {
+				busy[c] = w.CoreTasks[strconv.Itoa(c)]
+			}
+		}
+		w.SetAllocation(busy, w.MemAllocated)
+		return nil
+	})
+	return err
+}
+
+func (f *fakeNotifier) Resized(ctx context.Context, r api.Reservation) error {
+	f.rec.Add("nt.Resized(%s/%s@%s cpuset=%v mem_limit=%s)", r.Job, r.Task, r.Node, r.Cpuset, r.MemLimit)
+	return f.writeTask(ctx, r.Job, r.Task, func(t *api.Task) {
+		t.CpusetCpus, t.ReqCores, t.MemLimit = api.FormatCpuset(r.Cpuset), len(r.Cpuset), r.MemLimit
+	})
+}
+
+func (f *fakeNotifier) Unplace(ctx context.Context, u api.Unplace) error {
+	f.rec.Add("nt.Unplace(%s %s)", u.Job, strings.Join(u.Tasks, ","))
+	_, err := f.st.UpdateJob(ctx, u.Job, func(j *api.Job) error {
+		if j.Status.Final() {
+			return &api.FieldError{Field: "job", Kind: api.ErrConflict, Reason: fmt.Sprintf("job %s has ended (%s)", j.Name, j.Status)}
+		}
+		j.Status, j.StartTime = api.Ready, 0
+		j.Notes = append(j.Notes, u.Note)
+		for _, t := range j.Info.Tasks {
+			t.Status, t.StartTime, t.EndTime, t.ExitCode, t.Error = api.Ready, 0, 0, nil, ""
+			if j.Strategy != "no-scheduler" {
+				t.Node, t.CpusetCpus = "", ""
+			}
+		}
+		return nil
+	})
+	return err
 }
 
 func (f *fakeNotifier) Abort(_ context.Context, task string) error {
@@ -275,7 +344,7 @@ func newGM(t *testing.T, cfgFn func(*globalmanager.Config), mw ...gin.HandlerFun
 	}
 	t.Cleanup(func() { st.Close() })
 	rec := &apitest.Recorder{}
-	e := &gmEnv{st: st, rec: rec, sw: &fakeSwarm{rec: rec, initID: "mgr"}, ws: &fakeWorkers{rec: rec}, nt: &fakeNotifier{rec: rec}}
+	e := &gmEnv{st: st, rec: rec, sw: &fakeSwarm{rec: rec, initID: "mgr"}, ws: &fakeWorkers{rec: rec}, nt: &fakeNotifier{rec: rec, st: st}}
 	cfg := globalmanager.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.CommandTimeout = 5 * time.Second
@@ -283,7 +352,8 @@ func newGM(t *testing.T, cfgFn func(*globalmanager.Config), mw ...gin.HandlerFun
 	if cfgFn != nil {
 		cfgFn(&cfg)
 	}
-	e.m, err = globalmanager.New(cfg, e.sw, e.ws, st, e.nt)
+	// The globalmanager sees the store through the single-writer guard.
+	e.m, err = globalmanager.New(cfg, e.sw, e.ws, guard(t, st), e.nt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -848,7 +918,7 @@ func TestJoin(t *testing.T) {
 				g.Checkpoint || g.CheckpointError == "" {
 				t.Errorf("worker %+v\nwant %+v", g, tc.want)
 			}
-			wantCalls(t, e.rec.All(), "nt.WorkersChanged")
+			wantCalls(t, e.rec.All(), fmt.Sprintf("nt.WorkerRegistered(n5 cores=%d mem=%d)", tc.want.Cores, tc.want.MemTotal))
 		})
 	}
 }
@@ -1345,10 +1415,12 @@ func TestUpdate(t *testing.T) {
 		{name: "resizes in place", path: "/RESTfulSwarm/GM/request_update_container",
 			body:   `{"job":"u","node":"w1","container_name":"u_task1","cpuset_cpus":"0,1","mem_limit":"32m"}`,
 			status: 200, want: want{"0,1", "32m", 2},
-			calls: []string{"nt.Reallocate(u_task1@w1 cpuset=[0 1] mem=33554432 prev=16777216)", "worker w1 update_task u_task1"}},
+			calls: []string{"nt.Reallocate(u_task1@w1 cpuset=[0 1] mem=33554432 prev=16777216)", "worker w1 update_task u_task1",
+				"nt.Resized(u/u_task1@w1 cpuset=[0 1] mem_limit=32m)"}},
 		{name: "resource path, memory only", path: "/api/v1/jobs/u/tasks/u_task1/update", body: `{"mem_limit":"64m"}`,
 			status: 200, want: want{"0", "64m", 1},
-			calls: []string{"nt.Reallocate(u_task1@w1 cpuset=[0] mem=67108864 prev=16777216)", "worker w1 update_task u_task1"}},
+			calls: []string{"nt.Reallocate(u_task1@w1 cpuset=[0] mem=67108864 prev=16777216)", "worker w1 update_task u_task1",
+				"nt.Resized(u/u_task1@w1 cpuset=[0] mem_limit=64m)"}},
 		{name: "cores refused by the jobmanager", path: "/RESTfulSwarm/GM/request_update_container",
 			body: `{"job":"u","container_name":"u_task1","cpuset_cpus":"0-3"}`,
 			nt: func(n *fakeNotifier) {
@@ -1755,7 +1827,8 @@ func TestTaskResource(t *testing.T) {
 		calls                    []string
 	}{
 		{name: "patch memory", method: "PATCH", path: "/api/v1/tasks/m_task1", body: `{"mem_limit":"32m"}`, status: 200,
-			calls: []string{"nt.Reallocate(m_task1@w1 cpuset=[0] mem=33554432 prev=16777216)", "worker w1 update_task m_task1"}},
+			calls: []string{"nt.Reallocate(m_task1@w1 cpuset=[0] mem=33554432 prev=16777216)", "worker w1 update_task m_task1",
+				"nt.Resized(m/m_task1@w1 cpuset=[0] mem_limit=32m)"}},
 		{name: "patch an unknown task", method: "PATCH", path: "/api/v1/tasks/m_task9", body: `{}`, status: 404, code: "not_found", field: "name"},
 		{name: "patch a name that is no task name", method: "PATCH", path: "/api/v1/tasks/plain", body: `{}`, status: 400, code: "invalid", field: "name"},
 		{name: "patch with an unknown field", method: "PATCH", path: "/api/v1/tasks/m_task1", body: `{"cores":2}`, status: 400, code: "invalid", field: "cores"},
@@ -1794,7 +1867,7 @@ func TestDrainRequeues(t *testing.T) {
 	}{
 		{name: "fits nowhere: the job is requeued", wantJob: api.Ready,
 			calls: []string{"nt.WorkersChanged", "worker w1 stop_task q_task1", "worker w2 stop_task q_task2",
-				"nt.TasksDone(q/q_task1@w1,q/q_task2@w2)", "nt.JobSubmitted(q)"}},
+				"nt.Unplace(q q_task1,q_task2)"}},
 		{name: "a stop fails: the task remains, the one stopped is failed", stopFails: true, wantJob: api.Running,
 			calls: []string{"nt.WorkersChanged", "worker w1 stop_task q_task1", "worker w2 stop_task q_task2", "nt.TasksDone(q/q_task1@w1)"}},
 	}

@@ -207,6 +207,7 @@ type fakeNotifier struct {
 	reallocate   func(n int, r api.Reservation) error
 	reallocCalls int
 	reserved     map[string][]int // task -> the cores Reserve gave it
+	registerErr  error            // WorkerRegistered's answer, when set
 }
 
 func (f *fakeNotifier) WorkersChanged(context.Context) error {
@@ -270,7 +271,13 @@ func (f *fakeNotifier) writeTask(ctx context.Context, job, task string, fn func(
 
 func (f *fakeNotifier) WorkerRegistered(ctx context.Context, s api.WorkerSize) error {
 	f.rec.Add("nt.WorkerRegistered(%s cores=%d mem=%d)", s.Worker, s.Cores, s.MemTotal)
-	_, err := f.st.UpdateWorker(ctx, s.Worker, func(w *api.Worker) error {
+	f.mu.Lock()
+	err := f.registerErr
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = f.st.UpdateWorker(ctx, s.Worker, func(w *api.Worker) error {
 		busy := map[int]string{}
 		for _, c := range w.BusyCores() {
 			if c < s.Cores {

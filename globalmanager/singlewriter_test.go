@@ -10,6 +10,7 @@ import (
 
 	"github.com/rswarm/rswarm/api"
 	"github.com/rswarm/rswarm/api/apitest"
+	"github.com/rswarm/rswarm/globalmanager"
 	"github.com/rswarm/rswarm/store"
 )
 
@@ -157,5 +158,76 @@ func TestGuardCatchesWrites(t *testing.T) {
 	}
 	if n := len(g.violations()); n != len(writes) {
 		t.Fatalf("%d violations, want %d: %v", n, len(writes), g.violations())
+	}
+}
+
+// TestRegisterAsksForTheAllocation: a worker registering, new or again
+// with another size, gets its membership and size written by the
+// globalmanager and its allocation by the jobmanager, asked (the guard
+// fails the test if the globalmanager writes the allocation itself). A
+// jobmanager that does not answer does not fail the registration: its
+// resync reads the worker later.
+func TestRegisterAsksForTheAllocation(t *testing.T) {
+	ctx := context.Background()
+	reg := func(id string, cores int) api.Register {
+		return api.Register{NodeID: id, Host: "host-" + id, Address: "10.0.0.9", Runtime: "sim", Cores: cores, MemTotal: 1 << 30}
+	}
+	tests := []struct {
+		name     string
+		before   func(e *gmEnv) // the records before
+		nt       func(*fakeNotifier)
+		register api.Register
+		// want is the record after: its size, its busy cores (core -> task).
+		cores int
+		busy  map[string]string
+		calls []string
+	}{
+		{name: "a new worker", register: reg("s1", 2), cores: 2, busy: map[string]string{},
+			calls: []string{"nt.WorkerRegistered(s1 cores=2 mem=1073741824)"}},
+		{name: "again, smaller: the cores gone leave its allocation", register: reg("w1", 2), cores: 2, busy: map[string]string{"0": "a_task1"},
+			before: func(e *gmEnv) {
+				e.worker(t, "w1", "sim", func(w *api.Worker) { w.SetAllocation(map[int]string{0: "a_task1", 3: "b_task1"}, 0) })
+			},
+			calls: []string{"nt.WorkerRegistered(w1 cores=2 mem=1073741824)"}},
+		{name: "again, larger", register: reg("w1", 6), cores: 6, busy: map[string]string{"3": "b_task1"},
+			before: func(e *gmEnv) {
+				e.worker(t, "w1", "sim", func(w *api.Worker) { w.SetAllocation(map[int]string{3: "b_task1"}, 0) })
+			},
+			calls: []string{"nt.WorkerRegistered(w1 cores=6 mem=1073741824)"}},
+		{name: "the jobmanager does not answer: registered all the same, allocation untouched", register: reg("w1", 6), cores: 6, busy: map[string]string{"3": "b_task1"},
+			before: func(e *gmEnv) {
+				e.worker(t, "w1", "sim", func(w *api.Worker) { w.SetAllocation(map[int]string{3: "b_task1"}, 0) })
+			},
+			nt:    func(n *fakeNotifier) { n.registerErr = fmt.Errorf("jobmanager: %w", api.ErrUnavailable) },
+			calls: []string{"nt.WorkerRegistered(w1 cores=6 mem=1073741824)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newGM(t, func(c *globalmanager.Config) { c.NoSwarm = true })
+			if tc.before != nil {
+				tc.before(e)
+			}
+			if tc.nt != nil {
+				tc.nt(e.nt)
+			}
+			got, err := e.m.Register(ctx, tc.register)
+			if err != nil || got.NodeID != tc.register.NodeID {
+				t.Fatalf("Register = %+v, %v", got, err)
+			}
+			w, err := e.st.GetWorker(ctx, tc.register.NodeID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Cores != tc.cores || w.Status != api.WorkerReady || w.Host != tc.register.Host || w.Runtime != "sim" {
+				t.Errorf("record %+v", w)
+			}
+			if !maps.Equal(w.CoreTasks, tc.busy) {
+				t.Errorf("core_tasks %v, want %v", w.CoreTasks, tc.busy)
+			}
+			if tc.nt == nil && len(w.CPUs) != w.Cores {
+				t.Errorf("CPUs has %d entries for %d cores: the allocation was not written for the new size", len(w.CPUs), w.Cores)
+			}
+			wantCalls(t, e.rec.All(), tc.calls...)
+		})
 	}
 }

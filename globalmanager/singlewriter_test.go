@@ -3,8 +3,13 @@ package globalmanager_test
 import (
 	"context"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -229,5 +234,67 @@ func TestRegisterAsksForTheAllocation(t *testing.T) {
 			}
 			wantCalls(t, e.rec.All(), tc.calls...)
 		})
+	}
+}
+
+// TestSingleWriterStatic reads the globalmanager's source: no function
+// given to a store update (UpdateJob(s), UpdateWorker(s)) assigns a task's
+// node or cpuset_cpus or a worker's allocation, and nothing calls
+// SetAllocation.
+// It complements the guard, which sees only the paths the tests take.
+func TestSingleWriterStatic(t *testing.T) {
+	fset := token.NewFileSet()
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]*ast.File{}
+	for _, e := range entries {
+		if name := e.Name(); strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") {
+			if files[name], err = parser.ParseFile(fset, name, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	jobmanagers := map[string]bool{"Node": true, "CpusetCpus": true, "CPUs": true, "CoreTasks": true, "MemAllocated": true, "MemFree": true}
+	updates := map[string]bool{"UpdateJob": true, "UpdateJobs": true, "UpdateWorker": true, "UpdateWorkers": true}
+	checked := 0
+	for name, f := range files {
+		{
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if ok && sel.Sel.Name == "SetAllocation" {
+					// Nowhere: not even in a helper an update calls.
+					t.Errorf("%s: %s computes a worker's allocation, the jobmanager's", name, fset.Position(sel.Pos()))
+				}
+				if !ok || !updates[sel.Sel.Name] || len(call.Args) == 0 {
+					return true
+				}
+				fn, ok := call.Args[len(call.Args)-1].(*ast.FuncLit)
+				if !ok {
+					return true
+				}
+				checked++
+				ast.Inspect(fn.Body, func(n ast.Node) bool {
+					switch n := n.(type) {
+					case *ast.AssignStmt:
+						for _, lhs := range n.Lhs {
+							if s, ok := lhs.(*ast.SelectorExpr); ok && jobmanagers[s.Sel.Name] {
+								t.Errorf("%s: %s writes .%s, the jobmanager's (ask it: see globalmanager.State)", name, fset.Position(s.Pos()), s.Sel.Name)
+							}
+						}
+					}
+					return true
+				})
+				return true
+			})
+		}
+	}
+	if checked < 5 {
+		t.Fatalf("only %d store updates found in the globalmanager's source: the check reads the wrong files", checked)
 	}
 }

@@ -208,6 +208,11 @@ type fakeNotifier struct {
 	reallocCalls int
 	reserved     map[string][]int // task -> the cores Reserve gave it
 	registerErr  error            // WorkerRegistered's answer, when set
+	// The first commitFails commits do not get through (unreachable); with
+	// commitLost, they are carried out and only their answers are lost.
+	commitFails int
+	commitLost  bool
+	commits     int
 }
 
 func (f *fakeNotifier) WorkersChanged(context.Context) error {
@@ -246,15 +251,30 @@ func (f *fakeNotifier) Reserve(_ context.Context, r api.Reservation) ([]int, err
 func (f *fakeNotifier) Commit(ctx context.Context, r api.Reservation) error {
 	f.rec.Add("nt.Commit(%s@%s)", r.Task, r.Node)
 	f.mu.Lock()
-	cores, err := f.reserved[r.Task], f.commitErr
+	cores, held := f.reserved[r.Task]
+	err, n, fails, lost := f.commitErr, f.commits, f.commitFails, f.commitLost
+	f.commits++
 	f.mu.Unlock()
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if r.Job == "" {
+	case n < fails && !lost:
+		return unreachableNow()
+	case !held:
+		return &api.FieldError{Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s has no cores reserved: not found", r.Task)}
+	case r.Job == "":
 		return api.Invalid("job", "a commit names the task's job, whose record the jobmanager writes")
 	}
-	return f.writeTask(ctx, r.Job, r.Task, func(t *api.Task) { t.Node, t.CpusetCpus = r.Node, api.FormatCpuset(cores) })
+	if err := f.writeTask(ctx, r.Job, r.Task, func(t *api.Task) { t.Node, t.CpusetCpus = r.Node, api.FormatCpuset(cores) }); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	delete(f.reserved, r.Task)
+	f.mu.Unlock()
+	if n < fails {
+		return unreachableNow()
+	}
+	return nil
 }
 
 func (f *fakeNotifier) writeTask(ctx context.Context, job, task string, fn func(*api.Task)) error {
@@ -1216,6 +1236,17 @@ func TestMigrate(t *testing.T) {
 			calls: ok, node: "w2", cpuset: "3", anyState: true},
 		{name: "workers named by host and address", body: `{"job":"m","container":"m_task1","from":"host-w1","to":"10.0.0.2"}`,
 			status: 200, calls: ok, node: "w2", cpuset: "3", anyState: true},
+		// The task runs on w2 whatever the jobmanager says: its commit (which
+		// writes the record) is asked for again.
+		{name: "a commit that did not get through is asked again", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2"}`,
+			nt: func(n *fakeNotifier) { n.commitFails = 1 }, status: 200,
+			calls: append(slices.Clone(ok), "nt.Commit(m_task1@w2)"), node: "w2", cpuset: "3", anyState: true},
+		{name: "a commit whose answer was lost is not refused when asked again", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2"}`,
+			nt: func(n *fakeNotifier) { n.commitFails, n.commitLost = 1, true }, status: 200,
+			calls: append(slices.Clone(ok), "nt.Commit(m_task1@w2)"), node: "w2", cpuset: "3", anyState: true},
+		{name: "a jobmanager away for every commit: the move is reported failed", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2"}`,
+			nt: func(n *fakeNotifier) { n.commitFails = 9 }, status: 503, code: "unavailable",
+			calls: append(slices.Clone(ok), "nt.Commit(m_task1@w2)", "nt.Commit(m_task1@w2)"), node: "w1", cpuset: "0", anyState: true},
 		{name: "from is not where the task runs", body: `{"job":"m","container":"m_task1","from":"w2","to":"w1"}`,
 			status: 409, code: "conflict", field: "from", node: "w1", cpuset: "0", state: api.Running},
 		{name: "unknown from", body: `{"job":"m","container":"m_task1","from":"w9","to":"w2"}`,

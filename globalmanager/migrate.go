@@ -309,14 +309,26 @@ func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, 
 // commitMove has the jobmanager end a move that happened: the task holds
 // its reserved cores on dst, and the jobmanager writes its record's node
 // and cpuset_cpus (the globalmanager does not write them). The task runs
-// on dst already, so a commit that did not get through (the jobmanager
-// unreachable) is asked again, a few times; a refusal is not.
+// on dst already, so the commit is asked for even if the caller has gone,
+// and one that did not get through (the jobmanager unreachable) is asked
+// again, a few times; a refusal is not. A refusal after an attempt whose
+// answer was lost is the first attempt's success when the record says the
+// task is on dst.
 func (m *Manager) commitMove(ctx context.Context, job, task, dst string, mem int64) error {
+	ctx = context.WithoutCancel(ctx)
 	var err error
 	for attempt := 0; attempt < commitAttempts; attempt++ {
 		err = m.nt.Commit(ctx, api.Reservation{Job: job, Task: task, Node: dst, Mem: mem})
 		var fe *api.FieldError
-		if err == nil || errors.As(err, &fe) || errors.Is(err, api.ErrNotFound) || ctx.Err() != nil {
+		refusal := errors.As(err, &fe) || errors.Is(err, api.ErrNotFound)
+		if refusal && attempt > 0 {
+			if j, gerr := m.st.GetJob(ctx, job); gerr == nil {
+				if t := j.Info.Tasks.Get(task); t != nil && t.Node == dst {
+					err = nil
+				}
+			}
+		}
+		if err == nil || refusal {
 			break
 		}
 		m.log.Warn("committing a move; asking again", "task_id", task, "to", dst, "attempt", attempt+1, "err", err)

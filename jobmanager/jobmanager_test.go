@@ -43,7 +43,13 @@ const mem16m = 16 << 20
 // for whole passes instead of sleeping.
 type countingState struct {
 	*store.SQLite
-	lists atomic.Int64
+	lists        atomic.Int64
+	workerWrites atomic.Int64 // UpdateWorkers calls
+}
+
+func (s *countingState) UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error) {
+	s.workerWrites.Add(1)
+	return s.SQLite.UpdateWorkers(ctx, ids, fn)
 }
 
 func (s *countingState) JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error) {

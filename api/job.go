@@ -62,7 +62,9 @@ type Network struct {
 	Subnet string `json:"subnet"`
 }
 
-// Task is one container of a job.
+// Task is one container of a job. Node and CpusetCpus, in a job not yet
+// placed, are the client's pin (a request); once placed they say where the
+// task runs, and only the jobmanager writes them (the single-writer rule).
 type Task struct {
 	ContainerName string            `json:"container_name"`
 	Node          string            `json:"node"`

@@ -243,6 +243,13 @@ const (
 	KindCommit     = "commit"
 	KindAbort      = "abort"
 	KindReallocate = "reallocate"
+
+	// The single-writer rule: the globalmanager asks the jobmanager to
+	// write what only the jobmanager writes (a worker's allocation, a
+	// task's node and cpuset_cpus), and waits for the answer.
+	KindWorkerRegistered = "worker_registered"
+	KindResized          = "resized"
+	KindUnplace          = "unplace"
 )
 
 // Checkpoint asks a worker to checkpoint a task's container (CRIU).
@@ -261,7 +268,12 @@ type UpdateTask struct {
 
 // Reservation asks the jobmanager for cores for a task: Cores cores on
 // Node (the lowest free ids) when Cpuset is empty, else exactly Cpuset.
+//
+// Job names the task's job when the jobmanager writes where the task runs
+// (a move's commit, a resize): it writes the task's node and cpuset_cpus
+// (and, for a resize, req_cores and MemLimit) in the job's record.
 type Reservation struct {
+	Job    string `json:"job,omitempty"`
 	Task   string `json:"task"`
 	Node   string `json:"node"`
 	Cores  int    `json:"cores"`
@@ -269,6 +281,26 @@ type Reservation struct {
 	Mem    int64  `json:"mem"`
 	// PrevMem is the memory the task held before a reallocation.
 	PrevMem int64 `json:"prev_mem,omitempty"`
+	// MemLimit is the task's new mem_limit, written with a resize.
+	MemLimit string `json:"mem_limit,omitempty"`
+}
+
+// WorkerSize tells the jobmanager a worker registered (again) with this
+// size: it adds or resizes the worker and writes its allocation.
+type WorkerSize struct {
+	Worker   string `json:"worker"`
+	Cores    int    `json:"cores"`
+	MemTotal int64  `json:"mem_total"`
+}
+
+// Unplace asks the jobmanager to place a job again from scratch: its
+// Tasks (stopped where they ran) give their cores back, and the job is
+// reset to Ready, its placements forgotten (pins kept under no-scheduler),
+// with Note added to its notes, and queued.
+type Unplace struct {
+	Job   string   `json:"job"`
+	Tasks []string `json:"tasks"`
+	Note  string   `json:"note"`
 }
 
 // Reserved answers a Reservation with the core ids held.

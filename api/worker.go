@@ -30,7 +30,10 @@ type Worker struct {
 	MemTotal int64  `json:"mem_total"`
 
 	// CPUs maps each core id ("0".."N-1") to whether it is allocated, as in
-	// the original. CoreTasks names the task holding each busy core.
+	// the original. CoreTasks names the task holding each busy core. These,
+	// MemFree and MemAllocated are the worker's allocation: only the
+	// jobmanager writes them (the single-writer rule); the globalmanager
+	// writes the rest at registration, discovery the heartbeat figures.
 	CPUs      map[string]bool   `json:"CPUs"`
 	CoreTasks map[string]string `json:"core_tasks,omitempty"`
 	// MemFree is the memory not reserved by tasks, in the original's "<MB>m" format.

@@ -5,7 +5,12 @@
 //
 //	jobmanager ──POST request_new_job──► Deploy ─► network ─► run_task ──bus──► worker (ack)
 //	worker ──register──► Register ─► swarm join token, or a worker record in the store
+//	                                 (its allocation: worker_registered ──bus──► jobmanager)
 //	ticker ──► prune: networks of jobs that are final (or gone) are removed
+//
+// It never writes a worker's allocation nor a placed task's node or
+// cpuset_cpus: it asks the jobmanager, their single writer, and waits
+// (see State for who writes what).
 //
 // It serves the original RESTfulSwarm /RESTfulSwarm/GM/... paths and
 // RSwarm's /api/v1 cluster operations.

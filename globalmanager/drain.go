@@ -200,31 +200,15 @@ func (m *Manager) requeueJob(ctx context.Context, job, reason string) error {
 		}
 		stopped = append(stopped, api.TaskRef{Job: job, Task: t.ContainerName, Node: t.Node, State: api.Failed})
 	}
-	var refs []api.TaskRef
-	_, err = m.st.UpdateJob(ctx, job, func(j *api.Job) error {
-		if j.Status.Final() {
-			return fmt.Errorf("job %s ended meanwhile (%s)", job, j.Status)
-		}
-		refs = refs[:0]
-		j.Status, j.StartTime = api.Ready, 0
-		j.Notes = append(j.Notes, "requeued: "+reason)
-		for _, t := range j.Info.Tasks {
-			refs = append(refs, api.TaskRef{Job: job, Task: t.ContainerName, Node: t.Node, State: api.Ready})
-			t.Status, t.StartTime, t.EndTime, t.ExitCode, t.Error = api.Ready, 0, 0, nil, ""
-			if j.Strategy != "no-scheduler" {
-				t.Node, t.CpusetCpus = "", ""
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
+	// Resetting the job unplaces its tasks (their nodes and cpusets):
+	// the jobmanager's write, asked for, with the cores freed and the job
+	// queued in the same step.
+	tasks := make([]string, 0, len(j.Info.Tasks))
+	for _, t := range j.Info.Tasks {
+		tasks = append(tasks, t.ContainerName)
 	}
-	if err := m.nt.TasksDone(ctx, refs); err != nil {
-		m.log.Warn("telling the jobmanager a requeued job's cores are free", "job_id", job, "err", err)
-	}
-	if err := m.nt.JobSubmitted(ctx, job); err != nil {
-		m.log.Warn("telling the jobmanager of a requeued job; its resync will find it", "job_id", job, "err", err)
+	if err := m.nt.Unplace(ctx, api.Unplace{Job: job, Tasks: tasks, Note: "requeued: " + reason}); err != nil {
+		return fmt.Errorf("requeue job %s: %w", job, err)
 	}
 	m.log.Info("job requeued", "job_id", job, "reason", reason)
 	return nil

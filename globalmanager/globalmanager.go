@@ -30,6 +30,19 @@ type Workers interface {
 }
 
 // State is the durable state the globalmanager reads and writes.
+//
+// Who writes what (the single-writer rule): the globalmanager writes a
+// worker's membership (host, address, runtime, checkpoint probe, transfer
+// address, status, join time, last heartbeat at registration) and its size
+// as the worker reports it (cores, mem_total); a job's and its tasks'
+// statuses as deployments, moves and stops progress, its deploy time and
+// its notes; and new jobs (request_new_task), whose node and cpuset_cpus
+// are then the client's pin, a request. It never writes a worker's
+// allocation (CPUs, core_tasks, mem_allocated, MemFree) nor a placed
+// task's node or cpuset_cpus: those are the jobmanager's core's effects,
+// and the globalmanager asks for them through Notifier (WorkerRegistered,
+// Commit, Resized, Unplace) and waits for the answer. The tests run every
+// globalmanager operation over a store that fails them if it does.
 type State interface {
 	CreateJob(ctx context.Context, j *api.Job) error
 	ListJobs(ctx context.Context, f api.JobFilter) ([]*api.Job, error)
@@ -42,15 +55,27 @@ type State interface {
 }
 
 // Notifier is the jobmanager as the globalmanager sees it: it is told of
-// new jobs and workers, and it holds the cores of tasks that move or resize.
+// new jobs and workers, it holds the cores of tasks that move or resize,
+// and it writes what only it writes (see State).
 type Notifier interface {
 	WorkersChanged(ctx context.Context) error
 	JobSubmitted(ctx context.Context, names ...string) error
 	TasksDone(ctx context.Context, tasks []api.TaskRef) error
 	Reserve(ctx context.Context, r api.Reservation) ([]int, error)
+	// Commit ends a move: the task holds the reserved cores, and its
+	// record (r.Job) says it runs on r.Node with them.
 	Commit(ctx context.Context, r api.Reservation) error
 	Abort(ctx context.Context, task string) error
 	Reallocate(ctx context.Context, r api.Reservation) error
+	// WorkerRegistered: a worker registered (again) with this size; it
+	// returns once the worker's allocation is written to match it.
+	WorkerRegistered(ctx context.Context, s api.WorkerSize) error
+	// Resized: a task's worker applied the cores a Reallocate gave it;
+	// its record is written with them (and r.MemLimit).
+	Resized(ctx context.Context, r api.Reservation) error
+	// Unplace puts a job whose tasks were stopped back in the queue,
+	// reset to Ready and unplaced (see api.Unplace).
+	Unplace(ctx context.Context, u api.Unplace) error
 }
 
 // Config configures the globalmanager.
@@ -252,29 +277,24 @@ func (m *Manager) Register(ctx context.Context, r api.Register) (api.RegisterRep
 		return api.RegisterReply{}, fmt.Errorf("record worker %s: %w", r.NodeID, err)
 	}
 	m.log.Info("worker registered", "node_id", r.NodeID, "host", r.Host, "cores", r.Cores, "runtime", r.Runtime)
-	if err := m.nt.WorkersChanged(ctx); err != nil {
-		m.log.Warn("telling the jobmanager about a new worker; its resync will catch up", "err", err)
+	// Its allocation is the jobmanager's to write (for a new worker, or one
+	// back with another size): asked, and waited for.
+	if err := m.nt.WorkerRegistered(ctx, api.WorkerSize{Worker: r.NodeID, Cores: r.Cores, MemTotal: r.MemTotal}); err != nil {
+		m.log.Warn("the jobmanager did not take the registered worker's size; its resync will read it", "node_id", r.NodeID, "err", err)
 	}
 	return api.RegisterReply{NodeID: r.NodeID, Cluster: m.cfg.Cluster}, nil
 }
 
+// fill writes what the globalmanager owns of a registering worker's
+// record: its membership and its size as reported. Its allocation (CPUs,
+// core_tasks, mem_allocated, MemFree) is the jobmanager's (see State).
 func fill(w *api.Worker, r api.Register, now float64) {
 	w.Host, w.Address, w.Runtime = r.Host, r.Address, r.Runtime
 	w.Checkpoint, w.CheckpointError = r.Checkpoint, r.CheckpointError
 	w.TransferAddr = r.TransferAddr
 	w.Status = api.WorkerReady
 	w.LastHeartbeat = now
-	if w.Cores != r.Cores || w.MemTotal != r.MemTotal || w.CPUs == nil {
-		w.Cores, w.MemTotal = r.Cores, r.MemTotal
-		busy := map[int]string{}
-		for k, t := range w.CoreTasks {
-			var c int
-			if _, err := fmt.Sscan(k, &c); err == nil && c < r.Cores {
-				busy[c] = t
-			}
-		}
-		w.SetAllocation(busy, w.MemAllocated)
-	}
+	w.Cores, w.MemTotal = r.Cores, r.MemTotal
 }
 
 // Deploy creates the job's network and sends every task to its worker. It

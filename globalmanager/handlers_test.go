@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -191,9 +192,12 @@ func (f *fakeWorkers) sent() []wcall {
 	return slices.Clone(f.calls)
 }
 
-// fakeNotifier is the jobmanager.
+// fakeNotifier is the jobmanager. Like the jobmanager, it writes what
+// only the jobmanager writes (a worker's allocation, a task's node and
+// cpuset_cpus) when the globalmanager asks, on the raw store st.
 type fakeNotifier struct {
 	rec *apitest.Recorder
+	st  *store.SQLite
 
 	mu         sync.Mutex
 	reserve    []int
@@ -202,6 +206,13 @@ type fakeNotifier struct {
 	// reallocate answers the n-th call (from 1) of Reallocate.
 	reallocate   func(n int, r api.Reservation) error
 	reallocCalls int
+	reserved     map[string][]int // task -> the cores Reserve gave it
+	registerErr  error            // WorkerRegistered's answer, when set
+	// The first commitFails commits do not get through (unreachable); with
+	// commitLost, they are carried out and only their answers are lost.
+	commitFails int
+	commitLost  bool
+	commits     int
 }
 
 func (f *fakeNotifier) WorkersChanged(context.Context) error {
@@ -230,14 +241,99 @@ func (f *fakeNotifier) Reserve(_ context.Context, r api.Reservation) ([]int, err
 	if f.reserveErr != nil {
 		return nil, f.reserveErr
 	}
+	if f.reserved == nil {
+		f.reserved = map[string][]int{}
+	}
+	f.reserved[r.Task] = f.reserve
 	return f.reserve, nil
 }
 
-func (f *fakeNotifier) Commit(_ context.Context, r api.Reservation) error {
+func (f *fakeNotifier) Commit(ctx context.Context, r api.Reservation) error {
 	f.rec.Add("nt.Commit(%s@%s)", r.Task, r.Node)
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.commitErr
+	cores, held := f.reserved[r.Task]
+	err, n, fails, lost := f.commitErr, f.commits, f.commitFails, f.commitLost
+	f.commits++
+	f.mu.Unlock()
+	switch {
+	case err != nil:
+		return err
+	case n < fails && !lost:
+		return unreachableNow()
+	case !held:
+		return &api.FieldError{Kind: api.ErrConflict, Reason: fmt.Sprintf("task %s has no cores reserved: not found", r.Task)}
+	case r.Job == "":
+		return api.Invalid("job", "a commit names the task's job, whose record the jobmanager writes")
+	}
+	if err := f.writeTask(ctx, r.Job, r.Task, func(t *api.Task) { t.Node, t.CpusetCpus = r.Node, api.FormatCpuset(cores) }); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	delete(f.reserved, r.Task)
+	f.mu.Unlock()
+	if n < fails {
+		return unreachableNow()
+	}
+	return nil
+}
+
+func (f *fakeNotifier) writeTask(ctx context.Context, job, task string, fn func(*api.Task)) error {
+	_, err := f.st.UpdateJob(ctx, job, func(j *api.Job) error {
+		t := j.Info.Tasks.Get(task)
+		if t == nil {
+			return fmt.Errorf("job %s has no task %s: %w", job, task, api.ErrNotFound)
+		}
+		fn(t)
+		return nil
+	})
+	return err
+}
+
+func (f *fakeNotifier) WorkerRegistered(ctx context.Context, s api.WorkerSize) error {
+	f.rec.Add("nt.WorkerRegistered(%s cores=%d mem=%d)", s.Worker, s.Cores, s.MemTotal)
+	f.mu.Lock()
+	err := f.registerErr
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = f.st.UpdateWorker(ctx, s.Worker, func(w *api.Worker) error {
+		busy := map[int]string{}
+		for _, c := range w.BusyCores() {
+			if c < s.Cores {
+				busy[c] = w.CoreTasks[strconv.Itoa(c)]
+			}
+		}
+		w.SetAllocation(busy, w.MemAllocated)
+		return nil
+	})
+	return err
+}
+
+func (f *fakeNotifier) Resized(ctx context.Context, r api.Reservation) error {
+	f.rec.Add("nt.Resized(%s/%s@%s cpuset=%v mem_limit=%s)", r.Job, r.Task, r.Node, r.Cpuset, r.MemLimit)
+	return f.writeTask(ctx, r.Job, r.Task, func(t *api.Task) {
+		t.CpusetCpus, t.ReqCores, t.MemLimit = api.FormatCpuset(r.Cpuset), len(r.Cpuset), r.MemLimit
+	})
+}
+
+func (f *fakeNotifier) Unplace(ctx context.Context, u api.Unplace) error {
+	f.rec.Add("nt.Unplace(%s %s)", u.Job, strings.Join(u.Tasks, ","))
+	_, err := f.st.UpdateJob(ctx, u.Job, func(j *api.Job) error {
+		if j.Status.Final() {
+			return &api.FieldError{Field: "job", Kind: api.ErrConflict, Reason: fmt.Sprintf("job %s has ended (%s)", j.Name, j.Status)}
+		}
+		j.Status, j.StartTime = api.Ready, 0
+		j.Notes = append(j.Notes, u.Note)
+		for _, t := range j.Info.Tasks {
+			t.Status, t.StartTime, t.EndTime, t.ExitCode, t.Error = api.Ready, 0, 0, nil, ""
+			if j.Strategy != "no-scheduler" {
+				t.Node, t.CpusetCpus = "", ""
+			}
+		}
+		return nil
+	})
+	return err
 }
 
 func (f *fakeNotifier) Abort(_ context.Context, task string) error {
@@ -275,7 +371,7 @@ func newGM(t *testing.T, cfgFn func(*globalmanager.Config), mw ...gin.HandlerFun
 	}
 	t.Cleanup(func() { st.Close() })
 	rec := &apitest.Recorder{}
-	e := &gmEnv{st: st, rec: rec, sw: &fakeSwarm{rec: rec, initID: "mgr"}, ws: &fakeWorkers{rec: rec}, nt: &fakeNotifier{rec: rec}}
+	e := &gmEnv{st: st, rec: rec, sw: &fakeSwarm{rec: rec, initID: "mgr"}, ws: &fakeWorkers{rec: rec}, nt: &fakeNotifier{rec: rec, st: st}}
 	cfg := globalmanager.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.CommandTimeout = 5 * time.Second
@@ -283,7 +379,8 @@ func newGM(t *testing.T, cfgFn func(*globalmanager.Config), mw ...gin.HandlerFun
 	if cfgFn != nil {
 		cfgFn(&cfg)
 	}
-	e.m, err = globalmanager.New(cfg, e.sw, e.ws, st, e.nt)
+	// The globalmanager sees the store through the single-writer guard.
+	e.m, err = globalmanager.New(cfg, e.sw, e.ws, guard(t, st), e.nt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -846,7 +943,7 @@ func TestJoin(t *testing.T) {
 				g.Checkpoint || g.CheckpointError == "" {
 				t.Errorf("worker %+v\nwant %+v", g, tc.want)
 			}
-			wantCalls(t, e.rec.All(), "nt.WorkersChanged")
+			wantCalls(t, e.rec.All(), fmt.Sprintf("nt.WorkerRegistered(n5 cores=%d mem=%d)", tc.want.Cores, tc.want.MemTotal))
 		})
 	}
 }
@@ -1137,6 +1234,17 @@ func TestMigrate(t *testing.T) {
 			calls: ok, node: "w2", cpuset: "3", anyState: true},
 		{name: "workers named by host and address", body: `{"job":"m","container":"m_task1","from":"host-w1","to":"10.0.0.2"}`,
 			status: 200, calls: ok, node: "w2", cpuset: "3", anyState: true},
+		// The task runs on w2 whatever the jobmanager says: its commit (which
+		// writes the record) is asked for again.
+		{name: "a commit that did not get through is asked again", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2"}`,
+			nt: func(n *fakeNotifier) { n.commitFails = 1 }, status: 200,
+			calls: append(slices.Clone(ok), "nt.Commit(m_task1@w2)"), node: "w2", cpuset: "3", anyState: true},
+		{name: "a commit whose answer was lost is not refused when asked again", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2"}`,
+			nt: func(n *fakeNotifier) { n.commitFails, n.commitLost = 1, true }, status: 200,
+			calls: append(slices.Clone(ok), "nt.Commit(m_task1@w2)"), node: "w2", cpuset: "3", anyState: true},
+		{name: "a jobmanager away for every commit: the move is reported failed", body: `{"job":"m","container":"m_task1","from":"w1","to":"w2"}`,
+			nt: func(n *fakeNotifier) { n.commitFails = 9 }, status: 503, code: "unavailable",
+			calls: append(slices.Clone(ok), "nt.Commit(m_task1@w2)", "nt.Commit(m_task1@w2)"), node: "w1", cpuset: "0", anyState: true},
 		{name: "from is not where the task runs", body: `{"job":"m","container":"m_task1","from":"w2","to":"w1"}`,
 			status: 409, code: "conflict", field: "from", node: "w1", cpuset: "0", state: api.Running},
 		{name: "unknown from", body: `{"job":"m","container":"m_task1","from":"w9","to":"w2"}`,
@@ -1342,10 +1450,12 @@ func TestUpdate(t *testing.T) {
 		{name: "resizes in place", path: "/RESTfulSwarm/GM/request_update_container",
 			body:   `{"job":"u","node":"w1","container_name":"u_task1","cpuset_cpus":"0,1","mem_limit":"32m"}`,
 			status: 200, want: want{"0,1", "32m", 2},
-			calls: []string{"nt.Reallocate(u_task1@w1 cpuset=[0 1] mem=33554432 prev=16777216)", "worker w1 update_task u_task1"}},
+			calls: []string{"nt.Reallocate(u_task1@w1 cpuset=[0 1] mem=33554432 prev=16777216)", "worker w1 update_task u_task1",
+				"nt.Resized(u/u_task1@w1 cpuset=[0 1] mem_limit=32m)"}},
 		{name: "resource path, memory only", path: "/api/v1/jobs/u/tasks/u_task1/update", body: `{"mem_limit":"64m"}`,
 			status: 200, want: want{"0", "64m", 1},
-			calls: []string{"nt.Reallocate(u_task1@w1 cpuset=[0] mem=67108864 prev=16777216)", "worker w1 update_task u_task1"}},
+			calls: []string{"nt.Reallocate(u_task1@w1 cpuset=[0] mem=67108864 prev=16777216)", "worker w1 update_task u_task1",
+				"nt.Resized(u/u_task1@w1 cpuset=[0] mem_limit=64m)"}},
 		{name: "cores refused by the jobmanager", path: "/RESTfulSwarm/GM/request_update_container",
 			body: `{"job":"u","container_name":"u_task1","cpuset_cpus":"0-3"}`,
 			nt: func(n *fakeNotifier) {
@@ -1750,7 +1860,8 @@ func TestTaskResource(t *testing.T) {
 		calls                    []string
 	}{
 		{name: "patch memory", method: "PATCH", path: "/api/v1/tasks/m_task1", body: `{"mem_limit":"32m"}`, status: 200,
-			calls: []string{"nt.Reallocate(m_task1@w1 cpuset=[0] mem=33554432 prev=16777216)", "worker w1 update_task m_task1"}},
+			calls: []string{"nt.Reallocate(m_task1@w1 cpuset=[0] mem=33554432 prev=16777216)", "worker w1 update_task m_task1",
+				"nt.Resized(m/m_task1@w1 cpuset=[0] mem_limit=32m)"}},
 		{name: "patch an unknown task", method: "PATCH", path: "/api/v1/tasks/m_task9", body: `{}`, status: 404, code: "not_found", field: "name"},
 		{name: "patch a name that is no task name", method: "PATCH", path: "/api/v1/tasks/plain", body: `{}`, status: 400, code: "invalid", field: "name"},
 		{name: "patch with an unknown field", method: "PATCH", path: "/api/v1/tasks/m_task1", body: `{"cores":2}`, status: 400, code: "invalid", field: "cores"},
@@ -1789,7 +1900,7 @@ func TestDrainRequeues(t *testing.T) {
 	}{
 		{name: "fits nowhere: the job is requeued", wantJob: api.Ready,
 			calls: []string{"nt.WorkersChanged", "worker w1 stop_task q_task1", "worker w2 stop_task q_task2",
-				"nt.TasksDone(q/q_task1@w1,q/q_task2@w2)", "nt.JobSubmitted(q)"}},
+				"nt.Unplace(q q_task1,q_task2)"}},
 		{name: "a stop fails: the task remains, the one stopped is failed", stopFails: true, wantJob: api.Running,
 			calls: []string{"nt.WorkersChanged", "worker w1 stop_task q_task1", "worker w2 stop_task q_task2", "nt.TasksDone(q/q_task1@w1)"}},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/rswarm/rswarm/api"
@@ -205,15 +206,8 @@ func (m *Manager) Migrate(ctx context.Context, r MigrateRequest) (MigrateResult,
 		}
 		return abort(fmt.Errorf("start %s on %s: %w", r.Container, dst.ID, refused(err)))
 	}
-	if _, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
-		tk := j.Info.Tasks.Get(r.Container)
-		tk.Node, tk.CpusetCpus = dst.ID, task.CpusetCpus
-		return nil
-	}); err != nil {
+	if err := m.commitMove(ctx, r.Job, t.ContainerName, dst.ID, mem); err != nil {
 		return res, err
-	}
-	if err := m.nt.Commit(ctx, api.Reservation{Task: t.ContainerName, Node: dst.ID, Mem: mem}); err != nil {
-		return res, fmt.Errorf("commit the move of %s: %w", t.ContainerName, err)
 	}
 	res.CpusetCpus = task.CpusetCpus
 	m.log.Info("task migrated", "task_id", r.Container, "from", src.ID, "to", dst.ID, "mode", res.Mode)
@@ -291,18 +285,17 @@ func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, 
 	if err != nil {
 		return fail(fmt.Errorf("move %s from %s to %s (%s): %w", r.Container, src.ID, dst.ID, mode, refused(err)))
 	}
+	if err := m.commitMove(ctx, r.Job, t.ContainerName, dst.ID, mem); err != nil {
+		return res, err
+	}
+	// Its node and cpuset are written (the jobmanager's); its status is ours.
 	if _, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
-		tk := j.Info.Tasks.Get(r.Container)
-		tk.Node, tk.CpusetCpus = dst.ID, task.CpusetCpus
-		if tk.Status == api.Migrating {
+		if tk := j.Info.Tasks.Get(r.Container); tk.Status == api.Migrating {
 			tk.Status = api.Running
 		}
 		return nil
 	}); err != nil {
 		return res, err
-	}
-	if err := m.nt.Commit(ctx, api.Reservation{Task: t.ContainerName, Node: dst.ID, Mem: mem}); err != nil {
-		return res, fmt.Errorf("commit the move of %s: %w", t.ContainerName, err)
 	}
 	res.CpusetCpus, res.Bytes, res.SHA256, res.DowntimeSeconds = task.CpusetCpus, sent.Bytes, sent.SHA256, sent.Downtime
 	res.FreezeSeconds, res.TransferSeconds, res.StartSeconds = sent.Freeze, sent.Transfer, sent.Start
@@ -312,6 +305,42 @@ func (m *Manager) move(ctx context.Context, r MigrateRequest, t *api.Task, src, 
 	m.log.Info("task migrated", "task_id", r.Container, "from", src.ID, "to", dst.ID, "mode", mode, "bytes", sent.Bytes, "downtime_s", sent.Downtime)
 	return res, nil
 }
+
+// commitMove has the jobmanager end a move that happened: the task holds
+// its reserved cores on dst, and the jobmanager writes its record's node
+// and cpuset_cpus (the globalmanager does not write them). The task runs
+// on dst already, so the commit is asked for even if the caller has gone,
+// and one that did not get through (the jobmanager unreachable) is asked
+// again, a few times; a refusal is not. A refusal after an attempt whose
+// answer was lost is the first attempt's success when the record says the
+// task is on dst.
+func (m *Manager) commitMove(ctx context.Context, job, task, dst string, mem int64) error {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for attempt := 0; attempt < commitAttempts; attempt++ {
+		err = m.nt.Commit(ctx, api.Reservation{Job: job, Task: task, Node: dst, Mem: mem})
+		var fe *api.FieldError
+		refusal := errors.As(err, &fe) || errors.Is(err, api.ErrNotFound)
+		if refusal && attempt > 0 {
+			if j, gerr := m.st.GetJob(ctx, job); gerr == nil {
+				if t := j.Info.Tasks.Get(task); t != nil && t.Node == dst {
+					err = nil
+				}
+			}
+		}
+		if err == nil || refusal {
+			break
+		}
+		m.log.Warn("committing a move; asking again", "task_id", task, "to", dst, "attempt", attempt+1, "err", err)
+	}
+	if err != nil {
+		return fmt.Errorf("commit the move of %s to %s: %w", task, dst, err)
+	}
+	return nil
+}
+
+// commitAttempts bounds how often a move's commit is asked for.
+const commitAttempts = 3
 
 // restore puts a task that did not move back into state (Running, or
 // Failed with cause).

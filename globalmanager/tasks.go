@@ -41,6 +41,9 @@ func (m *Manager) SubmitTask(ctx context.Context, r TaskRequest) (string, error)
 		if cores, _ := api.ParseCpuset(t.CpusetCpus); cores[len(cores)-1] >= w.Cores {
 			return "", api.Invalid("cpuset_cpus", "core %d does not exist on node %s, which has cores 0-%d", cores[len(cores)-1], w.ID, w.Cores-1)
 		}
+		// The client's pin, by node ID, in a job not yet placed: a request
+		// (the frontend records pins the same way); the jobmanager places
+		// the job and writes its allocation.
 		j.Info.Tasks[0].Node = w.ID
 	}
 	j.SubmitTime = now()
@@ -135,11 +138,12 @@ func (m *Manager) Update(ctx context.Context, r UpdateRequest) (*api.Task, error
 		}
 		return nil, fmt.Errorf("update %s on %s: %w", t.ContainerName, t.Node, refused(err))
 	}
-	j, err := m.st.UpdateJob(ctx, r.Job, func(j *api.Job) error {
-		tk := j.Info.Tasks.Get(r.ContainerName)
-		tk.CpusetCpus, tk.MemLimit, tk.ReqCores = api.FormatCpuset(cores), r.MemLimit, len(cores)
-		return nil
-	})
+	// The task's record (cpuset_cpus, req_cores, mem_limit) is the
+	// jobmanager's to write.
+	if err := m.nt.Resized(ctx, api.Reservation{Job: r.Job, Task: t.ContainerName, Node: t.Node, Cpuset: cores, Mem: newMem, MemLimit: r.MemLimit}); err != nil {
+		return nil, fmt.Errorf("record the update of %s: %w", t.ContainerName, err)
+	}
+	j, err := m.st.GetJob(ctx, r.Job)
 	if err != nil {
 		return nil, err
 	}

@@ -119,7 +119,8 @@ type (
 	// (R.Cpuset, or R.Cores chosen by placement), its current cores kept.
 	ReserveMove struct{ R api.Reservation }
 	// CommitMove ends a move: the old cores are freed, the reserved ones
-	// become the task's.
+	// become the task's, and (R.Job given) the task's record is written
+	// with its new node and cpuset_cpus (WriteTask).
 	CommitMove struct{ R api.Reservation }
 	// AbortMove gives back the cores reserved for Task's move.
 	AbortMove struct{ Task string }
@@ -399,7 +400,12 @@ func (c *Core) Step(ev Event) []Effect {
 		c.release(ev.R.Task)
 		c.touched[node] = true
 		err := c.cluster.Allocate(ev.R.Task, node, cores, ev.R.Mem)
-		return []Effect{Reply{Err: err, OK: err == nil}, Reschedule{}}
+		out := []Effect{Reply{Err: err, OK: err == nil}, Reschedule{}}
+		if err == nil && ev.R.Job != "" {
+			// The task runs there now: its record says so (single writer).
+			out = append(out, WriteTask{Job: ev.R.Job, Task: ev.R.Task, Node: node, Cores: cores})
+		}
+		return out
 	case AbortMove:
 		if c.release(moveKey(ev.Task)) {
 			return []Effect{Reply{OK: true}, Reschedule{}}
@@ -469,6 +475,12 @@ func (c *Core) Step(ev Event) []Effect {
 		return nil
 	case RedeployRead:
 		return c.redeploy(ev)
+	case WorkerRegistered:
+		return c.workerRegistered(ev)
+	case TaskResized:
+		return c.taskResized(ev)
+	case Unplace:
+		return c.unplace(ev)
 	}
 	panic(fmt.Sprintf("jobmanager: core event %T not handled", ev))
 }

@@ -43,6 +43,8 @@ type coreStep struct {
 	cores   []int
 	effects []string
 	alloc   map[string]map[int]string
+	// task, when set, is the WriteTask among the effects.
+	task *WriteTask
 }
 
 // effectNames returns the type names of the effects other than Reply.
@@ -204,6 +206,59 @@ func TestCoreSequences(t *testing.T) {
 			// In flight: a record read now leaves it alone.
 			{ev: JobRead{Job: recorded("j", api.Ready, placedTask{"j-0", "w1", "0", api.Scheduled})}},
 		}},
+		{name: "a worker registering again is resized, its allocation written at once", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0-1"}, ok: true},
+			{ev: Hold{Task: "b", Node: "w1", Cpuset: "3"}, ok: true},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {0: "a", 1: "a", 3: "b"}, "w2": {}}},
+			// Back with 8 cores: its tasks keep theirs, 4-7 are new and free.
+			{ev: WorkerRegistered{Worker: "w1", Cores: 8}, ok: true, effects: []string{"WriteAllocations", "Reschedule"},
+				alloc: map[string]map[int]string{"w1": {0: "a", 1: "a", 3: "b"}}},
+			// With 2: core 3 is b's, the size is refused and nothing written.
+			{ev: WorkerRegistered{Worker: "w1", Cores: 2}, err: api.ErrConflict},
+			{ev: Release{Tasks: []string{"b"}}, effects: []string{"Reschedule"}},
+			{ev: WorkerRegistered{Worker: "w1", Cores: 2}, ok: true, effects: []string{"WriteAllocations", "Reschedule"},
+				alloc: map[string]map[int]string{"w1": {0: "a", 1: "a"}}},
+			// The same size again: written (the record may have lost it), no round due.
+			{ev: WorkerRegistered{Worker: "w1", Cores: 2}, ok: true, effects: []string{"WriteAllocations"},
+				alloc: map[string]map[int]string{"w1": {0: "a", 1: "a"}}},
+			// A new worker; then a worker that was down comes back up.
+			{ev: WorkerRegistered{Worker: "w3", Cores: 1}, ok: true, effects: []string{"WriteAllocations", "Reschedule"},
+				alloc: map[string]map[int]string{"w3": {}}},
+			{ev: WorkersListed{Workers: []*api.Worker{ready("w1", 2), down("w2", 4), ready("w3", 1)}}, effects: []string{"Reschedule"}},
+			{ev: WorkerRegistered{Worker: "w2", Cores: 4}, ok: true, effects: []string{"WriteAllocations", "Reschedule"},
+				alloc: map[string]map[int]string{"w2": {}}},
+			{ev: WorkerRegistered{Worker: "w4", Cores: -1}, err: api.ErrInvalid},
+			{ev: Flush{}},
+		}},
+		{name: "a committed move and an applied resize write the task's record", steps: []coreStep{
+			{ev: listed, effects: []string{"Reschedule"}},
+			{ev: Hold{Task: "a", Node: "w1", Cpuset: "0"}, ok: true},
+			{ev: ReserveMove{R: api.Reservation{Task: "a", Node: "w2", Cores: 1}}, ok: true, cores: []int{0}},
+			// The task runs on w2 now: its record says so.
+			{ev: CommitMove{R: api.Reservation{Job: "j", Task: "a"}}, ok: true, effects: []string{"Reschedule", "WriteTask"},
+				task: &WriteTask{Job: "j", Task: "a", Node: "w2", Cores: []int{0}}},
+			{ev: Reallocate{R: api.Reservation{Task: "a", Node: "w2", Cpuset: []int{1, 2}}}, ok: true, effects: []string{"Reschedule"}},
+			// Applied by its worker: written, with its memory limit.
+			{ev: TaskResized{R: api.Reservation{Job: "j", Task: "a", Node: "w2", Cpuset: []int{2, 1}, MemLimit: "32m"}}, ok: true, effects: []string{"WriteTask"},
+				task: &WriteTask{Job: "j", Task: "a", Node: "w2", Cores: []int{1, 2}, Resize: true, MemLimit: "32m"}},
+			// Cores it does not hold, another node, no job: refused, nothing written.
+			{ev: TaskResized{R: api.Reservation{Job: "j", Task: "a", Node: "w2", Cpuset: []int{3}}}, err: api.ErrConflict},
+			{ev: TaskResized{R: api.Reservation{Job: "j", Task: "a", Node: "w1", Cpuset: []int{1, 2}}}, err: api.ErrConflict},
+			{ev: TaskResized{R: api.Reservation{Job: "j", Task: "b", Node: "w2", Cpuset: []int{1, 2}}}, err: api.ErrConflict},
+			{ev: TaskResized{R: api.Reservation{Task: "a", Node: "w2", Cpuset: []int{1, 2}}}, err: api.ErrInvalid},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {}, "w2": {1: "a", 2: "a"}}},
+		}},
+		{name: "unplacing a job frees its cores and resets it, in flight or not", steps: []coreStep{
+			{ev: WorkersListed{Workers: []*api.Worker{ready("w1", 2)}}, effects: []string{"Reschedule"}},
+			{ev: Enqueue{Job: readyJob("j", 1, 1)}, ok: true, effects: []string{"Reschedule"}},
+			{ev: Round{}, effects: []string{"Placed"}},
+			{ev: DeployStart{Job: readyJob("j", 1, 1)}, effects: []string{"Deploy"}},
+			{ev: Unplace{Job: "j", Tasks: []string{"j-0", "j-1"}, Note: "requeued"}, ok: true, effects: []string{"Reschedule", "UnplaceJob"}},
+			{ev: Flush{}, effects: []string{"WriteAllocations"}, alloc: map[string]map[int]string{"w1": {}}},
+			// Nothing held any more: reset again, no round due.
+			{ev: Unplace{Job: "j", Tasks: []string{"j-0", "j-1"}}, ok: true, effects: []string{"UnplaceJob"}},
+		}},
 		{name: "switching strategy", steps: []coreStep{
 			{ev: SwitchStrategy{Name: "no-such"}, err: placement.ErrUnknownStrategy},
 			{ev: SwitchStrategy{Name: "first-fit"}, ok: true, effects: []string{"Reschedule"}},
@@ -241,6 +296,17 @@ func TestCoreSequences(t *testing.T) {
 					}
 					if !reflect.DeepEqual(got, s.alloc) {
 						t.Fatalf("%s: wrote %v, want %v", where, got, s.alloc)
+					}
+				}
+				if s.task != nil {
+					var got []WriteTask
+					for _, e := range effects {
+						if w, ok := e.(WriteTask); ok {
+							got = append(got, w)
+						}
+					}
+					if len(got) != 1 || !reflect.DeepEqual(got[0], *s.task) {
+						t.Fatalf("%s: wrote tasks %+v, want %+v", where, got, *s.task)
 					}
 				}
 				applyWrites(store, effects)
@@ -360,6 +426,17 @@ func (m *coreModel) lowestFree(worker string, n int) []int {
 	return out
 }
 
+// resize gives worker id n cores, unless a core it would lose is held.
+func (m *coreModel) resize(id string, n int) bool {
+	for _, h := range m.holds {
+		if h.worker == id && slices.Max(h.cores) >= n {
+			return false
+		}
+	}
+	m.workers[id].cores = n
+	return true
+}
+
 func (m *coreModel) removeWorker(id string) {
 	delete(m.workers, id)
 	for task, h := range m.holds {
@@ -383,8 +460,11 @@ func (m *coreModel) busy() map[string]map[int]string {
 }
 
 // TestCoreAgainstModel drives the core with random event sequences (workers
-// coming, going down and up, leaving; recovery holds; releases; rounds;
-// jobs queued, dequeued and placed by rounds; moves reserved, committed, aborted; reallocations; recovery sweeps;
+// coming, going down and up, leaving, registering again, resized or not;
+// recovery holds; releases; rounds; jobs queued, dequeued and placed by
+// rounds, or unplaced; moves reserved, committed (their task's record
+// written when the commit names its job), aborted; reallocations and the
+// resizes applied after them; recovery sweeps;
 // flushes; tasks ended (gangs stopped once); deployments started, delivered, retried, refused) and after every event checks the invariant and that the cores
 // held are exactly the model's. Moves that name no cores must get the
 // lowest free ones (the model's rule for Cluster.PickFree); rounds are
@@ -415,9 +495,16 @@ func TestCoreAgainstModel(t *testing.T) {
 	}
 	jobs, most := 0, 0
 	inflight, queued, stopped := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	counts := map[string]int{} // events by type
 	for step := range steps {
 		var ev Event
-		switch op := rng.IntN(100); {
+		switch op := rng.IntN(106); {
+		case op < 4: // a worker registers (again), sometimes with another size
+			id := ids[rng.IntN(len(ids))]
+			if rng.IntN(3) == 0 {
+				sizes[id] = 1 + rng.IntN(8)
+			}
+			ev = WorkerRegistered{Worker: id, Cores: sizes[id]}
 		case op < 8: // the workers as listed: each present (ready or down), left, or absent
 			var ws []*api.Worker
 			for _, id := range ids {
@@ -457,7 +544,11 @@ func TestCoreAgainstModel(t *testing.T) {
 			}
 			ev = ReserveMove{R: r}
 		case op < 72:
-			ev = CommitMove{R: api.Reservation{Task: task()}}
+			r := api.Reservation{Task: task()}
+			if rng.IntN(2) == 0 {
+				r.Job = "j"
+			}
+			ev = CommitMove{R: r}
 		case op < 78:
 			ev = AbortMove{Task: task()}
 		case op < 85:
@@ -482,13 +573,81 @@ func TestCoreAgainstModel(t *testing.T) {
 			j := jobOf("d"+strconv.Itoa(rng.IntN(4)), task(), task())
 			errs := []error{nil, api.ErrUnavailable, api.ErrInvalid}
 			ev = DeployDone{Job: j, Err: errs[rng.IntN(len(errs))], Now: time.Unix(int64(step), 0)}
-		default:
+		case op < 100:
 			ev = Flush{}
+		case op < 104: // a resize applied: half the time a held task's, with its cores
+			tk := task()
+			w := ids[rng.IntN(len(ids))]
+			r := api.Reservation{Job: "j", Task: tk, Node: w, Cpuset: randCores(w)}
+			var heldTasks []string
+			for _, k := range slices.Sorted(maps.Keys(m.holds)) {
+				if !isMoveKey(k) {
+					heldTasks = append(heldTasks, k)
+				}
+			}
+			if len(heldTasks) > 0 && rng.IntN(2) == 0 {
+				r.Task = heldTasks[rng.IntN(len(heldTasks))]
+				h := m.holds[r.Task]
+				r.Node, r.Cpuset = h.worker, slices.Clone(h.cores)
+			}
+			ev = TaskResized{R: r}
+		default: // a job unplaced (drain): one waiting, in flight, or stopped
+			job := []string{"j" + strconv.Itoa(jobs-rng.IntN(5)), "d" + strconv.Itoa(rng.IntN(4)), "g" + strconv.Itoa(rng.IntN(3))}[rng.IntN(3)]
+			ev = Unplace{Job: job, Tasks: []string{task(), task()}}
 		}
 		effects := c.Step(ev)
 		r := replyOf(effects)
+		name := fmt.Sprintf("%T", ev)[len("jobmanager."):]
+		counts[name]++
+		if r.OK {
+			counts[name+" ok"]++
+		}
 		// The model's answer.
 		switch ev := ev.(type) {
+		case WorkerRegistered:
+			w := m.workers[ev.Worker]
+			wantOK := true
+			switch {
+			case w == nil:
+				w = &modelWorker{cores: ev.Cores}
+				m.workers[ev.Worker] = w
+			case w.cores != ev.Cores:
+				wantOK = m.resize(ev.Worker, ev.Cores)
+			}
+			if r.OK != wantOK {
+				t.Fatalf("step %d: %+v: ok=%v (err %v), model says %v", step, ev, r.OK, r.Err, wantOK)
+			}
+			if wantOK {
+				w.up = true
+				var wrote []Allocation
+				for _, e := range effects {
+					if a, ok := e.(WriteAllocations); ok {
+						wrote = append(wrote, a.Workers...)
+					}
+				}
+				if want := m.busy()[ev.Worker]; len(wrote) != 1 || wrote[0].Worker != ev.Worker || !maps.Equal(wrote[0].Busy, want) {
+					t.Fatalf("step %d: %+v wrote %+v, model %v", step, ev, wrote, want)
+				}
+			}
+		case TaskResized:
+			h, held := m.holds[ev.R.Task]
+			wantOK := held && h.worker == ev.R.Node && slices.Equal(h.cores, slices.Sorted(slices.Values(ev.R.Cpuset)))
+			if r.OK != wantOK {
+				t.Fatalf("step %d: %+v: ok=%v (err %v), model says %v", step, ev.R, r.OK, r.Err, wantOK)
+			}
+			if got := wroteTasks(effects); wantOK != (len(got) == 1) || wantOK && (got[0].Node != h.worker || !slices.Equal(got[0].Cores, h.cores) || !got[0].Resize) {
+				t.Fatalf("step %d: %+v wrote %+v, model holds %v", step, ev.R, got, h)
+			}
+		case Unplace:
+			for _, task := range ev.Tasks {
+				delete(m.holds, task)
+			}
+			delete(queued, ev.Job)
+			delete(inflight, ev.Job)
+			delete(stopped, ev.Job)
+			if !r.OK || effectNames(effects)[len(effectNames(effects))-1] != "UnplaceJob" {
+				t.Fatalf("step %d: %+v: ok=%v effects %v", step, ev, r.OK, effectNames(effects))
+			}
 		case WorkersListed:
 			seen := map[string]bool{}
 			for _, w := range ev.Workers {
@@ -499,6 +658,9 @@ func TestCoreAgainstModel(t *testing.T) {
 				}
 				if m.workers[w.ID] == nil {
 					m.workers[w.ID] = &modelWorker{cores: w.Cores}
+				} else if m.workers[w.ID].cores != w.Cores && !m.resize(w.ID, w.Cores) {
+					// Refused (a held core beyond the new size): left as it was.
+					continue
 				}
 				m.workers[w.ID].up = w.Status == api.WorkerReady
 			}
@@ -603,6 +765,11 @@ func TestCoreAgainstModel(t *testing.T) {
 				delete(m.holds, key)
 				m.holds[ev.R.Task] = h
 			}
+			// The moved task's record is written iff the commit names its job.
+			got := wroteTasks(effects)
+			if want := ok && ev.R.Job != ""; want != (len(got) == 1) || want && (got[0].Node != h.worker || !slices.Equal(got[0].Cores, h.cores) || got[0].Resize) {
+				t.Fatalf("step %d: commit %+v wrote %+v, model %v", step, ev.R, got, h)
+			}
 		case AbortMove:
 			delete(m.holds, moveKey(ev.Task))
 		case DeployStart:
@@ -647,7 +814,18 @@ func TestCoreAgainstModel(t *testing.T) {
 		}
 	}
 	free, total := c.FreeCores()
-	t.Logf("%d steps, at most %d tasks held at once, %d at the end, %d/%d up cores free", steps, most, len(m.holds), free, total)
+	t.Logf("%d steps, at most %d tasks held at once, %d at the end, %d/%d up cores free; events %v", steps, most, len(m.holds), free, total, counts)
+}
+
+// wroteTasks returns the WriteTask effects.
+func wroteTasks(effects []Effect) []WriteTask {
+	var out []WriteTask
+	for _, e := range effects {
+		if w, ok := e.(WriteTask); ok {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 func isMoveKey(task string) bool {

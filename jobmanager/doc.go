@@ -17,11 +17,16 @@
 // listed, job records read (reconciliation), jobs queued or dequeued,
 // tasks ended, holds, releases, rounds, moves
 // reserved, committed or aborted, reallocations, flushes, deployments
-// started and their outcomes), typed effects out (write these workers'
-// allocations, a round is due, these jobs were placed, write these
-// waiting reasons, deploy this job, retry it at time T, fail it, requeue
-// these jobs, stop the rest of this job, restart these jobs, a reply). It does no I/O and reads no clock; Manager is the
+// started and their outcomes; and what the globalmanager asks for: workers
+// registered, resizes applied, jobs unplaced), typed effects out (write
+// these workers' allocations, a round is due, these jobs were placed,
+// write these waiting reasons, deploy this job, retry it at time T, fail
+// it, requeue these jobs, stop the rest of this job, restart these jobs,
+// write where this task runs, reset this job to be placed again, a reply).
+// It does no I/O and reads no clock; Manager is the
 // shell that reads the store, feeds it events and carries out its effects.
+// Every write of an allocation, a task's cpuset_cpus or a placed task's
+// node, anywhere in the system, is one of these effects (core_writes.go).
 //
 //	frontend ──job_submitted──►┐
 //	discovery ──tasks_done────►├─► events ─► round: placement.Schedule ─► store ─► Dispatcher (globalmanager)

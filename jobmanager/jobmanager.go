@@ -106,6 +106,8 @@ type Manager struct {
 	cursor       int64     // change feed position of the next resync
 	workersStale bool      // a worker changed: re-read them
 	workersRead  time.Time // when they were last read
+	registering  bool      // WriteAllocations effects are held for the burst's write (see held)
+	held         heldWrites
 
 	mu    sync.Mutex // guards stats
 	stats api.SchedulerStats
@@ -134,15 +136,22 @@ type (
 		job *api.Job
 		err error
 	}
+	// workerRegistered: the globalmanager asks for a registered worker's
+	// size and allocation (see WorkerRegistered).
+	workerRegistered struct {
+		size  api.WorkerSize
+		reply chan error
+	}
 )
 
-func (jobsSubmitted) loopEvent()  {}
-func (tasksDone) loopEvent()      {}
-func (workersChanged) loopEvent() {}
-func (strategySwitch) loopEvent() {}
-func (loopCall) loopEvent()       {}
-func (redeployDue) loopEvent()    {}
-func (deployResult) loopEvent()   {}
+func (jobsSubmitted) loopEvent()    {}
+func (tasksDone) loopEvent()        {}
+func (workersChanged) loopEvent()   {}
+func (strategySwitch) loopEvent()   {}
+func (loopCall) loopEvent()         {}
+func (redeployDue) loopEvent()      {}
+func (deployResult) loopEvent()     {}
+func (workerRegistered) loopEvent() {}
 
 // New returns a jobmanager over st that deploys through d.
 func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
@@ -313,6 +322,9 @@ func (m *Manager) Run(ctx context.Context) error {
 				}
 				break
 			}
+			// The allocations of the workers that registered in the
+			// burst, in one write, then their answers.
+			m.writeHeld(ctx)
 		case <-flush.C:
 			m.writeWorkers(ctx)
 		case <-reasons.C:
@@ -364,6 +376,8 @@ func (m *Manager) apply(ctx context.Context, ev loopEvent) {
 		m.redeploy(ctx, ev.job.Name)
 	case deployResult:
 		m.step(ctx, DeployDone{Job: ev.job, Err: ev.err, Now: m.cfg.Now(), Jitter: rand.Float64()})
+	case workerRegistered:
+		m.registered(ctx, ev)
 	default:
 		panic(fmt.Sprintf("jobmanager: loop event %T not handled", ev))
 	}
@@ -395,6 +409,7 @@ type outcome struct {
 	reply   Reply
 	placed  Placed
 	requeue []string
+	err     error // of the task writes (WriteTask, UnplaceJob)
 }
 
 func (m *Manager) stepAll(ctx context.Context, ev Event) outcome {
@@ -410,7 +425,15 @@ func (m *Manager) stepAll(ctx context.Context, ev Event) outcome {
 		case Reschedule:
 			m.dirty = true
 		case WriteAllocations:
+			if m.registering {
+				m.held.allocs = append(m.held.allocs, e.Workers...)
+				continue
+			}
 			m.writeAllocations(ctx, e.Workers)
+		case WriteTask:
+			o.err = errors.Join(o.err, m.writeTask(ctx, e))
+		case UnplaceJob:
+			o.err = errors.Join(o.err, m.unplaceJob(ctx, e))
 		case CoresLost:
 			for _, t := range e.Tasks {
 				m.log.Info("worker left; task lost its cores", "node_id", e.Worker, "task_id", t)
@@ -708,6 +731,13 @@ func (m *Manager) writeWorkers(ctx context.Context) { m.step(ctx, Flush{}) }
 
 // writeAllocations carries out a WriteAllocations effect.
 func (m *Manager) writeAllocations(ctx context.Context, allocs []Allocation) {
+	if err := m.writeAllocationsErr(ctx, allocs); err != nil && ctx.Err() == nil {
+		m.log.Warn("writing worker allocations", "workers", len(allocs), "err", err)
+	}
+}
+
+// writeAllocationsErr writes allocations (one per worker) in one batch.
+func (m *Manager) writeAllocationsErr(ctx context.Context, allocs []Allocation) error {
 	byID := make(map[string]Allocation, len(allocs))
 	ids := make([]string, 0, len(allocs))
 	for _, a := range allocs {
@@ -719,9 +749,7 @@ func (m *Manager) writeAllocations(ctx context.Context, allocs []Allocation) {
 		w.SetAllocation(a.Busy, a.Mem)
 		return nil
 	})
-	if err != nil && ctx.Err() == nil {
-		m.log.Warn("writing worker allocations", "workers", len(ids), "err", err)
-	}
+	return err
 }
 
 // syncWorkers brings the cluster view in line with the registered workers.

@@ -43,7 +43,13 @@ const mem16m = 16 << 20
 // for whole passes instead of sleeping.
 type countingState struct {
 	*store.SQLite
-	lists atomic.Int64
+	lists        atomic.Int64
+	workerWrites atomic.Int64 // UpdateWorkers calls
+}
+
+func (s *countingState) UpdateWorkers(ctx context.Context, ids []string, fn func(*api.Worker) error) ([]*api.Worker, error) {
+	s.workerWrites.Add(1)
+	return s.SQLite.UpdateWorkers(ctx, ids, fn)
 }
 
 func (s *countingState) JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error) {
@@ -1022,15 +1028,19 @@ func TestMoves(t *testing.T) {
 			}
 		}},
 		{"commit frees the old cores and keeps the new", func(t *testing.T) {
-			if err := h.m.Commit(ctx, api.Reservation{Task: "a_task1", Node: "w2", Cores: 2, Mem: mem16m}); err != nil {
+			if err := h.m.Commit(ctx, api.Reservation{Job: "a", Task: "a_task1", Node: "w2", Cores: 2, Mem: mem16m}); err != nil {
 				t.Fatalf("Commit = %v", err)
 			}
-			// Commit writes the records before it returns.
+			// Commit writes the records before it returns: the workers'
+			// allocations, and where the task runs (the globalmanager does not).
 			if err := h.checkWorker("w1", map[int]string{2: "a_task2", 3: "a_task2"}); err != nil {
 				t.Error(err)
 			}
 			if err := h.checkWorker("w2", map[int]string{0: "b_task1", 1: "a_task1", 2: "a_task1"}); err != nil {
 				t.Error(err)
+			}
+			if got := placements(h.job("a")); !maps.Equal(got, map[string]string{"a_task1": "w2/1,2", "a_task2": "w1/2,3"}) {
+				t.Errorf("job a's record says %v after the commit", got)
 			}
 		}},
 		{"commit without a reservation is not found", func(t *testing.T) {
@@ -1065,6 +1075,19 @@ func TestMoves(t *testing.T) {
 			}
 			if err := h.checkWorker("w1", map[int]string{0: "a_task2", 1: "a_task2"}); err != nil {
 				t.Error(err)
+			}
+		}},
+		{"a resize applied is written to the task's record, only with the cores it holds", func(t *testing.T) {
+			err := h.m.Resized(ctx, api.Reservation{Job: "a", Task: "a_task2", Node: "w1", Cpuset: []int{2, 3}, MemLimit: "32m"})
+			if !errors.Is(err, api.ErrConflict) {
+				t.Fatalf("Resized(cores it no longer holds) = %v, want api.ErrConflict", err)
+			}
+			if err := h.m.Resized(ctx, api.Reservation{Job: "a", Task: "a_task2", Node: "w1", Cpuset: []int{0, 1}, MemLimit: "32m"}); err != nil {
+				t.Fatalf("Resized = %v", err)
+			}
+			tk := h.job("a").Info.Tasks.Get("a_task2")
+			if tk.Node != "w1" || tk.CpusetCpus != "0,1" || tk.ReqCores != 2 || tk.MemLimit != "32m" {
+				t.Errorf("a_task2's record after the resize: %s cores %q (%d) mem %q", tk.Node, tk.CpusetCpus, tk.ReqCores, tk.MemLimit)
 			}
 		}},
 		{"reallocate onto held cores is a conflict and keeps the old cores", func(t *testing.T) {
@@ -1168,6 +1191,84 @@ func TestLeftWorkerLosesItsAllocations(t *testing.T) {
 	h.waitWaiting("c")
 }
 
+// A registration the jobmanager cannot take (a smaller size that would drop
+// cores a task holds) is refused with a conflict, and the worker keeps its
+// size and allocation; many registrations at once are all answered, their
+// allocations written.
+func TestWorkerRegistered(t *testing.T) {
+	h := setup(t, workerSpec{"w1", 4})
+	h.run(nil, nil)
+	h.submitNotify("a", 1, 2)
+	h.waitDeployed("a", map[string]string{"a_task1": "w1/0,1"})
+	ctx := t.Context()
+	if err := h.m.WorkerRegistered(ctx, api.WorkerSize{Worker: "w1", Cores: 1, MemTotal: 1 << 30}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("shrinking w1 below a_task1's cores = %v, want api.ErrConflict", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		id := fmt.Sprintf("n%02d", i)
+		if err := h.st.PutWorker(ctx, &api.Worker{ID: id, Cores: 2, MemTotal: 1 << 30, Status: api.WorkerReady, JoinTime: float64(10 + i)}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = h.m.WorkerRegistered(ctx, api.WorkerSize{Worker: id, Cores: 2, MemTotal: 1 << 30})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("registering n%02d: %v", i, err)
+		}
+		if err := h.checkWorker(fmt.Sprintf("n%02d", i), nil); err != nil {
+			t.Error(err)
+		}
+	}
+	// The new workers are placed on: 10 two-core jobs beside a.
+	for i := range 10 {
+		h.submitNotify(fmt.Sprintf("b%d", i), 1, 2)
+	}
+	for i := range 10 {
+		h.waitJob(fmt.Sprintf("b%d", i), isStatus(api.Deployed))
+	}
+}
+
+// Unplace (a drain that could not move a task) frees the job's cores,
+// resets its record to Ready with its placements forgotten and the note
+// added, and queues it: it is placed again, elsewhere.
+func TestUnplace(t *testing.T) {
+	h := setup(t, workerSpec{"w1", 2}, workerSpec{"w2", 2})
+	h.run(nil, nil)
+	h.submitNotify("a", 1, 2)
+	h.waitDeployed("a", map[string]string{"a_task1": "w1/0,1"})
+	ctx := t.Context()
+	h.setWorkerStatus("w1", api.WorkerDrained)
+	h.waitStats(func(s api.SchedulerStats) error {
+		if s.TotalCores != 2 {
+			return fmt.Errorf("%d cores up, want 2 (w1 drained)", s.TotalCores)
+		}
+		return nil
+	})
+	if err := h.m.Unplace(ctx, api.Unplace{Job: "a", Tasks: []string{"a_task1"}, Note: "requeued: w1 drained"}); err != nil {
+		t.Fatalf("Unplace = %v", err)
+	}
+	j := h.waitDeployed("a", map[string]string{"a_task1": "w2/0,1"})
+	if !slices.Contains(j.Notes, "requeued: w1 drained") {
+		t.Errorf("notes %q", j.Notes)
+	}
+	h.waitWorker("w1", nil)
+	// A job that ended is left alone.
+	h.cancel("a")
+	if err := h.m.Unplace(ctx, api.Unplace{Job: "a", Tasks: []string{"a_task1"}}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("Unplace(cancelled job) = %v, want api.ErrConflict", err)
+	}
+	if j := h.job("a"); j.Status != api.Cancelled {
+		t.Errorf("cancelled job is %v after Unplace", j.Status)
+	}
+}
+
 // waitDecided waits until a round has decided about a job: it is placed
 // (its tasks left Ready) or it waits with a reason. Either way the test
 // then checks which, without waiting out a deadline when it is the wrong one.
@@ -1234,18 +1335,21 @@ func TestWorkerReRegisteredWithAnotherSize(t *testing.T) {
 			h.run(nil, nil)
 			h.submitNotify("a", 1, 2)
 			h.waitDeployed("a", map[string]string{"a_task1": "w1/0,1"})
-			// As globalmanager's registration does (fill): same id, new size.
+			// As the globalmanager's registration does: its part of the
+			// record (the size as reported), then it asks the jobmanager,
+			// which writes the allocation before it answers.
 			if _, err := h.st.UpdateWorker(t.Context(), "w1", func(w *api.Worker) error {
 				w.Cores = tt.cores
-				w.SetAllocation(map[int]string{0: "a_task1", 1: "a_task1"}, w.MemAllocated)
 				return nil
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if err := h.m.WorkersChanged(t.Context()); err != nil {
+			if err := h.m.WorkerRegistered(t.Context(), api.WorkerSize{Worker: "w1", Cores: tt.cores, MemTotal: 1 << 30}); err != nil {
 				t.Fatal(err)
 			}
-			h.waitResyncs(3)
+			if err := h.checkWorker("w1", map[int]string{0: "a_task1", 1: "a_task1"}); err != nil {
+				t.Error(err)
+			}
 
 			h.submitNotify("b", 1, 2)
 			b := h.waitDecided("b")

@@ -46,15 +46,21 @@ func (m *Manager) Reserve(ctx context.Context, r api.Reservation) ([]int, error)
 }
 
 // Commit ends a move: the task's old cores are freed and it holds the
-// reserved ones (with r.Mem of memory).
+// reserved ones (with r.Mem of memory); with r.Job, the task's record is
+// written with its new node and cpuset_cpus (the globalmanager does not
+// write them).
 func (m *Manager) Commit(ctx context.Context, r api.Reservation) error {
 	return m.call(ctx, func() error {
-		rep := m.step(ctx, CommitMove{R: r})
+		o := m.stepAll(ctx, CommitMove{R: r})
+		rep := o.reply
 		if rep.Err != nil && errors.Is(rep.Err, api.ErrNotFound) {
 			return rep.Err
 		}
 		m.writeWorkers(ctx)
-		return rep.Err
+		if rep.Err != nil {
+			return rep.Err
+		}
+		return o.err
 	})
 }
 

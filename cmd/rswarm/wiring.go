@@ -214,6 +214,15 @@ func (l *jmLink) Abort(ctx context.Context, task string) error {
 func (l *jmLink) Reallocate(ctx context.Context, r api.Reservation) error {
 	return remoteField(l.request(ctx, api.KindReallocate, r, nil))
 }
+func (l *jmLink) WorkerRegistered(ctx context.Context, s api.WorkerSize) error {
+	return remoteField(l.request(ctx, api.KindWorkerRegistered, s, nil))
+}
+func (l *jmLink) Resized(ctx context.Context, r api.Reservation) error {
+	return remoteField(l.request(ctx, api.KindResized, r, nil))
+}
+func (l *jmLink) Unplace(ctx context.Context, u api.Unplace) error {
+	return remoteField(l.request(ctx, api.KindUnplace, u, nil))
+}
 
 // remoteField turns the jobmanager's refusal of a reservation into a
 // conflict the REST APIs answer with 409.
@@ -270,7 +279,19 @@ func jobmanagerHandler(m *jobmanager.Manager) bus.Handler {
 			return m.Strategy(), nil
 		case api.KindGetStats:
 			return m.Stats(), nil
-		case api.KindReserve, api.KindCommit, api.KindAbort, api.KindReallocate:
+		case api.KindWorkerRegistered:
+			var ws api.WorkerSize
+			if err := json.Unmarshal(body, &ws); err != nil {
+				return nil, err
+			}
+			return nil, m.WorkerRegistered(ctx, ws)
+		case api.KindUnplace:
+			var u api.Unplace
+			if err := json.Unmarshal(body, &u); err != nil {
+				return nil, err
+			}
+			return nil, m.Unplace(ctx, u)
+		case api.KindReserve, api.KindCommit, api.KindAbort, api.KindReallocate, api.KindResized:
 			var r api.Reservation
 			if err := json.Unmarshal(body, &r); err != nil {
 				return nil, err
@@ -283,6 +304,8 @@ func jobmanagerHandler(m *jobmanager.Manager) bus.Handler {
 				return nil, m.Commit(ctx, r)
 			case api.KindAbort:
 				return nil, m.Abort(ctx, r.Task)
+			case api.KindResized:
+				return nil, m.Resized(ctx, r)
 			}
 			return nil, m.Reallocate(ctx, r)
 		}

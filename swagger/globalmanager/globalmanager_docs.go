@@ -2077,7 +2077,7 @@ const docTemplateglobalmanager = `{
             "type": "object",
             "properties": {
                 "CPUs": {
-                    "description": "CPUs maps each core id (\"0\"..\"N-1\") to whether it is allocated, as in\nthe original. CoreTasks names the task holding each busy core.",
+                    "description": "CPUs maps each core id (\"0\"..\"N-1\") to whether it is allocated, as in\nthe original. CoreTasks names the task holding each busy core. These,\nMemFree and MemAllocated are the worker's allocation: only the\njobmanager writes them (the single-writer rule); the globalmanager\nwrites the rest at registration, discovery the heartbeat figures.",
                     "type": "object",
                     "additionalProperties": {
                         "type": "boolean"
@@ -2205,7 +2205,7 @@ const docTemplateglobalmanager = `{
             "type": "object",
             "properties": {
                 "CPUs": {
-                    "description": "CPUs maps each core id (\"0\"..\"N-1\") to whether it is allocated, as in\nthe original. CoreTasks names the task holding each busy core.",
+                    "description": "CPUs maps each core id (\"0\"..\"N-1\") to whether it is allocated, as in\nthe original. CoreTasks names the task holding each busy core. These,\nMemFree and MemAllocated are the worker's allocation: only the\njobmanager writes them (the single-writer rule); the globalmanager\nwrites the rest at registration, discovery the heartbeat figures.",
                     "type": "object",
                     "additionalProperties": {
                         "type": "boolean"

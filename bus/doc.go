@@ -30,6 +30,40 @@
 // envelope of another version is refused with an error reply naming the
 // version.
 //
+// as, when present, names the identity a message speaks for, when that is
+// not the identity of the connection it travels on (see Carriers below);
+// a reply repeats its request's as.
+//
+// # Carriers
+//
+// A [Carrier] is one DEALER connection that speaks for many identities,
+// each [Carrier.Attach]ed with its own handler: the simulated workers of
+// one process share one connection per server, because ten thousand
+// workers with two connections each would hold some 80,000 descriptors
+// (a socket at both ends, ZeroMQ's mailbox per socket, the poller's
+// duplicate) and a server alone 20,000, beyond a usual open-files limit.
+// Each message of a Carrier carries in as the identity it is for. A Server
+// given [WithCarrying] hands it to its handler as from, lists it in Peers,
+// and sends its requests to that identity through the connection that
+// last spoke for it (setting as, so the Carrier picks the handler); a
+// Carrier that no longer carries the identity answers with an error the
+// Server turns into [ErrUnknownPeer]. Plain Clients are unchanged: they
+// never set as, and ignore one equal to their own identity.
+//
+// The rule that keeps this sound: a connection may speak for another
+// identity only on a Server that takes carriers, only when its CURVE key
+// is one the Server lets carry (rswarm lets the keys it accepts carry: its
+// own data directory's, whose processes trust each other, and those
+// authorised explicitly), and only for an identity its key owns. Carried
+// identities share the ownership of Clients' identities (see
+// Authentication): the first key seen under an identity owns it, whether
+// it came on a connection of its own or in a Carrier's as. So a Carrier
+// cannot speak for, nor receive the requests of, a worker connected with
+// another key; what it sends for such an identity is dropped and logged,
+// and a connection refused the right to carry gets an error reply and a
+// log line. Without CURVE the bus is open (anyone may connect under any
+// identity) and so is carrying, on a Server that takes carriers.
+//
 // # Threading
 //
 // ZeroMQ sockets are not safe for concurrent use, so each Server and Client

@@ -1,0 +1,190 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// noPeerHere is the error a Carrier (or a Client) answers a request with
+// when it carries no identity the request is for; a Server turns it into
+// ErrUnknownPeer, since the request reached no peer.
+const noPeerHere = "bus: no peer with this identity is carried here"
+
+// carrierBacklog bounds what a Carrier holds while it cannot write: it
+// speaks for thousands of identities, each of which may have a request
+// waiting while the connection comes up.
+const carrierBacklog = 200000
+
+// carrierHWM is a Carrier's high-water mark, for the same reason.
+const carrierHWM = 200000
+
+// maxRefusalsLogged bounds the memory of refusals already logged.
+const maxRefusalsLogged = 4096
+
+// WithCarrying lets a Server accept Carriers: connections that speak for
+// other identities than their own (see the package doc). With CURVE, only
+// connections whose key carriers authorises may, and each identity a
+// Carrier speaks for is bound to its key as a Client's is; a nil carriers
+// authorises every key the Server accepts. Without CURVE the bus is open
+// and carriers is not consulted. A Server without this option refuses
+// messages that speak for another identity, with an error reply.
+func WithCarrying(carriers Authorizer) Option {
+	return func(o *options) { o.carrying, o.carriers = true, carriers }
+}
+
+// carry decides whether the connection route, whose key is key, may speak
+// for env.As; when it may, requests to env.As go through route from now
+// on. It logs a refusal once per connection and identity.
+func (l *loop) carry(route, key string, env envelope) bool {
+	as := env.As
+	refuse := func(why string, attrs ...any) {
+		l.refusals.Add(1)
+		k := route + "\x00" + as
+		if !l.refused[k] {
+			if len(l.refused) >= maxRefusalsLogged {
+				clear(l.refused) // many refusals: at worst log again
+			}
+			l.refused[k] = true
+			l.log.Warn("bus: refusing a peer that speaks for another identity: "+why, append([]any{"peer", route, "as", as, "peer_key", key}, attrs...)...)
+		}
+	}
+	switch {
+	case !l.opts.carrying:
+		refuse("this server accepts no carriers")
+	case l.domain != "" && l.opts.carriers != nil && !carrierAllowed(l.opts.carriers, key):
+		refuse("its key may not carry other identities")
+	case validIdentity(as) != nil:
+		refuse("invalid identity")
+	default:
+		if own, ok := l.owns(as, key); !ok {
+			// Dropped without a reply, as the messages of a connection
+			// that took over an identity owned by another key.
+			refuse("the identity is owned by another key", "owner_key", own)
+			return false
+		}
+		l.carriers[as] = route
+		return true
+	}
+	if env.Type == typeReq && env.ID != 0 {
+		l.replyError(route, env, fmt.Sprintf("bus: this connection may not speak for %q", as))
+	}
+	return false
+}
+
+func carrierAllowed(a Authorizer, key string) bool {
+	_, ok := a.Authorize(key)
+	return ok
+}
+
+// validIdentity checks a routing identity: ZeroMQ's are 1 to 255 bytes,
+// and a leading zero byte is reserved for those a ROUTER makes itself.
+func validIdentity(id string) error {
+	if id == "" || len(id) > 255 || id[0] == 0 {
+		return fmt.Errorf("invalid identity %q: want 1 to 255 bytes, not starting with a zero byte", id)
+	}
+	return nil
+}
+
+// subTable is a Carrier's identities and their handlers.
+type subTable struct {
+	mu sync.RWMutex
+	h  map[string]Handler
+}
+
+func (t *subTable) handler(id string) Handler {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.h[id]
+}
+
+// Carrier is one DEALER connection that carries the traffic of many
+// identities, each Attached with its own Handler: the simulated workers
+// of one process share one Carrier per server instead of a Client each,
+// so ten thousand of them need two connections, not twenty thousand. The
+// server must accept carriers (WithCarrying). Its methods are safe for
+// concurrent use.
+type Carrier struct {
+	l    *loop
+	subs *subTable
+}
+
+// DialCarrier connects a Carrier to addr under identity (its own, which
+// must differ from every identity it carries and be unique among the
+// server's peers); it takes the options of Dial.
+func DialCarrier(addr, identity string, logger *slog.Logger, opts ...Option) (*Carrier, error) {
+	subs := &subTable{h: make(map[string]Handler)}
+	c := &Carrier{subs: subs}
+	opts = append(opts, func(o *options) { o.subs, o.backlogMax = subs, carrierBacklog })
+	// The handler is never called: invoke picks the carried identity's.
+	l, err := dialLoop(addr, identity, func(context.Context, string, string, []byte) (any, error) {
+		return nil, errors.New(noPeerHere)
+	}, logger, opts, func(s *zmq.Socket) error {
+		return errors.Join(s.SetSndhwm(carrierHWM), s.SetRcvhwm(carrierHWM))
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.l = l
+	return c, nil
+}
+
+// Attach starts carrying identity, whose incoming requests h serves (a nil
+// h answers each with a remote error). It fails when identity is invalid
+// or already carried here.
+func (c *Carrier) Attach(identity string, h Handler) (*Carried, error) {
+	if err := validIdentity(identity); err != nil {
+		return nil, fmt.Errorf("bus: attach: %w", err)
+	}
+	if h == nil {
+		h = func(context.Context, string, string, []byte) (any, error) {
+			return nil, errors.New("bus: this peer serves no requests")
+		}
+	}
+	c.subs.mu.Lock()
+	defer c.subs.mu.Unlock()
+	if _, ok := c.subs.h[identity]; ok {
+		return nil, fmt.Errorf("bus: attach: identity %q is already carried here", identity)
+	}
+	c.subs.h[identity] = h
+	return &Carried{c: c, id: identity}, nil
+}
+
+// Close closes the connection: the Requests of every carried identity
+// waiting then return ErrClosed. It is idempotent, and must not be called
+// from a Handler.
+func (c *Carrier) Close() error { return c.l.close() }
+
+// Carried is one identity carried by a Carrier: a Client's Request and
+// Close for it alone.
+type Carried struct {
+	c      *Carrier
+	id     string
+	closed atomic.Bool
+}
+
+// Request sends a request as this identity; see Client.Request.
+func (s *Carried) Request(ctx context.Context, kind string, body, reply any) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.c.l.request(ctx, "", s.id, kind, body, reply)
+}
+
+// Close stops carrying the identity: the server's requests to it are
+// answered as for a peer that is not connected. Its own Requests still
+// waiting end with their contexts. It is idempotent.
+func (s *Carried) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.c.subs.mu.Lock()
+	delete(s.c.subs.h, s.id)
+	s.c.subs.mu.Unlock()
+	return nil
+}

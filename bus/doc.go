@@ -66,12 +66,13 @@
 //
 // # Threading
 //
-// ZeroMQ sockets are not safe for concurrent use, so each Server and Client
-// has one goroutine that owns its socket. It waits in Go's netpoller on the
-// socket's ZMQ_FD (a duplicate of it), not in a blocking zmq_poll: a process
-// running a thousand simulated workers has two thousand sockets, and two
-// thousand OS threads parked in C, each holding a scheduler slot until the
-// runtime noticed, made every wake-up slow. Callers put outgoing messages
+// ZeroMQ sockets are not safe for concurrent use, so each Server, Client and
+// Carrier has one goroutine that owns its socket. It waits in Go's
+// netpoller on the socket's ZMQ_FD (a duplicate of it), not in a blocking
+// zmq_poll: when a process ran a thousand simulated workers with two
+// sockets each (before carriers), two thousand OS threads parked in C,
+// each holding a scheduler slot until the runtime noticed, made every
+// wake-up slow; and a process with many Clients still has a socket each. Callers put outgoing messages
 // in a queue and wake the loop by moving its read deadline into the past
 // (at most once per batch), so a request is written at once. Handlers run
 // in their own goroutines, at most 64 at a time by default

@@ -123,10 +123,12 @@ type loop struct {
 }
 
 // One zmq context serves every loop of the process: a context per loop
-// would cost an I/O thread and its descriptors each, and a process running
-// a thousand simulated workers has two thousand loops. It has two I/O
-// threads: CURVE's handshakes and encryption run on them, and with one,
-// a thousand simulated workers took twice as long to connect.
+// would cost an I/O thread and its descriptors each. It has two I/O
+// threads: CURVE's handshakes and encryption run on them, and with one, a
+// thousand simulated workers (a Client each then) took twice as long to
+// connect. Its socket limit (ZMQ_MAX_SOCKETS, 1,023 by default) is raised
+// to 65,536 for processes with many Clients; a Server's connections are
+// not sockets, and simulated workers now share one Carrier per server.
 var (
 	shared struct {
 		once sync.Once

@@ -77,6 +77,9 @@ const (
 	version = 1
 	typeReq = "req"
 	typeRep = "rep"
+	// typeHello is a Carrier's list of the identities it carries, sent on
+	// every new connection (see carrier.go); it has no reply.
+	typeHello = "hello"
 )
 
 // envelope is the JSON frame every message carries (see the package doc).

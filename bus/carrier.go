@@ -2,11 +2,13 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 )
@@ -77,6 +79,29 @@ func (l *loop) carry(route, key string, env envelope) bool {
 	return false
 }
 
+// hello handles a Carrier's list of its identities, sent on each new
+// connection: each one the connection may speak for is routed through it
+// from now on, so that a Server started anew reaches them before they
+// speak (a worker speaks to the globalmanager only when it registers).
+func (l *loop) hello(route, key string, env envelope) {
+	var ids []string
+	if err := json.Unmarshal(env.Body, &ids); err != nil {
+		l.log.Warn("bus: dropping a malformed hello", "from", route, "err", err)
+		return
+	}
+	now := time.Now()
+	for _, id := range ids {
+		if id == route {
+			continue
+		}
+		e := env
+		e.As = id
+		if l.carry(route, key, e) {
+			l.touch(id, now)
+		}
+	}
+}
+
 func carrierAllowed(a Authorizer, key string) bool {
 	_, ok := a.Authorize(key)
 	return ok
@@ -110,8 +135,10 @@ func (t *subTable) handler(id string) Handler {
 // server must accept carriers (WithCarrying). Its methods are safe for
 // concurrent use.
 type Carrier struct {
-	l    *loop
-	subs *subTable
+	l         *loop
+	subs      *subTable
+	watch     *helloWatch
+	closeOnce sync.Once
 }
 
 // DialCarrier connects a Carrier to addr under identity (its own, which
@@ -121,17 +148,108 @@ func DialCarrier(addr, identity string, logger *slog.Logger, opts ...Option) (*C
 	subs := &subTable{h: make(map[string]Handler)}
 	c := &Carrier{subs: subs}
 	opts = append(opts, func(o *options) { o.subs, o.backlogMax = subs, carrierBacklog })
+	monitor := fmt.Sprintf("inproc://rswarm-carrier-%d", carrierSeq.Add(1))
 	// The handler is never called: invoke picks the carried identity's.
 	l, err := dialLoop(addr, identity, func(context.Context, string, string, []byte) (any, error) {
 		return nil, errors.New(noPeerHere)
 	}, logger, opts, func(s *zmq.Socket) error {
-		return errors.Join(s.SetSndhwm(carrierHWM), s.SetRcvhwm(carrierHWM))
+		return errors.Join(s.SetSndhwm(carrierHWM), s.SetRcvhwm(carrierHWM),
+			s.Monitor(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED))
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.l = l
+	if c.watch, err = watchConnections(l.zctx, monitor, c.sayHello); err != nil {
+		_ = l.close()
+		return nil, err
+	}
 	return c, nil
+}
+
+var carrierSeq atomic.Int64
+
+// helloExpiry bounds how long a hello waits to be written: a connection
+// that completed its handshake takes it at once, and the next connection
+// sends its own.
+const helloExpiry = 10 * time.Second
+
+// sayHello tells the server, on a new connection, every identity carried.
+func (c *Carrier) sayHello() {
+	c.subs.mu.RLock()
+	ids := make([]string, 0, len(c.subs.h))
+	for id := range c.subs.h {
+		ids = append(ids, id)
+	}
+	c.subs.mu.RUnlock()
+	if len(ids) == 0 {
+		return
+	}
+	body, err := json.Marshal(ids)
+	if err == nil {
+		var raw []byte
+		raw, err = json.Marshal(envelope{V: version, Type: typeHello, Kind: typeHello, Body: body})
+		if err == nil {
+			_ = c.l.enqueue(outMsg{env: raw, expires: time.Now().Add(helloExpiry)})
+			return
+		}
+	}
+	c.l.log.Error("bus: encoding a hello", "err", err)
+}
+
+// helloWatch reads a Carrier's socket monitor on its own goroutine and
+// calls connected after each completed handshake, until stop.
+type helloWatch struct {
+	done chan struct{}
+	exit chan struct{}
+}
+
+func watchConnections(zctx *zmq.Context, addr string, connected func()) (*helloWatch, error) {
+	mon, err := zctx.NewSocket(zmq.PAIR)
+	if err == nil {
+		if err = mon.SetLinger(0); err == nil {
+			err = mon.Connect(addr)
+		}
+	}
+	if err != nil {
+		if mon != nil {
+			_ = mon.Close()
+		}
+		return nil, fmt.Errorf("bus: socket monitor: %w", err)
+	}
+	w := &helloWatch{done: make(chan struct{}), exit: make(chan struct{})}
+	go func() {
+		defer close(w.exit)
+		defer mon.Close()
+		poller := zmq.NewPoller()
+		poller.Add(mon, zmq.POLLIN)
+		for {
+			select {
+			case <-w.done:
+				return
+			default:
+			}
+			polled, err := poller.Poll(250 * time.Millisecond)
+			if err != nil {
+				if isErrno(err, zmq.ETERM) {
+					return
+				}
+				continue
+			}
+			if len(polled) == 0 {
+				continue
+			}
+			if ev, _, _, err := mon.RecvEvent(0); err == nil && ev == zmq.EVENT_HANDSHAKE_SUCCEEDED {
+				connected()
+			}
+		}
+	}()
+	return w, nil
+}
+
+func (w *helloWatch) stop() {
+	close(w.done)
+	<-w.exit
 }
 
 // Attach starts carrying identity, whose incoming requests h serves (a nil
@@ -158,7 +276,10 @@ func (c *Carrier) Attach(identity string, h Handler) (*Carried, error) {
 // Close closes the connection: the Requests of every carried identity
 // waiting then return ErrClosed. It is idempotent, and must not be called
 // from a Handler.
-func (c *Carrier) Close() error { return c.l.close() }
+func (c *Carrier) Close() error {
+	c.closeOnce.Do(c.watch.stop)
+	return c.l.close()
+}
 
 // Carried is one identity carried by a Carrier: a Client's Request and
 // Close for it alone.

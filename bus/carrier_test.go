@@ -243,3 +243,47 @@ func TestCarrierMaySpeakOnlyForIdentitiesItsKeyOwns(t *testing.T) {
 		t.Errorf("carrier on a server without carrying: %v, want a remote error", err)
 	}
 }
+
+// TestCarrierAnnouncesItsIdentities checks that a Server reaches carried
+// identities that never spoke to it: a Carrier names them all on each new
+// connection, as a Client's connection names its identity. Here the
+// server is started anew, as a globalmanager restarted while a process of
+// simulated workers runs (they speak to it only when they register).
+func TestCarrierAnnouncesItsIdentities(t *testing.T) {
+	needZMQ(t)
+	first, err := Listen("tcp://127.0.0.1:*", nil, testLogger(t), WithCarrying(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := first.Addr()
+	car := dialCarrier(t, addr, "carrier")
+	ids := []string{"w1", "w2", "w3"}
+	for _, id := range ids {
+		attach(t, car, id, mux{"echo": echo(id)}.handle)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Listen(addr, nil, testLogger(t), WithCarrying(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Close() })
+	for _, id := range ids {
+		apitest.Eventually(t, guard, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), refusedWait)
+			defer cancel()
+			var got echoed
+			if err := second.Request(ctx, id, "echo", nil, &got); err != nil {
+				return err
+			}
+			if got.Me != id {
+				return fmt.Errorf("request to %s answered by %q", id, got.Me)
+			}
+			return nil
+		})
+	}
+	if got := second.Peers(); !slices.Equal(got, ids) {
+		t.Errorf("Peers() = %q, want %q (announced)", got, ids)
+	}
+}

@@ -47,7 +47,14 @@
 // and sends its requests to that identity through the connection that
 // last spoke for it (setting as, so the Carrier picks the handler); a
 // Carrier that no longer carries the identity answers with an error the
-// Server turns into [ErrUnknownPeer]. Plain Clients are unchanged: they
+// Server turns into [ErrUnknownPeer]. On every new connection (after each
+// completed handshake, seen on the socket's monitor) a Carrier sends
+//
+//	{"v":1,"type":"hello","kind":"hello","body":["sim-0000","sim-0001",...]}
+//
+// naming every identity it carries, with no reply: so a Server started
+// anew reaches them before they speak, as it reaches a Client as soon as
+// its connection is back. Plain Clients are unchanged: they
 // never set as, and ignore one equal to their own identity.
 //
 // The rule that keeps this sound: a connection may speak for another

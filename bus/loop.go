@@ -497,6 +497,10 @@ func (l *loop) handleFrames(frames [][]byte, key string) {
 		return
 	}
 	if l.router {
+		if env.Type == typeHello && env.V == version {
+			l.hello(from, key, env)
+			return
+		}
 		// A message of a Carrier speaks for the identity in its envelope,
 		// if this connection may (see carrier.go).
 		if env.As != "" && env.As != from {

@@ -121,6 +121,9 @@
 // client off by taking its identity over (it cannot receive that client's
 // requests or speak for it; the owner reconnecting takes the identity
 // back); a request written in the instant between a takeover and the
-// reading of the impostor's probe reaches the impostor; and the first key
-// seen under an identity after a Server starts owns it.
+// reading of the impostor's probe reaches the impostor; the first key
+// seen under an identity after a Server starts owns it; and a holder of a
+// key allowed to carry can make a Server remember any number of new
+// identities (their owner and route) at the price of one name each, where
+// a Client needs a connection per identity.
 package bus

@@ -419,6 +419,6 @@ func init() {
 	wk.ep.bind(wkCmd)
 	wk.bindWorker(wkCmd, true)
 	wk.bindFrontend(wkCmd) // the rules this worker applies to the tasks it is told to run
-	wkCmd.Flags().IntVar(&wkCount, "workers", 1, "number of simulated workers this process runs (--runtime sim), named <sim-id>-0000 ...")
+	wkCmd.Flags().IntVar(&wkCount, "workers", 1, "number of simulated workers this process runs (--runtime sim), named <sim-id>-0000 ...; they share one bus connection per server")
 	addCommand(wkCmd)
 }

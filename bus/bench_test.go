@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	zmq "github.com/pebbe/zmq4"
@@ -52,6 +54,52 @@ func BenchmarkRoundTrip(b *testing.B) {
 	})
 	b.Run("raw-zmq", func(b *testing.B) {
 		rawRoundTrip(b, hb)
+	})
+}
+
+// BenchmarkCarrierRoundTrip is BenchmarkRoundTrip over one Carrier that
+// speaks for 1,000 identities, callers taking them in turn: "to-server"
+// is the identities' requests (a worker's heartbeats), "to-identities"
+// the server's requests to them (commands), both with many callers.
+func BenchmarkCarrierRoundTrip(b *testing.B) {
+	needZMQ(b)
+	const n = 1000
+	ack := func(context.Context, string, string, []byte) (any, error) { return "ack", nil }
+	srv, err := Listen("tcp://127.0.0.1:*", ack, nil, WithCarrying(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Close() })
+	car := dialCarrier(b, srv.Addr(), "carrier")
+	ids := make([]string, n)
+	subs := make([]*Carried, n)
+	ctx := context.Background()
+	hb := api.Heartbeat{Time: 1700000000.5, Cores: 8, CoresBusy: 3, MemTotal: 16 << 30, MemUsed: 5 << 30, Tasks: 3}
+	for i := range ids {
+		ids[i] = fmt.Sprintf("sim-%04d", i)
+		subs[i] = attach(b, car, ids[i], ack)
+		if err := subs[i].Request(ctx, api.KindHeartbeat, hb, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	parallel := func(b *testing.B, call func(i int) error) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := call(int(next.Add(1) % n)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "roundtrips/s")
+	}
+	b.Run("to-server", func(b *testing.B) {
+		parallel(b, func(i int) error { return subs[i].Request(ctx, api.KindHeartbeat, hb, nil) })
+	})
+	b.Run("to-identities", func(b *testing.B) {
+		parallel(b, func(i int) error { return srv.Request(ctx, ids[i], api.KindRunTask, hb, nil) })
 	})
 }
 

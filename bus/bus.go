@@ -51,10 +51,19 @@ type options struct {
 	auth         Authorizer
 	serverPublic string
 	clientKeys   KeyPair
+
+	// Carrying (see carrier.go): whether a Server accepts messages that
+	// speak for other identities, and which keys may send them; a
+	// Client's own identity, and a Carrier's table of carried identities.
+	carrying   bool
+	carriers   Authorizer
+	self       string
+	subs       *subTable
+	backlogMax int
 }
 
 func defaultOptions() options {
-	return options{maxHandlers: 64}
+	return options{maxHandlers: 64, backlogMax: maxBacklog}
 }
 
 // WithMaxHandlers bounds how many handlers run at once (64 by default);
@@ -68,6 +77,9 @@ const (
 	version = 1
 	typeReq = "req"
 	typeRep = "rep"
+	// typeHello is a Carrier's list of the identities it carries, sent on
+	// every new connection (see carrier.go); it has no reply.
+	typeHello = "hello"
 )
 
 // envelope is the JSON frame every message carries (see the package doc).
@@ -76,6 +88,7 @@ type envelope struct {
 	ID   uint64          `json:"id"`
 	Type string          `json:"type"`
 	Kind string          `json:"kind"`
+	As   string          `json:"as,omitempty"`
 	Err  string          `json:"err,omitempty"`
 	TTL  int64           `json:"ttl_ms,omitempty"`
 	Body json.RawMessage `json:"body"`

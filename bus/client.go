@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	zmq "github.com/pebbe/zmq4"
 )
@@ -25,20 +24,32 @@ type Client struct {
 // answers each with a remote error) and passed the server's address as from.
 // A nil logger discards logs.
 func Dial(addr, identity string, h Handler, logger *slog.Logger, opts ...Option) (*Client, error) {
-	// ZeroMQ routing ids are 1 to 255 bytes; a leading zero byte is reserved
-	// for ids the ROUTER generates itself.
-	if identity == "" || len(identity) > 255 || strings.HasPrefix(identity, "\x00") {
-		return nil, fmt.Errorf("bus: dial %s: invalid identity %q: want 1 to 255 bytes, not starting with a zero byte", addr, identity)
+	l, err := dialLoop(addr, identity, h, logger, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{l: l}, nil
+}
+
+// dialLoop starts the loop of a DEALER connected to addr under identity;
+// more, when not nil, sets further socket options.
+func dialLoop(addr, identity string, h Handler, logger *slog.Logger, opts []Option, more func(*zmq.Socket) error) (*loop, error) {
+	if err := validIdentity(identity); err != nil {
+		return nil, fmt.Errorf("bus: dial %s: %w", addr, err)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	l, err := newLoop(zmq.DEALER, addr, h, logger.With("bus", addr, "identity", identity), opts, func(s *zmq.Socket) error {
+	opts = append(opts, func(o *options) { o.self = identity })
+	return newLoop(zmq.DEALER, addr, h, logger.With("bus", addr, "identity", identity), opts, func(s *zmq.Socket) error {
 		err := s.SetIdentity(identity)
 		if err == nil {
 			// Queue only on a completed connection, so nothing written while
 			// the server is away is delivered after its caller gave up.
 			err = s.SetImmediate(true)
+		}
+		if err == nil && more != nil {
+			err = more(s)
 		}
 		if err != nil {
 			return fmt.Errorf("bus: socket options: %w", err)
@@ -48,10 +59,6 @@ func Dial(addr, identity string, h Handler, logger *slog.Logger, opts ...Option)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Client{l: l}, nil
 }
 
 // Request sends kind+body (JSON-encoded) to the server and waits for its
@@ -61,7 +68,7 @@ func Dial(addr, identity string, h Handler, logger *slog.Logger, opts ...Option)
 // context.DeadlineExceeded), ctx's error when it is cancelled, a
 // *RemoteError when the server's handler fails, and ErrClosed after Close.
 func (c *Client) Request(ctx context.Context, kind string, body, reply any) error {
-	return c.l.request(ctx, "", kind, body, reply)
+	return c.l.request(ctx, "", "", kind, body, reply)
 }
 
 // Close disconnects: waiting Requests return ErrClosed, handlers' contexts

@@ -30,14 +30,56 @@
 // envelope of another version is refused with an error reply naming the
 // version.
 //
+// as, when present, names the identity a message speaks for, when that is
+// not the identity of the connection it travels on (see Carriers below);
+// a reply repeats its request's as.
+//
+// # Carriers
+//
+// A [Carrier] is one DEALER connection that speaks for many identities,
+// each [Carrier.Attach]ed with its own handler: the simulated workers of
+// one process share one connection per server, because ten thousand
+// workers with two connections each would hold some 80,000 descriptors
+// (a socket at both ends, ZeroMQ's mailbox per socket, the poller's
+// duplicate) and a server alone 20,000, beyond a usual open-files limit.
+// Each message of a Carrier carries in as the identity it is for. A Server
+// given [WithCarrying] hands it to its handler as from, lists it in Peers,
+// and sends its requests to that identity through the connection that
+// last spoke for it (setting as, so the Carrier picks the handler); a
+// Carrier that no longer carries the identity answers with an error the
+// Server turns into [ErrUnknownPeer]. On every new connection (after each
+// completed handshake, seen on the socket's monitor) a Carrier sends
+//
+//	{"v":1,"type":"hello","kind":"hello","body":["sim-0000","sim-0001",...]}
+//
+// naming every identity it carries, with no reply: so a Server started
+// anew reaches them before they speak, as it reaches a Client as soon as
+// its connection is back. Plain Clients are unchanged: they
+// never set as, and ignore one equal to their own identity.
+//
+// The rule that keeps this sound: a connection may speak for another
+// identity only on a Server that takes carriers, only when its CURVE key
+// is one the Server lets carry (rswarm lets the keys it accepts carry: its
+// own data directory's, whose processes trust each other, and those
+// authorised explicitly), and only for an identity its key owns. Carried
+// identities share the ownership of Clients' identities (see
+// Authentication): the first key seen under an identity owns it, whether
+// it came on a connection of its own or in a Carrier's as. So a Carrier
+// cannot speak for, nor receive the requests of, a worker connected with
+// another key; what it sends for such an identity is dropped and logged,
+// and a connection refused the right to carry gets an error reply and a
+// log line. Without CURVE the bus is open (anyone may connect under any
+// identity) and so is carrying, on a Server that takes carriers.
+//
 // # Threading
 //
-// ZeroMQ sockets are not safe for concurrent use, so each Server and Client
-// has one goroutine that owns its socket. It waits in Go's netpoller on the
-// socket's ZMQ_FD (a duplicate of it), not in a blocking zmq_poll: a process
-// running a thousand simulated workers has two thousand sockets, and two
-// thousand OS threads parked in C, each holding a scheduler slot until the
-// runtime noticed, made every wake-up slow. Callers put outgoing messages
+// ZeroMQ sockets are not safe for concurrent use, so each Server, Client and
+// Carrier has one goroutine that owns its socket. It waits in Go's
+// netpoller on the socket's ZMQ_FD (a duplicate of it), not in a blocking
+// zmq_poll: when a process ran a thousand simulated workers with two
+// sockets each (before carriers), two thousand OS threads parked in C,
+// each holding a scheduler slot until the runtime noticed, made every
+// wake-up slow; and a process with many Clients still has a socket each. Callers put outgoing messages
 // in a queue and wake the loop by moving its read deadline into the past
 // (at most once per batch), so a request is written at once. Handlers run
 // in their own goroutines, at most 64 at a time by default
@@ -79,6 +121,9 @@
 // client off by taking its identity over (it cannot receive that client's
 // requests or speak for it; the owner reconnecting takes the identity
 // back); a request written in the instant between a takeover and the
-// reading of the impostor's probe reaches the impostor; and the first key
-// seen under an identity after a Server starts owns it.
+// reading of the impostor's probe reaches the impostor; the first key
+// seen under an identity after a Server starts owns it; and a holder of a
+// key allowed to carry can make a Server remember any number of new
+// identities (their owner and route) at the price of one name each, where
+// a Client needs a connection per identity.
 package bus

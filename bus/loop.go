@@ -79,6 +79,13 @@ type loop struct {
 	hijacked map[string]bool
 	hijacks  atomic.Int64 // identities found taken over by another key
 
+	// Owned by run (ROUTER): the connection that carries each identity
+	// spoken for by a Carrier, and the refusals already logged (see
+	// carrier.go).
+	carriers map[string]string
+	refused  map[string]bool
+	refusals atomic.Int64 // messages refused for an identity they may not speak for
+
 	zctx *zmq.Context
 	sock *zmq.Socket // owned by run
 	// fd is a duplicate of the socket's ZMQ_FD in Go's netpoller: the loop
@@ -116,10 +123,12 @@ type loop struct {
 }
 
 // One zmq context serves every loop of the process: a context per loop
-// would cost an I/O thread and its descriptors each, and a process running
-// a thousand simulated workers has two thousand loops. It has two I/O
-// threads: CURVE's handshakes and encryption run on them, and with one,
-// a thousand simulated workers took twice as long to connect.
+// would cost an I/O thread and its descriptors each. It has two I/O
+// threads: CURVE's handshakes and encryption run on them, and with one, a
+// thousand simulated workers (a Client each then) took twice as long to
+// connect. Its socket limit (ZMQ_MAX_SOCKETS, 1,023 by default) is raised
+// to 65,536 for processes with many Clients; a Server's connections are
+// not sockets, and simulated workers now share one Carrier per server.
 var (
 	shared struct {
 		once sync.Once
@@ -172,6 +181,8 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 		exited:   make(chan struct{}),
 		owner:    make(map[string]string),
 		hijacked: make(map[string]bool),
+		carriers: make(map[string]string),
+		refused:  make(map[string]bool),
 	}
 	// Random first id: a reply meant for an earlier incarnation of this
 	// process cannot match a request of this one.
@@ -476,7 +487,6 @@ func (l *loop) handleFrames(frames [][]byte, key string) {
 		if len(frames) == 2 && len(frames[1]) == 0 {
 			return // a new connection's probe
 		}
-		l.touch(from, time.Now())
 	}
 	if len(frames) == 0 {
 		return
@@ -485,6 +495,23 @@ func (l *loop) handleFrames(frames [][]byte, key string) {
 	if err != nil {
 		l.log.Warn("bus: dropping message with a malformed envelope", "from", from, "err", err)
 		return
+	}
+	if l.router {
+		if env.Type == typeHello && env.V == version {
+			l.hello(from, key, env)
+			return
+		}
+		// A message of a Carrier speaks for the identity in its envelope,
+		// if this connection may (see carrier.go).
+		if env.As != "" && env.As != from {
+			if !l.carry(from, key, env) {
+				return
+			}
+			from = env.As
+		} else {
+			delete(l.carriers, from) // it speaks for itself again
+		}
+		l.touch(from, time.Now())
 	}
 	if env.V != version {
 		msg := fmt.Sprintf("bus: unsupported envelope version %d (this peer speaks version %d)", env.V, version)
@@ -499,6 +526,10 @@ func (l *loop) handleFrames(frames [][]byte, key string) {
 	}
 	switch env.Type {
 	case typeReq:
+		if !l.router && l.opts.subs == nil && env.As != "" && env.As != l.opts.self {
+			l.replyError(from, env, noPeerHere)
+			return
+		}
 		l.accept(from, env)
 	case typeRep:
 		l.resolve(from, env.ID, callResult{env: &env})
@@ -514,16 +545,7 @@ func (l *loop) handleFrames(frames [][]byte, key string) {
 // that owns it (the first key seen under id); it reports false, and
 // refuses requests to id until the owner speaks again, when not.
 func (l *loop) claim(id, key string) bool {
-	own, ok := l.owner[id]
-	switch {
-	case !ok:
-		l.owner[id] = key
-	case own != key && !l.authorised(own):
-		// The owner's key is no longer authorised (a worker whose keys
-		// were made anew, the old one removed): the new key may have it.
-		l.log.Info("bus: identity now owned by another key (its owner's key is no longer authorised)", "peer", id, "peer_key", key, "owner_key", own)
-		l.owner[id] = key
-	case own != key:
+	if own, ok := l.owns(id, key); !ok {
 		if !l.hijacked[id] {
 			l.hijacks.Add(1)
 			l.log.Warn("bus: refusing a peer that claims an identity owned by another key", "peer", id, "peer_key", key, "owner_key", own)
@@ -533,6 +555,25 @@ func (l *loop) claim(id, key string) bool {
 	}
 	delete(l.hijacked, id)
 	return true
+}
+
+// owns reports whether key owns identity id, making it the owner when id
+// has none yet or its owner's key is no longer authorised; when not, it
+// returns the owner's key.
+func (l *loop) owns(id, key string) (owner string, ok bool) {
+	own, seen := l.owner[id]
+	switch {
+	case !seen:
+		l.owner[id] = key
+	case own != key && !l.authorised(own):
+		// The owner's key is no longer authorised (a worker whose keys
+		// were made anew, the old one removed): the new key may have it.
+		l.log.Info("bus: identity now owned by another key (its owner's key is no longer authorised)", "peer", id, "peer_key", key, "owner_key", own)
+		l.owner[id] = key
+	case own != key:
+		return own, false
+	}
+	return key, true
 }
 
 // authorised reports whether the Server's authoriser still accepts key.
@@ -612,7 +653,7 @@ func (l *loop) lookup(id uint64) *call {
 
 // replyError answers request env from the loop itself.
 func (l *loop) replyError(to string, req envelope, msg string) {
-	rep := envelope{V: version, ID: req.ID, Type: typeRep, Kind: req.Kind, Err: msg, Body: json.RawMessage("null")}
+	rep := envelope{V: version, ID: req.ID, Type: typeRep, Kind: req.Kind, As: req.As, Err: msg, Body: json.RawMessage("null")}
 	raw, err := json.Marshal(rep)
 	if err != nil {
 		l.log.Error("bus: encoding error reply", "err", err)
@@ -677,7 +718,7 @@ func (l *loop) serve(in inMsg) {
 	}
 	defer cancel()
 
-	rep := envelope{V: version, ID: in.env.ID, Type: typeRep, Kind: in.env.Kind, Body: json.RawMessage("null")}
+	rep := envelope{V: version, ID: in.env.ID, Type: typeRep, Kind: in.env.Kind, As: in.env.As, Body: json.RawMessage("null")}
 	result, err := l.invoke(ctx, in)
 	if err == nil {
 		rep.Body, err = json.Marshal(result)
@@ -710,7 +751,13 @@ func (l *loop) invoke(ctx context.Context, in inMsg) (reply any, err error) {
 			reply, err = nil, fmt.Errorf("bus: handler for %q panicked: %v", in.env.Kind, r)
 		}
 	}()
-	return l.handler(ctx, in.from, in.env.Kind, in.env.Body)
+	h := l.handler
+	if l.opts.subs != nil {
+		if h = l.opts.subs.handler(in.env.As); h == nil {
+			return nil, errors.New(noPeerHere)
+		}
+	}
+	return h(ctx, in.from, in.env.Kind, in.env.Body)
 }
 
 // enqueue gives m to the loop and wakes it. Any goroutine may call it.
@@ -778,7 +825,7 @@ func (l *loop) flushBacklog() {
 }
 
 func (l *loop) park(m outMsg) {
-	if len(l.backlog) >= maxBacklog {
+	if len(l.backlog) >= l.opts.backlogMax {
 		l.wrote(m, errors.New("send queue full"))
 		return
 	}
@@ -787,10 +834,14 @@ func (l *loop) park(m outMsg) {
 
 func (l *loop) write(m outMsg) error {
 	if l.router {
-		if l.hijacked[m.to] {
+		route := m.to
+		if r, ok := l.carriers[m.to]; ok {
+			route = r
+		}
+		if l.hijacked[route] {
 			return errHijacked
 		}
-		_, err := l.sock.SendMessageDontwait(m.to, m.env)
+		_, err := l.sock.SendMessageDontwait(route, m.env)
 		return err
 	}
 	_, err := l.sock.SendBytes(m.env, zmq.DONTWAIT)
@@ -830,8 +881,9 @@ func (l *loop) peerName(to string) string {
 	return l.remote
 }
 
-// request sends a request to peer to (ignored by a DEALER) and waits for its reply.
-func (l *loop) request(ctx context.Context, to, kind string, body, reply any) error {
+// request sends a request to peer to (ignored by a DEALER) and waits for
+// its reply; as is the identity a Carrier speaks for ("" for a Client).
+func (l *loop) request(ctx context.Context, to, as, kind string, body, reply any) error {
 	select {
 	case <-l.done:
 		return ErrClosed
@@ -849,7 +901,10 @@ func (l *loop) request(ctx context.Context, to, kind string, body, reply any) er
 		return fmt.Errorf("bus: encoding %s body: %w", kind, err)
 	}
 	dl, hasDL := ctx.Deadline()
-	env := envelope{V: version, ID: l.nextID.Add(1), Type: typeReq, Kind: kind, TTL: ttlOf(dl, hasDL, time.Now()), Body: raw}
+	if l.router && l.opts.carrying {
+		as = to // the Carrier that may carry it needs to know for whom
+	}
+	env := envelope{V: version, ID: l.nextID.Add(1), Type: typeReq, Kind: kind, As: as, TTL: ttlOf(dl, hasDL, time.Now()), Body: raw}
 	data, err := json.Marshal(env)
 	if err != nil {
 		return fmt.Errorf("bus: encoding %s envelope: %w", kind, err)
@@ -878,6 +933,12 @@ func (l *loop) request(ctx context.Context, to, kind string, body, reply any) er
 		// never earlier than ours, so this keeps timeouts deterministic.
 		if hasDL && !time.Now().Before(dl) {
 			return ctxError(context.DeadlineExceeded, kind, peer, "")
+		}
+		if res.env.Err == noPeerHere && l.router {
+			// Delivered to the process that carried it, which hosts no
+			// such identity now: not delivered to the peer, as when a
+			// Client has gone.
+			return fmt.Errorf("%w: %q (its carrier hosts it no longer)", ErrUnknownPeer, to)
 		}
 		if res.env.Err != "" {
 			return &RemoteError{Kind: kind, Msg: res.env.Err}

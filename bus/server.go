@@ -69,7 +69,7 @@ func (s *Server) Addr() string { return s.addr }
 // cancelled, a *RemoteError when the client's handler fails, and ErrClosed
 // after Close.
 func (s *Server) Request(ctx context.Context, to, kind string, body, reply any) error {
-	return s.l.request(ctx, to, kind, body, reply)
+	return s.l.request(ctx, to, "", kind, body, reply)
 }
 
 // Peers lists, sorted, the identities that have sent anything within the

@@ -259,11 +259,19 @@ func busEndpointLocal(ep string) bool {
 
 // listenBus binds role's bus server at addr: with CURVE (the default),
 // accepting the keys of the keys directory and the authorised-keys
-// directory; without it only on loopback, unless --insecure.
+// directory; without it only on loopback, unless --insecure. The servers
+// workers reach (the globalmanager's and discovery's) also take carriers,
+// the one connection all simulated workers of a process share (see
+// carriers.go): any key they accept may carry, each worker's identity
+// bound to its key.
 func (e *endpoints) listenBus(role, addr string, h bus.Handler, log *slog.Logger, opts ...bus.Option) (*bus.Server, error) {
+	carrying := role == "globalmanager" || role == "discovery"
 	if !e.busAuth {
 		if !busEndpointLocal(addr) && !e.insecure {
 			return nil, fmt.Errorf("refusing to bind the %s bus on %s without CURVE: drop --bus-auth=false, bind it to 127.0.0.1, or pass --insecure to serve it open", role, addr)
+		}
+		if carrying {
+			opts = append(opts, bus.WithCarrying(nil))
 		}
 		return bus.Listen(addr, h, log, opts...)
 	}
@@ -272,13 +280,27 @@ func (e *endpoints) listenBus(role, addr string, h bus.Handler, log *slog.Logger
 		return nil, err
 	}
 	ring := newKeyRing(log, e.keysDir(), e.authorizedDir())
-	return bus.Listen(addr, h, log, append(opts, bus.WithCurveServer(kp.Secret, ring))...)
+	opts = append(opts, bus.WithCurveServer(kp.Secret, ring))
+	if carrying {
+		opts = append(opts, bus.WithCarrying(ring))
+	}
+	return bus.Listen(addr, h, log, opts...)
 }
 
 // dialBus connects role's client to server's bus at addr under id.
 func (e *endpoints) dialBus(role, server, addr, id string, h bus.Handler, log *slog.Logger) (*bus.Client, error) {
+	opts, err := e.clientOptions(role, server, addr, log)
+	if err != nil {
+		return nil, err
+	}
+	return bus.Dial(addr, id, h, log, opts...)
+}
+
+// clientOptions returns the options of role's client of server's bus at
+// addr: its CURVE keys, unless the bus runs without.
+func (e *endpoints) clientOptions(role, server, addr string, log *slog.Logger) ([]bus.Option, error) {
 	if !e.busAuth {
-		return bus.Dial(addr, id, h, log)
+		return nil, nil
 	}
 	kp, err := ensureKey(e.keysDir(), role)
 	if err != nil {
@@ -295,7 +317,7 @@ func (e *endpoints) dialBus(role, server, addr, id string, h bus.Handler, log *s
 	if err != nil {
 		return nil, err
 	}
-	return bus.Dial(addr, id, h, log, bus.WithCurveClient(spub, kp))
+	return []bus.Option{bus.WithCurveClient(spub, kp)}, nil
 }
 
 func init() {

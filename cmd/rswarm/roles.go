@@ -59,6 +59,9 @@ type roleFlags struct {
 	// local, set by rswarm up, lets roles in one process call each other
 	// directly instead of over HTTP; nil when each role runs alone.
 	local *localLinks
+	// carriers, set when one process runs several simulated workers, are
+	// the bus connections they share; nil: each worker dials its own.
+	carriers *simCarriers
 }
 
 // localLinks connects the roles of one process.
@@ -328,7 +331,11 @@ func (r *roleFlags) workerRole(ctx context.Context, log *slog.Logger, simIndex i
 	if r.runtime == "docker" {
 		cfg.TransferListen = r.transfer
 	}
-	a, err := worker.New(cfg, rt, workerDialer(&r.ep, "globalmanager", r.ep.gmBus, log), workerDialer(&r.ep, "discovery", r.ep.dcBus, log))
+	dialGM, dialDC := workerDialer(&r.ep, "globalmanager", r.ep.gmBus, log), workerDialer(&r.ep, "discovery", r.ep.dcBus, log)
+	if r.carriers != nil {
+		dialGM, dialDC = r.carriers.dialer("globalmanager", r.ep.gmBus), r.carriers.dialer("discovery", r.ep.dcBus)
+	}
+	a, err := worker.New(cfg, rt, dialGM, dialDC)
 	if err != nil {
 		return err
 	}
@@ -398,6 +405,11 @@ func init() {
 			if wk.runtime != "sim" || wkCount < 1 {
 				return fmt.Errorf("--workers %d: several workers in one process need --runtime sim (and at least 1)", wkCount)
 			}
+			if err := raiseOpenFiles(simProcessFiles); err != nil {
+				return fmt.Errorf("--workers %d: %w", wkCount, err)
+			}
+			wk.carriers = newSimCarriers(&wk.ep, log)
+			defer wk.carriers.Close()
 			g, gctx := errgroup.WithContext(cmd.Context())
 			for i := 0; i < wkCount; i++ {
 				g.Go(func() error { return wk.workerRole(gctx, log, i, nil) })
@@ -407,6 +419,6 @@ func init() {
 	wk.ep.bind(wkCmd)
 	wk.bindWorker(wkCmd, true)
 	wk.bindFrontend(wkCmd) // the rules this worker applies to the tasks it is told to run
-	wkCmd.Flags().IntVar(&wkCount, "workers", 1, "number of simulated workers this process runs (--runtime sim), named <sim-id>-0000 ...")
+	wkCmd.Flags().IntVar(&wkCount, "workers", 1, "number of simulated workers this process runs (--runtime sim), named <sim-id>-0000 ...; they share one bus connection per server")
 	addCommand(wkCmd)
 }

@@ -45,6 +45,7 @@ type outMsg struct {
 // inMsg is a request waiting for a handler slot.
 type inMsg struct {
 	from     string
+	key      string // the sender's CURVE public key ("" without CURVE)
 	env      envelope
 	deadline time.Time // from the envelope's TTL; zero: none
 }
@@ -499,7 +500,7 @@ func (l *loop) handleFrames(frames [][]byte, key string) {
 	}
 	switch env.Type {
 	case typeReq:
-		l.accept(from, env)
+		l.accept(from, key, env)
 	case typeRep:
 		l.resolve(from, env.ID, callResult{env: &env})
 	default:
@@ -622,12 +623,12 @@ func (l *loop) replyError(to string, req envelope, msg string) {
 }
 
 // accept starts a handler for a request, or queues it when every slot is busy.
-func (l *loop) accept(from string, env envelope) {
+func (l *loop) accept(from, key string, env envelope) {
 	if l.handler == nil {
 		l.replyError(from, env, "bus: this peer serves no requests")
 		return
 	}
-	in := inMsg{from: from, env: env}
+	in := inMsg{from: from, key: key, env: env}
 	if env.TTL > 0 {
 		in.deadline = time.Now().Add(time.Duration(env.TTL) * time.Millisecond)
 	}
@@ -676,6 +677,9 @@ func (l *loop) serve(in inMsg) {
 		ctx, cancel = context.WithDeadline(ctx, in.deadline)
 	}
 	defer cancel()
+	if in.key != "" {
+		ctx = context.WithValue(ctx, peerKeyCtx{}, in.key)
+	}
 
 	rep := envelope{V: version, ID: in.env.ID, Type: typeRep, Kind: in.env.Kind, Body: json.RawMessage("null")}
 	result, err := l.invoke(ctx, in)

@@ -62,6 +62,9 @@ type options struct {
 	auth         Authorizer
 	serverPublic string
 	clientKeys   KeyPair
+
+	// A Client's sent requests end when its connection closes (lost.go).
+	failOnDisconnect bool
 }
 
 func defaultOptions() options {

@@ -73,6 +73,7 @@ type loop struct {
 	opts    options
 	domain  string          // ROUTER with CURVE: its ZAP domain; "" without CURVE
 	watch   *handshakeWatch // ROUTER with CURVE: logs refused handshakes
+	loss    *lossWatch      // DEALER WithFailOnDisconnect: ends sent requests on disconnect
 
 	// Owned by run (ROUTER): the key that owns each identity, and the
 	// identities whose current connection has another key (see curve.go).
@@ -191,6 +192,9 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 			if l.watch != nil {
 				l.watch.stop()
 			}
+			if l.loss != nil {
+				l.loss.stop()
+			}
 			if l.domain != "" {
 				zap.unregister(l.domain)
 			}
@@ -229,6 +233,11 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	}
 	if err := setup(l.sock); err != nil {
 		return nil, err
+	}
+	if !l.router && o.failOnDisconnect {
+		if l.loss, err = watchLoss(l); err != nil {
+			return nil, err
+		}
 	}
 	if l.fd, l.rc, err = pollable(l.sock); err != nil {
 		return nil, err
@@ -305,6 +314,9 @@ func (l *loop) run() {
 	defer func() {
 		if l.watch != nil {
 			l.watch.stop()
+		}
+		if l.loss != nil {
+			l.loss.stop()
 		}
 		if err := errors.Join(l.fd.Close(), l.sock.Close()); err != nil {
 			l.closeErr = fmt.Errorf("bus: close: %w", err)

@@ -276,9 +276,9 @@ func (e *endpoints) listenBus(role, addr string, h bus.Handler, log *slog.Logger
 }
 
 // dialBus connects role's client to server's bus at addr under id.
-func (e *endpoints) dialBus(role, server, addr, id string, h bus.Handler, log *slog.Logger) (*bus.Client, error) {
+func (e *endpoints) dialBus(role, server, addr, id string, h bus.Handler, log *slog.Logger, opts ...bus.Option) (*bus.Client, error) {
 	if !e.busAuth {
-		return bus.Dial(addr, id, h, log)
+		return bus.Dial(addr, id, h, log, opts...)
 	}
 	kp, err := ensureKey(e.keysDir(), role)
 	if err != nil {
@@ -295,7 +295,7 @@ func (e *endpoints) dialBus(role, server, addr, id string, h bus.Handler, log *s
 	if err != nil {
 		return nil, err
 	}
-	return bus.Dial(addr, id, h, log, bus.WithCurveClient(spub, kp))
+	return bus.Dial(addr, id, h, log, append(opts, bus.WithCurveClient(spub, kp))...)
 }
 
 func init() {

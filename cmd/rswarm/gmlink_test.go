@@ -28,6 +28,7 @@ func TestGlobalmanagerLinkCarriesJobsAndOutcomes(t *testing.T) {
 		answer error
 		got    api.DeployJob
 	)
+	started, release := make(chan struct{}, 1), make(chan struct{})
 	srv, err := bus.Listen("tcp://127.0.0.1:*", func(ctx context.Context, _, kind string, body []byte) (any, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -37,11 +38,18 @@ func TestGlobalmanagerLinkCarriesJobsAndOutcomes(t *testing.T) {
 			if err := json.Unmarshal(body, &got); err != nil {
 				return nil, err
 			}
-			if got.Job.Name == "slow" {
+			switch got.Job.Name {
+			case "slow":
 				mu.Unlock()
 				defer mu.Lock()
 				<-ctx.Done() // never answers in time
 				return nil, ctx.Err()
+			case "dies":
+				mu.Unlock()
+				defer mu.Lock()
+				started <- struct{}{}
+				<-release // the globalmanager goes away before it answers
+				return nil, nil
 			}
 		case api.KindStopJob:
 		default:
@@ -53,11 +61,10 @@ func TestGlobalmanagerLinkCarriesJobsAndOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	c, err := bus.Dial(srv.Addr(), "jobmanager-test", nil, nil)
+	l, err := dialGlobalmanager(&endpoints{gmBus: srv.Addr()}, "jobmanager", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &gmLink{c: c}
 	defer l.Close()
 
 	j := apitest.Job("placed", 2, 2, "sleep 1")
@@ -110,5 +117,24 @@ func TestGlobalmanagerLinkCarriesJobsAndOutcomes(t *testing.T) {
 	defer cancel()
 	if err := l.Deploy(ctx, slow); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Deploy without an answer: %v, want a deadline exceeded", err)
+	}
+
+	// The globalmanager gone while a deployment waits for its answer: the
+	// deployment ends at once, as unavailable (sent again shortly), not at
+	// the end of its 30 s.
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- l.Deploy(ctx, apitest.Job("dies", 1, 1, "sleep 1")) }()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close() }()
+	err = <-errc
+	close(release)
+	if !errors.Is(err, api.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Deploy when the globalmanager went away: %v, want unavailable at once", err)
+	}
+	if err := <-closed; err != nil {
+		t.Error(err)
 	}
 }

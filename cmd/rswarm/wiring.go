@@ -358,7 +358,10 @@ type gmLink struct {
 }
 
 func dialGlobalmanager(e *endpoints, role string, log *slog.Logger) (*gmLink, error) {
-	c, err := e.dialBus(role, "globalmanager", e.gmBus, identity(role), nil, log)
+	// A deployment waits up to the dispatch timeout for its answer; when
+	// the globalmanager dies meanwhile, the answer will never come, and the
+	// deployment ends at once (unavailable: sent again shortly) instead.
+	c, err := e.dialBus(role, "globalmanager", e.gmBus, identity(role), nil, log, bus.WithFailOnDisconnect())
 	if err != nil {
 		return nil, fmt.Errorf("connect to globalmanager at %s: %w", e.gmBus, err)
 	}
@@ -369,7 +372,9 @@ func (l *gmLink) Close() error { return l.c.Close() }
 
 // Deploy sends j to the globalmanager and returns its outcome, judged as
 // the REST API's would be. While the globalmanager is away the request
-// waits for it until ctx ends (then it is a timeout: sent again later).
+// waits for it until ctx ends (then it is a timeout: sent again later); a
+// request in flight when the globalmanager goes away ends at once with
+// bus.ErrConnectionLost (unavailable: sent again shortly).
 func (l *gmLink) Deploy(ctx context.Context, j *api.Job) error {
 	var rep api.JobReply
 	if err := l.c.Request(ctx, api.KindDeployJob, api.DeployJob{Job: j}, &rep); err != nil {

@@ -21,7 +21,55 @@ const (
 	KindWorkersChanged = "workers_changed"
 	KindSwitchStrategy = "switch_strategy"
 	KindGetStrategy    = "get_strategy"
+	// jobmanager -> globalmanager (only the jobmanager's key may send them)
+	KindDeployJob = "deploy_job"
+	KindStopJob   = "stop_job"
 )
+
+// DeployJob hands a placed job (every task has its node and cpuset_cpus)
+// to the globalmanager: the whole job travels in the message, and the
+// globalmanager deploys it as it is, without reading it back from the
+// store. The reply is a JobReply.
+type DeployJob struct {
+	Job *Job `json:"job"`
+}
+
+// StopJob asks the globalmanager to stop a job's remaining containers
+// (cancelled, or a failed member of a gang). The reply is a JobReply.
+type StopJob struct {
+	Job    string `json:"job"`
+	Reason string `json:"reason"`
+}
+
+// JobReply answers a DeployJob or a StopJob: empty when it was carried out,
+// else the error as the REST API would answer it (ErrorResponse's status
+// and detail), so that the jobmanager judges an outcome the same way
+// whichever way it came (see Err).
+type JobReply struct {
+	Status int          `json:"status,omitempty"`
+	Error  *ErrorDetail `json:"error,omitempty"`
+}
+
+// NewJobReply is err's JobReply.
+func NewJobReply(err error) JobReply {
+	if err == nil {
+		return JobReply{}
+	}
+	code, body := ErrorResponse(err)
+	return JobReply{Status: code, Error: &body.Error}
+}
+
+// Err is the reply's error (a *StatusError), nil on success.
+func (r JobReply) Err() error {
+	if r.Status == 0 {
+		return nil
+	}
+	se := &StatusError{Status: r.Status}
+	if r.Error != nil {
+		se.Detail = *r.Error
+	}
+	return se
+}
 
 // Register is a worker introducing itself to the globalmanager. NodeID is
 // its Swarm node ID when its engine is already in the swarm, else empty.

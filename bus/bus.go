@@ -30,6 +30,17 @@ var (
 	ErrClosed = api.NewKind("bus: closed", api.ErrUnavailable)
 )
 
+// PeerKey returns, inside a Handler of a Server with CURVE, the Z85 public
+// key the requester authenticated with: the key, not the identity a client
+// chooses, says who it is, so a handler that serves some peers only checks
+// it. It returns "" without CURVE and on a Client.
+func PeerKey(ctx context.Context) string {
+	k, _ := ctx.Value(peerKeyCtx{}).(string)
+	return k
+}
+
+type peerKeyCtx struct{}
+
 // RemoteError is an error returned by the peer's handler (or by the peer's
 // bus, for a request it could not serve). Kind is the request's kind.
 type RemoteError struct{ Kind, Msg string }
@@ -60,6 +71,9 @@ type options struct {
 	self       string
 	subs       *subTable
 	backlogMax int
+
+	// A Client's sent requests end when its connection closes (lost.go).
+	failOnDisconnect bool
 }
 
 func defaultOptions() options {

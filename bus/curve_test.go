@@ -266,3 +266,51 @@ func TestCurveIdentityFollowsARotatedKey(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCurveHandlerSeesThePeersKey: a server's handler learns the key each
+// request was authenticated with, whatever identity its client chose, so
+// that it can serve some requests to some keys only.
+func TestCurveHandlerSeesThePeersKey(t *testing.T) {
+	needZMQ(t)
+	server, a, b := keyPair(t), keyPair(t), keyPair(t)
+	srv := secureListen(t, func(ctx context.Context, _, _ string, _ []byte) (any, error) {
+		return PeerKey(ctx), nil
+	}, server, allow(a, b))
+	for _, tc := range []struct {
+		name string
+		id   string
+		kp   KeyPair
+	}{
+		{"first key", "same-id-a", a},
+		{"second key", "same-id-b", b},
+		// b choosing an identity that names a: the key still says b.
+		{"second key under a telling identity", "jobmanager", b},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := secureDial(t, srv.Addr(), tc.id, nil, server.Public, tc.kp)
+			ctx, cancel := guarded()
+			defer cancel()
+			var got string
+			if err := c.Request(ctx, "whoami", nil, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.kp.Public {
+				t.Errorf("PeerKey = %q, want the client's key %q", got, tc.kp.Public)
+			}
+		})
+	}
+	// Without CURVE there is no key.
+	plain, err := Listen("tcp://127.0.0.1:*", func(ctx context.Context, _, _ string, _ []byte) (any, error) {
+		return PeerKey(ctx), nil
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	ctx, cancel := guarded()
+	defer cancel()
+	got := "unset"
+	if err := dial(t, plain.Addr(), "p", nil).Request(ctx, "whoami", nil, &got); err != nil || got != "" {
+		t.Errorf("PeerKey without CURVE = %q, %v; want \"\"", got, err)
+	}
+}

@@ -92,8 +92,10 @@
 // messages on a completed connection (ZMQ_IMMEDIATE), so a request made while
 // the server is down waits inside the loop until the connection is back or
 // the caller's context ends, and is never delivered after its caller gave up.
-// Requests that were in flight when a peer went away time out; callers retry,
-// and receivers apply messages idempotently (delivery is at least once). The
+// Requests that were in flight when a peer went away time out (or, on a
+// Client dialed [WithFailOnDisconnect], end at once with
+// [ErrConnectionLost]); callers retry, and receivers apply messages
+// idempotently (delivery is at least once). The
 // Server uses ZMQ_ROUTER_HANDOVER, so a client that reconnects under the same
 // identity takes over from its dead connection.
 //

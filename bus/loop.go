@@ -45,6 +45,7 @@ type outMsg struct {
 // inMsg is a request waiting for a handler slot.
 type inMsg struct {
 	from     string
+	key      string // the sender's CURVE public key ("" without CURVE)
 	env      envelope
 	deadline time.Time // from the envelope's TTL; zero: none
 }
@@ -72,6 +73,7 @@ type loop struct {
 	opts    options
 	domain  string          // ROUTER with CURVE: its ZAP domain; "" without CURVE
 	watch   *handshakeWatch // ROUTER with CURVE: logs refused handshakes
+	loss    *lossWatch      // DEALER WithFailOnDisconnect: ends sent requests on disconnect
 
 	// Owned by run (ROUTER): the key that owns each identity, and the
 	// identities whose current connection has another key (see curve.go).
@@ -201,6 +203,9 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 			if l.watch != nil {
 				l.watch.stop()
 			}
+			if l.loss != nil {
+				l.loss.stop()
+			}
 			if l.domain != "" {
 				zap.unregister(l.domain)
 			}
@@ -239,6 +244,11 @@ func newLoop(typ zmq.Type, remote string, h Handler, logger *slog.Logger, opts [
 	}
 	if err := setup(l.sock); err != nil {
 		return nil, err
+	}
+	if !l.router && o.failOnDisconnect {
+		if l.loss, err = watchLoss(l); err != nil {
+			return nil, err
+		}
 	}
 	if l.fd, l.rc, err = pollable(l.sock); err != nil {
 		return nil, err
@@ -315,6 +325,9 @@ func (l *loop) run() {
 	defer func() {
 		if l.watch != nil {
 			l.watch.stop()
+		}
+		if l.loss != nil {
+			l.loss.stop()
 		}
 		if err := errors.Join(l.fd.Close(), l.sock.Close()); err != nil {
 			l.closeErr = fmt.Errorf("bus: close: %w", err)
@@ -530,7 +543,7 @@ func (l *loop) handleFrames(frames [][]byte, key string) {
 			l.replyError(from, env, noPeerHere)
 			return
 		}
-		l.accept(from, env)
+		l.accept(from, key, env)
 	case typeRep:
 		l.resolve(from, env.ID, callResult{env: &env})
 	default:
@@ -663,12 +676,12 @@ func (l *loop) replyError(to string, req envelope, msg string) {
 }
 
 // accept starts a handler for a request, or queues it when every slot is busy.
-func (l *loop) accept(from string, env envelope) {
+func (l *loop) accept(from, key string, env envelope) {
 	if l.handler == nil {
 		l.replyError(from, env, "bus: this peer serves no requests")
 		return
 	}
-	in := inMsg{from: from, env: env}
+	in := inMsg{from: from, key: key, env: env}
 	if env.TTL > 0 {
 		in.deadline = time.Now().Add(time.Duration(env.TTL) * time.Millisecond)
 	}
@@ -717,6 +730,9 @@ func (l *loop) serve(in inMsg) {
 		ctx, cancel = context.WithDeadline(ctx, in.deadline)
 	}
 	defer cancel()
+	if in.key != "" {
+		ctx = context.WithValue(ctx, peerKeyCtx{}, in.key)
+	}
 
 	rep := envelope{V: version, ID: in.env.ID, Type: typeRep, Kind: in.env.Kind, As: in.env.As, Body: json.RawMessage("null")}
 	result, err := l.invoke(ctx, in)

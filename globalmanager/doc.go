@@ -3,7 +3,8 @@
 // each job's attachable overlay network, and deploys placed jobs by sending
 // each task's run command to exactly one worker, which must acknowledge it.
 //
-//	jobmanager ──POST request_new_job──► Deploy ─► network ─► run_task ──bus──► worker (ack)
+//	jobmanager ──deploy_job (bus, the whole job)──► DeployPlaced ─► network ─► run_task ──bus──► worker (ack)
+//	REST client ──POST request_new_job──► Deploy (reads the job from the store first) ─┘
 //	worker ──register──► Register ─► swarm join token, or a worker record in the store
 //	                                 (its allocation: worker_registered ──bus──► jobmanager)
 //	ticker ──► prune: networks of jobs that are final (or gone) are removed

@@ -297,21 +297,19 @@ func fill(w *api.Worker, r api.Register, now float64) {
 	w.Cores, w.MemTotal = r.Cores, r.MemTotal
 }
 
-// Deploy creates the job's network and sends every task to its worker. It
-// returns once every worker has acknowledged; if one does not, the error
-// names the worker and is ErrUnavailable. A deployment may be repeated: a
-// worker acknowledges a task it already runs without starting it again,
-// so the jobmanager sends a job again after such an error, and the tasks
-// already delivered are left running (they are stopped by reconciliation
-// if the job is placed elsewhere or given up).
+// Deploy deploys a job given over the REST API (the original's
+// request_new_job path, kept for its clients; the jobmanager uses
+// DeployPlaced). The body is a client's word, so the job must be in the
+// store and not ended, and the tasks the store has past Scheduled are not
+// sent again. Otherwise as DeployPlaced.
 func (m *Manager) Deploy(ctx context.Context, j *api.Job) error {
 	start := time.Now()
-	err := m.deploy(ctx, j)
+	err := m.deployStored(ctx, j)
 	m.metrics.observeDeploy(start, err)
 	return err
 }
 
-func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
+func (m *Manager) deployStored(ctx context.Context, j *api.Job) error {
 	if len(j.Info.Tasks) == 0 {
 		return api.Invalid("job_info.tasks", "required")
 	}
@@ -323,6 +321,46 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 	if stored.Status.Final() {
 		return &api.FieldError{Field: "job_name", Kind: api.ErrConflict, Reason: fmt.Sprintf("job %s is %s", j.Name, stored.Status)}
 	}
+	return m.deploy(ctx, j, stored)
+}
+
+// DeployPlaced creates the job's network and sends every task to its
+// worker. It returns once every worker has acknowledged; if one does not,
+// the error names the worker and is ErrUnavailable. A deployment may be
+// repeated: a worker acknowledges a task it already runs without starting
+// it again, so the jobmanager sends a job again after such an error, and
+// the tasks already delivered are left running (they are stopped by
+// reconciliation if the job is placed elsewhere or given up).
+//
+// j is the job as the jobmanager sent it over the bus (only the
+// jobmanager's key may), and it is used as it is, not read back from the
+// store: the jobmanager is the one writer of placements, and j is the
+// record it has just written (or, for a retry, read again). What a read
+// would guard against is guarded otherwise, off the hot path:
+//   - a task j shows past Scheduled was delivered by an earlier attempt and
+//     is not sent again; one delivered and ended since j was read is sent,
+//     and its worker, which remembers the tasks it ran (by attempt),
+//     does not run it twice;
+//   - a job cancelled (or deleted) while on its way is seen by the one
+//     read-modify-write every deployment makes anyway, the one that marks
+//     its tasks Deployed, and what started is stopped at once. The price is
+//     that, in that rare race, containers start and are stopped, rather
+//     than a store read for every job deployed.
+func (m *Manager) DeployPlaced(ctx context.Context, j *api.Job) error {
+	start := time.Now()
+	var err error
+	if len(j.Info.Tasks) == 0 {
+		err = api.Invalid("job_info.tasks", "required")
+	} else {
+		err = m.deploy(ctx, j, j)
+	}
+	m.metrics.observeDeploy(start, err)
+	return err
+}
+
+// deploy sends j's tasks that known (the latest record of j the caller
+// has) shows not yet delivered, and marks them Deployed.
+func (m *Manager) deploy(ctx context.Context, j, known *api.Job) error {
 	needNet := false
 	for _, t := range j.Info.Tasks {
 		if t.Node == "" || t.CpusetCpus == "" {
@@ -361,7 +399,7 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 	// attempt, and may have ended since: it is not sent again.
 	var send []*api.Task
 	for _, t := range j.Info.Tasks {
-		if st := stored.Info.Tasks.Get(t.ContainerName); st == nil || st.Status <= api.Scheduled {
+		if st := known.Info.Tasks.Get(t.ContainerName); st == nil || st.Status <= api.Scheduled {
 			send = append(send, t)
 		}
 	}
@@ -370,7 +408,7 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 			defer cancel()
-			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, NetworkDriver: driver, NetworkSubnet: j.Info.Network.Subnet, Task: *t, Attempt: stored.Restarts})
+			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, NetworkDriver: driver, NetworkSubnet: j.Info.Network.Subnet, Task: *t, Attempt: known.Restarts})
 			if err != nil {
 				err = fmt.Errorf("worker %s did not accept task %s: %w", t.Node, t.ContainerName, err)
 			}
@@ -401,6 +439,11 @@ func (m *Manager) deploy(ctx context.Context, j *api.Job) error {
 		sj.Refresh(now)
 		return nil
 	})
+	if errors.Is(err, api.ErrNotFound) {
+		// Deleted while its run commands were on their way (cancelled,
+		// then deleted): stop what started, from the job in hand.
+		return errors.Join(fmt.Errorf("mark job %s deployed: %w", j.Name, err), m.stopTasks(ctx, j, "job deleted"))
+	}
 	if err != nil {
 		return fmt.Errorf("mark job %s deployed: %w", j.Name, err)
 	}
@@ -440,6 +483,12 @@ func (m *Manager) Stop(ctx context.Context, job, reason string) error {
 	if err != nil {
 		return err
 	}
+	return m.stopTasks(ctx, j, reason)
+}
+
+// stopTasks stops the tasks of j, as j records them, that have not ended.
+func (m *Manager) stopTasks(ctx context.Context, j *api.Job, reason string) error {
+	job := j.Name
 	var errs []error
 	for _, t := range j.Info.Tasks {
 		// A cancelled task is final in the store before its container is stopped.

@@ -116,7 +116,7 @@ func (m *Manager) handleInit(c *gin.Context) {
 
 // handleDeploy deploys a placed job.
 // @Summary Deploy a placed job (original RESTfulSwarm path)
-// @Description Called by the jobmanager with a job whose tasks all have a node and cpuset_cpus: creates the job's attachable overlay network and sends each task to its worker, which must acknowledge it. If a worker does not, the tasks already sent are stopped and the error names the worker. Answers plain text "OK" as the original did.
+// @Description The original's path, kept for its clients (the jobmanager hands placed jobs over on the bus instead). Takes a job whose tasks all have a node and cpuset_cpus, and that the store holds and has not ended: creates the job's attachable overlay network and sends each task to its worker, which must acknowledge it. If a worker does not, the tasks already sent are stopped and the error names the worker. Answers plain text "OK" as the original did.
 // @Tags jobs
 // @Accept json
 // @Produce plain

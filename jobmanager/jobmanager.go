@@ -30,10 +30,13 @@ type State interface {
 	JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error)
 }
 
-// Dispatcher deploys a placed job (every task has its node and cores). It
-// returns once each task's worker has acknowledged its run command, or with
-// an error when the job could not be deployed; it may be called from
-// several goroutines at once.
+// Dispatcher deploys a placed job (every task has its node and cores). j is
+// the record the jobmanager has just written (or, for a retry, read again):
+// the dispatcher hands it over whole, and the globalmanager deploys it as
+// it is, without reading it back. It returns once each task's worker has
+// acknowledged its run command, or with an error when the job could not be
+// deployed, judged by judgeDeploy (retry.go); it may be called from several
+// goroutines at once.
 type Dispatcher interface {
 	Deploy(ctx context.Context, j *api.Job) error
 	// Stop stops a job's remaining containers (cancel, or a failed gang member).

@@ -288,12 +288,12 @@ func (e *endpoints) listenBus(role, addr string, h bus.Handler, log *slog.Logger
 }
 
 // dialBus connects role's client to server's bus at addr under id.
-func (e *endpoints) dialBus(role, server, addr, id string, h bus.Handler, log *slog.Logger) (*bus.Client, error) {
-	opts, err := e.clientOptions(role, server, addr, log)
+func (e *endpoints) dialBus(role, server, addr, id string, h bus.Handler, log *slog.Logger, opts ...bus.Option) (*bus.Client, error) {
+	curve, err := e.clientOptions(role, server, addr, log)
 	if err != nil {
 		return nil, err
 	}
-	return bus.Dial(addr, id, h, log, opts...)
+	return bus.Dial(addr, id, h, log, append(opts, curve...)...)
 }
 
 // clientOptions returns the options of role's client of server's bus at

@@ -95,7 +95,14 @@ func simSystem(t *testing.T, extra ...string) (*system, map[string]*proc, string
 	f := append(sys.flags(), extra...)
 	procs := map[string]*proc{}
 	for _, role := range []string{"jobmanager", "discovery", "frontend"} {
-		procs[role] = startProc(t, "rswarm "+role, append([]string{role}, f...)...)
+		args := append([]string{role}, f...)
+		if role == "jobmanager" {
+			// The jobmanager hands placed jobs to the globalmanager over its
+			// bus only: with no globalmanager REST API where it is told one
+			// is, every job these tests run still deploys.
+			args = append(args, "--globalmanager-addr", freeAddr(t))
+		}
+		procs[role] = startProc(t, "rswarm "+role, args...)
 	}
 	procs["globalmanager"] = startProc(t, "rswarm globalmanager", append([]string{"globalmanager", "--no-swarm"}, f...)...)
 	node := fmt.Sprintf("sim-sec-%d", os.Getpid())
@@ -161,6 +168,50 @@ func TestBusRefusesPeersWithoutKeys(t *testing.T) {
 	ctx, cancel = attackCtx()
 	refused(t, "register with the globalmanager", fake.Request(ctx, api.KindRegister, api.Register{NodeID: "fake-64", Runtime: "sim", Cores: 64, MemTotal: 1 << 40}, nil))
 	cancel()
+
+	// 4b. Hand the globalmanager a placed job, which it would deploy as it
+	// is: without keys the peer is never let in; with a key the bus
+	// accepts (the worker's own), the globalmanager refuses it, since only
+	// the jobmanager's key may deploy.
+	evilJob := apitest.Job("evil", 1, 1, "sleep 60")
+	evilJob.Info.Tasks[0].Node, evilJob.Info.Tasks[0].CpusetCpus, evilJob.Info.Tasks[0].Status = node, "0", api.Scheduled
+	evilJob.Info.Tasks[0].Volumes = map[string]api.Volume{"/": {Bind: "/host"}}
+	ctx, cancel = attackCtx()
+	refused(t, "deploy_job without keys", fake.Request(ctx, api.KindDeployJob, api.DeployJob{Job: evilJob}, nil))
+	cancel()
+	secret, err := os.ReadFile(filepath.Join(sys.dataDir, "bus", "worker.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	workerKey, err := bus.KeyPairOf(strings.TrimSpace(string(secret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gmPub, err := os.ReadFile(filepath.Join(sys.dataDir, "bus", "globalmanager.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asWorker, err := bus.Dial(sys.gmBus, "jobmanager-"+node, nil, nil, bus.WithCurveClient(strings.TrimSpace(string(gmPub)), workerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asWorker.Close()
+	for _, tc := range []struct {
+		kind string
+		body any
+	}{
+		{api.KindDeployJob, api.DeployJob{Job: evilJob}},
+		{api.KindStopJob, api.StopJob{Job: "any", Reason: "forged"}},
+	} {
+		ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+		var rep api.JobReply
+		err := asWorker.Request(ctx, tc.kind, tc.body, &rep)
+		cancel()
+		var re *bus.RemoteError
+		if !errors.As(err, &re) || !strings.Contains(re.Msg, "only the jobmanager's key") {
+			t.Errorf("%s under the worker's key: err = %v, reply %+v; want the globalmanager's refusal", tc.kind, err, rep)
+		}
+	}
 
 	// The real worker still runs jobs, and nobody else got them.
 	j := apitest.Job(fmt.Sprintf("sec%d", time.Now().UnixNano()), 1, 1, "sleep 0.1")

@@ -77,7 +77,7 @@ func (l *localLinks) Deploy(ctx context.Context, j *api.Job) error {
 	if gm == nil {
 		return fmt.Errorf("deploy job %s: the globalmanager is not up yet: %w", j.Name, api.ErrUnavailable)
 	}
-	return gm.Deploy(ctx, j)
+	return gm.DeployPlaced(ctx, j)
 }
 
 // Stop stops through the globalmanager of this process.
@@ -177,16 +177,21 @@ func (m gmMigrator) MigrateTask(ctx context.Context, job, task, from, to string)
 
 // jobmanagerRole runs the jobmanager and its bus until ctx ends.
 func (r *roleFlags) jobmanagerRole(ctx context.Context, st store.Store, log *slog.Logger) error {
-	token, err := r.ep.token()
-	if err != nil {
-		return err
-	}
 	cfg := jobmanager.DefaultConfig()
 	cfg.Strategy, cfg.Policy, cfg.SortBatch, cfg.MaxWait, cfg.ResyncInterval = r.strategy, r.policy, r.sortBatch, r.maxWait, r.resync
 	cfg.Logger = log
-	var gm jobmanager.Dispatcher = api.NewClient("http://"+r.ep.globalmanager, token)
+	// Placed jobs go to the globalmanager whole: over its bus, or, in one
+	// process (rswarm up), by a direct call.
+	var gm jobmanager.Dispatcher
 	if r.local != nil {
 		gm = r.local
+	} else {
+		link, err := dialGlobalmanager(&r.ep, "jobmanager", log)
+		if err != nil {
+			return err
+		}
+		defer link.Close()
+		gm = link
 	}
 	m, err := jobmanager.New(cfg, st, gm)
 	if err != nil {
@@ -262,7 +267,14 @@ func (r *roleFlags) globalmanagerRole(ctx context.Context, st store.Store, log *
 	if r.local != nil {
 		r.local.gm.Store(m)
 	}
-	srv, err := r.ep.listenBus("globalmanager", r.ep.gmBus, globalmanagerHandler(m), log, bus.WithMaxHandlers(busHandlers))
+	// Only the jobmanager may hand over placed jobs (see globalmanagerHandler).
+	jmKey := ""
+	if r.ep.busAuth {
+		if jmKey, err = r.ep.serverPublic("jobmanager"); err != nil {
+			return err
+		}
+	}
+	srv, err := r.ep.listenBus("globalmanager", r.ep.gmBus, globalmanagerHandler(m, jmKey), log, bus.WithMaxHandlers(busHandlers))
 	if err != nil {
 		return fmt.Errorf("globalmanager bus %s: %w", r.ep.gmBus, err)
 	}

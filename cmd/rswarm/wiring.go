@@ -36,7 +36,7 @@ var (
 	_ frontend.Scheduler     = (*jmLink)(nil)
 	_ frontend.Cluster       = (*api.Client)(nil)
 	_ jobmanager.State       = (store.Store)(nil)
-	_ jobmanager.Dispatcher  = (*api.Client)(nil)
+	_ jobmanager.Dispatcher  = (*gmLink)(nil)
 	_ discovery.State        = (store.Store)(nil)
 	_ discovery.Notifier     = (*jmLink)(nil)
 	_ globalmanager.State    = (store.Store)(nil)
@@ -334,18 +334,85 @@ func discoveryHandler(s *discovery.Service) bus.Handler {
 	}
 }
 
-// globalmanagerHandler serves the globalmanager's bus (worker registration).
-func globalmanagerHandler(m *globalmanager.Manager) bus.Handler {
-	return func(ctx context.Context, _, kind string, body []byte) (any, error) {
-		if kind != api.KindRegister {
-			return nil, fmt.Errorf("globalmanager: unknown message kind %q", kind)
+// globalmanagerHandler serves the globalmanager's bus: workers register,
+// and the jobmanager hands over placed jobs and asks for jobs to be
+// stopped. jmKey is the jobmanager's public key: with CURVE, a deploy_job
+// or stop_job under any other key (a worker's, an operator's) is refused,
+// since the globalmanager deploys such a job as it is, without reading it
+// from the store. jmKey is "" without CURVE, where the bus trusts every
+// local peer anyway (as it does with register).
+func globalmanagerHandler(m *globalmanager.Manager, jmKey string) bus.Handler {
+	return func(ctx context.Context, from, kind string, body []byte) (any, error) {
+		switch kind {
+		case api.KindRegister:
+			var r api.Register
+			if err := json.Unmarshal(body, &r); err != nil {
+				return nil, err
+			}
+			return m.Register(ctx, r)
+		case api.KindDeployJob, api.KindStopJob:
+			if jmKey != "" && bus.PeerKey(ctx) != jmKey {
+				return nil, fmt.Errorf("globalmanager: %s refused: only the jobmanager's key may send it, and peer %q has key %s (the jobmanager's is --jobmanager-key, default <bus-keys-dir>/jobmanager.pub)", kind, from, bus.PeerKey(ctx))
+			}
+			if kind == api.KindStopJob {
+				var sj api.StopJob
+				if err := json.Unmarshal(body, &sj); err != nil {
+					return nil, err
+				}
+				return api.NewJobReply(m.Stop(ctx, sj.Job, sj.Reason)), nil
+			}
+			var dj api.DeployJob
+			if err := json.Unmarshal(body, &dj); err != nil {
+				return nil, err
+			}
+			if dj.Job == nil {
+				return api.NewJobReply(api.Invalid("job", "required")), nil
+			}
+			return api.NewJobReply(m.DeployPlaced(ctx, dj.Job)), nil
 		}
-		var r api.Register
-		if err := json.Unmarshal(body, &r); err != nil {
-			return nil, err
-		}
-		return m.Register(ctx, r)
+		return nil, fmt.Errorf("globalmanager: unknown message kind %q", kind)
 	}
+}
+
+// gmLink is the globalmanager as the jobmanager reaches it over the bus:
+// each placed job travels whole in its deploy_job message.
+type gmLink struct {
+	c *bus.Client
+}
+
+func dialGlobalmanager(e *endpoints, role string, log *slog.Logger) (*gmLink, error) {
+	// A deployment waits up to the dispatch timeout for its answer; when
+	// the globalmanager dies meanwhile, the answer will never come, and the
+	// deployment ends at once (unavailable: sent again shortly) instead.
+	c, err := e.dialBus(role, "globalmanager", e.gmBus, identity(role), nil, log, bus.WithFailOnDisconnect())
+	if err != nil {
+		return nil, fmt.Errorf("connect to globalmanager at %s: %w", e.gmBus, err)
+	}
+	return &gmLink{c: c}, nil
+}
+
+func (l *gmLink) Close() error { return l.c.Close() }
+
+// Deploy sends j to the globalmanager and returns its outcome, judged as
+// the REST API's would be. While the globalmanager is away the request
+// waits for it until ctx ends (then it is a timeout: sent again later); a
+// request in flight when the globalmanager goes away ends at once with
+// bus.ErrConnectionLost (unavailable: sent again shortly).
+func (l *gmLink) Deploy(ctx context.Context, j *api.Job) error {
+	var rep api.JobReply
+	if err := l.c.Request(ctx, api.KindDeployJob, api.DeployJob{Job: j}, &rep); err != nil {
+		return fmt.Errorf("deploy job %s over the globalmanager's bus: %w", j.Name, err)
+	}
+	return rep.Err()
+}
+
+// Stop asks the globalmanager to stop a job's remaining containers.
+func (l *gmLink) Stop(ctx context.Context, job, reason string) error {
+	var rep api.JobReply
+	if err := l.c.Request(ctx, api.KindStopJob, api.StopJob{Job: job, Reason: reason}, &rep); err != nil {
+		return fmt.Errorf("stop job %s over the globalmanager's bus: %w", job, err)
+	}
+	return rep.Err()
 }
 
 // workerDialer returns a worker.Dialer that opens bus clients to server's addr.

@@ -436,7 +436,7 @@ const docTemplateglobalmanager = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Called by the jobmanager with a job whose tasks all have a node and cpuset_cpus: creates the job's attachable overlay network and sends each task to its worker, which must acknowledge it. If a worker does not, the tasks already sent are stopped and the error names the worker. Answers plain text \"OK\" as the original did.",
+                "description": "The original's path, kept for its clients (the jobmanager hands placed jobs over on the bus instead). Takes a job whose tasks all have a node and cpuset_cpus, and that the store holds and has not ended: creates the job's attachable overlay network and sends each task to its worker, which must acknowledge it. If a worker does not, the tasks already sent are stopped and the error names the worker. Answers plain text \"OK\" as the original did.",
                 "consumes": [
                     "application/json"
                 ],

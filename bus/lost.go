@@ -1,0 +1,113 @@
+package bus
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/rswarm/rswarm/api"
+)
+
+// ErrConnectionLost ends, on a Client dialed WithFailOnDisconnect, a
+// request that was sent and whose connection then closed: the server may
+// or may not have served it, and its reply will not come. It is of kind
+// api.ErrUnavailable: sending it again is for the caller to decide.
+var ErrConnectionLost = api.NewKind("bus: connection lost while waiting for the reply (the request may have been served)", api.ErrUnavailable)
+
+// WithFailOnDisconnect makes a Client end its sent requests with
+// ErrConnectionLost as soon as its connection closes (the server was
+// stopped or killed), rather than when their contexts end: for callers
+// that wait long (the jobmanager waits up to its dispatch timeout for a
+// deployment) and send again anyway. Requests not yet sent are not
+// affected: they go once the connection is back. It costs a socket monitor
+// and a goroutine, so it is for few Clients.
+func WithFailOnDisconnect() Option {
+	return func(o *options) { o.failOnDisconnect = true }
+}
+
+// lossWatch reads a Client socket's monitor on its own goroutine and fails
+// the loop's sent requests when a connection closes.
+type lossWatch struct {
+	done chan struct{}
+	exit chan struct{}
+}
+
+var lossWatches atomic.Int64 // names the monitors' endpoints
+
+func watchLoss(l *loop) (*lossWatch, error) {
+	addr := fmt.Sprintf("inproc://rswarm-loss-%d", lossWatches.Add(1))
+	if err := l.sock.Monitor(addr, zmq.EVENT_DISCONNECTED); err != nil {
+		return nil, fmt.Errorf("bus: socket monitor: %w", err)
+	}
+	mon, err := l.zctx.NewSocket(zmq.PAIR)
+	if err == nil {
+		if err = mon.SetLinger(0); err == nil {
+			err = mon.Connect(addr)
+		}
+	}
+	if err != nil {
+		if mon != nil {
+			_ = mon.Close()
+		}
+		return nil, fmt.Errorf("bus: socket monitor: %w", err)
+	}
+	w := &lossWatch{done: make(chan struct{}), exit: make(chan struct{})}
+	go w.run(mon, l)
+	return w, nil
+}
+
+func (w *lossWatch) run(mon *zmq.Socket, l *loop) {
+	defer close(w.exit)
+	defer mon.Close()
+	poller := zmq.NewPoller()
+	poller.Add(mon, zmq.POLLIN)
+	for {
+		select {
+		case <-w.done:
+			return
+		default:
+		}
+		polled, err := poller.Poll(250 * time.Millisecond)
+		if err != nil {
+			if isErrno(err, zmq.ETERM) {
+				return
+			}
+			continue
+		}
+		if len(polled) == 0 {
+			continue
+		}
+		if _, addr, _, err := mon.RecvEvent(0); err == nil {
+			if n := l.failSent(ErrConnectionLost); n > 0 {
+				l.log.Warn("bus: connection lost; requests waiting for replies end now", "endpoint", addr, "requests", n)
+			}
+		}
+	}
+}
+
+func (w *lossWatch) stop() {
+	close(w.done)
+	<-w.exit
+}
+
+// failSent ends every request that was sent and waits for its reply with
+// err, and returns how many there were. A request sent on a new connection
+// just before a late disconnect event is read ends too: its caller sends
+// it again, which a request may always be (delivery is at least once).
+func (l *loop) failSent(err error) int {
+	l.pmu.Lock()
+	var ended []*call
+	for id, c := range l.pending {
+		if c.sent.Load() {
+			ended = append(ended, c)
+			delete(l.pending, id)
+		}
+	}
+	l.pmu.Unlock()
+	for _, c := range ended {
+		c.ch <- callResult{err: err}
+	}
+	return len(ended)
+}

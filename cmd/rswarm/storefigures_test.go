@@ -33,8 +33,8 @@ import (
 // `rswarm stress --profile steady --feed-constant 50 --interval 0.1
 // --turns 600 --task-count 4 --task-cores 1 --command "sleep 5"
 // --concurrency 256 --seed 1 --wait`: 500 jobs/s for 60 s. For a quicker
-// look, RSWARM_BENCH_TURNS sets --turns and RSWARM_BENCH_FEED
-// --feed-constant; RSWARM_BENCH_WAIT bounds the wait for the last jobs
+// or smaller look, RSWARM_BENCH_TURNS sets --turns, RSWARM_BENCH_FEED
+// --feed-constant and RSWARM_BENCH_WORKERS --workers; RSWARM_BENCH_WAIT bounds the wait for the last jobs
 // (default 10m: a store that cannot keep up prints what it reached);
 // RSWARM_BENCH_PROFILE=DIR writes a 20 s CPU profile of `rswarm up`, taken
 // from 10 s into the run, to DIR/up-<store>.pprof (FerretDB runs in the
@@ -51,6 +51,7 @@ func TestStressStoreFigures(t *testing.T) {
 	}
 	turns := envInt(t, "RSWARM_BENCH_TURNS", 600)
 	feed := envInt(t, "RSWARM_BENCH_FEED", 50)
+	workers := envInt(t, "RSWARM_BENCH_WORKERS", 1000)
 	wait := 10 * time.Minute
 	if v := os.Getenv("RSWARM_BENCH_WAIT"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -72,11 +73,12 @@ func TestStressStoreFigures(t *testing.T) {
 				storeFlags = []string{"--mongo-uri", uri, "--mongo-db", "bench"}
 			}
 			pprofAddr := freeAddr(t)
-			up := append([]string{"up", "--runtime", "sim", "--workers", "1000", "--cores", "16", "--pprof", pprofAddr}, sys.flags()...)
+			up := append([]string{"up", "--runtime", "sim", "--workers", strconv.Itoa(workers), "--cores", "16", "--pprof", pprofAddr}, sys.flags()...)
 			start(t, "rswarm up", append(up, storeFlags...)...)
 			began := time.Now()
 			// Registering a thousand workers writes a thousand records: a
 			// slow store needs longer than waitWorkers' minute.
+			fmt.Printf("%s: rswarm %s\n", name, strings.Join(append(up, storeFlags...), " "))
 			c := sys.client()
 			apitest.Eventually(t, 10*time.Minute, func() error {
 				ws, err := c.Workers(context.Background())
@@ -89,12 +91,12 @@ func TestStressStoreFigures(t *testing.T) {
 						ready++
 					}
 				}
-				if ready < 1000 {
-					return fmt.Errorf("%d of 1000 workers ready", ready)
+				if ready < workers {
+					return fmt.Errorf("%d of %d workers ready", ready, workers)
 				}
 				return nil
 			})
-			fmt.Printf("%s: 1000 workers ready %.1f s after start\n", name, time.Since(began).Seconds())
+			fmt.Printf("%s: %d workers ready %.1f s after start\n", name, workers, time.Since(began).Seconds())
 
 			if dir := os.Getenv("RSWARM_BENCH_PROFILE"); dir != "" {
 				done := make(chan struct{})
@@ -185,9 +187,11 @@ func cpuProfile(addr, path string, after, d time.Duration) error {
 func startFerretDB(t *testing.T) (string, error) {
 	t.Helper()
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + t.TempDir() + "/",
+		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:  "sqlite",
+		// Durable as RSwarm's own SQLite store (WAL, synchronous NORMAL:
+		// no fsync at every commit), so that the two compare.
+		SQLiteURL: "file:" + t.TempDir() + "/?_pragma=synchronous(NORMAL)",
 		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})),
 	})
 	if err != nil {

@@ -32,14 +32,33 @@ type GapScrape struct {
 	Max, MaxAt float64
 }
 
-// ParseGaps reads the gap records named by the metric prefixes from a
-// Prometheus text exposition.
-func ParseGaps(r io.Reader, names ...string) (map[string]GapScrape, error) {
+// Scrape is what `rswarm stress` reads from the frontend's /metrics.
+type Scrape struct {
+	// Gaps are the gap records by metric prefix.
+	Gaps map[string]GapScrape
+	// CPU is the CPU time the frontend's process has used, in seconds (in
+	// rswarm up, that of every role and worker); HasCPU says it was there.
+	CPU    float64
+	HasCPU bool
+}
+
+// ParseScrape reads the gap records named by the metric prefixes, and the
+// process's CPU time, from a Prometheus text exposition.
+func ParseScrape(r io.Reader, names ...string) (Scrape, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
-		return nil, fmt.Errorf("reading metrics: %w", err)
+		return Scrape{}, fmt.Errorf("reading metrics: %w", err)
 	}
+	var sc Scrape
+	if f := fams["process_cpu_seconds_total"]; f != nil && len(f.GetMetric()) > 0 && f.GetMetric()[0].GetCounter() != nil {
+		sc.CPU, sc.HasCPU = f.GetMetric()[0].GetCounter().GetValue(), true
+	}
+	sc.Gaps = parseGaps(fams, names)
+	return sc, nil
+}
+
+func parseGaps(fams map[string]*dto.MetricFamily, names []string) map[string]GapScrape {
 	gauge := func(name string) (float64, bool) {
 		f := fams[name]
 		if f == nil || len(f.GetMetric()) == 0 || f.GetMetric()[0].GetGauge() == nil {
@@ -69,7 +88,7 @@ func ParseGaps(r io.Reader, names ...string) (map[string]GapScrape, error) {
 		}
 		out[name] = g
 	}
-	return out, nil
+	return out
 }
 
 // WorstGap is the worst gap of one run, from the scrapes before and after it.
@@ -132,10 +151,16 @@ func (w WorstGap) String() string {
 	return fmt.Sprintf("at most %.3fs over %d gaps (a longer one came before this run)", w.Seconds, w.Gaps)
 }
 
-// GapLines are the lines `rswarm stress` prints for the two gap records.
-func GapLines(round, status WorstGap) string {
+// GapLines are the lines `rswarm stress` prints for the two gap records
+// and for the CPU the control plane's process had between the scrapes
+// before and after the run, wall seconds apart.
+func GapLines(before, after Scrape, start, wall float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "worst gap between placement rounds while jobs waited: %s\n", round)
-	fmt.Fprintf(&b, "worst gap between status applications while statuses waited: %s\n", status)
+	fmt.Fprintf(&b, "worst gap between placement rounds while jobs waited: %s\n", Worst(before.Gaps[RoundGapMetric], after.Gaps[RoundGapMetric], start))
+	fmt.Fprintf(&b, "worst gap between status applications while statuses waited: %s\n", Worst(before.Gaps[StatusGapMetric], after.Gaps[StatusGapMetric], start))
+	if before.HasCPU && after.HasCPU && after.CPU >= before.CPU && wall > 0 {
+		fmt.Fprintf(&b, "CPU of the frontend's process (in rswarm up: every role and worker): %.1fs over %.1fs, %.2f cores on average\n",
+			after.CPU-before.CPU, wall, (after.CPU-before.CPU)/wall)
+	}
 	return b.String()
 }

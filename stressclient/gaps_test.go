@@ -30,10 +30,14 @@ func u(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func TestParseGaps(t *testing.T) {
 	text := exposition(RoundGapMetric, [3]uint64{5, 7, 8}, 9, "12.5", "1000.25") + "rswarm_queue_length 3\n"
-	got, err := ParseGaps(strings.NewReader(text), RoundGapMetric, StatusGapMetric)
+	sc, err := ParseScrape(strings.NewReader(text+"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.25\n"), RoundGapMetric, StatusGapMetric)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !sc.HasCPU || sc.CPU != 12.25 {
+		t.Errorf("CPU = %v (found %v), want 12.25", sc.CPU, sc.HasCPU)
+	}
+	got := sc.Gaps
 	r := got[RoundGapMetric]
 	if !r.Found || r.Count != 9 || r.Max != 12.5 || r.MaxAt != 1000.25 || len(r.Bounds) != 3 || r.Bounds[1] != 1 || r.Counts[2] != 8 {
 		t.Errorf("round gaps = %+v", r)
@@ -41,7 +45,7 @@ func TestParseGaps(t *testing.T) {
 	if got[StatusGapMetric].Found {
 		t.Errorf("status gaps found in a scrape without them: %+v", got[StatusGapMetric])
 	}
-	if _, err := ParseGaps(strings.NewReader("not { metrics"), RoundGapMetric); err == nil {
+	if _, err := ParseScrape(strings.NewReader("not { metrics"), RoundGapMetric); err == nil {
 		t.Error("a malformed exposition was read without an error")
 	}
 }
@@ -103,9 +107,16 @@ func TestWorst(t *testing.T) {
 }
 
 func TestGapLines(t *testing.T) {
-	got := GapLines(WorstGap{Known: true, Gaps: 100, Seconds: 9.5, Exact: true, At: 35.5}, WorstGap{})
+	round := func(n uint64, maxV, at float64) map[string]GapScrape {
+		return map[string]GapScrape{RoundGapMetric: {Found: true, Count: n, Max: maxV, MaxAt: at}}
+	}
+	before := Scrape{Gaps: round(0, 0, 0), CPU: 10, HasCPU: true}
+	// 9.5 s ending at 1035.5, 35.5 s after the start; 150 s of CPU in 100 s.
+	after := Scrape{Gaps: round(100, 9.5, 1035.5), CPU: 160, HasCPU: true}
+	got := GapLines(before, after, 1000, 100)
 	want := "worst gap between placement rounds while jobs waited: 9.500s (ended at +35.5s) over 100 gaps\n" +
-		"worst gap between status applications while statuses waited: not reported by the frontend's /metrics\n"
+		"worst gap between status applications while statuses waited: not reported by the frontend's /metrics\n" +
+		"CPU of the frontend's process (in rswarm up: every role and worker): 150.0s over 100.0s, 1.50 cores on average\n"
 	if got != want {
 		t.Errorf("GapLines =\n%s\nwant\n%s", got, want)
 	}

@@ -245,12 +245,14 @@ func runStress(cmd *cobra.Command, s *stressFlags) error {
 	ctx := cmd.Context()
 	// The control plane's gap records before the run, to tell the run's
 	// worst gaps from those before it.
-	var gapsBefore map[string]stressclient.GapScrape
+	var before stressclient.Scrape
+	var scraped time.Time
 	if wait {
 		var err error
-		if gapsBefore, err = scrapeGaps(ctx, fe, s.token); err != nil {
+		if before, err = scrapeGaps(ctx, fe, s.token); err != nil {
 			log.Warn("the gaps between placement rounds and status applications will not be reported", "err", err)
 		}
+		scraped = time.Now()
 	}
 	runStart := float64(time.Now().UnixNano()) / 1e9
 	counters := &stressclient.Counters{}
@@ -284,14 +286,12 @@ func runStress(cmd *cobra.Command, s *stressFlags) error {
 			return errors.Join(runErr, err)
 		}
 		gaps := ""
-		if gapsBefore != nil {
+		if wait {
 			after, err := scrapeGaps(octx, fe, s.token)
 			if err != nil {
 				log.Warn("reading the gaps between placement rounds and status applications", "err", err)
 			}
-			gaps = stressclient.GapLines(
-				stressclient.Worst(gapsBefore[stressclient.RoundGapMetric], after[stressclient.RoundGapMetric], runStart),
-				stressclient.Worst(gapsBefore[stressclient.StatusGapMetric], after[stressclient.StatusGapMetric], runStart))
+			gaps = stressclient.GapLines(before, after, runStart, time.Since(scraped).Seconds())
 		}
 		if s.reportDir != "" {
 			usage, workers, note := s.usage(octx, log)
@@ -371,25 +371,25 @@ func (s *stressFlags) usage(ctx context.Context, log *slog.Logger) ([]api.Usage,
 // scrapeGaps reads the control plane's gap records (the jobmanager's
 // between placement rounds, discovery's between status applications) from
 // the frontend's /metrics.
-func scrapeGaps(ctx context.Context, fe, token string) (map[string]stressclient.GapScrape, error) {
+func scrapeGaps(ctx context.Context, fe, token string) (stressclient.Scrape, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fe+"/metrics", nil)
 	if err != nil {
-		return nil, err
+		return stressclient.Scrape{}, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s/metrics: %w", fe, err)
+		return stressclient.Scrape{}, fmt.Errorf("GET %s/metrics: %w", fe, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/metrics: %s", fe, resp.Status)
+		return stressclient.Scrape{}, fmt.Errorf("GET %s/metrics: %s", fe, resp.Status)
 	}
-	return stressclient.ParseGaps(resp.Body, stressclient.RoundGapMetric, stressclient.StatusGapMetric)
+	return stressclient.ParseScrape(resp.Body, stressclient.RoundGapMetric, stressclient.StatusGapMetric)
 }
 
 // startProgress shows progress on w until the returned function is called.

@@ -162,6 +162,7 @@ func TestStressSimEndToEnd(t *testing.T) {
 	for _, re := range []string{
 		`worst gap between placement rounds while jobs waited: [0-9.]+s \(ended at \+[0-9.]+s\) over [1-9][0-9]* gaps\n`,
 		`worst gap between status applications while statuses waited: [0-9.]+s \(ended at \+[0-9.]+s\) over [1-9][0-9]* gaps\n`,
+		`CPU of the frontend's process \(in rswarm up: every role and worker\): [0-9.]+s over [0-9.]+s, [0-9.]+ cores on average\n`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Fatalf("rswarm stress output lacks %s:\n%s", re, out)

@@ -22,9 +22,9 @@ import (
 
 // TestStressStoreFigures runs issue 12's load on the all-in-one system
 // and prints what `rswarm stress` prints (jobs Down and lost, waiting p50
-// and p99, the longest interval with jobs waiting and none starting, and
-// the worst gaps between placement rounds and between status
-// applications), once per store asked for:
+// and p99, the longest interval with jobs waiting and none starting, the
+// worst gaps between placement rounds and between status applications,
+// and the CPU the process had), once per store asked for:
 //
 //	RSWARM_BENCH_FERRET=1  MongoDB's code path, on an in-process FerretDB
 //	RSWARM_BENCH_SQLITE=1  the embedded SQLite store, for the figures beside it
@@ -126,7 +126,7 @@ func TestStressStoreFigures(t *testing.T) {
 				fmt.Printf("%s: rswarm stress: %v\n", name, err)
 			}
 			for _, want := range []string{"jobs: ", "waiting (submit to start) p50", "longest interval with jobs waiting and none starting",
-				"worst gap between placement rounds", "worst gap between status applications"} {
+				"worst gap between placement rounds", "worst gap between status applications", "CPU of the frontend's process"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("the output of rswarm stress lacks %q", want)
 				}

@@ -226,7 +226,8 @@ type StrategyInfo struct {
 	Strategies map[string]string `json:"strategies,omitempty"`
 }
 
-// KindGetStats asks the jobmanager for its counters.
+// KindGetStats asks the jobmanager for its counters (SchedulerStats), or
+// discovery for its figures (StatusStats).
 const KindGetStats = "get_stats"
 
 // Histogram is a cumulative histogram in Prometheus' shape: Counts[i] is
@@ -279,6 +280,20 @@ type SchedulerStats struct {
 	DeployRetries uint64 `json:"deploy_retries"`
 	// Restarts counts jobs put back in the queue by their restart policy.
 	Restarts uint64 `json:"restarts"`
+	// RoundGaps are the gaps between placement rounds while jobs wait:
+	// from a round (or a job's submission, if later) to the next round.
+	// A full cluster with no task ending shows as a gap too.
+	RoundGaps Gaps `json:"round_gaps"`
+}
+
+// StatusStats are discovery's figures.
+type StatusStats struct {
+	// ApplyGaps are the gaps between applications of task statuses while
+	// statuses wait: from a batch's write (or a status's arrival, if
+	// later) to the end of the next batch's write.
+	ApplyGaps Gaps `json:"apply_gaps"`
+	// Applied counts the statuses applied.
+	Applied uint64 `json:"applied"`
 }
 
 // Cluster operations: globalmanager -> worker, and globalmanager -> jobmanager.

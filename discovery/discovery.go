@@ -83,10 +83,14 @@ type Service struct {
 	beats     map[string]api.Heartbeat // latest heartbeat not written yet
 	cameUp    map[string]bool          // workers heard from again after silence
 	usage     []api.UsagePoint         // samples not written yet
+
+	statsMu sync.Mutex
+	stats   api.StatusStats
 }
 
 type statusReq struct {
 	sts  []api.TaskStatus // in the order they happened
+	at   float64          // when they arrived (see api.Gaps)
 	done chan error
 }
 
@@ -112,7 +116,17 @@ func New(cfg Config, st State, nt Notifier) (*Service, error) {
 	table := NewTable(cfg.HeartbeatGrace.Seconds()).WithStall(max(cfg.HeartbeatGrace.Seconds()/2, 2*cfg.CheckInterval.Seconds()))
 	return &Service{cfg: cfg, st: st, nt: nt, log: cfg.Logger, statuses: make(chan statusReq, 1<<16),
 		rec: NewReconciler(), reports: map[string]Report{}, stops: map[string][]api.StopTask{},
-		table: table, lastRatio: map[string]float64{}, beats: map[string]api.Heartbeat{}, cameUp: map[string]bool{}}, nil
+		table: table, lastRatio: map[string]float64{}, beats: map[string]api.Heartbeat{}, cameUp: map[string]bool{},
+		stats: api.StatusStats{ApplyGaps: api.NewGaps()}}, nil
+}
+
+// Stats returns a snapshot of discovery's figures.
+func (s *Service) Stats() api.StatusStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	st := s.stats
+	st.ApplyGaps = st.ApplyGaps.Clone()
+	return st
 }
 
 func (s *Service) now() float64 { return float64(s.cfg.Now().UnixNano()) / 1e9 }
@@ -137,7 +151,7 @@ func (s *Service) TaskStatuses(ctx context.Context, sts []api.TaskStatus) error 
 			sts[i].Time = now
 		}
 	}
-	r := statusReq{sts: sts, done: make(chan error, 1)}
+	r := statusReq{sts: sts, at: now, done: make(chan error, 1)}
 	select {
 	case s.statuses <- r:
 	case <-ctx.Done():
@@ -183,7 +197,18 @@ func (s *Service) applyStatuses(ctx context.Context) {
 				break drain
 			}
 		}
+		s.statsMu.Lock()
+		for _, r := range batch {
+			s.stats.ApplyGaps.Waiting(r.at)
+		}
+		s.statsMu.Unlock()
 		s.applyBatch(ctx, batch)
+		// A batch is served once written and announced to the jobmanager:
+		// a write, or an announcement, that hangs shows as a gap.
+		s.statsMu.Lock()
+		s.stats.ApplyGaps.Served(s.now(), len(s.statuses) > 0)
+		s.stats.Applied += uint64(n)
+		s.statsMu.Unlock()
 	}
 }
 

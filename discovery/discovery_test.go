@@ -462,6 +462,13 @@ func TestTaskStatusesOfManyJobs(t *testing.T) {
 	for err := range errs {
 		t.Errorf("TaskStatus: %v", err)
 	}
+	// Twelve statuses applied, in at most twelve batches, each one gap.
+	apitest.Eventually(t, wait, func() error {
+		if st := e.svc.Stats(); st.Applied != 12 || st.ApplyGaps.Hist.Count == 0 || st.ApplyGaps.Hist.Count > 12 {
+			return fmt.Errorf("%d statuses applied in %d gaps, want 12 in 1 to 12", st.Applied, st.ApplyGaps.Hist.Count)
+		}
+		return nil
+	})
 	for _, j := range jobs {
 		apitest.Eventually(t, wait, jobIs(e.st, j, api.Down))
 	}

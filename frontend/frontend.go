@@ -62,6 +62,12 @@ type Scheduler interface {
 	Stats(ctx context.Context) (api.SchedulerStats, error)
 }
 
+// Statuses is discovery as the frontend's metrics see it.
+type Statuses interface {
+	// StatusStats returns discovery's figures.
+	StatusStats(ctx context.Context) (api.StatusStats, error)
+}
+
 // Config configures the frontend.
 type Config struct {
 	Limits api.Limits
@@ -82,6 +88,9 @@ type Config struct {
 	// Migrator relays the dashboard's task migrations to the globalmanager;
 	// without it POST .../migrate answers 503.
 	Migrator Migrator
+	// Statuses is where /metrics reads discovery's figures; without it
+	// they are left out.
+	Statuses Statuses
 }
 
 // DefaultConfig returns the defaults.

@@ -1070,12 +1070,28 @@ func TestScheduler(t *testing.T) {
 	}
 }
 
+// fakeStatuses is discovery's figures as the metrics read them.
+type fakeStatuses struct {
+	st  api.StatusStats
+	err error
+}
+
+func (f fakeStatuses) StatusStats(context.Context) (api.StatusStats, error) { return f.st, f.err }
+
 func TestMetrics(t *testing.T) {
+	// Discovery: two batches of statuses, 0.2 s and 3 s after the
+	// statuses they found began to wait; the longest ended at 1000.
+	applied := api.NewGaps()
+	applied.Waiting(900)
+	applied.Served(900.2, false)
+	applied.Waiting(997)
+	applied.Served(1000, false)
 	tests := []struct {
-		name  string
-		sched func(*fakeScheduler)
-		want  []string
-		not   []string
+		name     string
+		sched    func(*fakeScheduler)
+		statuses frontend.Statuses
+		want     []string
+		not      []string
 	}{
 		{name: "all sources", want: []string{
 			`rswarm_jobs{state="Ready"} 1`,
@@ -1099,17 +1115,43 @@ func TestMetrics(t *testing.T) {
 		}, not: []string{"rswarm_scrape_errors"}},
 		{name: "jobmanager unreachable", sched: func(s *fakeScheduler) { s.statsErr = api.ErrUnavailable },
 			want: []string{`rswarm_jobs{state="Ready"} 1`, `rswarm_scrape_errors{source="jobmanager"} 1`, `rswarm_cores{use="free"} 6`},
-			not:  []string{"rswarm_queue_length"}},
+			not:  []string{"rswarm_queue_length", "rswarm_placement_round_gap"}},
+		{
+			// The jobmanager's gaps (one of 1.5 s, ending at 50) and discovery's.
+			name: "the gaps between rounds and between status applications",
+			sched: func(s *fakeScheduler) {
+				s.stats.RoundGaps = api.NewGaps()
+				s.stats.RoundGaps.Waiting(48.5)
+				s.stats.RoundGaps.Served(50, false)
+			},
+			statuses: fakeStatuses{st: api.StatusStats{ApplyGaps: applied, Applied: 12}},
+			want: []string{
+				`rswarm_placement_round_gap_seconds_count 1`,
+				`rswarm_placement_round_gap_seconds_bucket{le="1"} 0`,
+				`rswarm_placement_round_gap_seconds_bucket{le="2"} 1`,
+				`rswarm_placement_round_gap_max_seconds 1.5`,
+				`rswarm_placement_round_gap_max_end_time_seconds 50`,
+				`rswarm_status_apply_gap_seconds_count 2`,
+				`rswarm_status_apply_gap_seconds_bucket{le="0.25"} 1`,
+				`rswarm_status_apply_gap_max_seconds 3`,
+				`rswarm_status_apply_gap_max_end_time_seconds 1000`,
+				`rswarm_statuses_applied_total 12`,
+			},
+			not: []string{"rswarm_scrape_errors"},
+		},
+		{name: "discovery unreachable", statuses: fakeStatuses{err: api.ErrUnavailable},
+			want: []string{`rswarm_scrape_errors{source="discovery"} 1`, `rswarm_queue_length 3`, `rswarm_placement_round_gap_seconds_count 0`},
+			not:  []string{"rswarm_status_apply_gap", "rswarm_statuses_applied_total"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newFE(t, feOption{})
+			e := newFE(t, feOption{cfg: func(c *frontend.Config) { c.Statuses = tc.statuses }})
 			delay := api.NewHistogram(0.1, 1, 10)
 			delay.Observe(0.5)
 			delay.Observe(5)
 			e.sched.set(func(s *fakeScheduler) {
-				s.stats = api.SchedulerStats{Strategy: "fifo", Queued: 3, Placed: 7, PlacementDelay: delay}
+				s.stats = api.SchedulerStats{Strategy: "fifo", Queued: 3, Placed: 7, PlacementDelay: delay, RoundGaps: api.NewGaps()}
 			})
 			if tc.sched != nil {
 				e.sched.set(tc.sched)

@@ -50,7 +50,7 @@ func (m *metrics) observeSubmit(start time.Time, err error) {
 
 // handleMetrics serves the Prometheus metrics.
 // @Summary Prometheus metrics
-// @Description Metrics in the Prometheus text format: jobs by state, queue length, placements, placement and submission latency, workers by state, allocated and free cores.
+// @Description Metrics in the Prometheus text format: jobs by state, queue length, placements, placement and submission latency, workers by state, allocated and free cores, and the gaps between placement rounds while jobs wait and between status applications while statuses wait (rswarm_placement_round_gap_*, rswarm_status_apply_gap_*).
 // @Tags monitoring
 // @Produce plain
 // @Success 200 {string} string "the Prometheus text exposition format"
@@ -69,12 +69,26 @@ var (
 	descDelay     = prometheus.NewDesc("rswarm_placement_delay_seconds", "Time from a job's submission to its placement.", nil, nil)
 	descStrategy  = prometheus.NewDesc("rswarm_strategy_info", "The jobmanager's current placement strategy.", []string{"strategy"}, nil)
 	descScrapeErr = prometheus.NewDesc("rswarm_scrape_errors", "Sources that could not be read during this scrape.", []string{"source"}, nil)
+
+	// The gaps (api.Gaps): a stalled loop shows in them.
+	descRoundGap      = prometheus.NewDesc("rswarm_placement_round_gap_seconds", "Gaps between placement rounds while jobs wait: from a round, or a job's submission if later, to the next round.", nil, nil)
+	descRoundGapMax   = prometheus.NewDesc("rswarm_placement_round_gap_max_seconds", "The longest gap between placement rounds while jobs waited, since the jobmanager started.", nil, nil)
+	descRoundGapAt    = prometheus.NewDesc("rswarm_placement_round_gap_max_end_time_seconds", "Unix time at which the longest gap between placement rounds ended.", nil, nil)
+	descStatusGap     = prometheus.NewDesc("rswarm_status_apply_gap_seconds", "Gaps between applications of task statuses while statuses wait: from a batch applied, or a status's arrival if later, to the next batch applied.", nil, nil)
+	descStatusGapMax  = prometheus.NewDesc("rswarm_status_apply_gap_max_seconds", "The longest gap between applications of task statuses while statuses waited, since discovery started.", nil, nil)
+	descStatusGapAt   = prometheus.NewDesc("rswarm_status_apply_gap_max_end_time_seconds", "Unix time at which the longest gap between applications of task statuses ended.", nil, nil)
+	descStatusApplied = prometheus.NewDesc("rswarm_statuses_applied_total", "Task statuses discovery applied since it started.", nil, nil)
 )
+
+// statusTimeout bounds the read of discovery's figures: a scrape should
+// not wait long for a discovery that is away.
+const statusTimeout = 2 * time.Second
 
 type collector struct{ s *Server }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descJobs, descWorkers, descCores, descQueue, descPlaced, descRound, descDelay, descStrategy, descScrapeErr} {
+	for _, d := range []*prometheus.Desc{descJobs, descWorkers, descCores, descQueue, descPlaced, descRound, descDelay, descStrategy, descScrapeErr,
+		descRoundGap, descRoundGapMax, descRoundGapAt, descStatusGap, descStatusGapMax, descStatusGapAt, descStatusApplied} {
 		ch <- d
 	}
 }
@@ -83,6 +97,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	fail := func(src string) { ch <- prometheus.MustNewConstMetric(descScrapeErr, prometheus.GaugeValue, 1, src) }
+	if c.s.cfg.Statuses != nil {
+		sctx, scancel := context.WithTimeout(ctx, statusTimeout)
+		st, err := c.s.cfg.Statuses.StatusStats(sctx)
+		scancel()
+		if err != nil {
+			fail("discovery")
+		} else {
+			gapMetrics(ch, st.ApplyGaps, descStatusGap, descStatusGapMax, descStatusGapAt)
+			ch <- prometheus.MustNewConstMetric(descStatusApplied, prometheus.CounterValue, float64(st.Applied))
+		}
+	}
 	for st := api.Ready; st <= api.Cancelled; st++ {
 		n, err := c.s.jobs.CountJobs(ctx, api.JobFilter{Status: []api.State{st}})
 		if err != nil {
@@ -122,12 +147,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		d *prometheus.Desc
 		h api.Histogram
 	}{{descRound, st.RoundSeconds}, {descDelay, st.PlacementDelay}} {
-		buckets := make(map[float64]uint64, len(h.h.Bounds))
-		for i, b := range h.h.Bounds {
-			buckets[b] = h.h.Counts[i]
-		}
-		if m, err := prometheus.NewConstHistogram(h.d, h.h.Count, h.h.Sum, buckets); err == nil {
-			ch <- m
-		}
+		histogram(ch, h.d, h.h)
 	}
+	gapMetrics(ch, st.RoundGaps, descRoundGap, descRoundGapMax, descRoundGapAt)
+}
+
+func histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, h api.Histogram) {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	for i, b := range h.Bounds {
+		buckets[b] = h.Counts[i]
+	}
+	if m, err := prometheus.NewConstHistogram(d, h.Count, h.Sum, buckets); err == nil {
+		ch <- m
+	}
+}
+
+// gapMetrics sends a record of gaps as its histogram, its longest gap and
+// when that one ended.
+func gapMetrics(ch chan<- prometheus.Metric, g api.Gaps, hist, longest, at *prometheus.Desc) {
+	histogram(ch, hist, g.Hist)
+	ch <- prometheus.MustNewConstMetric(longest, prometheus.GaugeValue, g.Max)
+	ch <- prometheus.MustNewConstMetric(at, prometheus.GaugeValue, g.MaxAt)
 }

@@ -120,7 +120,10 @@ type Manager struct {
 type loopEvent interface{ loopEvent() }
 
 type (
-	jobsSubmitted  struct{ names []string }
+	jobsSubmitted struct {
+		names []string
+		at    time.Time // when they were announced (see api.Gaps)
+	}
 	tasksDone      struct{ tasks []api.TaskRef }
 	workersChanged struct{}
 	strategySwitch struct {
@@ -173,6 +176,7 @@ func New(cfg Config, st State, d Dispatcher) (*Manager, error) {
 		stats: api.SchedulerStats{
 			RoundSeconds:   api.NewHistogram(1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1),
 			PlacementDelay: api.NewHistogram(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300),
+			RoundGaps:      api.NewGaps(),
 		},
 		cfg: cfg, st: st, dispatch: d, log: cfg.Logger,
 		events: make(chan loopEvent, 4096),
@@ -189,6 +193,7 @@ func (m *Manager) Stats() api.SchedulerStats {
 	s := m.stats
 	s.RoundSeconds = s.RoundSeconds.Clone()
 	s.PlacementDelay = s.PlacementDelay.Clone()
+	s.RoundGaps = s.RoundGaps.Clone()
 	return s
 }
 
@@ -203,7 +208,7 @@ func (m *Manager) send(ctx context.Context, ev loopEvent) error {
 
 // JobSubmitted tells the jobmanager a new job is in the store.
 func (m *Manager) JobSubmitted(ctx context.Context, names ...string) error {
-	return m.send(ctx, jobsSubmitted{names: names})
+	return m.send(ctx, jobsSubmitted{names: names, at: m.cfg.Now()})
 }
 
 // JobCancelled tells the jobmanager a job was cancelled: it leaves the
@@ -358,7 +363,7 @@ func (m *Manager) apply(ctx context.Context, ev loopEvent) {
 				m.log.Warn("submitted job not readable; the resync will retry", "job_id", name, "err", err)
 				continue
 			}
-			m.enqueue(ctx, j)
+			m.enqueueSince(ctx, j, ev.at)
 		}
 	case tasksDone:
 		m.tasksDone(ctx, ev.tasks)
@@ -503,11 +508,24 @@ func (m *Manager) stopJob(ctx context.Context, name, reason string) {
 	}()
 }
 
-func (m *Manager) now() float64 { return float64(m.cfg.Now().UnixNano()) / 1e9 }
+func (m *Manager) now() float64 { return unixSeconds(m.cfg.Now()) }
 
 func (m *Manager) enqueue(ctx context.Context, j *api.Job) {
-	m.step(ctx, Enqueue{Job: j, Now: m.cfg.Now()})
+	m.enqueueSince(ctx, j, m.cfg.Now())
 }
+
+// enqueueSince queues j, which has waited for a round since at (see
+// SchedulerStats.RoundGaps).
+func (m *Manager) enqueueSince(ctx context.Context, j *api.Job, at time.Time) {
+	m.step(ctx, Enqueue{Job: j, Now: m.cfg.Now()})
+	if m.core.Queued(j.Name) {
+		m.mu.Lock()
+		m.stats.RoundGaps.Waiting(unixSeconds(at))
+		m.mu.Unlock()
+	}
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // ToPlacement is placement's view of a job, the seq'th to arrive: its
 // tasks' cores and memory, the client's pins, and the earliest of its
@@ -545,6 +563,13 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	m.dirty = false
 	start := m.cfg.Now()
 	now := m.now()
+	if m.core.QueueLen() > 0 {
+		// Jobs queued otherwise than by a submission (recovery, resync,
+		// restart) wait from this round at the latest.
+		m.mu.Lock()
+		m.stats.RoundGaps.Waiting(unixSeconds(start))
+		m.mu.Unlock()
+	}
 	out := m.stepAll(ctx, Round{Now: now, Opts: m.qopts}).placed
 	placed := out.Decisions
 	elapsed := m.cfg.Now().Sub(start)
@@ -565,6 +590,9 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 		}
 	}
 	m.stats.FreeCores, m.stats.TotalCores = free, total
+	// Rounds are timed from their starts: a round held up in its store
+	// write shows as the gap to the next.
+	m.stats.RoundGaps.Served(unixSeconds(start), m.stats.Queued > 0)
 	m.mu.Unlock()
 }
 

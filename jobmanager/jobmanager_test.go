@@ -597,8 +597,8 @@ func TestJobSubmittedPlacesAndDispatchesOnce(t *testing.T) {
 			if got := h.d.deployed(); !slices.Equal(got, []string{"j"}) {
 				t.Errorf("Deploy calls = %v, want [j]", got)
 			}
-			if s := h.m.Stats(); s.Placed != 1 || s.Queued != 0 {
-				t.Errorf("stats placed %d queued %d, want 1 and 0", s.Placed, s.Queued)
+			if s := h.m.Stats(); s.Placed != 1 || s.Queued != 0 || s.RoundGaps.Hist.Count == 0 {
+				t.Errorf("stats placed %d queued %d, %d gaps between rounds; want 1, 0 and at least the round that placed j", s.Placed, s.Queued, s.RoundGaps.Hist.Count)
 			}
 		})
 	}

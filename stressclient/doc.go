@@ -11,6 +11,8 @@
 //	Plan ──Runner.Run──► Submitter (an *api.Client)      turn k at start + k*interval, concurrently
 //	Counters ──Progress.Run──► a progress bar or lines   while submitting and waiting
 //	Wait / FetchJobs ──► Lister (an *api.Client)         poll until every job is final
+//	ParseScrape / Worst / GapLines                       pure: the control plane's worst gaps in a run,
+//	                                                     from /metrics read before and after it
 //
 // The original's configuration files (StressClientInfo.json and the
 // profile files such as BurstyStressClientInfo.json) are read as they are

@@ -155,9 +155,14 @@ func (r *roleFlags) frontendRole(ctx context.Context, st store.Store, log *slog.
 		return err
 	}
 	defer jm.Close()
+	dc, err := dialDiscovery(&r.ep, "frontend", log)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
 	cfg := frontend.DefaultConfig()
 	gm := api.NewClient("http://"+r.ep.globalmanager, token)
-	cfg.Limits, cfg.Logger, cfg.Migrator = r.limits(), log, gmMigrator{gm}
+	cfg.Limits, cfg.Logger, cfg.Migrator, cfg.Statuses = r.limits(), log, gmMigrator{gm}, dc
 	fe := frontend.New(cfg, st, jm, gm)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return fe.Run(gctx) })

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -85,7 +86,10 @@ run_count; the file may also hold flag values, as rswarm's YAML --config) and
 IncrementalStressClientInfo.json {coefficient, constant},
 RandomStressClientInfo.json {lower_bound, upper_bound}). Flags override files.
 
---wait waits until every accepted job is final and prints the outcome;
+--wait waits until every accepted job is final and prints the outcome, with
+the control plane's worst gap between placement rounds while jobs waited and
+between status applications while statuses waited, during the run (read from
+the frontend's /metrics before and after it);
 --report DIR (which implies --wait unless --wait=false) then writes the
 report that 'rswarm report' writes. The workers' utilisation is read from the
 store given by --data-dir or --mongo-uri, if any.`,
@@ -239,6 +243,18 @@ func runStress(cmd *cobra.Command, s *stressFlags) error {
 		plan.Profile, plan.Jobs(), plan.Horizon, plan.TargetRate(), session, seed, concurrency, fe)
 
 	ctx := cmd.Context()
+	// The control plane's gap records before the run, to tell the run's
+	// worst gaps from those before it.
+	var before stressclient.Scrape
+	var scraped time.Time
+	if wait {
+		var err error
+		if before, err = scrapeGaps(ctx, fe, s.token); err != nil {
+			log.Warn("the gaps between placement rounds and status applications will not be reported", "err", err)
+		}
+		scraped = time.Now()
+	}
+	runStart := float64(time.Now().UnixNano()) / 1e9
 	counters := &stressclient.Counters{}
 	stopProgress := startProgress(ctx, s.progress, stderr, counters)
 	runner := &stressclient.Runner{Submitter: client, Session: session, Subnets: pool, Concurrency: concurrency,
@@ -269,9 +285,21 @@ func runStress(cmd *cobra.Command, s *stressFlags) error {
 		if err != nil {
 			return errors.Join(runErr, err)
 		}
+		gaps := ""
+		if wait {
+			after, err := scrapeGaps(octx, fe, s.token)
+			if err != nil {
+				log.Warn("reading the gaps between placement rounds and status applications", "err", err)
+			}
+			gaps = stressclient.GapLines(before, after, runStart, time.Since(scraped).Seconds())
+		}
 		if s.reportDir != "" {
 			usage, workers, note := s.usage(octx, log)
-			opt := report.Options{Expected: res.Accepted(), Extra: res.Markdown(), Workers: workers,
+			extra := res.Markdown()
+			if gaps != "" {
+				extra += "## Control plane\n\n- " + strings.ReplaceAll(strings.TrimSuffix(gaps, "\n"), "\n", "\n- ") + "\n\n"
+			}
+			opt := report.Options{Expected: res.Accepted(), Extra: extra, Workers: workers,
 				Title: fmt.Sprintf("RSwarm experiment report: session %s", session)}
 			if note != "" {
 				opt.Notes = append(opt.Notes, note)
@@ -287,6 +315,7 @@ func runStress(cmd *cobra.Command, s *stressFlags) error {
 			sum = report.Summarize(report.Rows(jobs), res.Accepted(), report.Utilisation{})
 		}
 		printOutcome(out, sum)
+		fmt.Fprint(out, gaps)
 	}
 	switch {
 	case runErr != nil && left > 0:
@@ -337,6 +366,30 @@ func (s *stressFlags) usage(ctx context.Context, log *slog.Logger) ([]api.Usage,
 		return nil, nil, fmt.Sprintf("utilisation not read: %v", err)
 	}
 	return u, ws, ""
+}
+
+// scrapeGaps reads the control plane's gap records (the jobmanager's
+// between placement rounds, discovery's between status applications) from
+// the frontend's /metrics.
+func scrapeGaps(ctx context.Context, fe, token string) (stressclient.Scrape, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fe+"/metrics", nil)
+	if err != nil {
+		return stressclient.Scrape{}, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return stressclient.Scrape{}, fmt.Errorf("GET %s/metrics: %w", fe, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return stressclient.Scrape{}, fmt.Errorf("GET %s/metrics: %s", fe, resp.Status)
+	}
+	return stressclient.ParseScrape(resp.Body, stressclient.RoundGapMetric, stressclient.StatusGapMetric)
 }
 
 // startProgress shows progress on w until the returned function is called.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +156,20 @@ func TestStressSimEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(out, "submitted 500, accepted 500, refused 0") || !strings.Contains(out, "jobs: 500 Down, 0 Failed, 0 Cancelled, 0 lost") {
 		t.Fatalf("rswarm stress output:\n%s", out)
+	}
+	// The control plane's worst gaps, from a fresh system: the longest
+	// since it started is the run's, so its time is given.
+	for _, re := range []string{
+		`worst gap between placement rounds while jobs waited: [0-9.]+s \(ended at \+[0-9.]+s\) over [1-9][0-9]* gaps\n`,
+		`worst gap between status applications while statuses waited: [0-9.]+s \(ended at \+[0-9.]+s\) over [1-9][0-9]* gaps\n`,
+		`CPU of the frontend's process \(in rswarm up: every role and worker\): [0-9.]+s over [0-9.]+s, [0-9.]+ cores on average\n`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Fatalf("rswarm stress output lacks %s:\n%s", re, out)
+		}
+	}
+	if md, err := os.ReadFile(filepath.Join(dir, report.SummaryFile)); err != nil || !strings.Contains(string(md), "## Control plane\n\n- worst gap between placement rounds") {
+		t.Fatalf("summary.md lacks the control plane's gaps (%v):\n%s", err, md)
 	}
 	t.Logf("rswarm stress:\n%s", out)
 

@@ -34,6 +34,7 @@ import (
 var (
 	_ frontend.Jobs          = (store.Store)(nil)
 	_ frontend.Scheduler     = (*jmLink)(nil)
+	_ frontend.Statuses      = (*dcLink)(nil)
 	_ frontend.Cluster       = (*api.Client)(nil)
 	_ jobmanager.State       = (store.Store)(nil)
 	_ jobmanager.Dispatcher  = (*gmLink)(nil)
@@ -245,6 +246,27 @@ func (l *jmLink) Strategy(ctx context.Context) (api.StrategyInfo, error) {
 	return info, err
 }
 
+// dcLink is discovery as the frontend's metrics reach it over the bus.
+type dcLink struct {
+	c *bus.Client
+}
+
+func dialDiscovery(e *endpoints, role string, log *slog.Logger) (*dcLink, error) {
+	c, err := e.dialBus(role, "discovery", e.dcBus, identity(role), nil, log)
+	if err != nil {
+		return nil, fmt.Errorf("connect to discovery at %s: %w", e.dcBus, err)
+	}
+	return &dcLink{c: c}, nil
+}
+
+func (l *dcLink) Close() error { return l.c.Close() }
+
+func (l *dcLink) StatusStats(ctx context.Context) (api.StatusStats, error) {
+	var st api.StatusStats
+	err := l.c.Request(ctx, api.KindGetStats, struct{}{}, &st)
+	return st, err
+}
+
 // jobmanagerHandler serves the jobmanager's bus.
 func jobmanagerHandler(m *jobmanager.Manager) bus.Handler {
 	return func(ctx context.Context, _, kind string, body []byte) (any, error) {
@@ -329,6 +351,8 @@ func discoveryHandler(s *discovery.Service) bus.Handler {
 				return nil, err
 			}
 			return s.Heartbeat(ctx, hb)
+		case api.KindGetStats:
+			return s.Stats(), nil
 		}
 		return nil, fmt.Errorf("discovery: unknown message kind %q", kind)
 	}

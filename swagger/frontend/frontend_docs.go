@@ -922,7 +922,7 @@ const docTemplatefrontend = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Metrics in the Prometheus text format: jobs by state, queue length, placements, placement and submission latency, workers by state, allocated and free cores.",
+                "description": "Metrics in the Prometheus text format: jobs by state, queue length, placements, placement and submission latency, workers by state, allocated and free cores, and the gaps between placement rounds while jobs wait and between status applications while statuses wait (rswarm_placement_round_gap_*, rswarm_status_apply_gap_*).",
                 "produces": [
                     "text/plain"
                 ],

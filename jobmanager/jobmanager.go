@@ -304,8 +304,9 @@ func (m *Manager) Run(ctx context.Context) error {
 			// A round costs in proportion to the queue: with thousands of
 			// jobs waiting, a round for every burst of events would leave
 			// the loop no time for the events themselves (the ends that
-			// free the cores), so rounds are spaced by three times the last
-			// one's decision time (nothing when the queue is short).
+			// free the cores), so rounds are spaced by four times the last
+			// one's decision time (nothing when the queue is short), at
+			// most maxRoundSpacing.
 			if wait := m.nextRound.Sub(m.cfg.Now()); wait > 0 {
 				roundDue.Reset(wait)
 			} else {
@@ -557,6 +558,20 @@ func taskMem(t *api.Task) int64 {
 	return mem
 }
 
+// maxRoundSpacing caps the pause after a round. The decision time is read
+// on the wall clock, so a process starved of CPU by other work sees a
+// round of milliseconds take seconds; spaced by four times that, the next
+// round came up to 10 s later with cores free and jobs waiting (the stall
+// in the README). A quarter of a second still leaves the loop most of its
+// time for events when rounds are truly slow.
+const maxRoundSpacing = 250 * time.Millisecond
+
+// roundSpacing is how long after a round's start the next may run, given
+// how long the round took to decide.
+func roundSpacing(elapsed time.Duration) time.Duration {
+	return min(4*elapsed, maxRoundSpacing)
+}
+
 // round runs the strategy over the queue, persists the decisions and the
 // waiting reasons, and starts the deployments.
 func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}) {
@@ -573,7 +588,7 @@ func (m *Manager) round(ctx context.Context, wg *sync.WaitGroup, sem chan struct
 	out := m.stepAll(ctx, Round{Now: now, Opts: m.qopts}).placed
 	placed := out.Decisions
 	elapsed := m.cfg.Now().Sub(start)
-	m.nextRound = start.Add(4 * elapsed)
+	m.nextRound = start.Add(roundSpacing(elapsed))
 
 	if len(placed) > 0 {
 		m.commit(ctx, placed, wg, sem)

@@ -334,6 +334,28 @@ func (c *Core) Known(node string) bool { _, ok := c.cluster.Worker(node); return
 // FreeCores returns the free and total cores of the workers that are up.
 func (c *Core) FreeCores() (free, total int) { return c.cluster.FreeCores() }
 
+// BusyCores appends to buf the cores held on each worker, in the order
+// they were registered (see placement.Cluster.BusyCores).
+func (c *Core) BusyCores(buf []int32) []int32 { return c.cluster.BusyCores(buf) }
+
+// WorkerTasks returns the tasks holding cores on worker id, sorted.
+func (c *Core) WorkerTasks(id string) []string {
+	v, ok := c.cluster.Worker(id)
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range v.Busy {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // InFlight reports whether job is being deployed or waiting to be sent again.
 func (c *Core) InFlight(job string) bool { _, ok := c.inflight[job]; return ok }
 

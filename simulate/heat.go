@@ -1,0 +1,76 @@
+package simulate
+
+import (
+	"fmt"
+
+	"github.com/rswarm/rswarm/report"
+)
+
+// HeatRows is the most rows of a run's heat map: workers are grouped into
+// about this many rows of consecutive workers, so that 100,000 workers
+// still make a readable picture (and each row is labelled with its range).
+const HeatRows = 40
+
+// heatMap samples the cores held on each group of workers at the start of
+// every utilisation bin: O(workers) per bin, nothing per event.
+type heatMap struct {
+	rows   int
+	per    int       // workers per row (the last may have fewer)
+	labels []string  // "w001-w025"
+	cores  []float64 // cores of each row
+	cells  [][]float64
+	next   int // the next bin to sample
+	buf    []int32
+}
+
+func newHeatMap(ids []string, cores int) heatMap {
+	n := len(ids)
+	per := (n + HeatRows - 1) / HeatRows
+	rows := (n + per - 1) / per
+	h := heatMap{rows: rows, per: per, cells: make([][]float64, rows), cores: make([]float64, rows)}
+	for r := range rows {
+		a, b := r*per, min((r+1)*per, n)-1
+		label := ids[a]
+		if b > a {
+			label += "-" + ids[b]
+		}
+		h.labels = append(h.labels, label)
+		h.cores[r] = float64((b - a + 1) * cores)
+	}
+	return h
+}
+
+// sample records, for every bin that starts in [s.now, t), the share of
+// each row's cores held: the state that holds until t.
+func (h *heatMap) sample(s *sim, t float64) {
+	bin := s.cfg.Bin
+	for float64(h.next)*bin < t {
+		h.buf = s.core.BusyCores(h.buf[:0])
+		for r := range h.rows {
+			busy := 0
+			for _, b := range h.buf[r*h.per : min((r+1)*h.per, len(h.buf))] {
+				busy += int(b)
+			}
+			h.cells[r] = append(h.cells[r], float64(busy)/h.cores[r])
+		}
+		h.next++
+	}
+}
+
+// grid returns the samples as report's heat map grid (virtual seconds).
+func (h *heatMap) grid(s *sim) *report.Grid {
+	if h.rows == 0 || len(h.cells[0]) == 0 {
+		return nil
+	}
+	g := &report.Grid{Nodes: h.labels, From: 0, Bin: s.cfg.Bin, Cells: h.cells}
+	g.To = float64(len(h.cells[0])) * s.cfg.Bin
+	return g
+}
+
+// HeatMapFile is the name of a strategy's heat map in a report.
+func HeatMapFile(strategy string) string { return "utilisation_heatmap_" + strategy + ".png" }
+
+// heatTitle is the title of a strategy's heat map.
+func heatTitle(strategy string, g *report.Grid) string {
+	return fmt.Sprintf("Cores held per group of workers, %s (%d rows; sampled at each column's start)", strategy, len(g.Nodes))
+}

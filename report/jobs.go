@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"sort"
 	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -154,11 +154,53 @@ func plainField(field string) bool {
 	if field == "" {
 		return true
 	}
-	if field == `\.` || strings.ContainsAny(field, "\"\r\n,") {
+	if field == `\.` {
 		return false
+	}
+	for i := 0; i < len(field); i++ {
+		switch field[i] {
+		case '"', '\r', '\n', ',':
+			return false
+		}
 	}
 	r, _ := utf8.DecodeRuneInString(field)
 	return !unicode.IsSpace(r)
+}
+
+// appendFixed6 appends v as strconv.AppendFloat(b, v, 'f', 6, 64) does,
+// byte for byte, but for 1 <= |v| < 2^52 (epoch seconds: 16 digits, which
+// strconv formats by its slow exact path) from the bits of v: its integer
+// part, and its fraction times 10^6 rounded half to even, exactly.
+func appendFixed6(b []byte, v float64) []byte {
+	a := math.Abs(v)
+	if !(a >= 1 && a < 1<<52) {
+		return strconv.AppendFloat(b, v, 'f', 6, 64)
+	}
+	fb := math.Float64bits(a)
+	e := uint(1075 - int(fb>>52&0x7ff)) // a = mant * 2^-e, 0 <= e <= 52
+	mant := fb&(1<<52-1) | 1<<52
+	ip, q := mant>>e, uint64(0)
+	if e > 0 {
+		hi, lo := bits.Mul64(mant&(1<<e-1), 1e6)
+		q = hi<<(64-e) | lo>>e
+		if r, half := lo&(1<<e-1), uint64(1)<<(e-1); r > half || (r == half && q&1 == 1) {
+			q++
+		}
+		if q == 1e6 {
+			ip, q = ip+1, 0
+		}
+	}
+	if v < 0 {
+		b = append(b, '-')
+	}
+	b = strconv.AppendUint(b, ip, 10)
+	var frac [7]byte
+	frac[0] = '.'
+	for k := 6; k > 0; k-- {
+		frac[k] = byte('0' + q%10)
+		q /= 10
+	}
+	return append(b, frac[:]...)
 }
 
 // Write writes one row.
@@ -181,7 +223,7 @@ func (jw *JobsWriter) Write(r Row) error {
 	}
 	for _, v := range [...]float64{r.Submit, r.Start, r.End, r.Waiting, r.Execution, r.Total} {
 		if !math.IsNaN(v) {
-			b = strconv.AppendFloat(b, v, 'f', 6, 64)
+			b = appendFixed6(b, v)
 		}
 		b = append(b, ',')
 	}

@@ -109,11 +109,11 @@ type Result struct {
 	// Heat is the share of cores held per group of consecutive workers
 	// (rows, at most HeatRows), sampled at the start of every Bin: the
 	// heat map of the report.
-	Heat *report.Grid
-	Events     uint64
-	Rounds     uint64
-	Virtual    float64 // virtual seconds at the last event
-	Wall       time.Duration
+	Heat    *report.Grid
+	Events  uint64
+	Rounds  uint64
+	Virtual float64 // virtual seconds at the last event
+	Wall    time.Duration
 	// CPU is the process's user and system time over the run (garbage
 	// collection included): on a shared machine it says more than Wall.
 	CPU time.Duration

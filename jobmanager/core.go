@@ -732,8 +732,11 @@ func (c *Core) roundInOrder(ev Round) []Effect {
 			out.Waited = append(out.Waited, c.want(q)) // the tail is still the last round's
 			delete(c.queue, q.job.Name)
 			c.drop(q)
+			last := ""
 			for _, a := range as {
-				c.touched[a.Worker] = true
+				if a.Worker != last { // a job's tasks often share a worker
+					c.touched[a.Worker], last = true, a.Worker
+				}
 			}
 			continue
 		}

@@ -7,6 +7,8 @@ const (
 	evRound                // a round delayed by RoundInterval is due
 	evFailure              // a worker fails (id: the worker)
 	evRepair               // a failed worker is back (id: the worker)
+	evFree                 // without failures: a task's cores go back (h: its handle)
+	evEnd                  // without failures: a job ends, after its tasks' evFree (id: the job)
 )
 
 // event is one entry of the heap: a value, so that the heap holds no

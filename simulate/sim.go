@@ -175,7 +175,7 @@ type sim struct {
 	jobs  []jobRec
 	freeJ []int32
 	tasks []taskRec
-	freeT []int32
+	freeT map[int][]int32 // blocks of task slots given back, by size: their first slot
 
 	durRng, delayRng, failRng *rand.Rand
 	workerIDs                 []string
@@ -237,6 +237,7 @@ func Run(ctx context.Context, cfg Config, src Source, rows func(report.Row) erro
 		failRng:  rand.New(rand.NewPCG(cfg.Seed, streamFailures)),
 		res:      &Result{Strategy: cfg.Strategy, Bin: cfg.Bin},
 		memMB:    -1,
+		freeT:    map[int][]int32{},
 		ev:       newCalendar(1),
 	}
 	for k := range s.res.Hists {
@@ -293,7 +294,9 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 		// Every event of this instant, then one round.
 		for s.ev.len() > 0 && s.ev.peek().t == t {
 			e := s.ev.pop()
-			s.res.Events++
+			if e.kind != evEnd { // a job's end is bookkeeping of its tasks' events
+				s.res.Events++
+			}
 			s.evSeq = e.seq
 			switch e.kind {
 			case evArrival:
@@ -305,6 +308,12 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 				}
 			case evRelease:
 				s.release(e.id, placement.Handle(e.h))
+			case evFree:
+				s.relBuf = append(s.relBuf, placement.Handle(e.h))
+				s.running--
+				s.dirty = true
+			case evEnd:
+				s.end(e.id)
 			case evRound:
 				s.roundDue = false
 			case evFailure:
@@ -392,14 +401,18 @@ func (s *sim) newJob() int32 {
 	return int32(len(s.jobs) - 1)
 }
 
-func (s *sim) newTask() int32 {
-	if n := len(s.freeT); n > 0 {
-		t := s.freeT[n-1]
-		s.freeT = s.freeT[:n-1]
+// newTasks returns the first of n consecutive task slots: a job's tasks
+// side by side, so that starting it reads one or two cache lines, not one
+// per task. A job's block goes back whole when it ends (freeJob).
+func (s *sim) newTasks(n int) int32 {
+	if free := s.freeT[n]; len(free) > 0 {
+		t := free[len(free)-1]
+		s.freeT[n] = free[:len(free)-1]
 		return t
 	}
-	s.tasks = append(s.tasks, taskRec{})
-	return int32(len(s.tasks) - 1)
+	first := int32(len(s.tasks))
+	s.tasks = append(s.tasks, make([]taskRec, n)...)
+	return first
 }
 
 // arrive queues the pending arrival, drawing its durations and delays.
@@ -436,8 +449,9 @@ func (s *sim) arrive() error {
 	}
 	s.scratch = api.Job{Name: j.name, Status: api.Ready, SubmitTime: s.cfg.Epoch + s.now}
 	s.scratch.Info.Tasks = s.scratch.Info.Tasks[:0]
+	first := s.newTasks(a.Shape.Tasks)
 	for k := 0; k < a.Shape.Tasks; k++ {
-		ti := s.newTask()
+		ti := first + int32(k)
 		t := &s.tasks[ti]
 		// Its name, "t" and its slot, is written afresh: a slot is reused
 		// long after its name was last read, and hashing a fresh name
@@ -518,6 +532,7 @@ func (s *sim) round() {
 // and its release delay.
 func (s *sim) start(ji int32, as []placement.Assignment) {
 	j := &s.jobs[ji]
+	last := math.Inf(-1)
 	for k, ti := range j.tasks {
 		t := &s.tasks[ti]
 		// The handle releases the task later without hashing and
@@ -529,12 +544,25 @@ func (s *sim) start(ji int32, as []placement.Assignment) {
 		j.start = min(j.start, begin)
 		j.end = max(j.end, end)
 		t.relT = end + t.release
-		t.relSeq = s.ev.pushHandle(t.relT, evRelease, ji, int32(t.handle))
+		if s.cfg.FailureMTBF > 0 {
+			t.relSeq = s.ev.pushHandle(t.relT, evRelease, ji, int32(t.handle))
+		} else {
+			s.ev.pushHandle(t.relT, evFree, ji, int32(t.handle))
+			last = max(last, t.relT)
+		}
 		s.running++
 	}
 	if len(j.tasks) == 0 { // a job with no task ends when placed
 		j.start, j.end = s.now+j.deploy, s.now+j.deploy
 		s.end(ji)
+		return
+	}
+	if s.cfg.FailureMTBF <= 0 {
+		// Without failures a job ends when its last task's cores are back,
+		// known now: one event ends it after them (made after them, so it
+		// comes after them at the same instant), and a task's own event
+		// does not read the job.
+		s.ev.push(last, evEnd, ji)
 	}
 }
 
@@ -585,7 +613,9 @@ func (s *sim) end(ji int32) {
 // reused only once its whole job ended, so that a job's tasks stay its own.
 func (s *sim) freeJob(ji int32) {
 	j := &s.jobs[ji]
-	s.freeT = append(s.freeT, j.tasks...)
+	if n := len(j.tasks); n > 0 {
+		s.freeT[n] = append(s.freeT[n], j.tasks[0])
+	}
 	j.name, j.reason, j.failed = "", "", false
 	s.freeJ = append(s.freeJ, ji)
 }

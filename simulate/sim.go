@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -453,10 +454,10 @@ func (s *sim) arrive() error {
 	for k := 0; k < a.Shape.Tasks; k++ {
 		ti := first + int32(k)
 		t := &s.tasks[ti]
-		// Its name, "t" and its slot, is written afresh: a slot is reused
-		// long after its name was last read, and hashing a fresh name
-		// costs less than the cache miss on a stale one.
-		s.nameBuf = strconv.AppendInt(append(s.nameBuf[:0], 't'), int64(ti), 10)
+		// Its name is its job's and its index ("job12-3"): unique while
+		// it holds cores, whatever slot it has (a job's slots go back at
+		// its start when no worker fails), and it leads back to its job.
+		s.nameBuf = strconv.AppendInt(append(append(s.nameBuf[:0], j.name...), '-'), int64(k), 10)
 		t.name = string(s.nameBuf)
 		t.job = ji
 		t.handle = -1
@@ -561,8 +562,9 @@ func (s *sim) start(ji int32, as []placement.Assignment) {
 		// Without failures a job ends when its last task's cores are back,
 		// known now: one event ends it after them (made after them, so it
 		// comes after them at the same instant), and a task's own event
-		// does not read the job.
+		// does not read the job, nor its task records, which go back now.
 		s.ev.push(last, evEnd, ji)
+		s.freeT[len(j.tasks)] = append(s.freeT[len(j.tasks)], j.tasks[0])
 	}
 }
 
@@ -613,7 +615,7 @@ func (s *sim) end(ji int32) {
 // reused only once its whole job ended, so that a job's tasks stay its own.
 func (s *sim) freeJob(ji int32) {
 	j := &s.jobs[ji]
-	if n := len(j.tasks); n > 0 {
+	if n := len(j.tasks); n > 0 && s.cfg.FailureMTBF > 0 { // without failures they went back at its start
 		s.freeT[n] = append(s.freeT[n], j.tasks[0])
 	}
 	j.name, j.reason, j.failed = "", "", false
@@ -634,16 +636,17 @@ func (s *sim) fail(i int) {
 	if !s.cfg.Repair.Zero() {
 		s.ev.push(s.now+s.cfg.Repair.Draw(s.failRng), evRepair, int32(i))
 	}
-	// The jobs with a task there, in the order of their tasks' slots.
-	var slots []int
+	// The jobs with a task there, in arrival order.
+	var seqs []uint64
 	for _, name := range s.core.WorkerTasks(id) {
-		if k, err := strconv.Atoi(name[1:]); err == nil {
-			slots = append(slots, k)
+		job, _, _ := strings.Cut(name, "-")
+		if seq, err := strconv.ParseUint(strings.TrimPrefix(job, "job"), 10, 64); err == nil {
+			seqs = append(seqs, seq)
 		}
 	}
-	slices.Sort(slots)
-	for _, k := range slots {
-		ji := s.tasks[k].job
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		ji := s.bySeq[seq]
 		j := &s.jobs[ji]
 		if j.failed {
 			continue

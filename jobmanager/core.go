@@ -55,7 +55,14 @@ type Core struct {
 	rounds           uint64
 	memText          string // the last mem_limit parsed, and its bytes
 	memBytes         int64
+	untracked        bool // no store: the allocations changed by rounds and releases are not tracked (Untracked)
 }
+
+// Untracked tells the core that no store will be written: rounds and
+// ReleaseHandles stop tracking which workers' allocations changed, and
+// Flush has nothing to write. For the simulator, to which that tracking
+// was a map write per task released and nothing more.
+func (c *Core) Untracked() { c.untracked = true }
 
 // queued is a waiting job.
 type queued struct {
@@ -479,6 +486,9 @@ func (c *Core) Step(ev Event) []Effect {
 		}
 		return []Effect{Reply{OK: true}, Reschedule{}}
 	case Flush:
+		if c.untracked {
+			return nil
+		}
 		if w := c.flush(); len(w) > 0 {
 			return []Effect{WriteAllocations{Workers: w}}
 		}
@@ -532,7 +542,9 @@ func (c *Core) Step(ev Event) []Effect {
 		any := false
 		for _, h := range ev.Handles {
 			if w, ok := c.cluster.ReleaseHandleWorker(h); ok {
-				c.touched[w] = true
+				if !c.untracked {
+					c.touched[w] = true
+				}
 				any = true
 			}
 		}
@@ -732,10 +744,9 @@ func (c *Core) roundInOrder(ev Round) []Effect {
 			out.Waited = append(out.Waited, c.want(q)) // the tail is still the last round's
 			delete(c.queue, q.job.Name)
 			c.drop(q)
-			last := ""
-			for _, a := range as {
-				if a.Worker != last { // a job's tasks often share a worker
-					c.touched[a.Worker], last = true, a.Worker
+			for last, k := "", 0; k < len(as) && !c.untracked; k++ {
+				if w := as[k].Worker; w != last { // a job's tasks often share a worker
+					c.touched[w], last = true, w
 				}
 			}
 			continue

@@ -118,11 +118,15 @@ func WriteJobsCSV(w io.Writer, rows []Row) error {
 // its buffer instead of making a string of each: a row whose text fields
 // need quoting goes through a csv.Writer.
 type JobsWriter struct {
-	w   *bufio.Writer
-	buf []byte
-	rec []string
-	q   bytes.Buffer // a row that needs quoting, written by qw
-	qw  *csv.Writer
+	// last is the last row's session and strategy, and lastPlain whether
+	// both are plain (plainField): every row of a run repeats them.
+	last      [2]string
+	lastPlain bool
+	w         *bufio.Writer
+	buf       []byte
+	rec       []string
+	q         bytes.Buffer // a row that needs quoting, written by qw
+	qw        *csv.Writer
 }
 
 // NewJobsWriter writes JobsHeader and returns the writer of the rows.
@@ -206,7 +210,10 @@ func appendFixed6(b []byte, v float64) []byte {
 // Write writes one row.
 func (jw *JobsWriter) Write(r Row) error {
 	status := r.Status.String()
-	if !plainField(r.Job) || !plainField(r.Session) || !plainField(r.Strategy) || !plainField(status) {
+	if r.Session != jw.last[0] || r.Strategy != jw.last[1] || !jw.lastPlain {
+		jw.last, jw.lastPlain = [2]string{r.Session, r.Strategy}, plainField(r.Session) && plainField(r.Strategy)
+	}
+	if !jw.lastPlain || !plainField(r.Job) || !plainField(status) {
 		rec := jw.rec
 		rec[0], rec[1], rec[2], rec[3] = r.Job, r.Session, r.Strategy, status
 		rec[4], rec[5], rec[6] = fmtF(r.Submit), fmtF(r.Start), fmtF(r.End)

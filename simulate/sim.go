@@ -222,6 +222,7 @@ func Run(ctx context.Context, cfg Config, src Source, rows func(report.Row) erro
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	core := jobmanager.NewCore(strategy, cfg.Options.SortBatch)
+	core.Untracked() // no store here to write allocations to
 	if cfg.Epoch == 0 {
 		cfg.Epoch = DefaultEpoch
 	}

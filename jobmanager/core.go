@@ -55,7 +55,8 @@ type Core struct {
 	rounds           uint64
 	memText          string // the last mem_limit parsed, and its bytes
 	memBytes         int64
-	untracked        bool // no store: the allocations changed by rounds and releases are not tracked (Untracked)
+	spare            []*queued // records swept out of the order, for reuse
+	untracked        bool      // no store: the allocations changed by rounds and releases are not tracked (Untracked)
 }
 
 // Untracked tells the core that no store will be written: rounds and
@@ -567,8 +568,18 @@ func (c *Core) enqueue(j *api.Job, now time.Time) bool {
 	}
 	c.sweep()
 	c.seq++
-	pj := c.toPlacement(j, c.seq)
-	q := &queued{job: pj, rsn: j.WaitingReason, want: j.WaitingReason, since: now, shape: c.shapeOf(&pj)}
+	// A record swept out of the order is reused, its tasks' array too: a
+	// job the size of the last ones costs no allocation.
+	var q *queued
+	var buf []placement.Task
+	if n := len(c.spare); n > 0 {
+		q, c.spare = c.spare[n-1], c.spare[:n-1]
+		buf = q.job.Tasks[:0]
+	} else {
+		q = new(queued)
+	}
+	pj := c.toPlacement(j, c.seq, buf)
+	*q = queued{job: pj, rsn: j.WaitingReason, want: j.WaitingReason, since: now, shape: c.shapeOf(&pj)}
 	c.queue[j.Name] = q
 	c.order = append(c.order, q)
 	if c.shapeCount[q.shape]++; c.shapeCount[q.shape] == 1 {
@@ -577,10 +588,13 @@ func (c *Core) enqueue(j *api.Job, now time.Time) bool {
 	return true
 }
 
-// toPlacement is ToPlacement, parsing a run of equal mem_limits once.
-func (c *Core) toPlacement(j *api.Job, seq uint64) placement.Job {
-	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq,
-		Tasks: make([]placement.Task, 0, len(j.Info.Tasks))}
+// toPlacement is ToPlacement into tasks' array (when large enough),
+// parsing a run of equal mem_limits once.
+func (c *Core) toPlacement(j *api.Job, seq uint64, tasks []placement.Task) placement.Job {
+	if cap(tasks) < len(j.Info.Tasks) {
+		tasks = make([]placement.Task, 0, len(j.Info.Tasks))
+	}
+	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq, Tasks: tasks[:0]}
 	for _, t := range j.Info.Tasks {
 		pt := placement.Task{Name: t.ContainerName, Cores: t.ReqCores}
 		if t.MemLimit != "" {
@@ -656,6 +670,8 @@ func (c *Core) sweep() {
 		for _, q := range c.order {
 			if !q.out {
 				keep = append(keep, q)
+			} else if len(c.spare) < 1024 {
+				c.spare = append(c.spare, q)
 			}
 		}
 		clear(c.order[len(keep):])

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +34,36 @@ type Core struct {
 	queue     map[string]*queued  // waiting jobs by name
 	seq       uint64              // arrivals so far: the queue's order
 	stopped   map[string]bool     // jobs whose remaining tasks were told to stop
+
+	// order is the queue in arrival order (Seq); jobs that left it are
+	// marked out and swept once they are half of it (gone counts them).
+	order []*queued
+	gone  int
+	// Jobs' shapes (see placement.Round): the id of each shape queued, how
+	// many queued jobs have it, and how many shapes have any.
+	shapes     map[string]int32
+	shapeCount []int
+	liveShapes int
+	keyBuf     []byte
+	// tail: the last round stopped before the jobs of Seq tailSeq to
+	// tailEnd, which wait with tailWhy (a job that holds the rest), or else
+	// with the reason their shape failed in that round (shapeWhy).
+	tailSeq, tailEnd uint64
+	tailWhy          string
+	shapeWhy         []string
+	shapeRound       []uint64 // the round a shape last failed in for good
+	rounds           uint64
+	memText          string // the last mem_limit parsed, and its bytes
+	memBytes         int64
+	spare            []*queued // records swept out of the order, for reuse
+	untracked        bool      // no store: the allocations changed by rounds and releases are not tracked (Untracked)
 }
+
+// Untracked tells the core that no store will be written: rounds and
+// ReleaseHandles stop tracking which workers' allocations changed, and
+// Flush has nothing to write. For the simulator, to which that tracking
+// was a map write per task released and nothing more.
+func (c *Core) Untracked() { c.untracked = true }
 
 // queued is a waiting job.
 type queued struct {
@@ -42,13 +72,15 @@ type queued struct {
 	want  string    // the reason of the last round
 	since time.Time // when it was queued
 	wrote time.Time // when rsn was written
+	shape int32     // its shape's id (Core.shapes)
+	out   bool      // it left the queue (Core.order keeps it until a sweep)
 }
 
 // NewCore returns a core with no workers, placing with strategy s.
 func NewCore(s placement.Strategy, sortBatch bool) *Core {
 	return &Core{cluster: placement.NewCluster(), strategy: s, sortBatch: sortBatch, touched: map[string]bool{},
 		inflight: map[string][]string{}, attempts: map[string]int{}, queue: map[string]*queued{},
-		stopped: map[string]bool{}}
+		stopped: map[string]bool{}, shapes: map[string]int32{}}
 }
 
 // Event is what happened, as the core sees it. Its concrete types are the
@@ -167,6 +199,11 @@ type (
 	// DeployForget: Job is no longer being deployed (sent, dropped or
 	// requeued after a retry).
 	DeployForget struct{ Job string }
+	// ReleaseHandles frees the cores of tasks by the handles their
+	// assignments carried (placement.Assignment.Handle), as Release does by
+	// name, for a caller that kept them: the simulator, which ends millions
+	// of tasks and would otherwise hash each name again.
+	ReleaseHandles struct{ Handles []placement.Handle }
 )
 
 func (WorkersListed) coreEvent()     {}
@@ -194,6 +231,7 @@ func (DeployDone) coreEvent()        {}
 func (RetryDeploy) coreEvent()       {}
 func (DeployForget) coreEvent()      {}
 func (RedeployRead) coreEvent()      {}
+func (ReleaseHandles) coreEvent()    {}
 
 // Effect is what the shell must do. Its concrete types are the ones in
 // this file.
@@ -206,14 +244,21 @@ type (
 	// Reschedule says capacity or the queue changed: a round is due.
 	Reschedule struct{}
 	// Placed is a round's outcome: the jobs placed (their cores now held,
-	// out of the queue; Submitted[i] is Decisions[i]'s submit time) and
-	// why the others wait. The shell writes the placed jobs and starts
-	// their deployment (DeployStart), or releases them if the store
-	// refuses.
+	// out of the queue; Submitted[i] is Decisions[i]'s submit time, and
+	// Waited[i] the reason the last round that left it waiting gave, "" if
+	// none did) and why the others wait. A round in arrival order stops at
+	// the first job that holds all those after it (fifo, or the backfill
+	// limit), or once every shape of job queued failed for want of cores:
+	// then Waiting lists the jobs it visited, and the rest wait with Rest's
+	// reason, or with their shape's (the core keeps them: Reason). The
+	// shell writes the placed jobs and starts their deployment
+	// (DeployStart), or releases them if the store refuses.
 	Placed struct {
 		Decisions []placement.Decision
 		Submitted []float64
+		Waited    []string
 		Waiting   []placement.Waiting
+		Rest      string
 	}
 	// WriteReasons writes these jobs' waiting reasons (job -> reason).
 	WriteReasons struct{ Reasons map[string]string }
@@ -298,6 +343,28 @@ func (c *Core) Known(node string) bool { _, ok := c.cluster.Worker(node); return
 // FreeCores returns the free and total cores of the workers that are up.
 func (c *Core) FreeCores() (free, total int) { return c.cluster.FreeCores() }
 
+// BusyCores appends to buf the cores held on each worker, in the order
+// they were registered (see placement.Cluster.BusyCores).
+func (c *Core) BusyCores(buf []int32) []int32 { return c.cluster.BusyCores(buf) }
+
+// WorkerTasks returns the tasks holding cores on worker id, sorted.
+func (c *Core) WorkerTasks(id string) []string {
+	v, ok := c.cluster.Worker(id)
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range v.Busy {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // InFlight reports whether job is being deployed or waiting to be sent again.
 func (c *Core) InFlight(job string) bool { _, ok := c.inflight[job]; return ok }
 
@@ -361,7 +428,7 @@ func (c *Core) Step(ev Event) []Effect {
 	case Dequeue:
 		n := len(c.queue)
 		for _, name := range ev.Jobs {
-			delete(c.queue, name)
+			c.unqueue(name)
 		}
 		if len(c.queue) != n {
 			return []Effect{Reschedule{}}
@@ -371,7 +438,7 @@ func (c *Core) Step(ev Event) []Effect {
 		n := len(c.queue)
 		for name := range c.queue {
 			if !ev.Ready[name] {
-				delete(c.queue, name)
+				c.unqueue(name)
 			}
 		}
 		if len(c.queue) != n {
@@ -426,6 +493,9 @@ func (c *Core) Step(ev Event) []Effect {
 		}
 		return []Effect{Reply{OK: true}, Reschedule{}}
 	case Flush:
+		if c.untracked {
+			return nil
+		}
 		if w := c.flush(); len(w) > 0 {
 			return []Effect{WriteAllocations{Workers: w}}
 		}
@@ -481,6 +551,20 @@ func (c *Core) Step(ev Event) []Effect {
 		return c.taskResized(ev)
 	case Unplace:
 		return c.unplace(ev)
+	case ReleaseHandles:
+		any := false
+		for _, h := range ev.Handles {
+			if w, ok := c.cluster.ReleaseHandleWorker(h); ok {
+				if !c.untracked {
+					c.touched[w] = true
+				}
+				any = true
+			}
+		}
+		if any {
+			return []Effect{Reschedule{}}
+		}
+		return nil
 	}
 	panic(fmt.Sprintf("jobmanager: core event %T not handled", ev))
 }
@@ -494,24 +578,161 @@ func (c *Core) enqueue(j *api.Job, now time.Time) bool {
 			return false
 		}
 	}
+	c.sweep()
 	c.seq++
-	c.queue[j.Name] = &queued{job: ToPlacement(j, c.seq), rsn: j.WaitingReason, want: j.WaitingReason, since: now}
+	// A record swept out of the order is reused, its tasks' array too: a
+	// job the size of the last ones costs no allocation.
+	var q *queued
+	var buf []placement.Task
+	if n := len(c.spare); n > 0 {
+		q, c.spare = c.spare[n-1], c.spare[:n-1]
+		buf = q.job.Tasks[:0]
+	} else {
+		q = new(queued)
+	}
+	pj := c.toPlacement(j, c.seq, buf)
+	*q = queued{job: pj, rsn: j.WaitingReason, want: j.WaitingReason, since: now, shape: c.shapeOf(&pj)}
+	c.queue[j.Name] = q
+	c.order = append(c.order, q)
+	if c.shapeCount[q.shape]++; c.shapeCount[q.shape] == 1 {
+		c.liveShapes++
+	}
 	return true
 }
 
-func (c *Core) round(ev Round) []Effect {
-	queue := make([]placement.Job, 0, len(c.queue))
-	for _, q := range c.queue {
-		queue = append(queue, q.job)
+// toPlacement is ToPlacement into tasks' array (when large enough),
+// parsing a run of equal mem_limits once.
+func (c *Core) toPlacement(j *api.Job, seq uint64, tasks []placement.Task) placement.Job {
+	if cap(tasks) < len(j.Info.Tasks) {
+		tasks = make([]placement.Task, 0, len(j.Info.Tasks))
 	}
-	sort.Slice(queue, func(a, b int) bool { return queue[a].Seq < queue[b].Seq })
+	pj := placement.Job{Name: j.Name, Priority: j.Priority, Submitted: j.SubmitTime, Seq: seq, Tasks: tasks[:0]}
+	for _, t := range j.Info.Tasks {
+		pt := placement.Task{Name: t.ContainerName, Cores: t.ReqCores}
+		if t.MemLimit != "" {
+			if t.MemLimit != c.memText {
+				c.memText, c.memBytes = t.MemLimit, taskMem(t)
+			}
+			pt.Mem = c.memBytes
+		}
+		if t.CpusetCpus != "" {
+			pt.Node = t.Node
+			pt.Cpuset, _ = api.ParseCpuset(t.CpusetCpus)
+		}
+		if t.Deadline > 0 && (pj.Deadline == 0 || t.Deadline < pj.Deadline) {
+			pj.Deadline = t.Deadline
+		}
+		pj.Tasks = append(pj.Tasks, pt)
+	}
+	return pj
+}
+
+// shapeOf returns the id of j's shape: its tasks' cores, memory and pins,
+// in order (names aside), given one the first time it is seen.
+func (c *Core) shapeOf(j *placement.Job) int32 {
+	b := c.keyBuf[:0]
+	for _, t := range j.Tasks {
+		b = strconv.AppendInt(b, int64(t.Cores), 10)
+		b = append(b, '/')
+		b = strconv.AppendInt(b, t.Mem, 10)
+		if t.Node != "" || len(t.Cpuset) > 0 {
+			b = append(append(b, '@'), t.Node...)
+			for _, k := range t.Cpuset {
+				b = strconv.AppendInt(append(b, ':'), int64(k), 10)
+			}
+		}
+		b = append(b, ';')
+	}
+	c.keyBuf = b
+	if id, ok := c.shapes[string(b)]; ok {
+		return id
+	}
+	id := int32(len(c.shapeCount))
+	c.shapes[string(b)] = id
+	c.shapeCount = append(c.shapeCount, 0)
+	c.shapeWhy = append(c.shapeWhy, "")
+	c.shapeRound = append(c.shapeRound, 0)
+	return id
+}
+
+// unqueue takes job name out of the queue, if it is there.
+func (c *Core) unqueue(name string) {
+	q := c.queue[name]
+	if q == nil {
+		return
+	}
+	delete(c.queue, name)
+	c.drop(q)
+}
+
+// drop marks q out of the order (already out of c.queue).
+func (c *Core) drop(q *queued) {
+	q.out = true
+	if c.shapeCount[q.shape]--; c.shapeCount[q.shape] == 0 {
+		c.liveShapes--
+	}
+	c.gone++
+}
+
+// sweep drops from the order the jobs that left the queue, once they are
+// half of it (never during a round: it walks the order).
+func (c *Core) sweep() {
+	if c.gone > 64 && 2*c.gone > len(c.order) {
+		keep := c.order[:0]
+		for _, q := range c.order {
+			if !q.out {
+				keep = append(keep, q)
+			} else if len(c.spare) < 1024 {
+				c.spare = append(c.spare, q)
+			}
+		}
+		clear(c.order[len(keep):])
+		c.order, c.gone = keep, 0
+	}
+}
+
+// Reason returns the reason job waits for, as the last round said ("" when
+// it is not queued, or no round has visited it).
+func (c *Core) Reason(job string) string {
+	if q := c.queue[job]; q != nil {
+		return c.want(q)
+	}
+	return ""
+}
+
+// want is q's waiting reason: its own, or the tail's when the last round
+// stopped before it (see Placed).
+func (c *Core) want(q *queued) string {
+	if c.tailSeq != 0 && q.job.Seq >= c.tailSeq && q.job.Seq <= c.tailEnd {
+		if c.tailWhy != "" {
+			return c.tailWhy
+		}
+		return c.shapeWhy[q.shape]
+	}
+	return q.want
+}
+
+func (c *Core) round(ev Round) []Effect {
+	c.rounds++
+	c.sweep()
+	if c.strategy != nil && placement.ArrivalOrder(c.strategy) {
+		return c.roundInOrder(ev)
+	}
+	queue := make([]placement.Job, 0, len(c.queue))
+	for _, q := range c.order {
+		if !q.out {
+			queue = append(queue, q.job)
+		}
+	}
 	placed, waiting := placement.Schedule(c.cluster, c.strategy, queue, ev.Now, ev.Opts)
 	submitted := make([]float64, len(placed))
+	waited := make([]string, len(placed))
 	for i, d := range placed {
 		if q := c.queue[d.Job]; q != nil {
-			submitted[i] = q.job.Submitted
+			submitted[i], waited[i] = q.job.Submitted, c.want(q)
+			delete(c.queue, d.Job)
+			c.drop(q)
 		}
-		delete(c.queue, d.Job)
 		for _, a := range d.Assignments {
 			c.touched[a.Worker] = true
 		}
@@ -521,7 +742,52 @@ func (c *Core) round(ev Round) []Effect {
 			q.want = w.Reason
 		}
 	}
-	return []Effect{Placed{Decisions: placed, Submitted: submitted, Waiting: waiting}}
+	c.tailSeq = 0
+	return []Effect{Placed{Decisions: placed, Submitted: submitted, Waited: waited, Waiting: waiting}}
+}
+
+// roundInOrder is a round for a strategy that visits the queue in arrival
+// order: it walks c.order through a placement.Round and stops at the first
+// job that holds the rest, or once every shape queued has failed for want
+// of cores; the jobs after wait with the same outcome without being
+// visited, so that under overload a round costs what changed, not the
+// length of the queue.
+func (c *Core) roundInOrder(ev Round) []Effect {
+	r := placement.NewRound(c.cluster, c.strategy, ev.Now, ev.Opts)
+	var out Placed
+	failed := 0 // shapes that failed for good this round
+	var tailSeq uint64
+	for _, q := range c.order {
+		if q.out {
+			continue
+		}
+		if why := r.Blocked(); why != "" || (failed > 0 && failed == c.liveShapes) {
+			tailSeq, out.Rest = q.job.Seq, why
+			break
+		}
+		as, reason, ok := r.Place(q.job, q.shape)
+		if ok {
+			out.Decisions = append(out.Decisions, placement.Decision{Job: q.job.Name, Assignments: as})
+			out.Submitted = append(out.Submitted, q.job.Submitted)
+			out.Waited = append(out.Waited, c.want(q)) // the tail is still the last round's
+			delete(c.queue, q.job.Name)
+			c.drop(q)
+			for last, k := "", 0; k < len(as) && !c.untracked; k++ {
+				if w := as[k].Worker; w != last { // a job's tasks often share a worker
+					c.touched[w], last = true, w
+				}
+			}
+			continue
+		}
+		q.want = reason
+		out.Waiting = append(out.Waiting, placement.Waiting{Job: q.job.Name, Reason: reason})
+		if why, settled := r.Settled(q.shape); settled && c.shapeRound[q.shape] != c.rounds {
+			c.shapeRound[q.shape], c.shapeWhy[q.shape] = c.rounds, why
+			failed++
+		}
+	}
+	c.tailSeq, c.tailEnd, c.tailWhy = tailSeq, c.seq, out.Rest
+	return []Effect{out}
 }
 
 // reasonsDue returns the waiting reasons due at now (see reasonAfter) and
@@ -529,7 +795,7 @@ func (c *Core) round(ev Round) []Effect {
 func (c *Core) reasonsDue(now time.Time) map[string]string {
 	var first, again []string
 	for name, q := range c.queue {
-		if q.want == q.rsn || now.Sub(q.since) < reasonAfter {
+		if c.want(q) == q.rsn || now.Sub(q.since) < reasonAfter {
 			continue
 		}
 		switch {
@@ -553,8 +819,8 @@ func (c *Core) reasonsDue(now time.Time) map[string]string {
 	out := make(map[string]string, len(names))
 	for _, name := range names {
 		q := c.queue[name]
-		q.rsn, q.wrote = q.want, now
-		out[name] = q.want
+		q.rsn, q.wrote = c.want(q), now
+		out[name] = q.rsn
 	}
 	return out
 }
@@ -759,7 +1025,7 @@ func (c *Core) reconcile(j *api.Job, now time.Time) []Effect {
 	var out []Effect
 	if c.queue[j.Name] != nil {
 		// Cancelled, and the notification lost.
-		delete(c.queue, j.Name)
+		c.unqueue(j.Name)
 		out = append(out, Reschedule{})
 	}
 	if j.Status.Final() {

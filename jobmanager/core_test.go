@@ -355,6 +355,35 @@ func checkCore(t *testing.T, c *Core, model *coreModel, store map[string]map[int
 	if f, tot := c.FreeCores(); f != free || tot != total {
 		t.Fatalf("FreeCores = %d/%d, workers say %d/%d", f, tot, free, total)
 	}
+	// The queue's arrival order and its shape counts agree with the queue:
+	// a job taken out of the queue without unqueue would stay in the order
+	// (and be placed twice) or leave a shape counted that no job has.
+	inOrder, shapes := map[string]bool{}, make([]int, len(c.shapeCount))
+	for _, q := range c.order {
+		if q.out {
+			continue
+		}
+		if c.queue[q.job.Name] != q || inOrder[q.job.Name] {
+			t.Fatalf("job %s is in the arrival order but not (once) in the queue", q.job.Name)
+		}
+		inOrder[q.job.Name] = true
+		shapes[q.shape]++
+	}
+	if len(inOrder) != len(c.queue) {
+		t.Fatalf("%d jobs queued, %d in the arrival order", len(c.queue), len(inOrder))
+	}
+	live := 0
+	for i, n := range shapes {
+		if n != c.shapeCount[i] {
+			t.Fatalf("shape %d: %d jobs queued, counted %d", i, n, c.shapeCount[i])
+		}
+		if n > 0 {
+			live++
+		}
+	}
+	if live != c.liveShapes {
+		t.Fatalf("%d shapes queued, liveShapes %d", live, c.liveShapes)
+	}
 	if model != nil {
 		want := model.busy()
 		if !reflect.DeepEqual(held, want) {

@@ -116,7 +116,7 @@ func (c *Core) unplace(ev Unplace) []Effect {
 	if c.release(ev.Tasks...) {
 		out = append(out, Reschedule{})
 	}
-	delete(c.queue, ev.Job)
+	c.unqueue(ev.Job)
 	delete(c.stopped, ev.Job)
 	c.forget(ev.Job)
 	return append(out, UnplaceJob{Job: ev.Job, Note: ev.Note})

@@ -554,6 +554,32 @@ func (c *Cluster) ReleaseHandle(h Handle) (ok bool) {
 	return true
 }
 
+// ReleaseHandleWorker is ReleaseHandle, also returning the id of the
+// worker the task was on ("" when h names no task holding cores).
+func (c *Cluster) ReleaseHandleWorker(h Handle) (workerID string, ok bool) {
+	if h < 0 || int(h) >= len(c.recs) || c.recs[h].name == "" {
+		return "", false
+	}
+	id := c.workers[c.recs[h].worker].id
+	c.free(int32(h), c.names.slotOf(c.recs[h].hash, int32(h)))
+	return id, true
+}
+
+// BusyCores appends to buf the cores held on each registered worker, in
+// registration order (0 for a removed one), for a per-worker view (a heat
+// map) that a snapshot of every worker would cost too much for.
+func (c *Cluster) BusyCores(buf []int32) []int32 {
+	for i := range c.workers {
+		w := &c.workers[i]
+		if w.removed {
+			buf = append(buf, 0)
+			continue
+		}
+		buf = append(buf, w.cores-w.free)
+	}
+	return buf
+}
+
 // Holds returns the worker and cores a task holds.
 func (c *Cluster) Holds(task string) (workerID string, cores []int, ok bool) {
 	h, _ := c.lookup(task)

@@ -20,6 +20,14 @@
 //	                  ▼
 //	        placed []Decision, waiting []Waiting (reason in plain words)
 //
+// Schedule is a Round over the whole queue. A caller that holds its queue
+// in visiting order (the jobmanager's core, for strategies that visit in
+// arrival order: ArrivalOrder) drives a Round job by job instead and may
+// stop early: once a job holds the rest (Round.Blocked), or once every
+// shape of job it holds has failed for want of cores (Round.Settled: the
+// cluster only loses free cores during a round, so a later job of that
+// shape cannot fit either, and Place answers it without a search).
+//
 // Cluster is the single record of which task holds which core. It keeps two
 // indexes of free capacity so that a decision does not scan every worker:
 // for best fit, one ordered set of worker indexes per free-core count (a

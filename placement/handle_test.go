@@ -12,7 +12,8 @@ import (
 // releases each task by name in one and by its handle (the one its
 // assignment gives, which Cluster.Handle finds too) in the other: after
 // every release the two hold the same cores, memory and tasks, and both
-// keep their invariants.
+// keep their invariants (ReleaseHandleWorker, every other release, names
+// the worker Release names; BusyCores agrees with the workers' snapshots).
 func TestHandleAgreesWithName(t *testing.T) {
 	steps := 20_000
 	if testing.Short() {
@@ -63,11 +64,16 @@ func TestHandleAgreesWithName(t *testing.T) {
 		task := tasks[k]
 		tasks[k] = tasks[len(tasks)-1]
 		tasks = tasks[:len(tasks)-1]
-		if _, _, ok := byName.Release(task.name); !ok {
+		node, _, ok := byName.Release(task.name)
+		if !ok {
 			t.Fatalf("step %d: release %s by name: it held nothing", step, task.name)
 		}
-		if !byHandle.ReleaseHandle(task.handle) {
-			t.Fatalf("step %d: release %s by handle %d: it held nothing", step, task.name, task.handle)
+		if step%2 == 0 {
+			if !byHandle.ReleaseHandle(task.handle) {
+				t.Fatalf("step %d: release %s by handle %d: it held nothing", step, task.name, task.handle)
+			}
+		} else if w, ok := byHandle.ReleaseHandleWorker(task.handle); !ok || w != node {
+			t.Fatalf("step %d: release %s by handle %d: on %q (held %v), by name on %s", step, task.name, task.handle, w, ok, node)
 		}
 		if byHandle.ReleaseHandle(task.handle) {
 			t.Fatalf("step %d: handle %d released twice", step, task.handle)
@@ -78,6 +84,12 @@ func TestHandleAgreesWithName(t *testing.T) {
 		if step%500 == 0 || len(tasks) == 0 {
 			if !reflect.DeepEqual(byName.Workers(), byHandle.Workers()) {
 				t.Fatalf("step %d: releasing by name and by handle left different workers", step)
+			}
+			busy := byHandle.BusyCores(nil)
+			for i, v := range byHandle.Workers() {
+				if int(busy[i]) != v.Cores-v.Free {
+					t.Fatalf("step %d: BusyCores says %d on %s, it has %d of %d free", step, busy[i], v.ID, v.Free, v.Cores)
+				}
 			}
 			for _, c := range []*Cluster{byName, byHandle} {
 				if err := clusterProblem(c); err != nil {

@@ -88,10 +88,6 @@ func Schedule(c *Cluster, s Strategy, queue []Job, now float64, o QueueOptions) 
 		}
 		return nil, waiting
 	}
-	maxWait := o.MaxWait
-	if maxWait == 0 {
-		maxWait = DefaultMaxWait
-	}
 	var order []int
 	if or, ok := s.(Orderer); ok {
 		order = or.Order(queue, now)
@@ -101,34 +97,14 @@ func Schedule(c *Cluster, s Strategy, queue []Job, now float64, o QueueOptions) 
 
 	done := make([][]Assignment, len(queue))
 	reasons := make([]string, len(queue))
-	blocked := "" // why the rest of the round waits, once a job blocks it
+	r := NewRound(c, s, now, o)
 	for _, i := range order {
-		j := queue[i]
-		if blocked != "" {
-			reasons[i] = blocked
-			continue
-		}
-		as, reason, ok := s.Place(c, j)
+		as, reason, ok := r.Place(queue[i], -1)
 		if ok {
-			if as == nil {
-				as = []Assignment{}
-			}
 			done[i] = as
 			continue
 		}
-		if reason == "" {
-			reason = "does not fit"
-		}
 		reasons[i] = reason
-		if f, ok := s.(feasibler); ok && !f.feasible(c, j) {
-			continue // it could not run on an empty cluster: it holds nobody up
-		}
-		switch waited := now - j.Submitted; {
-		case o.Policy == FIFO:
-			blocked = fmt.Sprintf("queued behind job %s, which does not fit (fifo: a job that does not fit holds those after it)", j.Name)
-		case maxWait > 0 && waited >= maxWait:
-			blocked = fmt.Sprintf("queued behind job %s, which has waited %.0f s (the limit is %g s) and goes first when capacity frees", j.Name, waited, maxWait)
-		}
 	}
 	for i, j := range queue {
 		if done[i] != nil {

@@ -193,9 +193,16 @@ func (p *packer) Description() string {
 // cores and memory, at its lowest free core ids. If a task does not fit,
 // the tasks placed before it are released.
 func (p *packer) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
+	as, reason, ok, _ := p.placeCap(c, j)
+	return as, reason, ok
+}
+
+// placeCap is Place, also saying whether a failure was for want of a
+// worker with room (see Round).
+func (p *packer) placeCap(c *Cluster, j Job) ([]Assignment, string, bool, bool) {
 	n := len(j.Tasks)
 	if n == 0 {
-		return nil, "", true
+		return nil, "", true, false
 	}
 	// total is the cores asked for, to give all the assignments one slice;
 	// each task counts at most one more than the free cores, so that a job
@@ -204,7 +211,7 @@ func (p *packer) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 	for i := range j.Tasks {
 		t := &j.Tasks[i]
 		if r := badTask(t); r != "" {
-			return nil, r, false
+			return nil, r, false, false
 		}
 		total += min(t.Cores, c.upFree+1)
 	}
@@ -233,12 +240,12 @@ func (p *packer) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 		if w < 0 {
 			memShort := c.freshTree().maxFree() >= t.Cores
 			rollback(c, j.Tasks, as)
-			return nil, explainPacking(c, j, t, memShort), false
+			return nil, explainPacking(c, j, t, memShort), false, true
 		}
 		if h >= 0 {
 			reason := heldReason(c, t.Name, h) // before rollback, which may free h
 			rollback(c, j.Tasks, as)
-			return nil, reason, false
+			return nil, reason, false, false
 		}
 		a := &as[ti]
 		if len(cores) >= t.Cores {
@@ -249,7 +256,7 @@ func (p *packer) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 		a.Handle = c.take(t.Name, at, w, a.Cores, t.Mem)
 		a.Task, a.Worker = t.Name, c.workers[w].id
 	}
-	return as, "", true
+	return as, "", true, false
 }
 
 // oneTask holds what placing a job of one task of up to 8 cores returns,

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"sort"
 	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -118,11 +118,15 @@ func WriteJobsCSV(w io.Writer, rows []Row) error {
 // its buffer instead of making a string of each: a row whose text fields
 // need quoting goes through a csv.Writer.
 type JobsWriter struct {
-	w   *bufio.Writer
-	buf []byte
-	rec []string
-	q   bytes.Buffer // a row that needs quoting, written by qw
-	qw  *csv.Writer
+	// last is the last row's session and strategy, and lastPlain whether
+	// both are plain (plainField): every row of a run repeats them.
+	last      [2]string
+	lastPlain bool
+	w         *bufio.Writer
+	buf       []byte
+	rec       []string
+	q         bytes.Buffer // a row that needs quoting, written by qw
+	qw        *csv.Writer
 }
 
 // NewJobsWriter writes JobsHeader and returns the writer of the rows.
@@ -154,17 +158,62 @@ func plainField(field string) bool {
 	if field == "" {
 		return true
 	}
-	if field == `\.` || strings.ContainsAny(field, "\"\r\n,") {
+	if field == `\.` {
 		return false
+	}
+	for i := 0; i < len(field); i++ {
+		switch field[i] {
+		case '"', '\r', '\n', ',':
+			return false
+		}
 	}
 	r, _ := utf8.DecodeRuneInString(field)
 	return !unicode.IsSpace(r)
 }
 
+// appendFixed6 appends v as strconv.AppendFloat(b, v, 'f', 6, 64) does,
+// byte for byte, but for 1 <= |v| < 2^52 (epoch seconds: 16 digits, which
+// strconv formats by its slow exact path) from the bits of v: its integer
+// part, and its fraction times 10^6 rounded half to even, exactly.
+func appendFixed6(b []byte, v float64) []byte {
+	a := math.Abs(v)
+	if !(a >= 1 && a < 1<<52) {
+		return strconv.AppendFloat(b, v, 'f', 6, 64)
+	}
+	fb := math.Float64bits(a)
+	e := uint(1075 - int(fb>>52&0x7ff)) // a = mant * 2^-e, 0 <= e <= 52
+	mant := fb&(1<<52-1) | 1<<52
+	ip, q := mant>>e, uint64(0)
+	if e > 0 {
+		hi, lo := bits.Mul64(mant&(1<<e-1), 1e6)
+		q = hi<<(64-e) | lo>>e
+		if r, half := lo&(1<<e-1), uint64(1)<<(e-1); r > half || (r == half && q&1 == 1) {
+			q++
+		}
+		if q == 1e6 {
+			ip, q = ip+1, 0
+		}
+	}
+	if v < 0 {
+		b = append(b, '-')
+	}
+	b = strconv.AppendUint(b, ip, 10)
+	var frac [7]byte
+	frac[0] = '.'
+	for k := 6; k > 0; k-- {
+		frac[k] = byte('0' + q%10)
+		q /= 10
+	}
+	return append(b, frac[:]...)
+}
+
 // Write writes one row.
 func (jw *JobsWriter) Write(r Row) error {
 	status := r.Status.String()
-	if !plainField(r.Job) || !plainField(r.Session) || !plainField(r.Strategy) || !plainField(status) {
+	if r.Session != jw.last[0] || r.Strategy != jw.last[1] || !jw.lastPlain {
+		jw.last, jw.lastPlain = [2]string{r.Session, r.Strategy}, plainField(r.Session) && plainField(r.Strategy)
+	}
+	if !jw.lastPlain || !plainField(r.Job) || !plainField(status) {
 		rec := jw.rec
 		rec[0], rec[1], rec[2], rec[3] = r.Job, r.Session, r.Strategy, status
 		rec[4], rec[5], rec[6] = fmtF(r.Submit), fmtF(r.Start), fmtF(r.End)
@@ -181,7 +230,7 @@ func (jw *JobsWriter) Write(r Row) error {
 	}
 	for _, v := range [...]float64{r.Submit, r.Start, r.End, r.Waiting, r.Execution, r.Total} {
 		if !math.IsNaN(v) {
-			b = strconv.AppendFloat(b, v, 'f', 6, 64)
+			b = appendFixed6(b, v)
 		}
 		b = append(b, ',')
 	}

@@ -3,22 +3,30 @@
 // of any size and lets the production placement code decide, with a clock
 // that jumps from one event to the next instead of waiting.
 //
-// The decisions are not re-implemented here: each round hands the queue to
-// placement.Schedule with the strategy placement.New builds and the queue
-// options the jobmanager uses; jobs enter the queue through
-// jobmanager.ToPlacement, as the jobmanager's do, and a task's cores go
-// back with placement.Cluster.ReleaseHandle when it ends (the handle its
-// assignment carries: the same release as Cluster.Release by name, which
-// the jobmanager uses, without hashing the name again). What the simulator
+// The decisions are not re-implemented here: the simulator drives the
+// jobmanager's core (jobmanager.Core), the state machine the jobmanager's
+// shell drives in production, with typed events stamped with virtual time.
+// Workers register with WorkersListed (and go down and come back with it),
+// a job arrives with Enqueue (its record as the store would hold it), a
+// round is a Round event whose Placed effect lists the jobs placed, and a
+// task's cores go back with ReleaseHandles (the handle its assignment
+// carried: the same release as Release by name, without hashing the name
+// again). The core calls placement for every choice, with the strategy
+// placement.New builds and the queue options given. What the simulator
 // adds is only what the real system does outside the decision: time.
 //
-//	Source ──Next──► arrival event ──► queue (jobmanager.ToPlacement)
+//	Source ──Next──► arrival event ──► Core.Step(Enqueue)
 //	                                      │ every instant with news: a round
 //	                                      ▼
-//	          placement.Schedule(cluster, strategy, queue, now, QueueOptions)
+//	                Core.Step(Round{Now}) ──► Placed (placement.Round inside)
 //	                                      │ placed: deploy delay + start delay
 //	                                      ▼
-//	           task end + release delay ──► release event ──► Cluster.ReleaseHandle
+//	       task end + release delay ──► free event ──► Core.Step(ReleaseHandles)
+//
+// A round in arrival order stops at the first job that holds the rest, or
+// once every shape of job queued has failed for want of cores (see
+// jobmanager.Placed), so that an overloaded run costs what changes, not
+// the length of the queue at every instant.
 //
 // # Events
 //
@@ -30,8 +38,12 @@
 // queue or freed cores, as the jobmanager runs one after a burst of events
 // (or, with RoundInterval, at most that often). There is no goroutine per
 // worker and no sleep. Jobs and tasks live in slices reused through free
-// lists; a finished job is written as one jobs.csv row and folded into
-// histograms, so memory follows the jobs in the system, not the jobs run.
+// lists (a job's tasks side by side); a finished job is written as one
+// jobs.csv row and folded into histograms, so memory follows the jobs in
+// the system, not the jobs run. Without worker failures a job's end is one
+// event made at its start, after its tasks' (a task's event reads neither
+// its job nor its record). The heat map samples the cores held per group
+// of workers at the start of every utilisation bin.
 //
 // # Determinism
 //

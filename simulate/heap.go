@@ -3,10 +3,12 @@ package simulate
 // Event kinds.
 const (
 	evArrival uint8 = iota // the pending arrival enters the queue
-	evRelease              // a task's cores go back (id: the task)
+	evRelease              // a task's cores go back (id: its job, h: its handle)
 	evRound                // a round delayed by RoundInterval is due
 	evFailure              // a worker fails (id: the worker)
 	evRepair               // a failed worker is back (id: the worker)
+	evFree                 // without failures: a task's cores go back (h: its handle)
+	evEnd                  // without failures: a job ends, after its tasks' evFree (id: the job)
 )
 
 // event is one entry of the heap: a value, so that the heap holds no
@@ -15,6 +17,7 @@ type event struct {
 	t    float64 // virtual seconds from the start
 	seq  uint64  // order of making: ties at one instant go first-made first
 	id   int32
+	h    int32 // evRelease: the task's placement.Handle
 	kind uint8
 }
 
@@ -109,9 +112,12 @@ func (c *calendar) len() int { return c.now.len() + c.inRing + c.far.len() }
 
 func (c *calendar) bucket(t float64) int64 { return int64(t / c.width) }
 
-func (c *calendar) push(t float64, kind uint8, id int32) {
+func (c *calendar) push(t float64, kind uint8, id int32) { c.pushHandle(t, kind, id, -1) }
+
+// pushHandle is push with a handle; it returns the event's order of making.
+func (c *calendar) pushHandle(t float64, kind uint8, id, h int32) uint64 {
 	c.seq++
-	e := event{t: t, seq: c.seq, id: id, kind: kind}
+	e := event{t: t, seq: c.seq, id: id, h: h, kind: kind}
 	switch b := c.bucket(t); {
 	case b <= c.cur:
 		c.now.pushEvent(e)
@@ -125,6 +131,7 @@ func (c *calendar) push(t float64, kind uint8, id int32) {
 	default:
 		c.far.pushEvent(e)
 	}
+	return c.seq
 }
 
 // fill makes the current heap hold the earliest events, if any.

@@ -23,7 +23,8 @@ const UtilisationPlot = "utilisation.png"
 // WriteReport writes the report comparing the results (one per strategy)
 // into dir: summary.md, utilisation.csv (one series per strategy, named
 // "cluster (<strategy>)"), the CDFs of waiting, execution and total time
-// with one curve per strategy, and the utilisation plot. jobs.csv is
+// with one curve per strategy, the utilisation plot, and one heat map per
+// strategy of the cores held per group of workers (HeatMapFile). jobs.csv is
 // streamed by the caller while the runs go (see report.JobsWriter). about
 // lists the settings, one Markdown line each, under the title.
 func WriteReport(dir, title string, about []string, results []*Result, epoch float64) error {
@@ -62,6 +63,14 @@ func WriteReport(dir, title string, about []string, results []*Result, epoch flo
 			curves[i] = report.Curve{Name: r.Strategy, N: r.Done, Points: cdf(r.Hists[m])}
 		}
 		if err := report.WriteCDFCurves(filepath.Join(dir, plot.file), plot.title, plot.label, curves); err != nil {
+			return err
+		}
+	}
+	for _, r := range results {
+		if r.Heat == nil {
+			continue
+		}
+		if err := report.WriteHeatMap(filepath.Join(dir, HeatMapFile(r.Strategy)), heatTitle(r.Strategy, r.Heat), r.Heat); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -106,10 +107,14 @@ type Result struct {
 	Util       []float64
 	Bin        float64
 	Mean, Peak float64
-	Events     uint64
-	Rounds     uint64
-	Virtual    float64 // virtual seconds at the last event
-	Wall       time.Duration
+	// Heat is the share of cores held per group of consecutive workers
+	// (rows, at most HeatRows), sampled at the start of every Bin: the
+	// heat map of the report.
+	Heat    *report.Grid
+	Events  uint64
+	Rounds  uint64
+	Virtual float64 // virtual seconds at the last event
+	Wall    time.Duration
 	// CPU is the process's user and system time over the run (garbage
 	// collection included): on a shared machine it says more than Wall.
 	CPU time.Duration
@@ -132,10 +137,15 @@ type jobRec struct {
 type taskRec struct {
 	name    string // "t" and its slot: unique among the tasks in the system
 	job     int32
-	handle  placement.Handle // its record in the cluster while it holds cores, else -1
+	handle  placement.Handle // its record in the cluster once placed
 	run     float64          // seconds it runs
 	start   float64          // delay from dispatch to running
 	release float64          // delay from its end to its cores' return
+	// relT and relSeq are its release event's time and order, once placed:
+	// a worker failure releases the cores of the tasks whose release event
+	// comes after it (the release path itself never reads the task).
+	relT   float64
+	relSeq uint64
 }
 
 // Streams of a seed, one per kind of draw.
@@ -146,24 +156,27 @@ const (
 )
 
 type sim struct {
-	cfg      Config
-	src      Source
-	rows     func(report.Row) error
-	cluster  *placement.Cluster
-	strategy placement.Strategy
-	ev       *calendar
-	now      float64
+	cfg  Config
+	src  Source
+	rows func(report.Row) error
+	// core is the jobmanager's core: it holds the queue and the cluster and
+	// makes every decision, driven here with virtual time.
+	core    *jobmanager.Core
+	workers []*api.Worker // as the store lists them, for WorkersListed
+	relBuf  []placement.Handle
+	bySeq   []int32 // the job record of each arrival (by Seq), while it waits
+	ev      *calendar
+	now     float64
+	evSeq   uint64 // the order of the event being handled
 
 	pending    stressclient.Arrival
 	hasPending bool
 	lastAt     float64
 
-	queue []placement.Job
-	qslot []int32
 	jobs  []jobRec
 	freeJ []int32
 	tasks []taskRec
-	freeT []int32
+	freeT map[int][]int32 // blocks of task slots given back, by size: their first slot
 
 	durRng, delayRng, failRng *rand.Rand
 	workerIDs                 []string
@@ -180,6 +193,7 @@ type sim struct {
 	roundDue  bool
 
 	total  int
+	heat   heatMap
 	res    *Result
 	sums   [3]float64
 	maxes  [3]float64
@@ -207,6 +221,8 @@ func Run(ctx context.Context, cfg Config, src Source, rows func(report.Row) erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	core := jobmanager.NewCore(strategy, cfg.Options.SortBatch)
+	core.Untracked() // no store here to write allocations to
 	if cfg.Epoch == 0 {
 		cfg.Epoch = DefaultEpoch
 	}
@@ -217,12 +233,13 @@ func Run(ctx context.Context, cfg Config, src Source, rows func(report.Row) erro
 		cfg.Session = cfg.Strategy
 	}
 	s := &sim{
-		cfg: cfg, src: src, rows: rows, cluster: placement.NewCluster(), strategy: strategy,
+		cfg: cfg, src: src, rows: rows, core: core,
 		durRng:   rand.New(rand.NewPCG(cfg.Seed, streamDurations)),
 		delayRng: rand.New(rand.NewPCG(cfg.Seed, streamDelays)),
 		failRng:  rand.New(rand.NewPCG(cfg.Seed, streamFailures)),
 		res:      &Result{Strategy: cfg.Strategy, Bin: cfg.Bin},
 		memMB:    -1,
+		freeT:    map[int][]int32{},
 		ev:       newCalendar(1),
 	}
 	for k := range s.res.Hists {
@@ -231,12 +248,16 @@ func Run(ctx context.Context, cfg Config, src Source, rows func(report.Row) erro
 	width := len(strconv.Itoa(cfg.Workers))
 	for i := range cfg.Workers {
 		id := fmt.Sprintf("w%0*d", width, i+1)
-		if err := s.cluster.AddWorker(id, cfg.Cores, cfg.Memory); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
 		s.workerIDs = append(s.workerIDs, id)
+		s.workers = append(s.workers, &api.Worker{ID: id, Cores: cfg.Cores, MemTotal: cfg.Memory, Status: api.WorkerReady})
 	}
-	_, s.total = s.cluster.FreeCores()
+	for _, e := range core.Step(jobmanager.WorkersListed{Workers: s.workers}) {
+		if r, ok := e.(jobmanager.WorkerRefused); ok {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, r.Err)
+		}
+	}
+	_, s.total = core.FreeCores()
+	s.heat = newHeatMap(s.workerIDs, cfg.Cores)
 	begin, cpu := time.Now(), cpuTime()
 	if err := s.run(ctx, progress, begin); err != nil {
 		return nil, err
@@ -275,7 +296,10 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 		// Every event of this instant, then one round.
 		for s.ev.len() > 0 && s.ev.peek().t == t {
 			e := s.ev.pop()
-			s.res.Events++
+			if e.kind != evEnd { // a job's end is bookkeeping of its tasks' events
+				s.res.Events++
+			}
+			s.evSeq = e.seq
 			switch e.kind {
 			case evArrival:
 				if err := s.arrive(); err != nil {
@@ -285,17 +309,26 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 					return err
 				}
 			case evRelease:
-				s.release(e.id)
+				s.release(e.id, placement.Handle(e.h))
+			case evFree:
+				s.relBuf = append(s.relBuf, placement.Handle(e.h))
+				s.running--
+				s.dirty = true
+			case evEnd:
+				s.end(e.id)
 			case evRound:
 				s.roundDue = false
 			case evFailure:
 				s.failPending = false
 				s.fail(int(e.id))
 			case evRepair:
-				s.cluster.SetUp(s.workerIDs[e.id], true)
+				s.flushReleases()
+				s.workers[e.id].Status = api.WorkerReady
+				s.core.Step(jobmanager.WorkersListed{Workers: s.workers})
 				s.dirty = true
 			}
 		}
+		s.flushReleases()
 		if s.errRow != nil {
 			return s.errRow
 		}
@@ -306,7 +339,7 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 			next := s.now + s.failRng.ExpFloat64()*s.cfg.FailureMTBF/float64(s.cfg.Workers)
 			s.ev.push(next, evFailure, int32(s.failRng.IntN(s.cfg.Workers)))
 		}
-		if s.dirty && len(s.queue) > 0 {
+		if s.dirty && s.core.QueueLen() > 0 {
 			if t >= s.nextRound {
 				s.round()
 			} else if !s.roundDue {
@@ -316,7 +349,7 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 		}
 		// The clock and the context are read every 65,536 events, or every
 		// 64 instants when rounds are long (a queue of thousands).
-		if instants++; s.res.Events < check && (len(s.queue) < 1024 || instants&63 != 0) {
+		if instants++; s.res.Events < check && (s.core.QueueLen() < 1024 || instants&63 != 0) {
 			continue
 		}
 		check = s.res.Events + 1<<16
@@ -326,12 +359,12 @@ func (s *sim) run(ctx context.Context, progress func(Progress), begin time.Time)
 		if now := time.Now(); progress != nil && now.Sub(lastReport) >= time.Second {
 			lastReport = now
 			progress(Progress{Strategy: s.cfg.Strategy, Virtual: s.now, Events: s.res.Events,
-				Jobs: uint64(s.res.Arrived), Queued: len(s.queue), Wall: now.Sub(begin)})
+				Jobs: uint64(s.res.Arrived), Queued: s.core.QueueLen(), Wall: now.Sub(begin)})
 		}
 	}
 	if progress != nil {
 		progress(Progress{Strategy: s.cfg.Strategy, Virtual: s.now, Events: s.res.Events,
-			Jobs: uint64(s.res.Arrived), Queued: len(s.queue), Wall: time.Since(begin)})
+			Jobs: uint64(s.res.Arrived), Queued: s.core.QueueLen(), Wall: time.Since(begin)})
 	}
 	return nil
 }
@@ -342,7 +375,8 @@ func (s *sim) advance(t float64) {
 	if t <= s.now {
 		return
 	}
-	free, total := s.cluster.FreeCores()
+	s.heat.sample(s, t)
+	free, total := s.core.FreeCores()
 	if busy := float64(total - free); busy > 0 {
 		bin := s.cfg.Bin
 		a := s.now
@@ -369,14 +403,18 @@ func (s *sim) newJob() int32 {
 	return int32(len(s.jobs) - 1)
 }
 
-func (s *sim) newTask() int32 {
-	if n := len(s.freeT); n > 0 {
-		t := s.freeT[n-1]
-		s.freeT = s.freeT[:n-1]
+// newTasks returns the first of n consecutive task slots: a job's tasks
+// side by side, so that starting it reads one or two cache lines, not one
+// per task. A job's block goes back whole when it ends (freeJob).
+func (s *sim) newTasks(n int) int32 {
+	if free := s.freeT[n]; len(free) > 0 {
+		t := free[len(free)-1]
+		s.freeT[n] = free[:len(free)-1]
 		return t
 	}
-	s.tasks = append(s.tasks, taskRec{})
-	return int32(len(s.tasks) - 1)
+	first := int32(len(s.tasks))
+	s.tasks = append(s.tasks, make([]taskRec, n)...)
+	return first
 }
 
 // arrive queues the pending arrival, drawing its durations and delays.
@@ -413,13 +451,14 @@ func (s *sim) arrive() error {
 	}
 	s.scratch = api.Job{Name: j.name, Status: api.Ready, SubmitTime: s.cfg.Epoch + s.now}
 	s.scratch.Info.Tasks = s.scratch.Info.Tasks[:0]
+	first := s.newTasks(a.Shape.Tasks)
 	for k := 0; k < a.Shape.Tasks; k++ {
-		ti := s.newTask()
+		ti := first + int32(k)
 		t := &s.tasks[ti]
-		// Its name, "t" and its slot, is written afresh: a slot is reused
-		// long after its name was last read, and hashing a fresh name
-		// costs less than the cache miss on a stale one.
-		s.nameBuf = strconv.AppendInt(append(s.nameBuf[:0], 't'), int64(ti), 10)
+		// Its name is its job's and its index ("job12-3"): unique while
+		// it holds cores, whatever slot it has (a job's slots go back at
+		// its start when no worker fails), and it leads back to its job.
+		s.nameBuf = strconv.AppendInt(append(append(s.nameBuf[:0], j.name...), '-'), int64(k), 10)
 		t.name = string(s.nameBuf)
 		t.job = ji
 		t.handle = -1
@@ -435,41 +474,59 @@ func (s *sim) arrive() error {
 		*st = api.Task{ContainerName: t.name, ReqCores: a.Shape.Cores, MemLimit: s.memStr, Status: api.Ready, Deadline: float64(a.Shape.Deadline)}
 		s.scratch.Info.Tasks = append(s.scratch.Info.Tasks, st)
 	}
-	s.queue = append(s.queue, jobmanager.ToPlacement(&s.scratch, s.seq))
-	s.qslot = append(s.qslot, ji)
-	s.dirty = true
+	for uint64(len(s.bySeq)) <= s.seq {
+		s.bySeq = append(s.bySeq, -1)
+	}
+	s.bySeq[s.seq] = ji
+	sec := math.Floor(s.cfg.Epoch + s.now)
+	at := time.Unix(int64(sec), int64((s.cfg.Epoch+s.now-sec)*1e9))
+	if stepReply(s.core.Step(jobmanager.Enqueue{Job: &s.scratch, Now: at})).OK {
+		s.dirty = true
+	}
 	return nil
 }
 
-// round runs placement.Schedule over the queue, in arrival order as the
-// jobmanager hands it, and starts the jobs placed.
+// stepReply returns the Reply among a step's effects (the zero Reply if none).
+func stepReply(effects []jobmanager.Effect) jobmanager.Reply {
+	for _, e := range effects {
+		if r, ok := e.(jobmanager.Reply); ok {
+			return r
+		}
+	}
+	return jobmanager.Reply{}
+}
+
+// flushReleases hands the core the cores of the tasks that ended at this
+// instant.
+func (s *sim) flushReleases() {
+	if len(s.relBuf) > 0 {
+		s.core.Step(jobmanager.ReleaseHandles{Handles: s.relBuf})
+		s.relBuf = s.relBuf[:0]
+	}
+}
+
+// round has the jobmanager's core run a round at this virtual instant and
+// starts the jobs it placed.
 func (s *sim) round() {
 	s.dirty = false
 	s.res.Rounds++
 	if s.cfg.RoundInterval > 0 {
 		s.nextRound = s.now + s.cfg.RoundInterval
 	}
-	placed, waiting := placement.Schedule(s.cluster, s.strategy, s.queue, s.cfg.Epoch+s.now, s.cfg.Queue)
-	// Both lists are in queue order: walk the queue once, keeping the
-	// jobs left waiting in place.
-	p, w, keep := 0, 0, 0
-	for i := range s.queue {
-		ji := s.qslot[i]
-		if p < len(placed) && placed[p].Job == s.queue[i].Name {
-			s.start(ji, placed[p].Assignments)
-			p++
+	for _, e := range s.core.Step(jobmanager.Round{Now: s.cfg.Epoch + s.now, Opts: s.cfg.Queue}) {
+		p, ok := e.(jobmanager.Placed)
+		if !ok {
 			continue
 		}
-		if w < len(waiting) && waiting[w].Job == s.queue[i].Name {
-			s.jobs[ji].reason = waiting[w].Reason
-			s.jobs[ji].waitedRound = true
-			w++
+		for i, d := range p.Decisions {
+			seq, _ := strconv.ParseUint(d.Job[len("job"):], 10, 64)
+			ji := s.bySeq[seq]
+			if p.Waited[i] != "" {
+				s.jobs[ji].reason, s.jobs[ji].waitedRound = p.Waited[i], true
+			}
+			s.start(ji, d.Assignments)
 		}
-		s.queue[keep], s.qslot[keep] = s.queue[i], ji
-		keep++
 	}
-	clear(s.queue[keep:])
-	s.queue, s.qslot = s.queue[:keep], s.qslot[:keep]
 }
 
 // start dispatches a placed job: each task runs after the job's deploy
@@ -477,36 +534,50 @@ func (s *sim) round() {
 // and its release delay.
 func (s *sim) start(ji int32, as []placement.Assignment) {
 	j := &s.jobs[ji]
+	last := math.Inf(-1)
 	for k, ti := range j.tasks {
 		t := &s.tasks[ti]
 		// The handle releases the task later without hashing and
-		// comparing its name again.
+		// comparing its name again; the event carries it and the job, so
+		// that the release does not read the task.
 		t.handle = as[k].Handle
 		begin := s.now + j.deploy + t.start
 		end := begin + t.run
 		j.start = min(j.start, begin)
 		j.end = max(j.end, end)
-		s.ev.push(end+t.release, evRelease, ti)
+		t.relT = end + t.release
+		if s.cfg.FailureMTBF > 0 {
+			t.relSeq = s.ev.pushHandle(t.relT, evRelease, ji, int32(t.handle))
+		} else {
+			s.ev.pushHandle(t.relT, evFree, ji, int32(t.handle))
+			last = max(last, t.relT)
+		}
 		s.running++
 	}
 	if len(j.tasks) == 0 { // a job with no task ends when placed
 		j.start, j.end = s.now+j.deploy, s.now+j.deploy
 		s.end(ji)
+		return
+	}
+	if s.cfg.FailureMTBF <= 0 {
+		// Without failures a job ends when its last task's cores are back,
+		// known now: one event ends it after them (made after them, so it
+		// comes after them at the same instant), and a task's own event
+		// does not read the job, nor its task records, which go back now.
+		s.ev.push(last, evEnd, ji)
+		s.freeT[len(j.tasks)] = append(s.freeT[len(j.tasks)], j.tasks[0])
 	}
 }
 
-// release gives a task's cores back, and ends its job after its last task.
-func (s *sim) release(ti int32) {
-	t := &s.tasks[ti]
-	if t.handle >= 0 { // -1 for a task of a failed job: its cores went back at the failure
-		s.cluster.ReleaseHandle(t.handle)
-		t.handle = -1
+// release gives a task of job ji its cores back (h: its handle), and ends
+// the job after its last task.
+func (s *sim) release(ji int32, h placement.Handle) {
+	j := &s.jobs[ji]
+	if !j.failed { // a failed job's cores went back at the failure
+		s.relBuf = append(s.relBuf, h)
 	}
 	s.dirty = true
 	s.running--
-	ji := t.job
-	s.freeT = append(s.freeT, ti)
-	j := &s.jobs[ji]
 	if j.left--; j.left == 0 {
 		s.end(ji)
 	}
@@ -538,7 +609,17 @@ func (s *sim) end(ji int32) {
 			Submit: e + j.submit, Start: e + j.start, End: e + j.end, Waiting: wait, Execution: exec, Total: total,
 			Tasks: len(j.tasks), Cores: int(j.cores)})
 	}
-	j.name, j.reason = "", ""
+	s.freeJob(ji)
+}
+
+// freeJob gives a job's record and its tasks' slots back: a slot is
+// reused only once its whole job ended, so that a job's tasks stay its own.
+func (s *sim) freeJob(ji int32) {
+	j := &s.jobs[ji]
+	if n := len(j.tasks); n > 0 && s.cfg.FailureMTBF > 0 { // without failures they went back at its start
+		s.freeT[n] = append(s.freeT[n], j.tasks[0])
+	}
+	j.name, j.reason, j.failed = "", "", false
 	s.freeJ = append(s.freeJ, ji)
 }
 
@@ -546,40 +627,43 @@ func (s *sim) end(ji int32) {
 // repair time, if any.
 func (s *sim) fail(i int) {
 	id := s.workerIDs[i]
-	v, ok := s.cluster.Worker(id)
-	if !ok || !v.Up {
+	if !s.core.Up(id) {
 		return
 	}
+	s.flushReleases()
 	s.res.Failures++
-	s.cluster.SetUp(id, false)
+	s.workers[i].Status = api.WorkerDown
+	s.core.Step(jobmanager.WorkersListed{Workers: s.workers})
 	if !s.cfg.Repair.Zero() {
 		s.ev.push(s.now+s.cfg.Repair.Draw(s.failRng), evRepair, int32(i))
 	}
-	// The jobs with a task there, in the order of their tasks' slots (the
-	// snapshot is a map: its order is not).
-	var slots []int
-	for _, name := range v.Busy {
-		if k, err := strconv.Atoi(name[1:]); err == nil {
-			slots = append(slots, k)
+	// The jobs with a task there, in arrival order.
+	var seqs []uint64
+	for _, name := range s.core.WorkerTasks(id) {
+		job, _, _ := strings.Cut(name, "-")
+		if seq, err := strconv.ParseUint(strings.TrimPrefix(job, "job"), 10, 64); err == nil {
+			seqs = append(seqs, seq)
 		}
 	}
-	slices.Sort(slots)
-	for _, k := range slots {
-		ji := s.tasks[k].job
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		ji := s.bySeq[seq]
 		j := &s.jobs[ji]
 		if j.failed {
 			continue
 		}
 		j.failed = true
 		j.end = s.now
+		// Its tasks whose release event comes after this failure still
+		// hold their cores: they go back now.
 		for _, ti := range j.tasks {
-			if t := &s.tasks[ti]; t.handle >= 0 {
-				s.cluster.ReleaseHandle(t.handle)
-				t.handle = -1
+			if t := &s.tasks[ti]; t.relT > s.now || (t.relT == s.now && t.relSeq > s.evSeq) {
+				s.relBuf = append(s.relBuf, t.handle)
 			}
 		}
 		s.dirty = true
 	}
+	s.flushReleases()
 }
 
 // endFailed records a job that failed with a worker, once the release
@@ -597,15 +681,15 @@ func (s *sim) endFailed(ji int32) {
 		}
 		s.errRow = s.rows(r)
 	}
-	j.name, j.reason, j.failed = "", "", false
-	s.freeJ = append(s.freeJ, ji)
+	s.freeJob(ji)
 }
 
 func (s *sim) finish(begin time.Time) {
 	r := s.res
 	r.Wall = time.Since(begin)
 	r.Virtual = s.now
-	r.Queued = len(s.queue)
+	r.Queued = s.core.QueueLen()
+	r.Heat = s.heat.grid(s)
 	for k, st := range []*report.Stats{&r.Waiting, &r.Execution, &r.Total} {
 		h := r.Hists[k]
 		nan := math.NaN()

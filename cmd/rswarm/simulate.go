@@ -51,13 +51,13 @@ func init() {
 	d := stressclient.DefaultParams()
 	cmd := &cobra.Command{
 		Use:   "simulate",
-		Short: "run an experiment in virtual time: the production placement code on a simulated cluster of any size",
+		Short: "run an experiment in virtual time: the jobmanager's core and placement on a simulated cluster of any size",
 		Long: `simulate replays a workload against --workers identical workers of --cores
 cores and --memory each, in virtual time: a clock that jumps from one event to
 the next (arrivals, task ends), so that an hour of load on 100,000 workers
-takes seconds. Every decision is made by the production placement code
-(the strategies of --strategy and the queue --policy, as the jobmanager runs
-them); each strategy in the comma-separated list sees the same jobs, with the
+takes seconds. Every decision is made by the production code: the
+jobmanager's core, driven with virtual time, and placement (the strategies of
+--strategy and the queue --policy, as the jobmanager runs them); each strategy in the comma-separated list sees the same jobs, with the
 same durations and delays.
 
 The workload is a stress profile, read as 'rswarm stress' reads it (--profile,
@@ -74,7 +74,8 @@ that a simulation compares with a real run.
 With --report DIR it writes the report comparing the strategies: summary.md,
 jobs.csv (one row per job, in the order jobs end, session = strategy),
 utilisation.csv, the CDFs of waiting, execution and total time with one curve
-per strategy, and utilisation over virtual time. The same --seed gives the
+per strategy, utilisation over virtual time, and per strategy a heat map of
+the cores held per group of workers. The same --seed gives the
 same jobs.csv, byte for byte. Progress (virtual time reached, events/s) goes
 to stderr.`,
 		Example: `  rswarm simulate --workers 100000 --cores 64 --memory 256g --profile poisson --lambda 2000 --duration 1h \

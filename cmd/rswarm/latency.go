@@ -27,8 +27,9 @@ network for a job on one worker) and once asking for an overlay. In the same
 run it times the Docker Engine starting the same container directly, measured
 the same way (from just before the create to the first moment the engine
 reports it running), with the same cpuset and memory limit: on the default
-bridge, on a new bridge network (what a one-worker job gets), on an existing
-attachable overlay, and on a new overlay network. It needs a running RSwarm
+bridge, on a new bridge network, on an existing bridge network (what a
+one-worker job gets from its worker's pool of networks made ahead), on an
+existing attachable overlay, and on a new overlay network. It needs a running RSwarm
 with a Docker worker (rswarm up) and the local engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -114,6 +115,11 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		return fmt.Errorf("overlay network for the comparison: %w", err)
 	}
 	defer eng.RemoveNetwork(context.WithoutCancel(ctx), netName)
+	bridgeName := netName + "-bridge"
+	if _, err := eng.CreateLocalNetwork(ctx, bridgeName, "", labels); err != nil {
+		return fmt.Errorf("bridge network for the comparison: %w", err)
+	}
+	defer eng.RemoveNetwork(context.WithoutCancel(ctx), bridgeName)
 	// ownNetwork: "" = none, else the driver of a network made for each run.
 	direct := func(network string, ownNetwork string) ([]time.Duration, error) {
 		var out []time.Duration
@@ -169,6 +175,10 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 	if err != nil {
 		return err
 	}
+	warm, err := direct(bridgeName, "")
+	if err != nil {
+		return err
+	}
 	overlay, err := direct(netName, "")
 	if err != nil {
 		return err
@@ -183,7 +193,8 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		name string
 		d    []time.Duration
 	}{{"rswarm: submit one-task job, local network -> task Running", local}, {"rswarm: submit one-task job, overlay -> task Running", rs},
-		{"docker: create+start, default bridge", bridge}, {"docker: new bridge network, create+start", localNet}, {"docker: create+start, attachable overlay", overlay},
+		{"docker: create+start, default bridge", bridge}, {"docker: new bridge network, create+start", localNet},
+		{"docker: create+start, existing bridge network", warm}, {"docker: create+start, attachable overlay", overlay},
 		{"docker: new overlay network, create+start", fresh}} {
 		s := slices.Clone(row.d)
 		slices.Sort(s)

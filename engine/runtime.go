@@ -155,15 +155,13 @@ func Spec(rt api.RunTask, labels map[string]string, stop time.Duration) (RunSpec
 }
 
 // Run creates and starts a task's container. A leftover container of the
-// same task (from an earlier, interrupted attempt) is removed first.
+// same task (from an earlier, interrupted attempt) is removed when its
+// name is found taken.
 func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	t0 := time.Now()
 	spec, err := Spec(rt, r.taskLabels(rt), r.StopTimeout)
 	if err != nil {
 		return err
-	}
-	if old, err := r.c.Inspect(ctx, spec.Name); err == nil && old.Labels[api.LabelManaged] == "1" && old.Labels[api.LabelTask] == spec.Name {
-		_ = r.c.Remove(ctx, old.ID, true)
 	}
 	if err := r.createTaskVolumes(ctx, rt); err != nil {
 		return err
@@ -172,6 +170,16 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 		return err
 	}
 	id, err := r.c.Create(ctx, spec)
+	if errors.Is(err, ErrConflict) {
+		// The name is taken: by a leftover container of this task (an
+		// earlier, interrupted attempt), which is removed, or by another
+		// container, which is not. Looked for only now, so that the
+		// common case costs one call to the engine.
+		if old, ierr := r.c.Inspect(ctx, spec.Name); ierr == nil && old.Labels[api.LabelManaged] == "1" && old.Labels[api.LabelTask] == spec.Name {
+			_ = r.c.Remove(ctx, old.ID, true)
+			id, err = r.c.Create(ctx, spec)
+		}
+	}
 	if err != nil && rt.NetworkDriver == api.DriverBridge && !errors.Is(err, ErrImageNotFound) && (!r.pooled(rt) || errors.Is(err, ErrNotFound)) {
 		// The job's last container here may have ended and taken the
 		// network with it between the two calls (or a pooled network was

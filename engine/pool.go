@@ -30,9 +30,10 @@ import (
 //     engine: the pool's networks that containers of this worker use are
 //     held by their jobs again (a restarted worker adopts its tasks), the
 //     others are idle (or removed beyond WarmNetworks);
-//   - when the runtime stops watching (the worker stops), every network
-//     of its pool that no container uses is removed; one still in use is
-//     found again by the next start.
+//   - when the runtime stops watching, and again when the worker has
+//     stopped its tasks (Release), every network of its pool that no
+//     running container uses is removed; one still in use (a worker told
+//     to leave its containers running) is found again by the next start.
 //
 // Only jobs with the generated network name and no subnet of their own
 // use the pool: a job that names its network or its subnet gets a bridge
@@ -265,7 +266,7 @@ func (r *Runtime) keepWarm(ctx context.Context) {
 	r.pool.init()
 	wake := r.pool.wake
 	r.netMu.Unlock()
-	defer r.closePool()
+	defer r.closePool(ctx)
 	for {
 		r.fillPool(ctx)
 		select {
@@ -310,10 +311,20 @@ func (r *Runtime) fillPool(ctx context.Context) {
 	}
 }
 
+// Release removes the networks of the runtime's pool that no running
+// container uses, as its worker stops: the worker calls it once it has
+// stopped its tasks (the watch ends with the worker's context, before
+// that, and removes only the idle ones).
+func (r *Runtime) Release(ctx context.Context) {
+	if r.WarmNetworks > 0 {
+		r.closePool(ctx)
+	}
+}
+
 // closePool forgets the pool (the next start reconciles) and removes its
-// networks that no container uses; the engine refuses the others.
-func (r *Runtime) closePool() {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+// networks that no running container uses; the engine refuses the others.
+func (r *Runtime) closePool(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	r.netMu.Lock()
 	defer r.netMu.Unlock()

@@ -136,18 +136,16 @@ func TestRuntimePoolClaimReturnNoLeak(t *testing.T) {
 	// WarmNetworks = 1: one network is made ahead, with no container.
 	var warm string
 	apitest.Eventually(t, 30*time.Second, func() error {
-		nets := poolNets(t, c, cluster)
-		if len(nets) != 1 {
-			return fmt.Errorf("pooled networks %v, want 1 made ahead", nets)
+		idle := engine.IdleNetworks(p.r)
+		if len(idle) != 1 {
+			return fmt.Errorf("idle networks %v, want 1 made ahead", idle)
 		}
-		for n, k := range nets {
-			if k != 0 {
-				return fmt.Errorf("network %s made ahead has %d containers", n, k)
-			}
-			warm = n
-		}
+		warm = idle[0]
 		return nil
 	})
+	if nets := poolNets(t, c, cluster); len(nets) != 1 || nets[warm] != 0 {
+		t.Fatalf("pooled networks on the engine %v, want only %s, with no container", nets, warm)
+	}
 
 	// Job A claims it, both its tasks on it; job B gets another.
 	netA := runTask(t, c, p, cluster, jobA, a1)
@@ -273,4 +271,29 @@ func TestRuntimePoolNotForNamedNetworks(t *testing.T) {
 	}
 	stopTask(t, p, task)
 	p.close(t)
+}
+
+// A worker stopping: its watch ends first, then it stops its tasks (their
+// exited containers are not removed any more), then Release removes the
+// pool's networks, the one those tasks were on included.
+func TestRuntimePoolReleaseAfterTasksStopped(t *testing.T) {
+	c := newClient(t)
+	cluster := unique(t)
+	job := unique(t)
+	task := job + "_1"
+	cleanPool(t, c, cluster, task)
+	p := startPool(t, c, cluster, 1)
+	n := runTask(t, c, p, cluster, job, task)
+	p.close(t)
+	if nets := poolNets(t, c, cluster); len(nets) != 1 || nets[n] != 1 {
+		t.Fatalf("after the watch ended: pooled networks %v, want only %s, in use", nets, n)
+	}
+	ctx := ctxFor(t, 60*time.Second)
+	if err := p.r.Stop(ctx, task, 0); err != nil {
+		t.Fatal(err)
+	}
+	p.r.Release(ctx)
+	if nets := poolNets(t, c, cluster); len(nets) != 0 {
+		t.Errorf("pooled networks left after Release: %v", nets)
+	}
 }

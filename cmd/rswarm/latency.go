@@ -17,6 +17,7 @@ import (
 func init() {
 	var fe, token, image, dockerHost string
 	var runs int
+	var dockerOnly bool
 	var poll time.Duration
 	cmd := &cobra.Command{
 		Use:   "latency",
@@ -40,7 +41,7 @@ It needs a running RSwarm with a Docker worker (rswarm up) and the local engine.
 			if poll <= 0 {
 				return fmt.Errorf("--poll must be positive, got %v", poll)
 			}
-			return runLatency(cmd.Context(), cmd, fe, token, image, dockerHost, runs, poll)
+			return runLatency(cmd.Context(), cmd, fe, token, image, dockerHost, runs, poll, dockerOnly)
 		},
 	}
 	cmd.Flags().StringVar(&fe, "fe", "http://127.0.0.1:5001", "frontend URL")
@@ -48,11 +49,12 @@ It needs a running RSwarm with a Docker worker (rswarm up) and the local engine.
 	cmd.Flags().StringVar(&image, "image", "rswarm/busybox:latest", "image to run")
 	cmd.Flags().StringVar(&dockerHost, "docker-host", "", "Docker Engine (default: the local one)")
 	cmd.Flags().IntVar(&runs, "runs", 10, "runs of each measurement")
+	cmd.Flags().BoolVar(&dockerOnly, "docker-only", false, "time Docker's rows only (no RSwarm needed): to compare the engine with and without an RSwarm running beside it")
 	cmd.Flags().DurationVar(&poll, "poll", 2*time.Millisecond, "how often the job (or the container) is read while waiting for Running")
 	addBenchCommand(cmd)
 }
 
-func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, dockerHost string, runs int, pollEvery time.Duration) error {
+func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, dockerHost string, runs int, pollEvery time.Duration, dockerOnly bool) error {
 	c := api.NewClient(fe, token)
 	eng, err := engine.New(dockerHost)
 	if err != nil {
@@ -177,6 +179,9 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		{name: "docker: create+start, attachable overlay", run: func(i int) (time.Duration, error) { return direct(netName, "", i) }},
 		{name: "docker: new overlay network, create+start", run: func(i int) (time.Duration, error) { return direct("", api.DriverOverlay, i) }},
 	}
+	if dockerOnly {
+		rows = rows[2:]
+	}
 	for i := 0; i < runs; i++ {
 		for r := range rows {
 			d, err := rows[r].run(i)
@@ -192,6 +197,9 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		s := slices.Clone(row.d)
 		slices.Sort(s)
 		fmt.Fprintf(w, "  %-58s %6.0f / %6.0f / %6.0f / %6.0f ms\n", row.name, ms(s[0]), ms(s[len(s)/2]), ms(s[len(s)*9/10]), ms(s[len(s)-1]))
+	}
+	if dockerOnly {
+		return nil
 	}
 	diff := make([]time.Duration, runs)
 	for i := range diff {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"time"
@@ -32,8 +33,8 @@ reports it running), with the same cpuset and memory limit: on the default
 bridge, on a new bridge network, on an existing bridge network (what a
 one-worker job gets from its worker's pool of networks made ahead), on an
 existing attachable overlay, and on a new overlay network. The rows take turns, one
-run of each per round, so that a change of the machine's load weighs on all
-alike, and it prints RSwarm's local-network row minus Docker's default bridge
+run of each per round in a shuffled order, so that a change of the machine's
+load weighs on all alike, and it prints RSwarm's local-network row minus Docker's default bridge
 both as a difference of medians and as the median of the rounds' differences.
 It needs a running RSwarm with a Docker worker (rswarm up) and the local engine.`,
 		Args: cobra.NoArgs,
@@ -162,8 +163,10 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		}
 		return took, nil
 	}
-	// The rows take turns, one run of each in every round, so that a
-	// machine whose load changes during the bench weighs on every row
+	// The rows take turns, one run of each in every round, in an order
+	// shuffled at every round, so that a machine whose load changes during
+	// the bench, and what the engine still does after a row (a swarm
+	// network's removal goes on in the background), weigh on every row
 	// alike: the rows of one round are a pair to compare.
 	rows := []struct {
 		name string
@@ -183,7 +186,7 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		rows = rows[2:]
 	}
 	for i := 0; i < runs; i++ {
-		for r := range rows {
+		for _, r := range rand.Perm(len(rows)) {
 			d, err := rows[r].run(i)
 			if err != nil {
 				return fmt.Errorf("%s, run %d: %w", rows[r].name, i+1, err)

@@ -126,12 +126,12 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		start := time.Now()
 		switch ownNetwork {
 		case api.DriverOverlay:
-			spec.Network = fmt.Sprintf("%s-%d", netName, i)
+			spec.Network = fmt.Sprintf("%s-o%d", netName, i)
 			if _, err := eng.CreateNetwork(ctx, spec.Network, "", labels); err != nil {
 				return 0, err
 			}
 		case api.DriverBridge:
-			spec.Network = fmt.Sprintf("%s-%d", netName, i)
+			spec.Network = fmt.Sprintf("%s-b%d", netName, i)
 			if _, err := eng.CreateLocalNetwork(ctx, spec.Network, "", labels); err != nil {
 				return 0, err
 			}

@@ -159,7 +159,9 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 			return 0, err
 		}
 		if ownNetwork != "" {
-			_ = eng.RemoveNetwork(ctx, spec.Network)
+			if err := removeNetwork(ctx, eng, spec.Network); err != nil {
+				return 0, err
+			}
 		}
 		return took, nil
 	}
@@ -253,6 +255,23 @@ func gone(ctx context.Context, eng *engine.Client, container, job string) error 
 			return fmt.Errorf("job %s: its container or network is still there 30 s after the cancel", job)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// removeNetwork removes a network the bench made, trying again while the
+// engine still counts the removed container on it (a swarm network lets go
+// of its last endpoint a moment after the container is gone).
+func removeNetwork(ctx context.Context, eng *engine.Client, name string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := eng.RemoveNetwork(ctx, name)
+		if err == nil || errors.Is(err, engine.ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, engine.ErrNetworkInUse) || time.Now().After(deadline) {
+			return fmt.Errorf("remove the bench's network %s: %w", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

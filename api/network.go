@@ -25,6 +25,18 @@ const (
 // the network when the job's last container on it is gone.
 const LabelLocalNetwork = "rswarm.local_network"
 
+// LabelPool marks a local bridge network a Docker worker made ahead of
+// need (see engine.Runtime.WarmNetworks); its value is the worker's node
+// ID. Such a network carries rswarm.cluster but not rswarm.managed: it
+// belongs to no job, so the globalmanager's prune of jobs' networks
+// leaves it to its worker, which hands it to one job at a time and
+// removes it when it stops.
+const LabelPool = "rswarm.pool"
+
+// DefaultNetworkName is the network name Validate gives a job that names
+// none ("rsnet_<job>", shortened for long job names).
+func DefaultNetworkName(job string) string { return networkName(job) }
+
 // normaliseDriver maps the driver a job names to one RSwarm runs: "" is
 // auto, the original's Weave plugin is the overlay. It reports whether the
 // driver was Weave's, and refuses any other name.

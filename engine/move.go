@@ -135,6 +135,7 @@ func (r *Runtime) Discard(ctx context.Context, task string) error {
 	if err == nil {
 		r.removeTaskVolumes(ctx, task)
 		r.removeVolumes(ctx, task, vols)
+		r.releaseNetwork(ctx, task)
 	}
 	return err
 }
@@ -173,6 +174,7 @@ func (r *Runtime) PrepareIn(ctx context.Context, rt api.RunTask, mode string, rd
 	id, err := r.c.Create(ctx, spec)
 	if err != nil {
 		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
+		r.releaseNetwork(ctx, spec.Name)
 		r.hold(spec.Name, false)
 		return err
 	}
@@ -229,6 +231,7 @@ func (r *Runtime) abort(ctx context.Context, task string, in *incoming) {
 	ctx = context.WithoutCancel(ctx)
 	_ = r.c.Remove(ctx, in.id, true)
 	r.removeTaskVolumes(ctx, task)
+	r.releaseNetwork(ctx, task)
 	r.hold(task, false)
 }
 

@@ -28,7 +28,11 @@ type Runtime struct {
 	LogLines int
 	// CheckpointImage is the image used to probe CRIU support ("" skips the probe).
 	CheckpointImage string
-	Log             *slog.Logger
+	// WarmNetworks is how many local bridge networks the runtime keeps
+	// made ahead for one-worker jobs while it watches (see pool.go); 0
+	// makes each job's network with its first task.
+	WarmNetworks int
+	Log          *slog.Logger
 
 	mu      sync.Mutex
 	node    string
@@ -42,9 +46,11 @@ type Runtime struct {
 
 	// netMu serialises the creation of jobs' local networks: the engine
 	// makes two bridges of one name when asked at once. nets are the local
-	// networks this runtime made and has not removed yet.
+	// networks this runtime made and has not removed yet; pool the
+	// networks made ahead (pool.go).
 	netMu sync.Mutex
 	nets  map[string]bool
+	pool  netPool
 }
 
 // NewRuntime returns the Docker runtime over c.
@@ -149,15 +155,13 @@ func Spec(rt api.RunTask, labels map[string]string, stop time.Duration) (RunSpec
 }
 
 // Run creates and starts a task's container. A leftover container of the
-// same task (from an earlier, interrupted attempt) is removed first.
+// same task (from an earlier, interrupted attempt) is removed when its
+// name is found taken.
 func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 	t0 := time.Now()
 	spec, err := Spec(rt, r.taskLabels(rt), r.StopTimeout)
 	if err != nil {
 		return err
-	}
-	if old, err := r.c.Inspect(ctx, spec.Name); err == nil && old.Labels[api.LabelManaged] == "1" && old.Labels[api.LabelTask] == spec.Name {
-		_ = r.c.Remove(ctx, old.ID, true)
 	}
 	if err := r.createTaskVolumes(ctx, rt); err != nil {
 		return err
@@ -166,9 +170,20 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 		return err
 	}
 	id, err := r.c.Create(ctx, spec)
-	if err != nil && rt.NetworkDriver == api.DriverBridge && !errors.Is(err, ErrImageNotFound) {
+	if errors.Is(err, ErrConflict) {
+		// The name is taken: by a leftover container of this task (an
+		// earlier, interrupted attempt), which is removed, or by another
+		// container, which is not. Looked for only now, so that the
+		// common case costs one call to the engine.
+		if old, ierr := r.c.Inspect(ctx, spec.Name); ierr == nil && old.Labels[api.LabelManaged] == "1" && old.Labels[api.LabelTask] == spec.Name {
+			_ = r.c.Remove(ctx, old.ID, true)
+			id, err = r.c.Create(ctx, spec)
+		}
+	}
+	if err != nil && rt.NetworkDriver == api.DriverBridge && !errors.Is(err, ErrImageNotFound) && (!r.pooled(rt) || errors.Is(err, ErrNotFound)) {
 		// The job's last container here may have ended and taken the
-		// network with it between the two calls: make it again, once.
+		// network with it between the two calls (or a pooled network was
+		// removed behind the worker's back): make it again, once.
 		if err := r.localNetwork(ctx, rt, &spec, true); err != nil {
 			return err
 		}
@@ -187,11 +202,13 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 		id, err = r.c.Create(ctx, spec)
 	}
 	if err != nil {
+		r.releaseNetwork(ctx, spec.Name)
 		return err
 	}
 	t1 := time.Now()
 	if err := r.c.Start(ctx, id); err != nil {
 		_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
+		r.releaseNetwork(ctx, spec.Name)
 		return fmt.Errorf("start %s: %w", spec.Name, err)
 	}
 	r.Log.Debug("task container started", "task_id", spec.Name, "network", spec.Network,
@@ -222,12 +239,23 @@ func (r *Runtime) Held(ctx context.Context, cluster string) ([]api.HeldTask, err
 	return out, nil
 }
 
-// localNetwork creates the task's local bridge network on this engine when
-// the job runs on one (rt.NetworkDriver "bridge") and marks the container
-// with it, so that the network goes with the job's last container here.
-// A network this runtime made already is not asked for again unless fresh.
+// localNetwork gives the task its job's local bridge network on this
+// engine when the job runs on one (rt.NetworkDriver "bridge") and marks the
+// container with it, so that the network goes with the job's last
+// container here: a pooled one (pool.go), or one made under the job's
+// network name. A network this runtime made already is not asked for again
+// unless fresh.
 func (r *Runtime) localNetwork(ctx context.Context, rt api.RunTask, spec *RunSpec, fresh bool) error {
 	if rt.NetworkDriver != api.DriverBridge || rt.Network == "" {
+		return nil
+	}
+	if r.pooled(rt) {
+		n, err := r.claimNetwork(ctx, rt.Job, spec.Name, fresh)
+		if err != nil {
+			return fmt.Errorf("local network of job %s: %w", rt.Job, err)
+		}
+		spec.Network = n
+		spec.Labels[api.LabelLocalNetwork] = n
 		return nil
 	}
 	spec.Labels[api.LabelLocalNetwork] = rt.Network
@@ -256,6 +284,9 @@ func (r *Runtime) localNetwork(ctx context.Context, rt api.RunTask, spec *RunSpe
 func (r *Runtime) dropLocalNetwork(ctx context.Context, name, job string) {
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
+	if r.pool.holds(name) {
+		return // a pooled network: its claims say when it is free
+	}
 	err := r.c.RemoveNetwork(ctx, name)
 	switch {
 	case err == nil || errors.Is(err, ErrNotFound):
@@ -303,6 +334,13 @@ func (r *Runtime) Watch(ctx context.Context) <-chan api.TaskStatus {
 	out := make(chan api.TaskStatus, 64)
 	go func() {
 		defer close(out)
+		if r.WarmNetworks > 0 {
+			pctx, stop := context.WithCancel(ctx)
+			var pool sync.WaitGroup
+			pool.Add(1)
+			go func() { defer pool.Done(); r.keepWarm(pctx) }()
+			defer func() { stop(); pool.Wait() }()
+		}
 		backoff := 100 * time.Millisecond
 		for ctx.Err() == nil {
 			sctx, cancel := context.WithCancel(ctx)
@@ -424,7 +462,7 @@ func (r *Runtime) ended(ctx context.Context, id string, labels map[string]string
 		r.Log.Warn("removing an ended container", "task_id", st.Task, "err", err)
 	} else {
 		r.removeTaskVolumes(ctx, st.Task)
-		if n := labels[api.LabelLocalNetwork]; n != "" {
+		if n := labels[api.LabelLocalNetwork]; n != "" && !r.releaseNetwork(ctx, st.Task) {
 			r.dropLocalNetwork(ctx, n, st.Job)
 		}
 	}

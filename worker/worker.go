@@ -61,6 +61,13 @@ type Adopter interface {
 	Held(ctx context.Context, cluster string) ([]api.HeldTask, error)
 }
 
+// Releaser is a Runtime that holds something on the host besides its
+// tasks' containers (the Docker runtime's networks made ahead): the worker
+// lets it go as it stops, once its own tasks are stopped.
+type Releaser interface {
+	Release(ctx context.Context)
+}
+
 // Link is a connection to a peer on the bus. Request is safe for concurrent use.
 type Link interface {
 	Request(ctx context.Context, kind string, body, reply any) error
@@ -231,6 +238,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.wg.Wait() // starts in flight
 	if a.cfg.StopOnExit {
 		a.stopAll(log, "worker shut down")
+	}
+	if rl, ok := a.rt.(Releaser); ok {
+		rl.Release(context.WithoutCancel(ctx))
 	}
 	stopWatch()
 	// Let the reporter deliver the last statuses (bounded: discovery may be gone).

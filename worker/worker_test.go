@@ -874,3 +874,44 @@ func TestRunTaskRefusesWhatTheFrontendRefuses(t *testing.T) {
 		t.Errorf("%d statuses reported; a refused task must not start", n)
 	}
 }
+
+// A runtime holding more than its tasks' containers (a Releaser) is told
+// to let it go once, as the worker stops, after its tasks were stopped.
+func TestShutdownReleasesAfterStopping(t *testing.T) {
+	var rt *releasingSim
+	e := startAgent(t, func(s *Sim) Runtime { rt = &releasingSim{Sim: s}; return rt })
+	for _, n := range []string{"j_task1", "j_task2"} {
+		if _, err := e.command(api.KindRunTask, runTask(n, 1)); err != nil {
+			t.Fatal(err)
+		}
+		e.reported(t, n, api.Running)
+	}
+	e.stop(t)
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.released != 1 || rt.stopsBefore != 2 {
+		t.Errorf("released %d times, after %d stops; want once, after both tasks' stops", rt.released, rt.stopsBefore)
+	}
+}
+
+// releasingSim counts its stops and releases.
+type releasingSim struct {
+	*Sim
+	mu                    sync.Mutex
+	stops                 int
+	released, stopsBefore int
+}
+
+func (r *releasingSim) Stop(ctx context.Context, task string, grace time.Duration) error {
+	r.mu.Lock()
+	r.stops++
+	r.mu.Unlock()
+	return r.Sim.Stop(ctx, task, grace)
+}
+
+func (r *releasingSim) Release(context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.released++
+	r.stopsBefore = r.stops
+}

@@ -331,7 +331,7 @@ func TestUpEndToEnd(t *testing.T) {
 		})
 	})
 
-	t.Run("a one-worker job without a driver gets a local bridge network, resolves its tasks by name, and the network goes with it", func(t *testing.T) {
+	t.Run("a one-worker job without a driver gets a local bridge network from its worker's pool, resolves its tasks by name, and gives the network back", func(t *testing.T) {
 		ctx := ctxT(t)
 		j := apitest.Job(fmt.Sprintf("e2elocal%d", time.Now().UnixNano()), 2, 1, "sleep 4")
 		j.Info.Network.Driver = "" // auto, the default
@@ -341,22 +341,26 @@ func TestUpEndToEnd(t *testing.T) {
 		if err := c.SubmitJob(ctx, j); err != nil {
 			t.Fatal(err)
 		}
+		var pooled string
 		apitest.Eventually(t, 60*time.Second, func() error {
 			ct, err := eng.Inspect(ctx, peer)
 			if err != nil {
 				return err
 			}
-			if !contains(ct.Networks, j.Info.Network.Name) {
-				return fmt.Errorf("container %s networks %v, want %s", peer, ct.Networks, j.Info.Network.Name)
+			if len(ct.Networks) != 1 {
+				return fmt.Errorf("container %s networks %v, want one", peer, ct.Networks)
 			}
-			nets, err := eng.Networks(ctx, map[string]string{api.LabelJob: j.Name})
+			nets, err := eng.Networks(ctx, map[string]string{api.LabelPool: ""})
 			if err != nil {
 				return err
 			}
-			if len(nets) != 1 || nets[0].Name != j.Info.Network.Name || nets[0].Driver != "bridge" {
-				return fmt.Errorf("networks of the job: %+v, want one bridge named %s", nets, j.Info.Network.Name)
+			for _, n := range nets {
+				if n.Name == ct.Networks[0] && n.Driver == "bridge" {
+					pooled = n.Name
+					return nil
+				}
 			}
-			return nil
+			return fmt.Errorf("container %s is on %v, not on a pooled bridge network", peer, ct.Networks)
 		})
 		done := waitJob(t, c, j.Name, 60*time.Second, final)
 		for _, task := range done.Info.Tasks {
@@ -366,12 +370,19 @@ func TestUpEndToEnd(t *testing.T) {
 		}
 		allFree(t, c)
 		apitest.Eventually(t, 30*time.Second, func() error {
-			nets, err := eng.Networks(ctx, map[string]string{api.LabelJob: j.Name})
+			nets, err := eng.Networks(ctx, map[string]string{api.LabelPool: ""})
 			if err != nil {
 				return err
 			}
-			if len(nets) > 0 {
-				return fmt.Errorf("network %s still there", nets[0].Name)
+			for _, n := range nets {
+				if n.Name == pooled && n.Containers > 0 {
+					return fmt.Errorf("network %s still has %d containers after its job ended", n.Name, n.Containers)
+				}
+			}
+			if nets, err = eng.Networks(ctx, map[string]string{api.LabelJob: j.Name}); err != nil {
+				return err
+			} else if len(nets) > 0 {
+				return fmt.Errorf("network %s of the job is there", nets[0].Name)
 			}
 			return nil
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"time"
@@ -17,6 +18,8 @@ import (
 func init() {
 	var fe, token, image, dockerHost string
 	var runs int
+	var dockerOnly bool
+	var poll time.Duration
 	cmd := &cobra.Command{
 		Use:   "latency",
 		Short: "time from submission to Running for a one-task job, next to docker run of the same image",
@@ -27,12 +30,19 @@ network for a job on one worker) and once asking for an overlay. In the same
 run it times the Docker Engine starting the same container directly, measured
 the same way (from just before the create to the first moment the engine
 reports it running), with the same cpuset and memory limit: on the default
-bridge, on a new bridge network (what a one-worker job gets), on an existing
-attachable overlay, and on a new overlay network. It needs a running RSwarm
-with a Docker worker (rswarm up) and the local engine.`,
+bridge, on a new bridge network, on an existing bridge network (what a
+one-worker job gets from its worker's pool of networks made ahead), on an
+existing attachable overlay, and on a new overlay network. The rows take turns, one
+run of each per round in a shuffled order, so that a change of the machine's
+load weighs on all alike, and it prints RSwarm's local-network row minus Docker's default bridge
+both as a difference of medians and as the median of the rounds' differences.
+It needs a running RSwarm with a Docker worker (rswarm up) and the local engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runLatency(cmd.Context(), cmd, fe, token, image, dockerHost, runs)
+			if poll <= 0 {
+				return fmt.Errorf("--poll must be positive, got %v", poll)
+			}
+			return runLatency(cmd.Context(), cmd, fe, token, image, dockerHost, runs, poll, dockerOnly)
 		},
 	}
 	cmd.Flags().StringVar(&fe, "fe", "http://127.0.0.1:5001", "frontend URL")
@@ -40,12 +50,12 @@ with a Docker worker (rswarm up) and the local engine.`,
 	cmd.Flags().StringVar(&image, "image", "rswarm/busybox:latest", "image to run")
 	cmd.Flags().StringVar(&dockerHost, "docker-host", "", "Docker Engine (default: the local one)")
 	cmd.Flags().IntVar(&runs, "runs", 10, "runs of each measurement")
+	cmd.Flags().BoolVar(&dockerOnly, "docker-only", false, "time Docker's rows only (no RSwarm needed): to compare the engine with and without an RSwarm running beside it")
+	cmd.Flags().DurationVar(&poll, "poll", 2*time.Millisecond, "how often the job (or the container) is read while waiting for Running")
 	addBenchCommand(cmd)
 }
 
-const pollEvery = 2 * time.Millisecond
-
-func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, dockerHost string, runs int) error {
+func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, dockerHost string, runs int, pollEvery time.Duration, dockerOnly bool) error {
 	c := api.NewClient(fe, token)
 	eng, err := engine.New(dockerHost)
 	if err != nil {
@@ -53,60 +63,49 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 	}
 	defer eng.Close()
 	session := fmt.Sprintf("latency-%d", time.Now().Unix())
-	// stages are, per rswarm row, the medians of where the time went, from
-	// the job's own record: placed, deployed (every worker accepted), the
-	// task's container running (the worker's clock).
-	stages := map[string]string{}
-	submit := func(driver string) ([]time.Duration, error) {
-		var rs []time.Duration
-		var placed, deployed, started []time.Duration
-		for i := 0; i < runs; i++ {
-			j := &api.Job{Name: fmt.Sprintf("lat%d-%d", time.Now().UnixMilli(), i), Session: api.Session(session)}
-			j.Info.Network.Driver = driver
-			j.Info.Tasks = api.Tasks{{ContainerName: j.Name + "_task1", Image: image, Command: "sleep 5", ReqCores: 1, MemLimit: "16m", Detach: true}}
-			start := time.Now()
-			if err := c.SubmitJob(ctx, j); err != nil {
-				return nil, err
-			}
-			var got *api.Job
-			for {
-				got, err = c.Job(ctx, j.Name)
-				if err != nil {
-					return nil, err
-				}
-				if t := got.Info.Tasks[0]; t.Status == api.Running {
-					break
-				} else if t.Status.Final() {
-					return nil, fmt.Errorf("job %s ended %s before running: %s", j.Name, t.Status, t.Error)
-				}
-				time.Sleep(pollEvery)
-			}
-			rs = append(rs, time.Since(start))
-			since := func(t float64) time.Duration { return time.Duration((t - got.SubmitTime) * float64(time.Second)) }
-			placed = append(placed, since(got.PlaceTime))
-			deployed = append(deployed, since(got.DeployTime))
-			started = append(started, since(got.Info.Tasks[0].StartTime))
-			if err := c.CancelJob(ctx, j.Name); err != nil {
-				return nil, err
-			}
-			// As for Docker's own rows below, the next run starts once this
-			// one's container and network are gone: the engine is not busy
-			// removing them while the next is timed.
-			if err := gone(ctx, eng, j.Info.Tasks[0].ContainerName, j.Name); err != nil {
-				return nil, err
-			}
+	// stages are, per rswarm row, where the time went, from the job's own
+	// record: placed, deployed (every worker accepted), the task's
+	// container running (the worker's clock).
+	type stage struct{ placed, deployed, started []time.Duration }
+	stages := map[string]*stage{api.DriverAuto: {}, api.DriverOverlay: {}}
+	submit := func(driver string, i int) (time.Duration, error) {
+		j := &api.Job{Name: fmt.Sprintf("lat%d-%d", time.Now().UnixMilli(), i), Session: api.Session(session)}
+		j.Info.Network.Driver = driver
+		j.Info.Tasks = api.Tasks{{ContainerName: j.Name + "_task1", Image: image, Command: "sleep 5", ReqCores: 1, MemLimit: "16m", Detach: true}}
+		start := time.Now()
+		if err := c.SubmitJob(ctx, j); err != nil {
+			return 0, err
 		}
-		stages[driver] = fmt.Sprintf("placed +%.0f ms, deployed +%.0f ms, container running +%.0f ms (worker's clock)", ms(median(placed)), ms(median(deployed)), ms(median(started)))
-		return rs, nil
-	}
-	// The default driver (auto) gives a one-task job a local bridge network.
-	local, err := submit(api.DriverAuto)
-	if err != nil {
-		return err
-	}
-	rs, err := submit(api.DriverOverlay)
-	if err != nil {
-		return err
+		var got *api.Job
+		for {
+			var err error
+			got, err = c.Job(ctx, j.Name)
+			if err != nil {
+				return 0, err
+			}
+			if t := got.Info.Tasks[0]; t.Status == api.Running {
+				break
+			} else if t.Status.Final() {
+				return 0, fmt.Errorf("job %s ended %s before running: %s", j.Name, t.Status, t.Error)
+			}
+			time.Sleep(pollEvery)
+		}
+		took := time.Since(start)
+		since := func(t float64) time.Duration { return time.Duration((t - got.SubmitTime) * float64(time.Second)) }
+		st := stages[driver]
+		st.placed = append(st.placed, since(got.PlaceTime))
+		st.deployed = append(st.deployed, since(got.DeployTime))
+		st.started = append(st.started, since(got.Info.Tasks[0].StartTime))
+		if err := c.CancelJob(ctx, j.Name); err != nil {
+			return 0, err
+		}
+		// As for Docker's own rows below, the next measurement starts once
+		// this one's container and network are gone: the engine is not
+		// busy removing them while the next is timed.
+		if err := gone(ctx, eng, j.Info.Tasks[0].ContainerName, j.Name); err != nil {
+			return 0, err
+		}
+		return took, nil
 	}
 	netName := fmt.Sprintf("rswarm-latency-%d", os.Getpid())
 	labels := map[string]string{"rswarm.bench": "latency"}
@@ -114,82 +113,118 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		return fmt.Errorf("overlay network for the comparison: %w", err)
 	}
 	defer eng.RemoveNetwork(context.WithoutCancel(ctx), netName)
-	// ownNetwork: "" = none, else the driver of a network made for each run.
-	direct := func(network string, ownNetwork string) ([]time.Duration, error) {
-		var out []time.Duration
-		for i := 0; i < runs; i++ {
-			spec := engine.RunSpec{Name: fmt.Sprintf("rswarm-latency-%d-%d", os.Getpid(), i), Image: image, Cmd: []string{"sleep", "5"},
-				CpusetCpus: "0", Memory: 16 << 20, Network: network, Labels: labels, StopTimeout: 1}
-			start := time.Now()
-			switch ownNetwork {
-			case api.DriverOverlay:
-				spec.Network = fmt.Sprintf("%s-%d", netName, i)
-				if _, err := eng.CreateNetwork(ctx, spec.Network, "", labels); err != nil {
-					return nil, err
-				}
-			case api.DriverBridge:
-				spec.Network = fmt.Sprintf("%s-%d", netName, i)
-				if _, err := eng.CreateLocalNetwork(ctx, spec.Network, "", labels); err != nil {
-					return nil, err
-				}
+	bridgeName := netName + "-bridge"
+	if _, err := eng.CreateLocalNetwork(ctx, bridgeName, "", labels); err != nil {
+		return fmt.Errorf("bridge network for the comparison: %w", err)
+	}
+	defer eng.RemoveNetwork(context.WithoutCancel(ctx), bridgeName)
+	// direct times Docker itself: network "" = the default bridge;
+	// ownNetwork "" = none, else the driver of a network made for the run.
+	direct := func(network, ownNetwork string, i int) (time.Duration, error) {
+		spec := engine.RunSpec{Name: fmt.Sprintf("rswarm-latency-%d-%d", os.Getpid(), i), Image: image, Cmd: []string{"sleep", "5"},
+			CpusetCpus: "0", Memory: 16 << 20, Network: network, Labels: labels, StopTimeout: 1}
+		start := time.Now()
+		switch ownNetwork {
+		case api.DriverOverlay:
+			spec.Network = fmt.Sprintf("%s-o%d", netName, i)
+			if _, err := eng.CreateNetwork(ctx, spec.Network, "", labels); err != nil {
+				return 0, err
 			}
-			id, err := eng.Create(ctx, spec)
-			if err != nil {
-				return nil, err
-			}
-			if err := eng.Start(ctx, id); err != nil {
-				_ = eng.Remove(context.WithoutCancel(ctx), id, true)
-				return nil, err
-			}
-			for {
-				ct, err := eng.Inspect(ctx, id)
-				if err != nil {
-					return nil, err
-				}
-				if ct.Running {
-					break
-				}
-				time.Sleep(pollEvery)
-			}
-			out = append(out, time.Since(start))
-			if err := eng.Remove(ctx, id, true); err != nil {
-				return nil, err
-			}
-			if ownNetwork != "" {
-				_ = eng.RemoveNetwork(ctx, spec.Network)
+		case api.DriverBridge:
+			spec.Network = fmt.Sprintf("%s-b%d", netName, i)
+			if _, err := eng.CreateLocalNetwork(ctx, spec.Network, "", labels); err != nil {
+				return 0, err
 			}
 		}
-		return out, nil
+		id, err := eng.Create(ctx, spec)
+		if err != nil {
+			return 0, err
+		}
+		if err := eng.Start(ctx, id); err != nil {
+			_ = eng.Remove(context.WithoutCancel(ctx), id, true)
+			return 0, err
+		}
+		for {
+			ct, err := eng.Inspect(ctx, id)
+			if err != nil {
+				return 0, err
+			}
+			if ct.Running {
+				break
+			}
+			time.Sleep(pollEvery)
+		}
+		took := time.Since(start)
+		if err := eng.Remove(ctx, id, true); err != nil {
+			return 0, err
+		}
+		if ownNetwork != "" {
+			if err := removeNetwork(ctx, eng, spec.Network); err != nil {
+				return 0, err
+			}
+		}
+		return took, nil
 	}
-	bridge, err := direct("", "")
-	if err != nil {
-		return err
+	// The rows take turns, one run of each in every round, in an order
+	// shuffled at every round, so that a machine whose load changes during
+	// the bench, and what the engine still does after a row (a swarm
+	// network's removal goes on in the background), weigh on every row
+	// alike: the rows of one round are a pair to compare.
+	rows := []struct {
+		name string
+		run  func(i int) (time.Duration, error)
+		d    []time.Duration
+	}{
+		// The default driver (auto) gives a one-task job a local bridge network.
+		{name: "rswarm: submit one-task job, local network -> task Running", run: func(i int) (time.Duration, error) { return submit(api.DriverAuto, i) }},
+		{name: "rswarm: submit one-task job, overlay -> task Running", run: func(i int) (time.Duration, error) { return submit(api.DriverOverlay, i) }},
+		{name: "docker: create+start, default bridge", run: func(i int) (time.Duration, error) { return direct("", "", i) }},
+		{name: "docker: new bridge network, create+start", run: func(i int) (time.Duration, error) { return direct("", api.DriverBridge, i) }},
+		{name: "docker: create+start, existing bridge network", run: func(i int) (time.Duration, error) { return direct(bridgeName, "", i) }},
+		{name: "docker: create+start, attachable overlay", run: func(i int) (time.Duration, error) { return direct(netName, "", i) }},
+		{name: "docker: new overlay network, create+start", run: func(i int) (time.Duration, error) { return direct("", api.DriverOverlay, i) }},
 	}
-	localNet, err := direct("", api.DriverBridge)
-	if err != nil {
-		return err
+	if dockerOnly {
+		rows = rows[2:]
 	}
-	overlay, err := direct(netName, "")
-	if err != nil {
-		return err
-	}
-	fresh, err := direct("", api.DriverOverlay)
-	if err != nil {
-		return err
+	for i := 0; i < runs; i++ {
+		for _, r := range rand.Perm(len(rows)) {
+			d, err := rows[r].run(i)
+			if err != nil {
+				return fmt.Errorf("%s, run %d: %w", rows[r].name, i+1, err)
+			}
+			rows[r].d = append(rows[r].d, d)
+		}
 	}
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "time to Running, %d runs each (min / median / p90 / max):\n", runs)
-	for _, row := range []struct {
-		name string
-		d    []time.Duration
-	}{{"rswarm: submit one-task job, local network -> task Running", local}, {"rswarm: submit one-task job, overlay -> task Running", rs},
-		{"docker: create+start, default bridge", bridge}, {"docker: new bridge network, create+start", localNet}, {"docker: create+start, attachable overlay", overlay},
-		{"docker: new overlay network, create+start", fresh}} {
+	fmt.Fprintf(w, "time to Running, %d runs each, the rows taking turns (min / median / p90 / max):\n", runs)
+	for _, row := range rows {
 		s := slices.Clone(row.d)
 		slices.Sort(s)
 		fmt.Fprintf(w, "  %-58s %6.0f / %6.0f / %6.0f / %6.0f ms\n", row.name, ms(s[0]), ms(s[len(s)/2]), ms(s[len(s)*9/10]), ms(s[len(s)-1]))
 	}
-	fmt.Fprintf(w, "rswarm medians after submission: local network: %s; overlay: %s\n", stages[api.DriverAuto], stages[api.DriverOverlay])
+	if dockerOnly {
+		return nil
+	}
+	// Row 0 (RSwarm, local network) against Docker's default bridge (the
+	// goal) and against an existing bridge network (the same engine calls
+	// as a pooled network: the rest is RSwarm's own).
+	for _, than := range []struct {
+		row  int
+		name string
+	}{{2, "docker's default bridge"}, {4, "docker's existing bridge network"}} {
+		diff := make([]time.Duration, runs)
+		for i := range diff {
+			diff[i] = rows[0].d[i] - rows[than.row].d[i]
+		}
+		fmt.Fprintf(w, "rswarm local network over %s: medians %+.0f ms; median of the %d same-round differences %+.0f ms\n",
+			than.name, ms(median(rows[0].d)-median(rows[than.row].d)), runs, ms(median(diff)))
+	}
+	for _, d := range []string{api.DriverAuto, api.DriverOverlay} {
+		st := stages[d]
+		fmt.Fprintf(w, "rswarm %s, medians after submission: placed +%.0f ms, deployed +%.0f ms, container running +%.0f ms (worker's clock)\n",
+			map[string]string{api.DriverAuto: "local network", api.DriverOverlay: "overlay"}[d], ms(median(st.placed)), ms(median(st.deployed)), ms(median(st.started)))
+	}
 	return nil
 }
 
@@ -220,6 +255,23 @@ func gone(ctx context.Context, eng *engine.Client, container, job string) error 
 			return fmt.Errorf("job %s: its container or network is still there 30 s after the cancel", job)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// removeNetwork removes a network the bench made, trying again while the
+// engine still counts the removed container on it (a swarm network lets go
+// of its last endpoint a moment after the container is gone).
+func removeNetwork(ctx context.Context, eng *engine.Client, name string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := eng.RemoveNetwork(ctx, name)
+		if err == nil || errors.Is(err, engine.ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, engine.ErrNetworkInUse) || time.Now().After(deadline) {
+			return fmt.Errorf("remove the bench's network %s: %w", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

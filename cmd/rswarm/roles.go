@@ -45,16 +45,17 @@ type roleFlags struct {
 	grace     time.Duration
 	reconcile time.Duration
 	// worker
-	runtime    string
-	dockerHost string
-	pull       bool
-	heartbeat  time.Duration
-	simID      string
-	simCores   int
-	simMem     string
-	timeScale  float64
-	probeCRIU  bool
-	transfer   string
+	runtime      string
+	dockerHost   string
+	pull         bool
+	heartbeat    time.Duration
+	simID        string
+	simCores     int
+	simMem       string
+	timeScale    float64
+	probeCRIU    bool
+	warmNetworks int
+	transfer     string
 
 	// local, set by rswarm up, lets roles in one process call each other
 	// directly instead of over HTTP; nil when each role runs alone.
@@ -128,6 +129,7 @@ func (r *roleFlags) bindWorker(cmd *cobra.Command, withAdvertise bool) {
 	f.StringVar(&r.simMem, "memory", "64g", "memory of each simulated worker")
 	f.Float64Var(&r.timeScale, "time-scale", 1, "simulated task durations are multiplied by this")
 	f.BoolVar(&r.probeCRIU, "probe-checkpoint", true, "probe at start whether CRIU checkpoints work on this host")
+	f.IntVar(&r.warmNetworks, "warm-networks", 2, "local bridge networks a Docker worker keeps made ahead for jobs on one worker (0: each job's network is made with its first task)")
 	if withAdvertise {
 		f.StringVar(&r.advertise, "advertise-addr", "", "address this worker advertises when it joins the swarm (default: the engine's)")
 		f.StringVar(&r.transfer, "transfer-addr", ":3200", "where this worker receives migrated tasks' state from other workers (host:port; empty: it does not)")
@@ -305,6 +307,10 @@ func (r *roleFlags) workerRuntime(log *slog.Logger, simIndex int) (worker.Runtim
 		}
 		rt := engine.NewRuntime(eng, r.advertise, log)
 		rt.Pull = r.pull
+		if r.warmNetworks < 0 {
+			return nil, nil, fmt.Errorf("--warm-networks must not be negative, got %d", r.warmNetworks)
+		}
+		rt.WarmNetworks = r.warmNetworks
 		if r.probeCRIU {
 			rt.CheckpointImage = "rswarm/busybox:latest"
 		}

@@ -46,6 +46,7 @@ var (
 	_ globalmanager.Notifier = (*jmLink)(nil)
 	_ worker.Runtime         = (*engine.Runtime)(nil)
 	_ worker.Adopter         = (*engine.Runtime)(nil)
+	_ worker.Releaser        = (*engine.Runtime)(nil)
 	_ worker.Link            = (*bus.Client)(nil)
 )
 

@@ -65,8 +65,26 @@ type system struct {
 }
 
 func newSystem(t testing.TB) *system {
-	return &system{fe: freeAddr(t), gm: freeAddr(t), gmBus: "tcp://" + freeAddr(t), jmBus: "tcp://" + freeAddr(t),
-		dcBus: "tcp://" + freeAddr(t), dataDir: t.TempDir()}
+	a := freeAddrs(t, 5)
+	return &system{fe: a[0], gm: a[1], gmBus: "tcp://" + a[2], jmBus: "tcp://" + a[3],
+		dcBus: "tcp://" + a[4], dataDir: t.TempDir()}
+}
+
+// freeAddrs returns n distinct free loopback addresses: their listeners
+// are all open at once, so the kernel cannot hand out one port twice (one
+// freeAddr after another could, and two roles then fought for it).
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs
 }
 
 func (s *system) flags() []string {
@@ -161,7 +179,14 @@ func holdUntilReleased(t testing.TB, eng *engine.Client, containers ...string) (
 				return nil
 			})
 			if err := eng.RemovePaths(context.Background(), name, []string{"/tmp/hold"}); err != nil {
-				t.Errorf("releasing %s: %v", name, err)
+				// The rm can be killed (exit 137) after it removed the
+				// file: the loop sees it gone and the container ends,
+				// taking the exec with it. Released all the same if the
+				// container ended with the command's own success.
+				c, ierr := eng.Inspect(context.Background(), name)
+				if ierr != nil || c.Running || c.ExitCode != 0 {
+					t.Errorf("releasing %s: %v (container: %+v, %v)", name, err, c, ierr)
+				}
 			}
 		}
 	}

@@ -23,6 +23,9 @@ var (
 	ErrCoreHeld = errors.New("placement: core held by another task")
 	// ErrTaskHoldsCores: the task already holds cores.
 	ErrTaskHoldsCores = errors.New("placement: task already holds cores")
+	// ErrNoNames: a call by task name on a cluster that keeps no name
+	// index (NoNames).
+	ErrNoNames = errors.New("placement: cluster keeps no task names (NoNames): use handles")
 )
 
 // MaxWorkerCores is the most cores a worker may have.
@@ -151,7 +154,11 @@ type Cluster struct {
 	byID    map[string]int
 	recs    []taskRec // task records, by handle
 	freeRec int32     // the first free record, or -1
-	names   nameTable // task name -> handle
+	names   nameTable // task name -> handle (empty when noNames)
+	ntasks  int       // records holding cores
+	// noNames: tasks are not indexed by name (NoNames); the caller holds
+	// handles and keeps names unique itself.
+	noNames bool
 
 	// count[f] is how many up workers have exactly f free cores.
 	count []int
@@ -192,8 +199,39 @@ func NewCluster() *Cluster {
 	}
 }
 
+// NoNames makes the cluster keep no index of task names, for a caller
+// that releases tasks by handle only and keeps their names unique itself
+// (the simulator): placing a task neither hashes its name nor checks that
+// it holds no cores already, and releasing by handle does not look for its
+// name. Records still hold names, for views and errors. Calls by name
+// (Allocate, Release, Holds, Handle) are refused: Allocate returns
+// ErrNoNames, the others panic, as calling them is a programming error.
+// It must be called before any task holds cores.
+func (c *Cluster) NoNames() {
+	if c.ntasks > 0 {
+		panic("placement: NoNames on a cluster whose tasks hold cores")
+	}
+	c.noNames = true
+}
+
 // lookup returns the record handle of task, or -1, and where to insert it.
-func (c *Cluster) lookup(task string) (int32, probe) { return c.names.lookup(c.recs, task) }
+// It panics on a cluster without names: a call by name there is a
+// programming error.
+func (c *Cluster) lookup(task string) (int32, probe) {
+	if c.noNames {
+		panic("placement: task " + task + " looked up by name on a cluster without names (NoNames)")
+	}
+	return c.names.lookup(c.recs, task)
+}
+
+// placeLookup is lookup for placing task: on a cluster without names it
+// finds nothing, as the caller keeps names unique.
+func (c *Cluster) placeLookup(task string) (int32, probe) {
+	if c.noNames {
+		return -1, probe{}
+	}
+	return c.names.lookup(c.recs, task)
+}
 
 // newRec returns the handle of a record for task, named at p (the probe of
 // a lookup that did not find it), for the caller to fill in.
@@ -208,14 +246,20 @@ func (c *Cluster) newRec(task string, p probe) int32 {
 	// Field by field: a free record is zero but for worker, and assigning
 	// the whole struct would take the slower path of the write barrier.
 	c.recs[h].name = task
-	c.recs[h].hash = p.hash
-	c.names.insert(p, h)
+	c.ntasks++
+	if !c.noNames {
+		c.recs[h].hash = p.hash
+		c.names.insert(p, h)
+	}
 	return h
 }
 
-// dropRec forgets record h, named at slot.
+// dropRec forgets record h, named at slot (ignored without names).
 func (c *Cluster) dropRec(h int32, slot int) {
-	c.names.remove(slot)
+	if !c.noNames {
+		c.names.remove(slot)
+	}
+	c.ntasks--
 	r := &c.recs[h]
 	r.name, r.mask, r.mem, r.worker, r.pos, r.hash = "", 0, 0, c.freeRec, 0, 0
 	if r.high != nil {
@@ -379,10 +423,7 @@ func (c *Cluster) RemoveWorker(id string) []string {
 	var held []string
 	for _, h := range hs {
 		held = append(held, c.recs[h].name)
-	}
-	for _, t := range held {
-		h, p := c.lookup(t)
-		c.dropRec(h, p.slot)
+		c.dropRec(h, c.slotOf(h))
 	}
 	*w = worker{id: id, removed: true, stale: w.stale}
 	c.live--
@@ -395,6 +436,9 @@ func (c *Cluster) RemoveWorker(id string) []string {
 // holds cores. It does not check memory or whether the worker is up:
 // recovery records what is, and strategies check fit before allocating.
 func (c *Cluster) Allocate(task, workerID string, cores []int, mem int64) error {
+	if c.noNames {
+		return fmt.Errorf("allocate task %s on worker %s: %w", task, workerID, ErrNoNames)
+	}
 	i, ok := c.byID[workerID]
 	if !ok || c.workers[i].removed {
 		return fmt.Errorf("allocate task %s on worker %s: %w", task, workerID, ErrUnknownWorker)
@@ -440,7 +484,7 @@ func (c *Cluster) check(task string, i int, cores []int, mem int64) error {
 
 // commit records a checked allocation of cores, ascending.
 func (c *Cluster) commit(task string, i int, cores []int, mem int64) Handle {
-	_, p := c.lookup(task)
+	_, p := c.placeLookup(task)
 	h := c.newRec(task, p)
 	c.list(i, h)
 	r := &c.recs[h]
@@ -550,7 +594,7 @@ func (c *Cluster) ReleaseHandle(h Handle) (ok bool) {
 	if h < 0 || int(h) >= len(c.recs) || c.recs[h].name == "" {
 		return false
 	}
-	c.free(int32(h), c.names.slotOf(c.recs[h].hash, int32(h)))
+	c.free(int32(h), c.slotOf(int32(h)))
 	return true
 }
 
@@ -561,8 +605,16 @@ func (c *Cluster) ReleaseHandleWorker(h Handle) (workerID string, ok bool) {
 		return "", false
 	}
 	id := c.workers[c.recs[h].worker].id
-	c.free(int32(h), c.names.slotOf(c.recs[h].hash, int32(h)))
+	c.free(int32(h), c.slotOf(int32(h)))
 	return id, true
+}
+
+// slotOf returns the name table slot of record h (-1 without names).
+func (c *Cluster) slotOf(h int32) int {
+	if c.noNames {
+		return -1
+	}
+	return c.names.slotOf(c.recs[h].hash, h)
 }
 
 // BusyCores appends to buf the cores held on each registered worker, in
@@ -648,7 +700,7 @@ func (c *Cluster) Worker(id string) (WorkerView, bool) {
 func (c *Cluster) FreeCores() (free, total int) { return c.upFree, c.upTotal }
 
 // Tasks returns how many tasks hold cores.
-func (c *Cluster) Tasks() int { return c.names.n }
+func (c *Cluster) Tasks() int { return c.ntasks }
 
 // ensureWorkers makes the worker-indexed sets hold n workers.
 func (c *Cluster) ensureWorkers(n int) {

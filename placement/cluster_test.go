@@ -69,11 +69,27 @@ func owners(c *Cluster, i int) []string {
 	return out
 }
 
-// liveTasks returns the task records the name table finds, by name, and
-// checks that the table and the free list of records account for every
-// record once.
+// liveTasks returns the task records the name table finds, by name (on a
+// cluster without names, the records that have one), and checks that the
+// table and the free list of records account for every record once.
 func liveTasks(c *Cluster) (map[string]*taskRec, error) {
 	live := map[string]*taskRec{}
+	if c.noNames {
+		if c.names.n != 0 || len(c.names.ctrl) != 0 {
+			return nil, fmt.Errorf("a cluster without names has %d names in its table", c.names.n)
+		}
+		for h := range c.recs {
+			if r := &c.recs[h]; r.name != "" {
+				if live[r.name] != nil {
+					return nil, fmt.Errorf("task %s has two records", r.name)
+				}
+				live[r.name] = r
+			}
+		}
+		if len(live) != c.Tasks() {
+			return nil, fmt.Errorf("%d records hold cores, Tasks says %d", len(live), c.Tasks())
+		}
+	}
 	for slot, s := range c.names.entries {
 		if s == 0 {
 			continue
@@ -91,7 +107,7 @@ func liveTasks(c *Cluster) (map[string]*taskRec, error) {
 		}
 		live[r.name] = r
 	}
-	if len(live) != c.names.n || len(live) != c.Tasks() {
+	if !c.noNames && (len(live) != c.names.n || len(live) != c.Tasks()) {
 		return nil, fmt.Errorf("name table holds %d tasks, counts %d", len(live), c.names.n)
 	}
 	free := 0

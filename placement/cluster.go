@@ -63,9 +63,73 @@ type worker struct {
 const inlineTasks = 15
 
 // workerMore is what a worker holds beyond the common case.
+//
+// Its task slots are used or free like the inline ones, by bit, so that
+// releasing a task clears a bit of this struct and reads nothing else: a
+// list compacted by moving its last task into the hole read the slots
+// and the moved task's record, three more cache misses per release on a
+// worker of 64 cores full of one-core tasks.
 type workerMore struct {
-	bits  []uint64 // free bits for cores 64.., 64 a word
-	tasks []int32  // handles of the tasks beyond the inline ones, in any order
+	used0  uint64   // bit s set = tasks[s] lists a task, for s < 64
+	usedHi []uint64 // the same for slots 64.., 64 a word (as long as needed)
+	bits   []uint64 // free bits for cores 64.., 64 a word
+	tasks  []int32  // handles of the tasks beyond the inline ones, by slot; a slot whose bit is clear is free
+}
+
+// usedWord returns word wi of the used bits (0 past the last).
+func (m *workerMore) usedWord(wi int) uint64 {
+	if wi == 0 {
+		return m.used0
+	}
+	if wi-1 < len(m.usedHi) {
+		return m.usedHi[wi-1]
+	}
+	return 0
+}
+
+// add lists task h in the first free slot and returns the slot.
+func (m *workerMore) add(h int32) int {
+	n := len(m.tasks)
+	s := n
+	for wi := 0; wi*64 < n; wi++ {
+		if z := bits.TrailingZeros64(^m.usedWord(wi)); z < 64 && wi*64+z < n {
+			s = wi*64 + z
+			break
+		}
+	}
+	if s == n {
+		m.tasks = append(m.tasks, h)
+	} else {
+		m.tasks[s] = h
+	}
+	if s < 64 {
+		m.used0 |= 1 << uint(s)
+		return s
+	}
+	for len(m.usedHi) <= s/64-1 {
+		m.usedHi = append(m.usedHi, 0)
+	}
+	m.usedHi[s/64-1] |= 1 << (uint(s) & 63)
+	return s
+}
+
+// remove frees slot s.
+func (m *workerMore) remove(s int) {
+	if s < 64 {
+		m.used0 &^= 1 << uint(s)
+		return
+	}
+	m.usedHi[s/64-1] &^= 1 << (uint(s) & 63)
+}
+
+// each appends the handles of the tasks listed to buf.
+func (m *workerMore) each(buf []int32) []int32 {
+	for wi := 0; wi*64 < len(m.tasks); wi++ {
+		for u := m.usedWord(wi); u != 0; u &= u - 1 {
+			buf = append(buf, m.tasks[wi*64+bits.TrailingZeros64(u)])
+		}
+	}
+	return buf
 }
 
 // word returns the word of free bits holding core.
@@ -102,7 +166,7 @@ type taskRec struct {
 	mask   uint64 // bit c set = the task holds core c, for cores 0..63
 	mem    int64
 	worker int32   // worker index; on the free list, the next free record or -1
-	pos    int32   // where the worker lists it: < inlineTasks inline, else more.tasks[pos-inlineTasks]
+	pos    int32   // where the worker lists it: < inlineTasks inline, else slot pos-inlineTasks of more
 	hash   uint32  // the name's hash in the name table, to find its slot by handle
 	high   *[]int  // the cores >= 64 it holds, ascending; nil for most tasks
 	_      [8]byte // 64 bytes: a record in one cache line
@@ -282,8 +346,7 @@ func (c *Cluster) list(i int, h int32) {
 	if w.more == nil {
 		w.more = &workerMore{}
 	}
-	r.pos = int32(inlineTasks + len(w.more.tasks))
-	w.more.tasks = append(w.more.tasks, h)
+	r.pos = int32(inlineTasks + w.more.add(h))
 }
 
 // unlist removes record h from its worker's tasks.
@@ -294,13 +357,7 @@ func (c *Cluster) unlist(h int32) {
 		w.used &^= 1 << uint(r.pos)
 		return
 	}
-	ts := w.more.tasks
-	k, last := int(r.pos)-inlineTasks, len(ts)-1
-	if k != last {
-		ts[k] = ts[last]
-		c.recs[ts[k]].pos = int32(inlineTasks + k)
-	}
-	w.more.tasks = ts[:last]
+	w.more.remove(int(r.pos) - inlineTasks)
 }
 
 // tasksOf appends the handles of the tasks worker w holds, in no order, to buf.
@@ -309,7 +366,7 @@ func (w *worker) tasksOf(buf []int32) []int32 {
 		buf = append(buf, w.tasks[bits.TrailingZeros16(u)])
 	}
 	if w.more != nil {
-		buf = append(buf, w.more.tasks...)
+		buf = w.more.each(buf)
 	}
 	return buf
 }

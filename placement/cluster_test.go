@@ -286,9 +286,18 @@ func listProblem(c *Cluster, i int, tasks map[string]*taskRec, onWorker map[int3
 		}
 	}
 	if w.more != nil {
-		for k, h := range w.more.tasks {
-			if err := check(inlineTasks+k, h); err != nil {
+		m := w.more
+		for s := range m.tasks {
+			if m.usedWord(s/64)&(1<<(uint(s)&63)) == 0 {
+				continue
+			}
+			if err := check(inlineTasks+s, m.tasks[s]); err != nil {
 				return err
+			}
+		}
+		for wi := 0; wi <= len(m.usedHi); wi++ {
+			if u := m.usedWord(wi); u != 0 && 64*wi+63-bits.LeadingZeros64(u) >= len(m.tasks) {
+				return fmt.Errorf("worker %s marks a task slot beyond its %d slots used", w.id, len(m.tasks))
 			}
 		}
 	}

@@ -56,30 +56,34 @@ type worker struct {
 	tasks [inlineTasks]int32
 	used  uint16
 	_     uint16
+	// moreUsed is the first word of more's used slots (workerMore): here,
+	// releasing a task listed in one of them reads no other line.
+	moreUsed uint64
 }
 
 // inlineTasks is how many tasks a worker lists in its second cache line;
 // more go to workerMore.tasks.
-const inlineTasks = 15
+const inlineTasks = 13
 
 // workerMore is what a worker holds beyond the common case.
 //
 // Its task slots are used or free like the inline ones, by bit, so that
-// releasing a task clears a bit of this struct and reads nothing else: a
-// list compacted by moving its last task into the hole read the slots
-// and the moved task's record, three more cache misses per release on a
-// worker of 64 cores full of one-core tasks.
+// releasing a task of the first 64 slots clears a bit of the worker
+// (worker.moreUsed) and reads nothing else: a list compacted by moving its
+// last task into the hole read this struct, the slots and the moved task's
+// record, cache misses on most releases from a worker of 64 cores full of
+// one-core tasks.
 type workerMore struct {
-	used0  uint64   // bit s set = tasks[s] lists a task, for s < 64
-	usedHi []uint64 // the same for slots 64.., 64 a word (as long as needed)
+	usedHi []uint64 // bit s set = tasks[64+s] lists a task, 64 a word (as long as needed)
 	bits   []uint64 // free bits for cores 64.., 64 a word
 	tasks  []int32  // handles of the tasks beyond the inline ones, by slot; a slot whose bit is clear is free
 }
 
-// usedWord returns word wi of the used bits (0 past the last).
-func (m *workerMore) usedWord(wi int) uint64 {
+// usedWord returns word wi of the used bits (0 past the last); used0 is
+// the first (worker.moreUsed).
+func (m *workerMore) usedWord(used0 uint64, wi int) uint64 {
 	if wi == 0 {
-		return m.used0
+		return used0
 	}
 	if wi-1 < len(m.usedHi) {
 		return m.usedHi[wi-1]
@@ -87,12 +91,13 @@ func (m *workerMore) usedWord(wi int) uint64 {
 	return 0
 }
 
-// add lists task h in the first free slot and returns the slot.
-func (m *workerMore) add(h int32) int {
+// add lists task h in the first free slot and returns the slot; used0 is
+// the first word of used bits.
+func (m *workerMore) add(used0 *uint64, h int32) int {
 	n := len(m.tasks)
 	s := n
 	for wi := 0; wi*64 < n; wi++ {
-		if z := bits.TrailingZeros64(^m.usedWord(wi)); z < 64 && wi*64+z < n {
+		if z := bits.TrailingZeros64(^m.usedWord(*used0, wi)); z < 64 && wi*64+z < n {
 			s = wi*64 + z
 			break
 		}
@@ -103,7 +108,7 @@ func (m *workerMore) add(h int32) int {
 		m.tasks[s] = h
 	}
 	if s < 64 {
-		m.used0 |= 1 << uint(s)
+		*used0 |= 1 << uint(s)
 		return s
 	}
 	for len(m.usedHi) <= s/64-1 {
@@ -113,19 +118,20 @@ func (m *workerMore) add(h int32) int {
 	return s
 }
 
-// remove frees slot s.
-func (m *workerMore) remove(s int) {
+// remove frees slot s; used0 is the first word of used bits.
+func (m *workerMore) remove(used0 *uint64, s int) {
 	if s < 64 {
-		m.used0 &^= 1 << uint(s)
+		*used0 &^= 1 << uint(s)
 		return
 	}
 	m.usedHi[s/64-1] &^= 1 << (uint(s) & 63)
 }
 
-// each appends the handles of the tasks listed to buf.
-func (m *workerMore) each(buf []int32) []int32 {
+// each appends the handles of the tasks listed to buf; used0 is the first
+// word of used bits.
+func (m *workerMore) each(used0 uint64, buf []int32) []int32 {
 	for wi := 0; wi*64 < len(m.tasks); wi++ {
-		for u := m.usedWord(wi); u != 0; u &= u - 1 {
+		for u := m.usedWord(used0, wi); u != 0; u &= u - 1 {
 			buf = append(buf, m.tasks[wi*64+bits.TrailingZeros64(u)])
 		}
 	}
@@ -346,7 +352,7 @@ func (c *Cluster) list(i int, h int32) {
 	if w.more == nil {
 		w.more = &workerMore{}
 	}
-	r.pos = int32(inlineTasks + w.more.add(h))
+	r.pos = int32(inlineTasks + w.more.add(&w.moreUsed, h))
 }
 
 // unlist removes record h from its worker's tasks.
@@ -357,7 +363,11 @@ func (c *Cluster) unlist(h int32) {
 		w.used &^= 1 << uint(r.pos)
 		return
 	}
-	w.more.remove(int(r.pos) - inlineTasks)
+	if s := int(r.pos) - inlineTasks; s < 64 {
+		w.moreUsed &^= 1 << uint(s) // not reading w.more: one cache miss fewer
+	} else {
+		w.more.remove(&w.moreUsed, s)
+	}
 }
 
 // tasksOf appends the handles of the tasks worker w holds, in no order, to buf.
@@ -366,7 +376,7 @@ func (w *worker) tasksOf(buf []int32) []int32 {
 		buf = append(buf, w.tasks[bits.TrailingZeros16(u)])
 	}
 	if w.more != nil {
-		buf = w.more.each(buf)
+		buf = w.more.each(w.moreUsed, buf)
 	}
 	return buf
 }

@@ -285,10 +285,13 @@ func listProblem(c *Cluster, i int, tasks map[string]*taskRec, onWorker map[int3
 			return err
 		}
 	}
+	if w.more == nil && w.moreUsed != 0 {
+		return fmt.Errorf("worker %s marks task slots used beyond the inline ones but has none", w.id)
+	}
 	if w.more != nil {
 		m := w.more
 		for s := range m.tasks {
-			if m.usedWord(s/64)&(1<<(uint(s)&63)) == 0 {
+			if m.usedWord(w.moreUsed, s/64)&(1<<(uint(s)&63)) == 0 {
 				continue
 			}
 			if err := check(inlineTasks+s, m.tasks[s]); err != nil {
@@ -296,7 +299,7 @@ func listProblem(c *Cluster, i int, tasks map[string]*taskRec, onWorker map[int3
 			}
 		}
 		for wi := 0; wi <= len(m.usedHi); wi++ {
-			if u := m.usedWord(wi); u != 0 && 64*wi+63-bits.LeadingZeros64(u) >= len(m.tasks) {
+			if u := m.usedWord(w.moreUsed, wi); u != 0 && 64*wi+63-bits.LeadingZeros64(u) >= len(m.tasks) {
 				return fmt.Errorf("worker %s marks a task slot beyond its %d slots used", w.id, len(m.tasks))
 			}
 		}

@@ -62,8 +62,16 @@ type Core struct {
 // Untracked tells the core that no store will be written: rounds and
 // ReleaseHandles stop tracking which workers' allocations changed, and
 // Flush has nothing to write. For the simulator, to which that tracking
-// was a map write per task released and nothing more.
-func (c *Core) Untracked() { c.untracked = true }
+// was a map write per task released and nothing more. Its cluster keeps
+// no index of task names either (placement.Cluster.NoNames): the caller
+// releases tasks by handle only (ReleaseHandles) and keeps task names
+// unique; events that name tasks to release or move (Release, Unplace,
+// Reallocate, a deployment's end) are refused by the cluster. It must be
+// called before any task is placed.
+func (c *Core) Untracked() {
+	c.untracked = true
+	c.cluster.NoNames()
+}
 
 // queued is a waiting job.
 type queued struct {

@@ -23,6 +23,9 @@ var (
 	ErrCoreHeld = errors.New("placement: core held by another task")
 	// ErrTaskHoldsCores: the task already holds cores.
 	ErrTaskHoldsCores = errors.New("placement: task already holds cores")
+	// ErrNoNames: a call by task name on a cluster that keeps no name
+	// index (NoNames).
+	ErrNoNames = errors.New("placement: cluster keeps no task names (NoNames): use handles")
 )
 
 // MaxWorkerCores is the most cores a worker may have.
@@ -53,16 +56,86 @@ type worker struct {
 	tasks [inlineTasks]int32
 	used  uint16
 	_     uint16
+	// moreUsed is the first word of more's used slots (workerMore): here,
+	// releasing a task listed in one of them reads no other line.
+	moreUsed uint64
 }
 
 // inlineTasks is how many tasks a worker lists in its second cache line;
 // more go to workerMore.tasks.
-const inlineTasks = 15
+const inlineTasks = 13
 
 // workerMore is what a worker holds beyond the common case.
+//
+// Its task slots are used or free like the inline ones, by bit, so that
+// releasing a task of the first 64 slots clears a bit of the worker
+// (worker.moreUsed) and reads nothing else: a list compacted by moving its
+// last task into the hole read this struct, the slots and the moved task's
+// record, cache misses on most releases from a worker of 64 cores full of
+// one-core tasks.
 type workerMore struct {
-	bits  []uint64 // free bits for cores 64.., 64 a word
-	tasks []int32  // handles of the tasks beyond the inline ones, in any order
+	usedHi []uint64 // bit s set = tasks[64+s] lists a task, 64 a word (as long as needed)
+	bits   []uint64 // free bits for cores 64.., 64 a word
+	tasks  []int32  // handles of the tasks beyond the inline ones, by slot; a slot whose bit is clear is free
+}
+
+// usedWord returns word wi of the used bits (0 past the last); used0 is
+// the first (worker.moreUsed).
+func (m *workerMore) usedWord(used0 uint64, wi int) uint64 {
+	if wi == 0 {
+		return used0
+	}
+	if wi-1 < len(m.usedHi) {
+		return m.usedHi[wi-1]
+	}
+	return 0
+}
+
+// add lists task h in the first free slot and returns the slot; used0 is
+// the first word of used bits.
+func (m *workerMore) add(used0 *uint64, h int32) int {
+	n := len(m.tasks)
+	s := n
+	for wi := 0; wi*64 < n; wi++ {
+		if z := bits.TrailingZeros64(^m.usedWord(*used0, wi)); z < 64 && wi*64+z < n {
+			s = wi*64 + z
+			break
+		}
+	}
+	if s == n {
+		m.tasks = append(m.tasks, h)
+	} else {
+		m.tasks[s] = h
+	}
+	if s < 64 {
+		*used0 |= 1 << uint(s)
+		return s
+	}
+	for len(m.usedHi) <= s/64-1 {
+		m.usedHi = append(m.usedHi, 0)
+	}
+	m.usedHi[s/64-1] |= 1 << (uint(s) & 63)
+	return s
+}
+
+// remove frees slot s; used0 is the first word of used bits.
+func (m *workerMore) remove(used0 *uint64, s int) {
+	if s < 64 {
+		*used0 &^= 1 << uint(s)
+		return
+	}
+	m.usedHi[s/64-1] &^= 1 << (uint(s) & 63)
+}
+
+// each appends the handles of the tasks listed to buf; used0 is the first
+// word of used bits.
+func (m *workerMore) each(used0 uint64, buf []int32) []int32 {
+	for wi := 0; wi*64 < len(m.tasks); wi++ {
+		for u := m.usedWord(used0, wi); u != 0; u &= u - 1 {
+			buf = append(buf, m.tasks[wi*64+bits.TrailingZeros64(u)])
+		}
+	}
+	return buf
 }
 
 // word returns the word of free bits holding core.
@@ -99,7 +172,7 @@ type taskRec struct {
 	mask   uint64 // bit c set = the task holds core c, for cores 0..63
 	mem    int64
 	worker int32   // worker index; on the free list, the next free record or -1
-	pos    int32   // where the worker lists it: < inlineTasks inline, else more.tasks[pos-inlineTasks]
+	pos    int32   // where the worker lists it: < inlineTasks inline, else slot pos-inlineTasks of more
 	hash   uint32  // the name's hash in the name table, to find its slot by handle
 	high   *[]int  // the cores >= 64 it holds, ascending; nil for most tasks
 	_      [8]byte // 64 bytes: a record in one cache line
@@ -151,7 +224,11 @@ type Cluster struct {
 	byID    map[string]int
 	recs    []taskRec // task records, by handle
 	freeRec int32     // the first free record, or -1
-	names   nameTable // task name -> handle
+	names   nameTable // task name -> handle (empty when noNames)
+	ntasks  int       // records holding cores
+	// noNames: tasks are not indexed by name (NoNames); the caller holds
+	// handles and keeps names unique itself.
+	noNames bool
 
 	// count[f] is how many up workers have exactly f free cores.
 	count []int
@@ -192,8 +269,39 @@ func NewCluster() *Cluster {
 	}
 }
 
+// NoNames makes the cluster keep no index of task names, for a caller
+// that releases tasks by handle only and keeps their names unique itself
+// (the simulator): placing a task neither hashes its name nor checks that
+// it holds no cores already, and releasing by handle does not look for its
+// name. Records still hold names, for views and errors. Calls by name
+// (Allocate, Release, Holds, Handle) are refused: Allocate returns
+// ErrNoNames, the others panic, as calling them is a programming error.
+// It must be called before any task holds cores.
+func (c *Cluster) NoNames() {
+	if c.ntasks > 0 {
+		panic("placement: NoNames on a cluster whose tasks hold cores")
+	}
+	c.noNames = true
+}
+
 // lookup returns the record handle of task, or -1, and where to insert it.
-func (c *Cluster) lookup(task string) (int32, probe) { return c.names.lookup(c.recs, task) }
+// It panics on a cluster without names: a call by name there is a
+// programming error.
+func (c *Cluster) lookup(task string) (int32, probe) {
+	if c.noNames {
+		panic("placement: task " + task + " looked up by name on a cluster without names (NoNames)")
+	}
+	return c.names.lookup(c.recs, task)
+}
+
+// placeLookup is lookup for placing task: on a cluster without names it
+// finds nothing, as the caller keeps names unique.
+func (c *Cluster) placeLookup(task string) (int32, probe) {
+	if c.noNames {
+		return -1, probe{}
+	}
+	return c.names.lookup(c.recs, task)
+}
 
 // newRec returns the handle of a record for task, named at p (the probe of
 // a lookup that did not find it), for the caller to fill in.
@@ -208,14 +316,20 @@ func (c *Cluster) newRec(task string, p probe) int32 {
 	// Field by field: a free record is zero but for worker, and assigning
 	// the whole struct would take the slower path of the write barrier.
 	c.recs[h].name = task
-	c.recs[h].hash = p.hash
-	c.names.insert(p, h)
+	c.ntasks++
+	if !c.noNames {
+		c.recs[h].hash = p.hash
+		c.names.insert(p, h)
+	}
 	return h
 }
 
-// dropRec forgets record h, named at slot.
+// dropRec forgets record h, named at slot (ignored without names).
 func (c *Cluster) dropRec(h int32, slot int) {
-	c.names.remove(slot)
+	if !c.noNames {
+		c.names.remove(slot)
+	}
+	c.ntasks--
 	r := &c.recs[h]
 	r.name, r.mask, r.mem, r.worker, r.pos, r.hash = "", 0, 0, c.freeRec, 0, 0
 	if r.high != nil {
@@ -238,8 +352,7 @@ func (c *Cluster) list(i int, h int32) {
 	if w.more == nil {
 		w.more = &workerMore{}
 	}
-	r.pos = int32(inlineTasks + len(w.more.tasks))
-	w.more.tasks = append(w.more.tasks, h)
+	r.pos = int32(inlineTasks + w.more.add(&w.moreUsed, h))
 }
 
 // unlist removes record h from its worker's tasks.
@@ -250,13 +363,11 @@ func (c *Cluster) unlist(h int32) {
 		w.used &^= 1 << uint(r.pos)
 		return
 	}
-	ts := w.more.tasks
-	k, last := int(r.pos)-inlineTasks, len(ts)-1
-	if k != last {
-		ts[k] = ts[last]
-		c.recs[ts[k]].pos = int32(inlineTasks + k)
+	if s := int(r.pos) - inlineTasks; s < 64 {
+		w.moreUsed &^= 1 << uint(s) // not reading w.more: one cache miss fewer
+	} else {
+		w.more.remove(&w.moreUsed, s)
 	}
-	w.more.tasks = ts[:last]
 }
 
 // tasksOf appends the handles of the tasks worker w holds, in no order, to buf.
@@ -265,7 +376,7 @@ func (w *worker) tasksOf(buf []int32) []int32 {
 		buf = append(buf, w.tasks[bits.TrailingZeros16(u)])
 	}
 	if w.more != nil {
-		buf = append(buf, w.more.tasks...)
+		buf = w.more.each(w.moreUsed, buf)
 	}
 	return buf
 }
@@ -379,10 +490,7 @@ func (c *Cluster) RemoveWorker(id string) []string {
 	var held []string
 	for _, h := range hs {
 		held = append(held, c.recs[h].name)
-	}
-	for _, t := range held {
-		h, p := c.lookup(t)
-		c.dropRec(h, p.slot)
+		c.dropRec(h, c.slotOf(h))
 	}
 	*w = worker{id: id, removed: true, stale: w.stale}
 	c.live--
@@ -395,6 +503,9 @@ func (c *Cluster) RemoveWorker(id string) []string {
 // holds cores. It does not check memory or whether the worker is up:
 // recovery records what is, and strategies check fit before allocating.
 func (c *Cluster) Allocate(task, workerID string, cores []int, mem int64) error {
+	if c.noNames {
+		return fmt.Errorf("allocate task %s on worker %s: %w", task, workerID, ErrNoNames)
+	}
 	i, ok := c.byID[workerID]
 	if !ok || c.workers[i].removed {
 		return fmt.Errorf("allocate task %s on worker %s: %w", task, workerID, ErrUnknownWorker)
@@ -440,7 +551,7 @@ func (c *Cluster) check(task string, i int, cores []int, mem int64) error {
 
 // commit records a checked allocation of cores, ascending.
 func (c *Cluster) commit(task string, i int, cores []int, mem int64) Handle {
-	_, p := c.lookup(task)
+	_, p := c.placeLookup(task)
 	h := c.newRec(task, p)
 	c.list(i, h)
 	r := &c.recs[h]
@@ -550,7 +661,7 @@ func (c *Cluster) ReleaseHandle(h Handle) (ok bool) {
 	if h < 0 || int(h) >= len(c.recs) || c.recs[h].name == "" {
 		return false
 	}
-	c.free(int32(h), c.names.slotOf(c.recs[h].hash, int32(h)))
+	c.free(int32(h), c.slotOf(int32(h)))
 	return true
 }
 
@@ -561,8 +672,16 @@ func (c *Cluster) ReleaseHandleWorker(h Handle) (workerID string, ok bool) {
 		return "", false
 	}
 	id := c.workers[c.recs[h].worker].id
-	c.free(int32(h), c.names.slotOf(c.recs[h].hash, int32(h)))
+	c.free(int32(h), c.slotOf(int32(h)))
 	return id, true
+}
+
+// slotOf returns the name table slot of record h (-1 without names).
+func (c *Cluster) slotOf(h int32) int {
+	if c.noNames {
+		return -1
+	}
+	return c.names.slotOf(c.recs[h].hash, h)
 }
 
 // BusyCores appends to buf the cores held on each registered worker, in
@@ -648,7 +767,7 @@ func (c *Cluster) Worker(id string) (WorkerView, bool) {
 func (c *Cluster) FreeCores() (free, total int) { return c.upFree, c.upTotal }
 
 // Tasks returns how many tasks hold cores.
-func (c *Cluster) Tasks() int { return c.names.n }
+func (c *Cluster) Tasks() int { return c.ntasks }
 
 // ensureWorkers makes the worker-indexed sets hold n workers.
 func (c *Cluster) ensureWorkers(n int) {

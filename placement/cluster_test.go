@@ -69,11 +69,27 @@ func owners(c *Cluster, i int) []string {
 	return out
 }
 
-// liveTasks returns the task records the name table finds, by name, and
-// checks that the table and the free list of records account for every
-// record once.
+// liveTasks returns the task records the name table finds, by name (on a
+// cluster without names, the records that have one), and checks that the
+// table and the free list of records account for every record once.
 func liveTasks(c *Cluster) (map[string]*taskRec, error) {
 	live := map[string]*taskRec{}
+	if c.noNames {
+		if c.names.n != 0 || len(c.names.ctrl) != 0 {
+			return nil, fmt.Errorf("a cluster without names has %d names in its table", c.names.n)
+		}
+		for h := range c.recs {
+			if r := &c.recs[h]; r.name != "" {
+				if live[r.name] != nil {
+					return nil, fmt.Errorf("task %s has two records", r.name)
+				}
+				live[r.name] = r
+			}
+		}
+		if len(live) != c.Tasks() {
+			return nil, fmt.Errorf("%d records hold cores, Tasks says %d", len(live), c.Tasks())
+		}
+	}
 	for slot, s := range c.names.entries {
 		if s == 0 {
 			continue
@@ -91,7 +107,7 @@ func liveTasks(c *Cluster) (map[string]*taskRec, error) {
 		}
 		live[r.name] = r
 	}
-	if len(live) != c.names.n || len(live) != c.Tasks() {
+	if !c.noNames && (len(live) != c.names.n || len(live) != c.Tasks()) {
 		return nil, fmt.Errorf("name table holds %d tasks, counts %d", len(live), c.names.n)
 	}
 	free := 0
@@ -269,10 +285,22 @@ func listProblem(c *Cluster, i int, tasks map[string]*taskRec, onWorker map[int3
 			return err
 		}
 	}
+	if w.more == nil && w.moreUsed != 0 {
+		return fmt.Errorf("worker %s marks task slots used beyond the inline ones but has none", w.id)
+	}
 	if w.more != nil {
-		for k, h := range w.more.tasks {
-			if err := check(inlineTasks+k, h); err != nil {
+		m := w.more
+		for s := range m.tasks {
+			if m.usedWord(w.moreUsed, s/64)&(1<<(uint(s)&63)) == 0 {
+				continue
+			}
+			if err := check(inlineTasks+s, m.tasks[s]); err != nil {
 				return err
+			}
+		}
+		for wi := 0; wi <= len(m.usedHi); wi++ {
+			if u := m.usedWord(w.moreUsed, wi); u != 0 && 64*wi+63-bits.LeadingZeros64(u) >= len(m.tasks) {
+				return fmt.Errorf("worker %s marks a task slot beyond its %d slots used", w.id, len(m.tasks))
 			}
 		}
 	}

@@ -230,7 +230,7 @@ func (p *packer) placeCap(c *Cluster, j Job) ([]Assignment, string, bool, bool) 
 		// The name is looked up before the search for a worker, which does
 		// not depend on it, so that the two can overlap; a task that holds
 		// cores is reported only once a worker is found, as before.
-		h, at := c.lookup(t.Name)
+		h, at := c.placeLookup(t.Name)
 		var w int
 		if p.first {
 			w = c.firstFit(t.Cores, t.Mem)
@@ -239,12 +239,12 @@ func (p *packer) placeCap(c *Cluster, j Job) ([]Assignment, string, bool, bool) 
 		}
 		if w < 0 {
 			memShort := c.freshTree().maxFree() >= t.Cores
-			rollback(c, j.Tasks, as)
+			rollback(c, as)
 			return nil, explainPacking(c, j, t, memShort), false, true
 		}
 		if h >= 0 {
 			reason := heldReason(c, t.Name, h) // before rollback, which may free h
-			rollback(c, j.Tasks, as)
+			rollback(c, as)
 			return nil, reason, false, false
 		}
 		a := &as[ti]
@@ -310,11 +310,12 @@ func decreasingOrder(ts []Task, buf []int) []int {
 	return buf
 }
 
-// rollback releases the tasks already assigned in as (by task index).
-func rollback(c *Cluster, ts []Task, as []Assignment) {
+// rollback releases the tasks already assigned in as (by task index), by
+// their handles (a cluster without names has no other way).
+func rollback(c *Cluster, as []Assignment) {
 	for i := range as {
 		if as[i].Worker != "" {
-			c.Release(ts[i].Name)
+			c.ReleaseHandle(as[i].Handle)
 		}
 	}
 }
@@ -352,7 +353,7 @@ func (pinned) Place(c *Cluster, j Job) ([]Assignment, string, bool) {
 	for ti := range j.Tasks {
 		t := &j.Tasks[ti]
 		if r := pinnedProblem(c, t); r != "" {
-			rollback(c, j.Tasks, as)
+			rollback(c, as)
 			return nil, r, false
 		}
 		i := c.byID[t.Node]
@@ -408,7 +409,7 @@ func pinnedProblem(c *Cluster, t *Task) string {
 	if !w.up {
 		return fmt.Sprintf("node %s is down", t.Node)
 	}
-	if h, _ := c.lookup(t.Name); h >= 0 {
+	if h, _ := c.placeLookup(t.Name); h >= 0 {
 		return heldReason(c, t.Name, h)
 	}
 	for k, core := range t.Cpuset {

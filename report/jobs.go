@@ -122,11 +122,15 @@ type JobsWriter struct {
 	// both are plain (plainField): every row of a run repeats them.
 	last      [2]string
 	lastPlain bool
-	w         *bufio.Writer
-	buf       []byte
-	rec       []string
-	q         bytes.Buffer // a row that needs quoting, written by qw
-	qw        *csv.Writer
+	// lastStatus is the last row's status, and statusPlain whether it is
+	// plain.
+	lastStatus  string
+	statusPlain bool
+	w           *bufio.Writer
+	buf         []byte
+	rec         []string
+	q           bytes.Buffer // a row that needs quoting, written by qw
+	qw          *csv.Writer
 }
 
 // NewJobsWriter writes JobsHeader and returns the writer of the rows.
@@ -166,6 +170,9 @@ func plainField(field string) bool {
 		case '"', '\r', '\n', ',':
 			return false
 		}
+	}
+	if c := field[0]; c < utf8.RuneSelf { // ASCII, as most fields are: no rune to decode
+		return c != ' ' && (c < '\t' || c > '\r')
 	}
 	r, _ := utf8.DecodeRuneInString(field)
 	return !unicode.IsSpace(r)
@@ -213,7 +220,10 @@ func (jw *JobsWriter) Write(r Row) error {
 	if r.Session != jw.last[0] || r.Strategy != jw.last[1] || !jw.lastPlain {
 		jw.last, jw.lastPlain = [2]string{r.Session, r.Strategy}, plainField(r.Session) && plainField(r.Strategy)
 	}
-	if !jw.lastPlain || !plainField(r.Job) || !plainField(status) {
+	if status != jw.lastStatus { // a run's rows have one or two statuses
+		jw.lastStatus, jw.statusPlain = status, plainField(status)
+	}
+	if !jw.lastPlain || !jw.statusPlain || !plainField(r.Job) {
 		rec := jw.rec
 		rec[0], rec[1], rec[2], rec[3] = r.Job, r.Session, r.Strategy, status
 		rec[4], rec[5], rec[6] = fmtF(r.Submit), fmtF(r.Start), fmtF(r.End)

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bytes"
+	"encoding/csv"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -21,6 +23,28 @@ func TestAppendFixed6IsStrconvs(t *testing.T) {
 	for _, v := range vals {
 		if got, want := string(appendFixed6(nil, v)), strconv.FormatFloat(v, 'f', 6, 64); got != want {
 			t.Fatalf("%v: %s, strconv writes %s", v, got, want)
+		}
+	}
+}
+
+// TestPlainFieldIsEncodingCSVs checks plainField against encoding/csv: a
+// field is plain exactly when csv.Writer writes it unquoted, for fields
+// led by every ASCII byte (spaces, other control bytes, quotes, commas)
+// and by some non-ASCII runes (U+0085 and U+00A0 are spaces).
+func TestPlainFieldIsEncodingCSVs(t *testing.T) {
+	fields := []string{"", `\.`, "a,b", `"q`, "\u0085x", "\u00a0x", "ünï", "\u2028x", "x\ny", "x\r"}
+	for c := range 128 {
+		fields = append(fields, string(rune(c))+"job1", "job"+string(rune(c)))
+	}
+	for _, f := range fields {
+		var b bytes.Buffer
+		w := csv.NewWriter(&b)
+		if err := w.Write([]string{f}); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		if want := b.String() == f+"\n"; plainField(f) != want {
+			t.Errorf("plainField(%q) = %v, encoding/csv writes it as %q", f, plainField(f), b.String())
 		}
 	}
 }

@@ -137,7 +137,7 @@ func (t *subTable) handler(id string) Handler {
 type Carrier struct {
 	l         *loop
 	subs      *subTable
-	watch     *helloWatch
+	watch     *monitorWatch
 	closeOnce sync.Once
 }
 
@@ -160,7 +160,12 @@ func DialCarrier(addr, identity string, logger *slog.Logger, opts ...Option) (*C
 		return nil, err
 	}
 	c.l = l
-	if c.watch, err = watchConnections(l.zctx, monitor, c.sayHello); err != nil {
+	c.watch, err = watchMonitor(l.zctx, monitor, func(ev zmq.Event, _ string, _ int) {
+		if ev == zmq.EVENT_HANDSHAKE_SUCCEEDED {
+			c.sayHello()
+		}
+	})
+	if err != nil {
 		_ = l.close()
 		return nil, err
 	}
@@ -195,61 +200,6 @@ func (c *Carrier) sayHello() {
 		}
 	}
 	c.l.log.Error("bus: encoding a hello", "err", err)
-}
-
-// helloWatch reads a Carrier's socket monitor on its own goroutine and
-// calls connected after each completed handshake, until stop.
-type helloWatch struct {
-	done chan struct{}
-	exit chan struct{}
-}
-
-func watchConnections(zctx *zmq.Context, addr string, connected func()) (*helloWatch, error) {
-	mon, err := zctx.NewSocket(zmq.PAIR)
-	if err == nil {
-		if err = mon.SetLinger(0); err == nil {
-			err = mon.Connect(addr)
-		}
-	}
-	if err != nil {
-		if mon != nil {
-			_ = mon.Close()
-		}
-		return nil, fmt.Errorf("bus: socket monitor: %w", err)
-	}
-	w := &helloWatch{done: make(chan struct{}), exit: make(chan struct{})}
-	go func() {
-		defer close(w.exit)
-		defer mon.Close()
-		poller := zmq.NewPoller()
-		poller.Add(mon, zmq.POLLIN)
-		for {
-			select {
-			case <-w.done:
-				return
-			default:
-			}
-			polled, err := poller.Poll(250 * time.Millisecond)
-			if err != nil {
-				if isErrno(err, zmq.ETERM) {
-					return
-				}
-				continue
-			}
-			if len(polled) == 0 {
-				continue
-			}
-			if ev, _, _, err := mon.RecvEvent(0); err == nil && ev == zmq.EVENT_HANDSHAKE_SUCCEEDED {
-				connected()
-			}
-		}
-	}()
-	return w, nil
-}
-
-func (w *helloWatch) stop() {
-	close(w.done)
-	<-w.exit
 }
 
 // Attach starts carrying identity, whose incoming requests h serves (a nil

@@ -248,75 +248,23 @@ func (z *zapHandler) answer(req [][]byte) []any {
 	return []any{"1.0", id, "200", "OK", key, ""}
 }
 
-// handshakeWatch logs the connections a CURVE server refuses before any
+// watchHandshakes logs the connections a CURVE server refuses before any
 // key is known: peers without CURVE, or expecting another server key. (A
-// peer with an unknown key is logged by the ZAP handler, with its key.)
-// It reads the server socket's monitor on its own goroutine, stopped by
-// stop; a refused peer retries every reconnect interval, so it logs at
-// most once per refusalLogEvery, with the count since the last line.
-type handshakeWatch struct {
-	done chan struct{}
-	exit chan struct{}
-}
-
-func watchHandshakes(zctx *zmq.Context, sock *zmq.Socket, domain string, log *slog.Logger) (*handshakeWatch, error) {
+// peer with an unknown key is logged by the ZAP handler, with its key.) A
+// refused peer retries every reconnect interval, so it logs at most once
+// per refusalLogEvery, with the count since the last line.
+func watchHandshakes(zctx *zmq.Context, sock *zmq.Socket, domain string, log *slog.Logger) (*monitorWatch, error) {
 	addr := "inproc://rswarm-handshakes-" + domain
 	if err := sock.Monitor(addr, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL|zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL); err != nil {
 		return nil, fmt.Errorf("bus: socket monitor: %w", err)
 	}
-	mon, err := zctx.NewSocket(zmq.PAIR)
-	if err == nil {
-		if err = mon.SetLinger(0); err == nil {
-			err = mon.Connect(addr)
-		}
-	}
-	if err != nil {
-		if mon != nil {
-			_ = mon.Close()
-		}
-		return nil, fmt.Errorf("bus: socket monitor: %w", err)
-	}
-	w := &handshakeWatch{done: make(chan struct{}), exit: make(chan struct{})}
-	go w.run(mon, log)
-	return w, nil
-}
-
-func (w *handshakeWatch) run(mon *zmq.Socket, log *slog.Logger) {
-	defer close(w.exit)
-	defer mon.Close()
-	poller := zmq.NewPoller()
-	poller.Add(mon, zmq.POLLIN)
 	var last time.Time
 	refused := 0
-	for {
-		select {
-		case <-w.done:
-			return
-		default:
-		}
-		polled, err := poller.Poll(250 * time.Millisecond)
-		if err != nil {
-			if isErrno(err, zmq.ETERM) {
-				return
-			}
-			continue
-		}
-		if len(polled) == 0 {
-			continue
-		}
-		ev, addr, code, err := mon.RecvEvent(0)
-		if err != nil {
-			continue
-		}
+	return watchMonitor(zctx, addr, func(ev zmq.Event, endpoint string, code int) {
 		refused++
 		if now := time.Now(); now.Sub(last) >= refusalLogEvery {
-			log.Warn("bus: refusing a peer whose handshake failed: it speaks no CURVE, or expects another server key", "endpoint", addr, "event", ev.String(), "code", code, "refused", refused)
+			log.Warn("bus: refusing a peer whose handshake failed: it speaks no CURVE, or expects another server key", "endpoint", endpoint, "event", ev.String(), "code", code, "refused", refused)
 			last, refused = now, 0
 		}
-	}
-}
-
-func (w *handshakeWatch) stop() {
-	close(w.done)
-	<-w.exit
+	})
 }

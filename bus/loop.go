@@ -71,9 +71,9 @@ type loop struct {
 	router  bool
 	remote  string // DEALER: the dialed address, passed to handlers as from
 	opts    options
-	domain  string          // ROUTER with CURVE: its ZAP domain; "" without CURVE
-	watch   *handshakeWatch // ROUTER with CURVE: logs refused handshakes
-	loss    *lossWatch      // DEALER WithFailOnDisconnect: ends sent requests on disconnect
+	domain  string        // ROUTER with CURVE: its ZAP domain; "" without CURVE
+	watch   *monitorWatch // ROUTER with CURVE: logs refused handshakes
+	loss    *monitorWatch // DEALER WithFailOnDisconnect: ends sent requests on disconnect
 
 	// Owned by run (ROUTER): the key that owns each identity, and the
 	// identities whose current connection has another key (see curve.go).

@@ -3,7 +3,6 @@ package bus
 import (
 	"fmt"
 	"sync/atomic"
-	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -27,69 +26,20 @@ func WithFailOnDisconnect() Option {
 	return func(o *options) { o.failOnDisconnect = true }
 }
 
-// lossWatch reads a Client socket's monitor on its own goroutine and fails
-// the loop's sent requests when a connection closes.
-type lossWatch struct {
-	done chan struct{}
-	exit chan struct{}
-}
-
 var lossWatches atomic.Int64 // names the monitors' endpoints
 
-func watchLoss(l *loop) (*lossWatch, error) {
+// watchLoss fails the loop's sent requests when a connection of its
+// socket closes.
+func watchLoss(l *loop) (*monitorWatch, error) {
 	addr := fmt.Sprintf("inproc://rswarm-loss-%d", lossWatches.Add(1))
 	if err := l.sock.Monitor(addr, zmq.EVENT_DISCONNECTED); err != nil {
 		return nil, fmt.Errorf("bus: socket monitor: %w", err)
 	}
-	mon, err := l.zctx.NewSocket(zmq.PAIR)
-	if err == nil {
-		if err = mon.SetLinger(0); err == nil {
-			err = mon.Connect(addr)
+	return watchMonitor(l.zctx, addr, func(_ zmq.Event, endpoint string, _ int) {
+		if n := l.failSent(ErrConnectionLost); n > 0 {
+			l.log.Warn("bus: connection lost; requests waiting for replies end now", "endpoint", endpoint, "requests", n)
 		}
-	}
-	if err != nil {
-		if mon != nil {
-			_ = mon.Close()
-		}
-		return nil, fmt.Errorf("bus: socket monitor: %w", err)
-	}
-	w := &lossWatch{done: make(chan struct{}), exit: make(chan struct{})}
-	go w.run(mon, l)
-	return w, nil
-}
-
-func (w *lossWatch) run(mon *zmq.Socket, l *loop) {
-	defer close(w.exit)
-	defer mon.Close()
-	poller := zmq.NewPoller()
-	poller.Add(mon, zmq.POLLIN)
-	for {
-		select {
-		case <-w.done:
-			return
-		default:
-		}
-		polled, err := poller.Poll(250 * time.Millisecond)
-		if err != nil {
-			if isErrno(err, zmq.ETERM) {
-				return
-			}
-			continue
-		}
-		if len(polled) == 0 {
-			continue
-		}
-		if _, addr, _, err := mon.RecvEvent(0); err == nil {
-			if n := l.failSent(ErrConnectionLost); n > 0 {
-				l.log.Warn("bus: connection lost; requests waiting for replies end now", "endpoint", addr, "requests", n)
-			}
-		}
-	}
-}
-
-func (w *lossWatch) stop() {
-	close(w.done)
-	<-w.exit
+	})
 }
 
 // failSent ends every request that was sent and waits for its reply with

@@ -206,6 +206,20 @@ func (m *Manager) send(ctx context.Context, ev loopEvent) error {
 	}
 }
 
+// ask sends ev, which answers on reply, to the Run goroutine and waits for
+// the answer or for ctx to end.
+func (m *Manager) ask(ctx context.Context, ev loopEvent, reply <-chan error) error {
+	if err := m.send(ctx, ev); err != nil {
+		return err
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // JobSubmitted tells the jobmanager a new job is in the store.
 func (m *Manager) JobSubmitted(ctx context.Context, names ...string) error {
 	return m.send(ctx, jobsSubmitted{names: names, at: m.cfg.Now()})
@@ -239,15 +253,7 @@ func (m *Manager) SwitchStrategy(ctx context.Context, name string) error {
 		return api.Invalid("strategy", "%v", err)
 	}
 	reply := make(chan error, 1)
-	if err := m.send(ctx, strategySwitch{name: name, reply: reply}); err != nil {
-		return err
-	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return m.ask(ctx, strategySwitch{name: name, reply: reply}, reply)
 }
 
 // Strategy returns the current strategy's name and every strategy with its description.

@@ -14,15 +14,7 @@ import (
 // call runs fn on the Run goroutine and returns its error.
 func (m *Manager) call(ctx context.Context, fn func() error) error {
 	reply := make(chan error, 1)
-	if err := m.send(ctx, loopCall{fn: fn, reply: reply}); err != nil {
-		return err
-	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return m.ask(ctx, loopCall{fn: fn, reply: reply}, reply)
 }
 
 // Reserve holds cores on r.Node for a task about to move there, keeping its

@@ -27,15 +27,7 @@ type heldWrites struct {
 // status, ...), never the allocation.
 func (m *Manager) WorkerRegistered(ctx context.Context, s api.WorkerSize) error {
 	reply := make(chan error, 1)
-	if err := m.send(ctx, workerRegistered{size: s, reply: reply}); err != nil {
-		return err
-	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return m.ask(ctx, workerRegistered{size: s, reply: reply}, reply)
 }
 
 // registered steps a registration; its allocation write is held for the

@@ -209,8 +209,14 @@ func ctxT(t testing.TB) context.Context {
 // waitWorkers waits until n workers are ready and returns them.
 func waitWorkers(t testing.TB, c *api.Client, n int) []*api.Worker {
 	t.Helper()
+	return waitWorkersFor(t, c, n, 60*time.Second)
+}
+
+// waitWorkersFor is waitWorkers with its own deadline.
+func waitWorkersFor(t testing.TB, c *api.Client, n int, deadline time.Duration) []*api.Worker {
+	t.Helper()
 	var ws []*api.Worker
-	apitest.Eventually(t, 60*time.Second, func() error {
+	apitest.Eventually(t, deadline, func() error {
 		var err error
 		ws, err = c.Workers(context.Background())
 		if err != nil {

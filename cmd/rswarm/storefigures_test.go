@@ -16,7 +16,6 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 
-	"github.com/rswarm/rswarm/api"
 	"github.com/rswarm/rswarm/api/apitest"
 )
 
@@ -80,22 +79,7 @@ func TestStressStoreFigures(t *testing.T) {
 			// slow store needs longer than waitWorkers' minute.
 			fmt.Printf("%s: rswarm %s\n", name, strings.Join(append(up, storeFlags...), " "))
 			c := sys.client()
-			apitest.Eventually(t, 10*time.Minute, func() error {
-				ws, err := c.Workers(context.Background())
-				if err != nil {
-					return err
-				}
-				ready := 0
-				for _, w := range ws {
-					if w.Status == api.WorkerReady {
-						ready++
-					}
-				}
-				if ready < workers {
-					return fmt.Errorf("%d of %d workers ready", ready, workers)
-				}
-				return nil
-			})
+			waitWorkersFor(t, c, workers, 10*time.Minute)
 			fmt.Printf("%s: %d workers ready %.1f s after start\n", name, workers, time.Since(began).Seconds())
 
 			if dir := os.Getenv("RSWARM_BENCH_PROFILE"); dir != "" {

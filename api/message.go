@@ -117,6 +117,10 @@ type RunTask struct {
 	// Cluster is set by the worker, from its registration, for its runtime
 	// to label the container with.
 	Cluster string `json:"cluster,omitempty"`
+	// Alone says the task is its job's only one: no other task reaches it
+	// by name, so a worker may start it in a network namespace made ahead
+	// (see engine.Runtime.SandboxImage).
+	Alone bool `json:"alone,omitempty"`
 }
 
 // StopTask tells a worker to stop and remove one task's container.

@@ -33,6 +33,14 @@ const LabelLocalNetwork = "rswarm.local_network"
 // removes it when it stops.
 const LabelPool = "rswarm.pool"
 
+// LabelSandbox marks a container that only holds a network namespace for a
+// one-task job, made ahead by a Docker worker on one of its pooled
+// networks (see engine.Runtime.SandboxImage); its value is that network's
+// name. On a task's container it names the sandbox the task runs in.
+// Sandboxes carry rswarm.pool and rswarm.cluster but not rswarm.managed:
+// they are not tasks, and their worker removes them.
+const LabelSandbox = "rswarm.sandbox"
+
 // DefaultNetworkName is the network name Validate gives a job that names
 // none ("rsnet_<job>", shortened for long job names).
 func DefaultNetworkName(job string) string { return networkName(job) }

@@ -32,7 +32,8 @@ type RunSpec struct {
 	CpusetCpus string
 	// Memory is the memory limit in bytes; 0 means none.
 	Memory int64
-	// Network is the network to attach to ("" = the engine's default).
+	// Network is the network to attach to ("" = the engine's default), or
+	// "container:<name or ID>" to run in that container's network namespace.
 	Network string
 	// Ports publishes container ports ("3000/tcp", or "3000" for tcp) on
 	// host ports; host port 0 lets the engine choose one.
@@ -126,7 +127,9 @@ func containerConfig(s RunSpec) (*container.Config, *container.HostConfig, *netw
 	var netCfg *network.NetworkingConfig
 	if s.Network != "" {
 		host.NetworkMode = container.NetworkMode(s.Network)
-		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.Network: {}}}
+		if !host.NetworkMode.IsContainer() { // one in another's namespace has no endpoint of its own
+			netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.Network: {}}}
+		}
 	}
 	return cfg, host, netCfg, nil
 }

@@ -2,10 +2,12 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,9 +26,16 @@ type poolRig struct {
 
 func startPool(t *testing.T, c *engine.Client, cluster string, warm int) *poolRig {
 	t.Helper()
+	return startPoolBoxes(t, c, cluster, warm, "")
+}
+
+// startPoolBoxes is startPool with sandboxes of image ("" for none).
+func startPoolBoxes(t *testing.T, c *engine.Client, cluster string, warm int, image string) *poolRig {
+	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
 	r := engine.NewRuntime(c, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.WarmNetworks = warm
+	r.SandboxImage = image
 	if _, err := r.Host(ctx); err != nil {
 		t.Fatalf("Host: %v", err)
 	}
@@ -114,6 +123,10 @@ func cleanPool(t *testing.T, c *engine.Client, cluster string, tasks ...string) 
 		defer cancel()
 		for _, task := range tasks {
 			_ = c.Remove(ctx, task, true)
+		}
+		boxes, _ := c.Containers(ctx, map[string]string{api.LabelSandbox: "", api.LabelPool: "", api.LabelCluster: cluster}, true)
+		for _, b := range boxes {
+			_ = c.Remove(ctx, b.ID, true)
 		}
 		nets, _ := c.Networks(ctx, map[string]string{api.LabelPool: "", api.LabelCluster: cluster})
 		for _, n := range nets {
@@ -295,5 +308,223 @@ func TestRuntimePoolReleaseAfterTasksStopped(t *testing.T) {
 	p.r.Release(ctx)
 	if nets := poolNets(t, c, cluster); len(nets) != 0 {
 		t.Errorf("pooled networks left after Release: %v", nets)
+	}
+}
+
+// sandboxes lists the cluster's sandboxes on the engine: name -> its network.
+func sandboxes(t *testing.T, c *engine.Client, cluster string) map[string]string {
+	t.Helper()
+	cs, err := c.Containers(ctxFor(t, 30*time.Second), map[string]string{api.LabelSandbox: "", api.LabelPool: "", api.LabelCluster: cluster}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, b := range cs {
+		if b.Labels[api.LabelManaged] != "" {
+			t.Errorf("sandbox %s is labelled %s: it is not a task", b.Name, api.LabelManaged)
+		}
+		out[b.Name] = b.Labels[api.LabelSandbox]
+	}
+	return out
+}
+
+// waitSandbox waits until the pool holds one idle network with a running
+// sandbox on it, and returns both.
+func waitSandbox(t *testing.T, c *engine.Client, p *poolRig) (network, box string) {
+	t.Helper()
+	apitest.Eventually(t, 60*time.Second, func() error {
+		idle := engine.IdleSandboxes(p.r)
+		if len(idle) != 1 {
+			return fmt.Errorf("idle networks with a sandbox %v, want 1", idle)
+		}
+		for n, b := range idle {
+			network, box = n, b
+		}
+		return nil
+	})
+	in, err := c.Inspect(ctxFor(t, 30*time.Second), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !in.Running || !slices.Equal(in.Networks, []string{network}) {
+		t.Fatalf("sandbox %s: running %v on %v, want running on %s", box, in.Running, in.Networks, network)
+	}
+	return network, box
+}
+
+// runAlone runs task, its job's only one, as the globalmanager sends it,
+// printing its hostname, and returns its container.
+func runAlone(t *testing.T, c *engine.Client, p *poolRig, cluster, job, task string) engine.Container {
+	t.Helper()
+	ctx := ctxFor(t, 60*time.Second)
+	rt := api.RunTask{Job: job, Network: api.DefaultNetworkName(job), NetworkDriver: api.DriverBridge, Cluster: cluster, Alone: true,
+		Task: api.Task{ContainerName: task, Image: testImage, Command: "sh -c 'hostname; sleep 3600'", ReqCores: 1, CpusetCpus: "0", MemLimit: "16m"}}
+	if err := p.r.Run(ctx, rt); err != nil {
+		t.Fatalf("Run %s: %v", task, err)
+	}
+	in, err := c.Inspect(ctx, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !in.Running {
+		t.Fatalf("%s is not running: %s", task, in.Status)
+	}
+	return in
+}
+
+// A one-task job starts in a sandbox made ahead: in its namespace (its
+// hostname, no endpoint of its own), on the pooled network, which no other
+// container joins. When it ends the sandbox goes (never reused), the
+// network comes back and gets a new one. A job of two tasks claiming the
+// only idle network has its sandbox removed and its tasks on the network
+// itself. Nothing is left when the runtime stops.
+func TestRuntimePoolSandboxes(t *testing.T) {
+	c := newClient(t)
+	cluster := unique(t)
+	jobA, jobB := unique(t), unique(t)
+	a1, b1, b2 := jobA+"_1", jobB+"_1", jobB+"_2"
+	cleanPool(t, c, cluster, a1, b1, b2)
+	p := startPoolBoxes(t, c, cluster, 1, testImage)
+
+	net, box := waitSandbox(t, c, p)
+	in := runAlone(t, c, p, cluster, jobA, a1)
+	if in.Labels[api.LabelSandbox] != box || in.Labels[api.LabelLocalNetwork] != net {
+		t.Errorf("%s labelled sandbox %q, network %q: want %s on %s", a1, in.Labels[api.LabelSandbox], in.Labels[api.LabelLocalNetwork], box, net)
+	}
+	if len(in.Networks) != 0 {
+		t.Errorf("%s has endpoints %v of its own, want none (it runs in %s's namespace)", a1, in.Networks, box)
+	}
+	if k := poolNets(t, c, cluster)[net]; k != 1 {
+		t.Errorf("%s has %d containers while %s runs, want 1 (the sandbox)", net, k, a1)
+	}
+	sb, err := c.Inspect(ctxFor(t, 30*time.Second), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apitest.Eventually(t, 30*time.Second, func() error {
+		lines, err := c.Logs(ctxFor(t, 30*time.Second), a1, 5)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(lines, sb.ID[:12]) {
+			return fmt.Errorf("%s printed hostname %q, want the sandbox's %s", a1, lines, sb.ID[:12])
+		}
+		return nil
+	})
+
+	stopTask(t, p, a1)
+	if _, err := c.Inspect(ctxFor(t, 30*time.Second), box); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("sandbox %s after its task ended: %v, want it removed", box, err)
+	}
+	// The claim ran the pool dry, so the filler made another network
+	// (with its sandbox) meanwhile, and A's network was removed rather
+	// than kept beyond WarmNetworks.
+	net2, box2 := waitSandbox(t, c, p)
+	if box2 == box {
+		t.Errorf("after %s ended: idle %s offers its sandbox %s again", a1, net2, box)
+	}
+	if nets := poolNets(t, c, cluster); len(nets) != 1 || nets[net2] != 1 {
+		t.Errorf("after %s ended: pooled networks %v, want only %s with its sandbox", a1, nets, net2)
+	}
+
+	// Job B (two tasks) takes the only idle network: its sandbox goes,
+	// its tasks are on the network itself.
+	nb := runTask(t, c, p, cluster, jobB, b1)
+	if n := runTask(t, c, p, cluster, jobB, b2); n != nb {
+		t.Errorf("job B's tasks on %s and %s, want one network", nb, n)
+	}
+	if nb != net2 {
+		t.Errorf("job B is on %s, want the only idle network %s", nb, net2)
+	}
+	if _, err := c.Inspect(ctxFor(t, 30*time.Second), box2); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("sandbox %s on job B's network: %v, want it removed", box2, err)
+	}
+	stopTask(t, p, b1)
+	stopTask(t, p, b2)
+
+	p.close(t)
+	if nets, boxes := poolNets(t, c, cluster), sandboxes(t, c, cluster); len(nets) != 0 || len(boxes) != 0 {
+		t.Errorf("after the runtime stopped: pooled networks %v, sandboxes %v, want none", nets, boxes)
+	}
+}
+
+// A runtime stopped while a one-task job runs in a sandbox leaves both;
+// the next one adopts them, starts a sandbox of its own for new jobs,
+// and removes the adopted one once its task ended.
+func TestRuntimePoolSandboxReconciles(t *testing.T) {
+	c := newClient(t)
+	cluster := unique(t)
+	jobX := unique(t)
+	x1 := jobX + "_1"
+	cleanPool(t, c, cluster, x1)
+
+	first := startPoolBoxes(t, c, cluster, 1, testImage)
+	net, box := waitSandbox(t, c, first)
+	runAlone(t, c, first, cluster, jobX, x1)
+	first.close(t)
+	if boxes := sandboxes(t, c, cluster); len(boxes) != 1 || boxes[box] != net {
+		t.Fatalf("after the first runtime stopped: sandboxes %v, want only %s (in use) on %s", boxes, box, net)
+	}
+
+	again := startPoolBoxes(t, c, cluster, 1, testImage)
+	net2, box2 := waitSandbox(t, c, again)
+	if net2 == net || box2 == box {
+		t.Errorf("the restarted runtime offers %s on %s, which %s uses", box2, net2, x1)
+	}
+	stopTask(t, again, x1)
+	if _, err := c.Inspect(ctxFor(t, 30*time.Second), box); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("adopted sandbox %s after its task ended: %v, want it removed", box, err)
+	}
+	again.close(t)
+	if nets, boxes := poolNets(t, c, cluster), sandboxes(t, c, cluster); len(nets) != 0 || len(boxes) != 0 {
+		t.Errorf("after the runtime stopped: pooled networks %v, sandboxes %v, want none", nets, boxes)
+	}
+}
+
+// Without a usable sandbox, a one-task job runs on its network as any
+// other: when the image is missing (sandboxes turn off), and when its
+// sandbox was removed behind the worker's back.
+func TestRuntimePoolSandboxFallbacks(t *testing.T) {
+	c := newClient(t)
+	for _, tc := range []struct {
+		name, image string
+		killBox     bool
+	}{
+		{name: "image missing", image: "rswarm/no-such-image:latest"},
+		{name: "sandbox killed", image: testImage, killBox: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cluster := unique(t)
+			job := unique(t)
+			task := job + "_1"
+			cleanPool(t, c, cluster, task)
+			p := startPoolBoxes(t, c, cluster, 1, tc.image)
+			if tc.killBox {
+				_, box := waitSandbox(t, c, p)
+				if err := c.Remove(ctxFor(t, 30*time.Second), box, true); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				apitest.Eventually(t, 30*time.Second, func() error {
+					if n := len(engine.IdleNetworks(p.r)); n != 1 {
+						return fmt.Errorf("%d idle networks, want 1", n)
+					}
+					return nil
+				})
+			}
+			in := runAlone(t, c, p, cluster, job, task)
+			if in.Labels[api.LabelSandbox] != "" || len(in.Networks) != 1 || in.Networks[0] != in.Labels[api.LabelLocalNetwork] {
+				t.Errorf("%s: sandbox %q, networks %v, network label %q: want it on its pooled network itself",
+					task, in.Labels[api.LabelSandbox], in.Networks, in.Labels[api.LabelLocalNetwork])
+			}
+			if !strings.HasPrefix(in.Labels[api.LabelLocalNetwork], "rsnetp_") {
+				t.Errorf("%s is on %q, want a pooled network", task, in.Labels[api.LabelLocalNetwork])
+			}
+			stopTask(t, p, task)
+			p.close(t)
+			if nets, boxes := poolNets(t, c, cluster), sandboxes(t, c, cluster); len(nets) != 0 || len(boxes) != 0 {
+				t.Errorf("after the runtime stopped: pooled networks %v, sandboxes %v, want none", nets, boxes)
+			}
+		})
 	}
 }

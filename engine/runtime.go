@@ -32,6 +32,10 @@ type Runtime struct {
 	// made ahead for one-worker jobs while it watches (see pool.go); 0
 	// makes each job's network with its first task.
 	WarmNetworks int
+	// SandboxImage is the image of the sandboxes the runtime starts on its
+	// idle pooled networks, for one-task jobs to start in (see pool.go):
+	// it must have sleep. "" starts none.
+	SandboxImage string
 	Log          *slog.Logger
 
 	mu      sync.Mutex
@@ -206,8 +210,22 @@ func (r *Runtime) Run(ctx context.Context, rt api.RunTask) error {
 		return err
 	}
 	t1 := time.Now()
-	if err := r.c.Start(ctx, id); err != nil {
+	err = r.c.Start(ctx, id)
+	if err != nil && spec.Labels[api.LabelSandbox] != "" && ctx.Err() == nil {
+		// The sandbox is gone or broken (killed behind the worker's
+		// back): the task runs on its network as any other.
+		r.Log.Warn("starting a task in its sandbox failed; starting it on its network", "task_id", spec.Name, "err", err)
 		_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
+		spec.Network = r.leaveSandbox(ctx, spec.Name)
+		delete(spec.Labels, api.LabelSandbox)
+		if id, err = r.c.Create(ctx, spec); err == nil {
+			err = r.c.Start(ctx, id)
+		}
+	}
+	if err != nil {
+		if id != "" {
+			_ = r.c.Remove(context.WithoutCancel(ctx), id, true)
+		}
 		r.releaseNetwork(ctx, spec.Name)
 		return fmt.Errorf("start %s: %w", spec.Name, err)
 	}
@@ -250,12 +268,17 @@ func (r *Runtime) localNetwork(ctx context.Context, rt api.RunTask, spec *RunSpe
 		return nil
 	}
 	if r.pooled(rt) {
-		n, err := r.claimNetwork(ctx, rt.Job, spec.Name, fresh)
+		alone := rt.Alone && len(rt.Task.Ports) == 0 && r.sandboxes()
+		n, box, err := r.claimNetwork(ctx, rt.Job, spec.Name, fresh, alone)
 		if err != nil {
 			return fmt.Errorf("local network of job %s: %w", rt.Job, err)
 		}
 		spec.Network = n
 		spec.Labels[api.LabelLocalNetwork] = n
+		if box != "" {
+			spec.Network = "container:" + box
+			spec.Labels[api.LabelSandbox] = box
+		}
 		return nil
 	}
 	spec.Labels[api.LabelLocalNetwork] = rt.Network

@@ -408,7 +408,7 @@ func (m *Manager) deploy(ctx context.Context, j, known *api.Job) error {
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, m.cfg.CommandTimeout)
 			defer cancel()
-			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, NetworkDriver: driver, NetworkSubnet: j.Info.Network.Subnet, Task: *t, Attempt: known.Restarts})
+			err := m.sendUntilConnected(cctx, t.Node, api.KindRunTask, api.RunTask{Job: j.Name, Network: network, NetworkDriver: driver, NetworkSubnet: j.Info.Network.Subnet, Task: *t, Attempt: known.Restarts, Alone: len(j.Info.Tasks) == 1})
 			if err != nil {
 				err = fmt.Errorf("worker %s did not accept task %s: %w", t.Node, t.ContainerName, err)
 			}

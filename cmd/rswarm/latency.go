@@ -31,7 +31,9 @@ run it times the Docker Engine starting the same container directly, measured
 the same way (from just before the create to the first moment the engine
 reports it running), with the same cpuset and memory limit: on the default
 bridge, on a new bridge network, on an existing bridge network (what a
-one-worker job gets from its worker's pool of networks made ahead), on an
+one-worker job of several tasks gets from its worker's pool of networks made
+ahead), in the network namespace of a container already running on that
+bridge (what a one-task job gets from its worker's sandbox made ahead), on an
 existing attachable overlay, and on a new overlay network. The rows take turns, one
 run of each per round in a shuffled order, so that a change of the machine's
 load weighs on all alike, and it prints RSwarm's local-network row minus Docker's default bridge
@@ -68,6 +70,9 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 	// container running (the worker's clock).
 	type stage struct{ placed, deployed, started []time.Duration }
 	stages := map[string]*stage{api.DriverAuto: {}, api.DriverOverlay: {}}
+	// The workers' sandboxes (engine.Runtime.SandboxImage) at the start:
+	// what a job's end has its worker make again.
+	sandboxesAtStart := 0
 	submit := func(driver string, i int) (time.Duration, error) {
 		j := &api.Job{Name: fmt.Sprintf("lat%d-%d", time.Now().UnixMilli(), i), Session: api.Session(session)}
 		j.Info.Network.Driver = driver
@@ -105,7 +110,16 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		if err := gone(ctx, eng, j.Info.Tasks[0].ContainerName, j.Name); err != nil {
 			return 0, err
 		}
+		// Nor busy making the worker's pool whole again.
+		if err := poolWhole(ctx, eng, sandboxesAtStart); err != nil {
+			return 0, err
+		}
 		return took, nil
+	}
+	if !dockerOnly {
+		if sandboxesAtStart, err = poolSettled(ctx, eng); err != nil {
+			return err
+		}
 	}
 	netName := fmt.Sprintf("rswarm-latency-%d", os.Getpid())
 	labels := map[string]string{"rswarm.bench": "latency"}
@@ -136,6 +150,23 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 				return 0, err
 			}
 		}
+		if ownNetwork == "sandbox" {
+			// What a sandbox saves: the container joins the network
+			// namespace of one already running on the bridge network
+			// (started before the clock, as a worker does ahead).
+			box := spec
+			box.Name, box.Cmd, box.Network, box.CpusetCpus = spec.Name+"-sandbox", []string{"sleep", "3600"}, bridgeName, ""
+			bid, err := eng.Create(ctx, box)
+			if err != nil {
+				return 0, err
+			}
+			defer eng.Remove(context.WithoutCancel(ctx), bid, true)
+			if err := eng.Start(ctx, bid); err != nil {
+				return 0, err
+			}
+			spec.Network = "container:" + bid
+			start = time.Now()
+		}
 		id, err := eng.Create(ctx, spec)
 		if err != nil {
 			return 0, err
@@ -158,7 +189,7 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		if err := eng.Remove(ctx, id, true); err != nil {
 			return 0, err
 		}
-		if ownNetwork != "" {
+		if ownNetwork == api.DriverOverlay || ownNetwork == api.DriverBridge {
 			if err := removeNetwork(ctx, eng, spec.Network); err != nil {
 				return 0, err
 			}
@@ -181,6 +212,7 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		{name: "docker: create+start, default bridge", run: func(i int) (time.Duration, error) { return direct("", "", i) }},
 		{name: "docker: new bridge network, create+start", run: func(i int) (time.Duration, error) { return direct("", api.DriverBridge, i) }},
 		{name: "docker: create+start, existing bridge network", run: func(i int) (time.Duration, error) { return direct(bridgeName, "", i) }},
+		{name: "docker: create+start in a running container's namespace", run: func(i int) (time.Duration, error) { return direct("", "sandbox", i) }},
 		{name: "docker: create+start, attachable overlay", run: func(i int) (time.Duration, error) { return direct(netName, "", i) }},
 		{name: "docker: new overlay network, create+start", run: func(i int) (time.Duration, error) { return direct("", api.DriverOverlay, i) }},
 	}
@@ -207,12 +239,13 @@ func runLatency(ctx context.Context, cmd *cobra.Command, fe, token, image, docke
 		return nil
 	}
 	// Row 0 (RSwarm, local network) against Docker's default bridge (the
-	// goal) and against an existing bridge network (the same engine calls
-	// as a pooled network: the rest is RSwarm's own).
+	// goal), against an existing bridge network (what a job of several
+	// tasks gets) and against a running container's namespace (the same
+	// engine calls as a sandbox: the rest is RSwarm's own).
 	for _, than := range []struct {
 		row  int
 		name string
-	}{{2, "docker's default bridge"}, {4, "docker's existing bridge network"}} {
+	}{{2, "docker's default bridge"}, {4, "docker's existing bridge network"}, {5, "docker in a running container's namespace"}} {
 		diff := make([]time.Duration, runs)
 		for i := range diff {
 			diff[i] = rows[0].d[i] - rows[than.row].d[i]
@@ -256,6 +289,62 @@ func gone(ctx context.Context, eng *engine.Client, container, job string) error 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// poolSettled waits until the local workers' sandboxes stop changing (none
+// being made, the same number twice 300 ms apart) and returns how many run.
+func poolSettled(ctx context.Context, eng *engine.Client) (int, error) {
+	deadline := time.Now().Add(60 * time.Second)
+	last := -1
+	for {
+		n, making, err := sandboxCount(ctx, eng)
+		if err != nil {
+			return 0, err
+		}
+		if !making && n == last {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, errors.New("the workers' sandboxes did not settle within 60 s")
+		}
+		last = n
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// poolWhole waits until want sandboxes run again and none is being made.
+func poolWhole(ctx context.Context, eng *engine.Client, want int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, making, err := sandboxCount(ctx, eng)
+		if err != nil {
+			return err
+		}
+		if n >= want && !making {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the workers made %d of their %d sandboxes again within 30 s", n, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sandboxCount counts the engine's running sandboxes and tells whether
+// any is not running yet.
+func sandboxCount(ctx context.Context, eng *engine.Client) (running int, making bool, err error) {
+	cs, err := eng.Containers(ctx, map[string]string{api.LabelSandbox: "", api.LabelPool: ""}, true)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, c := range cs {
+		if c.Running {
+			running++
+		} else {
+			making = true
+		}
+	}
+	return running, making, nil
 }
 
 // removeNetwork removes a network the bench made, trying again while the

@@ -55,6 +55,7 @@ type roleFlags struct {
 	timeScale    float64
 	probeCRIU    bool
 	warmNetworks int
+	sandboxImage string
 	transfer     string
 
 	// local, set by rswarm up, lets roles in one process call each other
@@ -130,6 +131,7 @@ func (r *roleFlags) bindWorker(cmd *cobra.Command, withAdvertise bool) {
 	f.Float64Var(&r.timeScale, "time-scale", 1, "simulated task durations are multiplied by this")
 	f.BoolVar(&r.probeCRIU, "probe-checkpoint", true, "probe at start whether CRIU checkpoints work on this host")
 	f.IntVar(&r.warmNetworks, "warm-networks", 2, "local bridge networks a Docker worker keeps made ahead for jobs on one worker (0: each job's network is made with its first task)")
+	f.StringVar(&r.sandboxImage, "sandbox-image", "rswarm/busybox:latest", "image (with sleep) of the sandboxes a Docker worker starts on its warm networks, for one-task jobs to start in (\"\": none)")
 	if withAdvertise {
 		f.StringVar(&r.advertise, "advertise-addr", "", "address this worker advertises when it joins the swarm (default: the engine's)")
 		f.StringVar(&r.transfer, "transfer-addr", ":3200", "where this worker receives migrated tasks' state from other workers (host:port; empty: it does not)")
@@ -311,6 +313,7 @@ func (r *roleFlags) workerRuntime(log *slog.Logger, simIndex int) (worker.Runtim
 			return nil, nil, fmt.Errorf("--warm-networks must not be negative, got %d", r.warmNetworks)
 		}
 		rt.WarmNetworks = r.warmNetworks
+		rt.SandboxImage = r.sandboxImage
 		if r.probeCRIU {
 			rt.CheckpointImage = "rswarm/busybox:latest"
 		}

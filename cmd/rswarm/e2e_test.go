@@ -419,6 +419,46 @@ func TestUpEndToEnd(t *testing.T) {
 		})
 	})
 
+	t.Run("a one-task job without a driver starts in a sandbox made ahead on a pooled network, which is removed when it ends", func(t *testing.T) {
+		ctx := ctxT(t)
+		j := apitest.Job(fmt.Sprintf("e2ebox%d", time.Now().UnixNano()), 1, 1, "sh -c 'hostname; grep -q eth0: /proc/net/dev && sleep 2'")
+		j.Info.Network.Driver = "" // auto, the default
+		task := j.Info.Tasks[0].ContainerName
+		if err := c.SubmitJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		var box engine.Container
+		apitest.Eventually(t, 60*time.Second, func() error {
+			ct, err := eng.Inspect(ctx, task)
+			if err != nil {
+				return err
+			}
+			name := ct.Labels[api.LabelSandbox]
+			if name == "" || len(ct.Networks) != 0 {
+				return fmt.Errorf("container %s: sandbox %q, networks %v: want it in a sandbox, with no endpoint of its own", task, name, ct.Networks)
+			}
+			if box, err = eng.Inspect(ctx, name); err != nil {
+				return err
+			}
+			if !box.Running || len(box.Networks) != 1 || box.Networks[0] != ct.Labels[api.LabelLocalNetwork] || !strings.HasPrefix(box.Networks[0], "rsnetp_") {
+				return fmt.Errorf("sandbox %s: running %v on %v, want running on the task's pooled network %s", name, box.Running, box.Networks, ct.Labels[api.LabelLocalNetwork])
+			}
+			return nil
+		})
+		// The task ends Down only if its namespace has the bridge's eth0.
+		done := waitJob(t, c, j.Name, 60*time.Second, final)
+		if tk := done.Info.Tasks[0]; tk.Status != api.Down || !slices.Contains(tk.Logs, box.ID[:12]) {
+			t.Fatalf("task %s ended %s (%s), logs %q: want Down, with the sandbox's hostname %s", task, tk.Status, tk.Error, tk.Logs, box.ID[:12])
+		}
+		allFree(t, c)
+		apitest.Eventually(t, 30*time.Second, func() error {
+			if _, err := eng.Inspect(ctx, box.Name); !errors.Is(err, engine.ErrNotFound) {
+				return fmt.Errorf("sandbox %s after its job ended: %v, want it removed", box.Name, err)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a job that does not fit waits, then starts when cores are freed", func(t *testing.T) {
 		ctx := ctxT(t)
 		// The first job holds every core until the test releases it.

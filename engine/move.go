@@ -2,6 +2,8 @@ package engine
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +50,13 @@ func (r *Runtime) MoveOut(ctx context.Context, task, mode string, w io.Writer) (
 	}
 	r.hold(task, true)
 	var ckDir string
+	// A task in a sandbox runs in another container's network namespace,
+	// which runc gives CRIU as an external one: the checkpoint leaves it
+	// out and restores only into a namespace handed to it, which a
+	// container on a network of its own does not have ("Unable to find an
+	// external netns: extRootNetNS"). The stream says so, for the
+	// destination to restore the task in a sandbox too (PrepareIn).
+	inBox := mode == api.ModeLive && in.Labels[api.LabelSandbox] != ""
 	switch mode {
 	case api.ModeCold:
 		if err := r.c.Pause(ctx, task); err != nil {
@@ -69,7 +78,13 @@ func (r *Runtime) MoveOut(ctx context.Context, task, mode string, w io.Writer) (
 		return "", fmt.Errorf("engine: unknown move mode %q", mode)
 	}
 	tw := tar.NewWriter(w)
-	ex, err := r.c.ExportState(ctx, task, tw)
+	if inBox {
+		err = tw.WriteHeader(&tar.Header{Name: sandboxEntry, Mode: 0o644, Typeflag: tar.TypeReg})
+	}
+	var ex Exported
+	if err == nil {
+		ex, err = r.c.ExportState(ctx, task, tw)
+	}
 	if err == nil && mode == api.ModeLive {
 		err = ExportDir(filepath.Join(ckDir, checkpointName), "checkpoint", tw)
 	}
@@ -149,11 +164,23 @@ type incoming struct {
 // PrepareIn creates a task's container as rt says and puts the state read
 // from rd (written by MoveOut on another host) in, without starting it:
 // StartIn starts it (live: restores it from the checkpoint), AbortIn
-// removes it. If anything fails nothing of it stays.
+// removes it. If anything fails nothing of it stays. A task checkpointed
+// in a sandbox (the stream starts with sandboxEntry) is created in one
+// here too, on its job's pooled network: its checkpoint restores only
+// into a network namespace given to it (see MoveOut).
 func (r *Runtime) PrepareIn(ctx context.Context, rt api.RunTask, mode string, rd io.Reader) (err error) {
 	spec, err := Spec(rt, r.taskLabels(rt), r.StopTimeout)
 	if err != nil {
 		return err
+	}
+	br := bufio.NewReader(rd)
+	inBox := mode == api.ModeLive && startsInSandbox(br)
+	if inBox {
+		if !r.pooled(rt) || !r.sandboxes() {
+			return fmt.Errorf("engine: task %s was checkpointed in a sandbox and restores only in one, and this worker makes none (--sandbox-image, --warm-networks): %w",
+				spec.Name, ErrCheckpointUnsupported)
+		}
+		rt.Alone = true // an idle network's sandbox if there is one
 	}
 	if old, err := r.c.Inspect(ctx, spec.Name); err == nil {
 		if old.Labels[api.LabelManaged] != "1" || old.Labels[api.LabelTask] != spec.Name {
@@ -166,7 +193,16 @@ func (r *Runtime) PrepareIn(ctx context.Context, rt api.RunTask, mode string, rd
 		r.hold(spec.Name, false)
 		return err
 	}
-	if err := r.localNetwork(ctx, rt, &spec, false); err != nil {
+	err = r.localNetwork(ctx, rt, &spec, false)
+	if err == nil && inBox && spec.Labels[api.LabelSandbox] == "" {
+		var box string
+		if box, err = r.boxTask(ctx, spec.Name); err == nil {
+			spec.Network, spec.Labels[api.LabelSandbox] = "container:"+box, box
+		} else {
+			r.releaseNetwork(ctx, spec.Name)
+		}
+	}
+	if err != nil {
 		r.removeTaskVolumes(context.WithoutCancel(ctx), spec.Name)
 		r.hold(spec.Name, false)
 		return err
@@ -201,7 +237,7 @@ func (r *Runtime) PrepareIn(ctx context.Context, rt api.RunTask, mode string, rd
 	if extract != "" {
 		extract = filepath.Join(in.ckDir, checkpointName)
 	}
-	im, err := r.c.ImportState(ctx, id, rd, vols, extract)
+	im, err := r.c.ImportState(ctx, id, br, vols, extract)
 	if err != nil {
 		return err
 	}
@@ -216,6 +252,14 @@ func (r *Runtime) PrepareIn(ctx context.Context, rt api.RunTask, mode string, rd
 	r.incoming[spec.Name] = in
 	r.mu.Unlock()
 	return nil
+}
+
+// startsInSandbox tells whether the state stream in br starts with
+// sandboxEntry, leaving br where it was.
+func startsInSandbox(br *bufio.Reader) bool {
+	b, _ := br.Peek(512) // a tar header's block
+	h, err := tar.NewReader(bytes.NewReader(b)).Next()
+	return err == nil && path.Clean(h.Name) == sandboxEntry
 }
 
 func (r *Runtime) takeIncoming(task string) *incoming {

@@ -61,6 +61,14 @@ import (
 // itself). A sandbox that cannot be made (the image is missing, or has no
 // sleep) turns sandboxes off for the runtime, said once in the log; a
 // task whose sandbox is gone runs on its network as any other.
+//
+// A task moved here from another worker runs on a pooled network without
+// a sandbox (its RunTask is not Alone), except one moved live out of a
+// sandbox: runc hands CRIU a network namespace given by path as an
+// external one, which the checkpoint leaves out and which only a
+// namespace handed to the restore can stand for. Such a task is restored
+// in a sandbox here too: an idle network's, or one started for it on the
+// network it claims (boxTask; see PrepareIn).
 
 // poolPrefix starts the names of pooled networks, sandboxPrefix those of
 // sandboxes.
@@ -502,6 +510,28 @@ func (r *Runtime) makeSandbox(ctx context.Context, n string) (string, error) {
 		return "", fmt.Errorf("engine: sandbox on %s: %w", n, err)
 	}
 	return name, nil
+}
+
+// boxTask starts a sandbox for task on its pooled network, for a task that
+// must run in one (a checkpoint taken in a sandbox: see PrepareIn), and
+// returns it; it goes as the sandbox of a task that claimed one does.
+func (r *Runtime) boxTask(ctx context.Context, task string) (string, error) {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
+	p := &r.pool
+	if b := p.taskBox[task]; b != "" {
+		return b, nil
+	}
+	n := p.byTask[task]
+	if n == "" {
+		return "", fmt.Errorf("engine: sandbox for %s: it has no pooled network here", task)
+	}
+	box, err := r.makeSandbox(ctx, n)
+	if err != nil {
+		return "", err
+	}
+	p.taskBox[task] = box
+	return box, nil
 }
 
 // removeSandbox removes a sandbox (killing its sleep).

@@ -19,13 +19,21 @@ import (
 
 // A task's state, as it moves between hosts, is one tar stream:
 //
+//	sandbox          (empty) a live move's checkpoint was taken in a sandbox
+//	                 (see MoveOut)
 //	fs/<path>        what the container added or changed in its filesystem
 //	                 (ContainerDiff, then CopyFromContainer of each path)
 //	deleted          the paths it deleted, one a line
 //	volumes/<name>/… the contents of its named volumes (see ExportVolume)
 //	checkpoint/…     a CRIU checkpoint's files, for a live move
 //
-// in that order. ExportState writes it, ImportState reads it back.
+// in that order. ExportState writes it, ImportState reads it back
+// (skipping sandbox, which Runtime.MoveOut writes and Runtime.PrepareIn
+// reads).
+
+// sandboxEntry is the stream's first entry when the task was checkpointed
+// in a sandbox.
+const sandboxEntry = "sandbox"
 
 // Exported describes what ExportState wrote.
 type Exported struct {
@@ -183,6 +191,9 @@ func (c *Client) ImportState(ctx context.Context, id string, r io.Reader, volume
 	var im Imported
 	tr := tar.NewReader(bufio.NewReader(r))
 	h, err := tr.Next()
+	if err == nil && path.Clean(h.Name) == sandboxEntry {
+		h, err = tr.Next()
+	}
 	// The fs/ and volumes/ parts go to the engine as one archive rooted at
 	// "/", rewritten on the fly; the rest is handled here.
 	pr, pw := io.Pipe()

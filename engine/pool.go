@@ -534,9 +534,11 @@ func (r *Runtime) boxTask(ctx context.Context, task string) (string, error) {
 	return box, nil
 }
 
-// removeSandbox removes a sandbox (killing its sleep).
+// removeSandbox removes a sandbox (killing its sleep). A conflict is
+// another removal of it under way (a task's end and the worker's stop can
+// meet), which is the answer.
 func (r *Runtime) removeSandbox(ctx context.Context, name string) {
-	if err := r.c.Remove(ctx, name, true); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := r.c.Remove(ctx, name, true); err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) {
 		r.Log.Warn("removing a sandbox", "sandbox", name, "err", err)
 	}
 }

@@ -285,7 +285,9 @@ func (s *Service) Heartbeat(ctx context.Context, hb api.Heartbeat) (api.Heartbea
 	if back {
 		s.cameUp[hb.Node] = true
 	}
-	s.reports[hb.Node] = Report{Read: now, Running: running}
+	// The report is as old as the heartbeat: one that waited in a queue
+	// must not confirm missing a task placed after it was made.
+	s.reports[hb.Node] = Report{Read: s.table.SentAt(hb.Node, now, sent), Running: running}
 	reply := api.HeartbeatReply{Stop: s.stops[hb.Node]}
 	delete(s.stops, hb.Node)
 	ratio := 0.0

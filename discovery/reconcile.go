@@ -33,7 +33,9 @@ type Placement struct {
 	Attempt int // the job's restart count
 }
 
-// Report is the latest task list of one worker and when it was read.
+// Report is the latest task list of one worker and when the worker made
+// it, on discovery's clock (Table.SentAt: a report delivered late is as
+// old as when it was sent, not as when it was read).
 type Report struct {
 	Read    float64
 	Running []api.HeldTask

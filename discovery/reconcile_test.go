@@ -227,3 +227,41 @@ func TestRegisteredWorkerThatNeverBeatsGoesDown(t *testing.T) {
 	putWorker(t, e.st, "w1", api.WorkerReady)
 	apitest.Eventually(t, wait, down)
 }
+
+// A worker's report is as old as the moment the worker made it: reports
+// made before a task was placed there, delivered late (a busy process),
+// do not confirm the task missing, however many passes see them; a report
+// made after the suspicion does. Found by CI under load: a task moved to a
+// simulated worker was failed as lost a few seconds after its move.
+func TestServiceLateReportsDoNotLoseTasks(t *testing.T) {
+	cfg := fastConfig()
+	cfg.ReconcileInterval = 20 * time.Millisecond
+	e := start(t, cfg, func(st *store.SQLite) {
+		putWorker(t, st, "w1", api.WorkerReady)
+		putWorker(t, st, "w2", api.WorkerReady)
+		putJob(t, st, "moved", "w1", api.Running) // placed on w1 after its late reports were made
+		putJob(t, st, "gone", "w2", api.Running)  // w2 lost it: shows the passes run
+	})
+	ctx := context.Background()
+	nowSec := func() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+	beat := func(node string, sent float64) {
+		t.Helper()
+		if _, err := e.svc.Heartbeat(ctx, api.Heartbeat{Node: node, Time: sent, Cores: 4}); err != nil {
+			t.Fatalf("Heartbeat: %v", err)
+		}
+	}
+	made := nowSec() // w1's reports, all made now, without moved_task1
+	beat("w1", made)
+	apitest.Eventually(t, wait, func() error {
+		beat("w1", made) // delivered late
+		beat("w2", nowSec())
+		return jobIs(e.st, "gone", api.Failed)()
+	})
+	if err := jobIs(e.st, "moved", api.Running)(); err != nil {
+		t.Fatalf("after the passes that found gone_task1 lost: %v (reports made before moved_task1 was placed confirmed it missing)", err)
+	}
+	apitest.Eventually(t, wait, func() error {
+		beat("w1", nowSec())
+		return jobIs(e.st, "moved", api.Failed)()
+	})
+}

@@ -49,14 +49,13 @@ func (t *Table) Observe(node string, now float64) (up bool) {
 // ObserveSent records a heartbeat from node read at now and sent at sent
 // on the node's clock (0: unknown, taken as now).
 func (t *Table) ObserveSent(node string, now, sent float64) (up bool) {
-	at := now
 	if sent > 0 {
 		d := now - sent
 		if off, ok := t.offset[node]; !ok || d < off {
 			t.offset[node] = d
 		}
-		at = min(now, sent+t.offset[node])
 	}
+	at := t.SentAt(node, now, sent)
 	prev, known := t.last[node]
 	t.last[node] = max(prev, at)
 	if !known || t.down[node] {
@@ -64,6 +63,19 @@ func (t *Table) ObserveSent(node string, now, sent float64) (up bool) {
 		return true
 	}
 	return false
+}
+
+// SentAt returns when a heartbeat from node, read at now and sent at sent
+// on the node's clock (0: unknown), was sent, on the observer's clock: the
+// sending time moved by the smallest delay seen from the node so far
+// (clock offset and transit together), and never after now. A message that
+// waited in a queue is as old as when it was sent; ObserveSent first.
+func (t *Table) SentAt(node string, now, sent float64) float64 {
+	off, ok := t.offset[node]
+	if sent <= 0 || !ok {
+		return now
+	}
+	return min(now, sent+off)
 }
 
 // Expired returns the nodes that went silent for longer than the grace

@@ -703,7 +703,10 @@ func (c *cluster) moveSandboxed(t *testing.T, mode string) {
 	// It counts 5 a second from the count on its filesystem, and notes each
 	// start of its command: a live move goes on in the same process (one
 	// start), a cold one starts the command again on the moved files (two).
-	j := apitest.Job(name, 1, 1, `sh -c 'echo start >> /starts; i=$(cat /count 2>/dev/null || echo 0); while true; do i=$((i+1)); echo $i > /count; sleep 0.2; done'`)
+	// The count is replaced by a rename: a cold move freezes the task at
+	// any instruction, and one between a write's truncation and its data
+	// would move an empty count (the command would then start from 0).
+	j := apitest.Job(name, 1, 1, `sh -c 'echo start >> /starts; i=$(cat /count 2>/dev/null || echo 0); while true; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; sleep 0.2; done'`)
 	j.Info.Network.Driver = "" // auto: a local bridge on one worker
 	if err := c.fe.SubmitJob(ctx, j); err != nil {
 		t.Fatal(err)

@@ -848,7 +848,21 @@ func (l *loop) park(m outMsg) {
 	l.backlog = append(l.backlog, m)
 }
 
-func (l *loop) write(m outMsg) error {
+func (l *loop) write(m outMsg) (err error) {
+	// A request counts as sent (for failSent) from before the write: its
+	// peer can answer, or go away, before the write returns, and a
+	// disconnect read in between must end it. One whose write fails is
+	// not sent after all.
+	if m.id != 0 {
+		if c := l.lookup(m.id); c != nil {
+			c.sent.Store(true)
+			defer func() {
+				if err != nil {
+					c.sent.Store(false)
+				}
+			}()
+		}
+	}
 	if l.router {
 		route := m.to
 		if r, ok := l.carriers[m.to]; ok {
@@ -857,10 +871,10 @@ func (l *loop) write(m outMsg) error {
 		if l.hijacked[route] {
 			return errHijacked
 		}
-		_, err := l.sock.SendMessageDontwait(route, m.env)
+		_, err = l.sock.SendMessageDontwait(route, m.env)
 		return err
 	}
-	_, err := l.sock.SendBytes(m.env, zmq.DONTWAIT)
+	_, err = l.sock.SendBytes(m.env, zmq.DONTWAIT)
 	return err
 }
 
@@ -868,11 +882,6 @@ func (l *loop) write(m outMsg) error {
 func (l *loop) wrote(m outMsg, err error) {
 	switch {
 	case err == nil:
-		if m.id != 0 {
-			if c := l.lookup(m.id); c != nil {
-				c.sent.Store(true)
-			}
-		}
 		return
 	case errors.Is(err, errHijacked):
 		err = fmt.Errorf("%w: %q: %w", ErrUnknownPeer, m.to, err)

@@ -53,8 +53,9 @@ const (
 // RSwarm before or by the original, are moved under their key once, when
 // OpenMongo first opens the database: see migrateKeys.
 //
-// Updates are optimistic: a document is read, changed and replaced only if
-// its _rev is still the one read, else read again. Within one process,
+// Updates are optimistic: a document is read (or taken as this process
+// last wrote it), changed and replaced only if its _rev is still the one
+// read, else read again. Within one process,
 // updates of the same record also queue on a lock, so goroutines do not
 // spin on each other's conflicts. (The lock also keeps updates from one
 // process safe on FerretDB v1, which does not apply a replace's filter
@@ -63,6 +64,9 @@ const (
 type Mongo struct {
 	client                *mongo.Client
 	jobs, workers, usages *mongo.Collection
+
+	// jobDocs and workerDocs start updates without a read: see replace.
+	jobDocs, workerDocs *docCache
 
 	// idOnly is set when the server pushes down a filter on _id alone but
 	// not one on _id and _rev (FerretDB v1): see writeIfUnchanged.
@@ -94,14 +98,16 @@ func OpenMongo(ctx context.Context, uri, database string) (*Mongo, error) {
 	}
 	db := client.Database(database)
 	m := &Mongo{
-		client:    client,
-		jobs:      db.Collection(jobsCollection),
-		workers:   db.Collection(workersCollection),
-		usages:    db.Collection(usageCollection),
-		counters:  db.Collection("counters"),
-		changes:   db.Collection(changesCollection),
-		feed:      newFeed(),
-		initTimes: map[string]float64{},
+		client:     client,
+		jobs:       db.Collection(jobsCollection),
+		workers:    db.Collection(workersCollection),
+		usages:     db.Collection(usageCollection),
+		counters:   db.Collection("counters"),
+		changes:    db.Collection(changesCollection),
+		feed:       newFeed(),
+		jobDocs:    newDocCache(docCacheEntries),
+		workerDocs: newDocCache(docCacheEntries),
+		initTimes:  map[string]float64{},
 	}
 	if err := m.open(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
@@ -339,18 +345,29 @@ func (m *Mongo) writeIfUnchanged(ctx context.Context, c *mongo.Collection, id st
 
 // replace is the optimistic read-modify-write loop of UpdateJob and
 // UpdateWorker: read c's document id, decode it, apply fn, encode and
-// replace it if its _rev is unchanged; else start again.
-func replace[T any](ctx context.Context, m *Mongo, c *mongo.Collection, id string, fn func(*T) error, encode func(*T) (bson.D, error)) (*T, error) {
+// replace it if its _rev is unchanged; else start again. It starts from the
+// document in cache, the last this process read or wrote, if there is one
+// (each read costs FerretDB v1 a pass over the collection's rows): the
+// _rev check finds out if another process wrote it since, and fn's refusal
+// of it is only believed of a document just read.
+func replace[T any](ctx context.Context, m *Mongo, c *mongo.Collection, cache *docCache, id string, fn func(*T) error, encode func(*T) (bson.D, error)) (*T, error) {
 	for {
-		d, err := findDoc(ctx, c, id)
-		if err != nil {
-			return nil, err
+		d, cached := cache.get(id)
+		if !cached {
+			var err error
+			if d, err = findDoc(ctx, c, id); err != nil {
+				return nil, err
+			}
 		}
 		v := new(T)
 		if err := fromDoc(d, v); err != nil {
 			return nil, fmt.Errorf("decode: %w", err)
 		}
 		if err := fn(v); err != nil {
+			if cached {
+				cache.drop(id)
+				continue
+			}
 			return nil, fnError{err}
 		}
 		nd, err := encode(v)
@@ -358,18 +375,64 @@ func replace[T any](ctx context.Context, m *Mongo, c *mongo.Collection, id strin
 			return nil, err
 		}
 		rev, next := revOf(d)
-		ok, err := m.writeIfUnchanged(ctx, c, id, rev, keyed(id, append(nd, bson.E{Key: revField, Value: next})))
+		nd = keyed(id, append(nd, bson.E{Key: revField, Value: next}))
+		ok, err := m.writeIfUnchanged(ctx, c, id, rev, nd)
 		if err != nil {
+			cache.drop(id)
 			return nil, err
 		}
 		if ok {
+			cache.put(id, nd)
 			return v, nil
 		}
+		cache.drop(id)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		// Another writer replaced it in between: read it again.
 	}
+}
+
+// docCache holds the last document this process read or wrote of each
+// record of a collection, for replace. At most max: past it, it forgets
+// about half.
+type docCache struct {
+	mu  sync.Mutex
+	m   map[string]bson.D
+	max int
+}
+
+// docCacheEntries bounds each cache: a few thousand live jobs or workers.
+const docCacheEntries = 4096
+
+func newDocCache(max int) *docCache { return &docCache{m: map[string]bson.D{}, max: max} }
+
+func (c *docCache) get(id string) (bson.D, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[id]
+	return d, ok
+}
+
+// put remembers d, which the cache now owns and nobody changes.
+func (c *docCache) put(id string, d bson.D) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k := range c.m { // map order is random enough to spread the loss
+			delete(c.m, k)
+			if len(c.m) < c.max/2 {
+				break
+			}
+		}
+	}
+	c.m[id] = d
+}
+
+func (c *docCache) drop(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
 }
 
 // jobDoc encodes a job with its _nodes and a new _seq (without _rev), and
@@ -439,7 +502,7 @@ func (m *Mongo) UpdateJob(ctx context.Context, name string, fn func(*api.Job) er
 func (m *Mongo) updateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error) {
 	defer m.lock("job", name)()
 	var seq int64 // the number of the last attempt
-	j, err := replace(ctx, m, m.jobs, name, fn, func(j *api.Job) (bson.D, error) {
+	j, err := replace(ctx, m, m.jobs, m.jobDocs, name, fn, func(j *api.Job) (bson.D, error) {
 		if j.Name != name {
 			return nil, errRenamed
 		}
@@ -533,6 +596,7 @@ func (m *Mongo) CountJobs(ctx context.Context, f JobFilter) (int, error) {
 
 // DeleteJob implements Store.
 func (m *Mongo) DeleteJob(ctx context.Context, name string) error {
+	m.jobDocs.drop(name)
 	res, err := m.jobs.DeleteOne(ctx, byID(name))
 	if err == nil && res.DeletedCount == 0 {
 		err = ErrNotFound
@@ -553,7 +617,7 @@ func (m *Mongo) PutWorker(ctx context.Context, w *api.Worker) error {
 	for {
 		// Replace the current document, if any, through the _rev check, so
 		// that an UpdateWorker in flight elsewhere does not overwrite this.
-		_, err := replace(ctx, m, m.workers, w.ID, func(*api.Worker) error { return nil }, encode)
+		_, err := replace(ctx, m, m.workers, m.workerDocs, w.ID, func(*api.Worker) error { return nil }, encode)
 		if !errors.Is(err, ErrNotFound) {
 			return wrapNonNil("store: put worker "+w.ID, err)
 		}
@@ -600,7 +664,7 @@ func (m *Mongo) UpdateWorker(ctx context.Context, id string, fn func(*api.Worker
 
 func (m *Mongo) updateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error) {
 	defer m.lock("worker", id)()
-	return replace(ctx, m, m.workers, id, fn, func(w *api.Worker) (bson.D, error) {
+	return replace(ctx, m, m.workers, m.workerDocs, id, fn, func(w *api.Worker) (bson.D, error) {
 		if w.ID != id {
 			return nil, errRenamed
 		}
@@ -636,6 +700,7 @@ func (m *Mongo) ListWorkers(ctx context.Context) ([]*api.Worker, error) {
 
 // DeleteWorker implements Store.
 func (m *Mongo) DeleteWorker(ctx context.Context, id string) error {
+	m.workerDocs.drop(id)
 	res, err := m.workers.DeleteOne(ctx, byID(id))
 	if err == nil && res.DeletedCount == 0 {
 		err = ErrNotFound

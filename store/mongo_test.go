@@ -568,3 +568,47 @@ func TestMongoFeedPending(t *testing.T) {
 		t.Fatalf("feed once the write was given up = %v, %v; want [second]", jobNames(jobs), err)
 	}
 }
+
+// TestMongoStaleCache: an update starts from the document this process
+// last wrote; another process's write since must be seen, whether fn
+// would accept the old document or refuse it, and so must its delete.
+func TestMongoStaleCache(t *testing.T) {
+	f := newFerret(t)
+	ctx := t.Context()
+	a := f.open(t, "")
+	b := f.open(t, a.jobs.Database().Name())
+	mustCreate(t, a, apitest.Job("x", 1, 1, "true"), apitest.Job("y", 1, 1, "true"))
+	for _, name := range []string{"x", "y"} {
+		if _, err := a.UpdateJob(ctx, name, func(j *api.Job) error { j.Priority = 1; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := a.jobDocs.get(name); !ok {
+			t.Fatalf("%s's document not kept after an update", name)
+		}
+		if _, err := b.UpdateJob(ctx, name, func(j *api.Job) error { j.Priority = 2; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// fn refuses what a last wrote, and accepts what b wrote since.
+	got, err := a.UpdateJob(ctx, "x", func(j *api.Job) error {
+		if j.Priority != 2 {
+			return errors.New("priority is not 2")
+		}
+		j.Priority = 3
+		return nil
+	})
+	if err != nil || got.Priority != 3 {
+		t.Fatalf("update of a job another process changed = %v, %v; want priority 3", got, err)
+	}
+	// fn accepts either: the write must still start from b's.
+	got, err = a.UpdateJob(ctx, "y", appendLog("a"))
+	if err != nil || got.Priority != 2 || mustGet(t, b, "y").Priority != 2 {
+		t.Fatalf("update of a job another process changed = %v, %v; want b's priority 2 kept", got, err)
+	}
+	if err := b.DeleteJob(ctx, "y"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UpdateJob(ctx, "y", appendLog("a")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of a job another process deleted: err = %v, want ErrNotFound", err)
+	}
+}

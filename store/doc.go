@@ -12,9 +12,14 @@
 //     RESTfulSwarm's collections and document layout (jobs, WorkersInfo,
 //     WorkersResourceInfo), with an optimistic revision number (_rev) on each
 //     job and worker document so that concurrent updates retry instead of
-//     overwriting each other. One difference: utilisation samples are
-//     written as {offset, ratio} documents rather than the original's
-//     [offset, ratio] pairs, which FerretDB cannot store (both are read).
+//     overwriting each other. Each document's _id is its record's name
+//     (job_name, hostname), so that FerretDB v1 finds it without decoding
+//     the collection; documents keyed otherwise are moved under their name
+//     once. One difference: utilisation samples are written as {offset,
+//     ratio} documents rather than the original's [offset, ratio] pairs,
+//     which FerretDB cannot store (both are read). The change feed has a
+//     collection of its own, changes, with the recent writes' numbers and
+//     job names.
 //
 // Jobs are stored one row or document per job, keyed by name; no
 // client-chosen name ever becomes a table, collection or file name.

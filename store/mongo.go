@@ -39,21 +39,48 @@ const (
 // Mongo is the Store for control planes that span machines, in the
 // original RESTfulSwarm's collections and document layout.
 //
-// Updates are optimistic: a document is read, changed and replaced only if
-// its _rev is still the one read, else read again. Within one process,
+// Every document's _id is its record's key: a job's is its job_name, a
+// worker's and a usage document's its hostname (the fields themselves stay,
+// as the original has them). Every read, write and delete of one record
+// therefore filters on _id alone, which is the one filter FerretDB v1's
+// SQLite backend hands to SQLite (a string or ObjectID _id, and no other
+// field: internal/backends/sqlite/collection.go); any other filter makes it
+// decode every document of the collection into Go values, which cost it
+// most of its time. (SQLite still reads every row for it, extracting _id
+// from the JSON, since FerretDB's own index on _id is on another
+// expression; but among 3,000 jobs a read by _id took 4-5 ms, a read by
+// status 1.5-2 s.) Documents keyed otherwise, by
+// RSwarm before or by the original, are moved under their key once, when
+// OpenMongo first opens the database: see migrateKeys.
+//
+// Updates are optimistic: a document is read (or taken as this process
+// last wrote it), changed and replaced only if its _rev is still the one
+// read, else read again. Within one process,
 // updates of the same record also queue on a lock, so goroutines do not
 // spin on each other's conflicts. (The lock also keeps updates from one
 // process safe on FerretDB v1, which does not apply a replace's filter
-// atomically; across processes only a real MongoDB server is safe.)
+// atomically, and on which the _rev check is a read before the replace:
+// see writeIfUnchanged. Across processes only a real MongoDB server is safe.)
 type Mongo struct {
 	client                *mongo.Client
 	jobs, workers, usages *mongo.Collection
+
+	// jobDocs and workerDocs start updates without a read: see replace.
+	jobDocs, workerDocs *docCache
+
+	// idOnly is set when the server pushes down a filter on _id alone but
+	// not one on _id and _rev (FerretDB v1): see writeIfUnchanged.
+	idOnly bool
+	// migrated counts the documents OpenMongo moved under their key.
+	migrated int
 
 	locks [64]sync.Mutex
 
 	seqMu     sync.Mutex // one sequence number at a time from this process
 	counters  *mongo.Collection
-	mu        sync.Mutex
+	changes   *mongo.Collection
+	mu        sync.Mutex         // guards what follows
+	feed      feed               // see mongofeed.go
 	initTimes map[string]float64 // cache: a node's init_time never changes once set
 }
 
@@ -71,18 +98,60 @@ func OpenMongo(ctx context.Context, uri, database string) (*Mongo, error) {
 	}
 	db := client.Database(database)
 	m := &Mongo{
-		client:    client,
-		jobs:      db.Collection(jobsCollection),
-		workers:   db.Collection(workersCollection),
-		usages:    db.Collection(usageCollection),
-		counters:  db.Collection("counters"),
-		initTimes: map[string]float64{},
+		client:     client,
+		jobs:       db.Collection(jobsCollection),
+		workers:    db.Collection(workersCollection),
+		usages:     db.Collection(usageCollection),
+		counters:   db.Collection("counters"),
+		changes:    db.Collection(changesCollection),
+		feed:       newFeed(),
+		jobDocs:    newDocCache(docCacheEntries),
+		workerDocs: newDocCache(docCacheEntries),
+		initTimes:  map[string]float64{},
 	}
-	if err := m.createIndexes(ctx); err != nil {
+	if err := m.open(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("store: open mongodb database %s: %w", database, err)
 	}
 	return m, nil
+}
+
+// open moves old documents under their key, creates the indexes and asks
+// the server what it pushes down.
+func (m *Mongo) open(ctx context.Context) error {
+	n, err := m.migrateKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("move documents under their key: %w", err)
+	}
+	m.migrated = n
+	if err := m.createIndexes(ctx); err != nil {
+		return err
+	}
+	if m.idOnly, err = pushesDownIDOnly(ctx, m.jobs); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Migrated returns how many documents written under another _id (by an
+// older RSwarm, or by the original) OpenMongo moved under their key.
+func (m *Mongo) Migrated() int { return m.migrated }
+
+// pushesDownIDOnly asks the server, through explain, whether it filters
+// {_id, _rev} itself. FerretDB v1 answers with its own filterPushdown
+// field, false for any filter but one on _id alone; MongoDB has no such
+// field, and uses its _id index for either.
+func pushesDownIDOnly(ctx context.Context, c *mongo.Collection) (bool, error) {
+	var res bson.M
+	err := c.Database().RunCommand(ctx, bson.D{
+		{Key: "explain", Value: bson.D{{Key: "find", Value: c.Name()}, {Key: "filter", Value: bson.D{{Key: "_id", Value: ""}, {Key: revField, Value: int64(0)}}}}},
+		{Key: "verbosity", Value: "queryPlanner"},
+	}).Decode(&res)
+	if err != nil {
+		return false, fmt.Errorf("explain a find by _id and _rev: %w", err)
+	}
+	pushed, ok := res["filterPushdown"].(bool)
+	return ok && !pushed, nil
 }
 
 // index is an index on fields, ascending.
@@ -115,16 +184,14 @@ func (m *Mongo) createIndexes(ctx context.Context) error {
 		coll    *mongo.Collection
 		indexes []index
 	}{
+		// job_name and hostname need none: they are the _id.
 		{m.jobs, []index{
-			{true, []string{"job_name"}},
 			{false, []string{"status"}},
 			{false, []string{"session"}},
 			{false, []string{nodesField}},
 			{false, []string{"submit_time", "job_name"}},
 			{false, []string{seqField}},
 		}},
-		{m.workers, []index{{true, []string{"hostname"}}}},
-		{m.usages, []index{{true, []string{"hostname"}}}},
 	} {
 		specs, err := c.coll.Indexes().ListSpecifications(ctx)
 		if err != nil {
@@ -177,27 +244,34 @@ func fromDoc(d bson.D, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// revOf returns a document's _id and a filter matching it only while its
-// _rev is unchanged, and its next _rev.
-func revOf(d bson.D) (filter bson.M, next int64) {
-	filter = bson.M{revField: bson.M{"$exists": false}} // a document no RSwarm wrote
+// revOf returns a document's _rev (nil when it has none: a document the
+// original wrote) and the _rev its next version gets.
+func revOf(d bson.D) (rev any, next int64) {
 	for _, e := range d {
-		switch e.Key {
-		case "_id":
-			filter["_id"] = e.Value
-		case revField:
-			switch r := e.Value.(type) {
-			case int64:
-				next = r
-			case int32:
-				next = int64(r)
-			case float64:
-				next = int64(r)
-			}
-			filter[revField] = e.Value
+		if e.Key == revField {
+			return e.Value, asInt(e.Value) + 1
 		}
 	}
-	return filter, next + 1
+	return nil, 1
+}
+
+// asInt returns a number (a _rev, a _seq) as an int64, whatever type the
+// server kept it in.
+func asInt(v any) int64 {
+	switch r := v.(type) {
+	case int64:
+		return r
+	case int32:
+		return int64(r)
+	case float64:
+		return int64(r)
+	}
+	return 0
+}
+
+// sameRev reports whether two _rev values (as revOf returns them) are equal.
+func sameRev(a, b any) bool {
+	return (a == nil) == (b == nil) && asInt(a) == asInt(b)
 }
 
 // lock serialises this process's updates of one record.
@@ -211,44 +285,107 @@ func (m *Mongo) lock(kind, key string) (unlock func()) {
 	return mu.Unlock
 }
 
-// findDoc returns the document of c whose field key equals id, or ErrNotFound.
-func findDoc(ctx context.Context, c *mongo.Collection, key, id string) (bson.D, error) {
+// byID is the filter selecting the document whose _id is id: the only one
+// FerretDB v1 does not answer by decoding the whole collection.
+func byID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
+
+// findDoc returns c's document whose _id is id, or ErrNotFound.
+func findDoc(ctx context.Context, c *mongo.Collection, id string, opts ...options.Lister[options.FindOneOptions]) (bson.D, error) {
 	var d bson.D
-	err := c.FindOne(ctx, bson.M{key: id}).Decode(&d)
+	err := c.FindOne(ctx, byID(id), opts...).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound
 	}
 	return d, err
 }
 
-// replace is the optimistic read-modify-write loop of UpdateJob and
-// UpdateWorker: read the document whose key field equals id, decode it,
-// apply fn, encode and replace it if its _rev is unchanged; else start again.
-func replace[T any](ctx context.Context, c *mongo.Collection, key, id string, fn func(*T) error, encode func(*T) (bson.D, error)) (*T, error) {
-	for {
-		d, err := findDoc(ctx, c, key, id)
+// keyed returns d with _id set to id, first.
+func keyed(id string, d bson.D) bson.D {
+	out := make(bson.D, 0, len(d)+1)
+	out = append(out, bson.E{Key: "_id", Value: id})
+	for _, e := range d {
+		if e.Key != "_id" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// writeIfUnchanged replaces c's document id with d if its _rev is still
+// rev, and reports whether it did. MongoDB does both in one step. On a
+// server that would answer the filter {_id, _rev} by reading the whole
+// collection (m.idOnly), it reads the document's _rev by _id, then
+// replaces by _id: a write from another process between the two is lost,
+// a window of one round trip (FerretDB v1 has one of its own between its
+// read and its write in any case).
+func (m *Mongo) writeIfUnchanged(ctx context.Context, c *mongo.Collection, id string, rev any, d bson.D) (bool, error) {
+	filter := byID(id)
+	if m.idOnly {
+		cur, err := findDoc(ctx, c, id, options.FindOne().SetProjection(bson.D{{Key: revField, Value: 1}}))
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
 		if err != nil {
-			return nil, err
+			return false, err
+		}
+		if now, _ := revOf(cur); !sameRev(now, rev) {
+			return false, nil
+		}
+	} else if rev == nil {
+		filter = append(filter, bson.E{Key: revField, Value: bson.D{{Key: "$exists", Value: false}}})
+	} else {
+		filter = append(filter, bson.E{Key: revField, Value: rev})
+	}
+	res, err := c.ReplaceOne(ctx, filter, d)
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount > 0, nil
+}
+
+// replace is the optimistic read-modify-write loop of UpdateJob and
+// UpdateWorker: read c's document id, decode it, apply fn, encode and
+// replace it if its _rev is unchanged; else start again. It starts from the
+// document in cache, the last this process read or wrote, if there is one
+// (each read costs FerretDB v1 a pass over the collection's rows): the
+// _rev check finds out if another process wrote it since, and fn's refusal
+// of it is only believed of a document just read.
+func replace[T any](ctx context.Context, m *Mongo, c *mongo.Collection, cache *docCache, id string, fn func(*T) error, encode func(*T) (bson.D, error)) (*T, error) {
+	for {
+		d, cached := cache.get(id)
+		if !cached {
+			var err error
+			if d, err = findDoc(ctx, c, id); err != nil {
+				return nil, err
+			}
 		}
 		v := new(T)
 		if err := fromDoc(d, v); err != nil {
 			return nil, fmt.Errorf("decode: %w", err)
 		}
 		if err := fn(v); err != nil {
+			if cached {
+				cache.drop(id)
+				continue
+			}
 			return nil, fnError{err}
 		}
 		nd, err := encode(v)
 		if err != nil {
 			return nil, err
 		}
-		filter, next := revOf(d)
-		res, err := c.ReplaceOne(ctx, filter, append(nd, bson.E{Key: revField, Value: next}))
+		rev, next := revOf(d)
+		nd = keyed(id, append(nd, bson.E{Key: revField, Value: next}))
+		ok, err := m.writeIfUnchanged(ctx, c, id, rev, nd)
 		if err != nil {
+			cache.drop(id)
 			return nil, err
 		}
-		if res.MatchedCount > 0 {
+		if ok {
+			cache.put(id, nd)
 			return v, nil
 		}
+		cache.drop(id)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -256,11 +393,54 @@ func replace[T any](ctx context.Context, c *mongo.Collection, key, id string, fn
 	}
 }
 
-// jobDoc encodes a job with its _nodes and a new _seq (without _rev).
-func (m *Mongo) jobDoc(ctx context.Context, j *api.Job) (bson.D, error) {
+// docCache holds the last document this process read or wrote of each
+// record of a collection, for replace. At most max: past it, it forgets
+// about half.
+type docCache struct {
+	mu  sync.Mutex
+	m   map[string]bson.D
+	max int
+}
+
+// docCacheEntries bounds each cache: a few thousand live jobs or workers.
+const docCacheEntries = 4096
+
+func newDocCache(max int) *docCache { return &docCache{m: map[string]bson.D{}, max: max} }
+
+func (c *docCache) get(id string) (bson.D, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.m[id]
+	return d, ok
+}
+
+// put remembers d, which the cache now owns and nobody changes.
+func (c *docCache) put(id string, d bson.D) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k := range c.m { // map order is random enough to spread the loss
+			delete(c.m, k)
+			if len(c.m) < c.max/2 {
+				break
+			}
+		}
+	}
+	c.m[id] = d
+}
+
+func (c *docCache) drop(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}
+
+// jobDoc encodes a job with its _nodes and a new _seq (without _rev), and
+// returns that number, which the caller logs or abandons.
+func (m *Mongo) jobDoc(ctx context.Context, j *api.Job) (bson.D, int64, error) {
 	d, err := toDoc(j)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	nodes := jobNodes(j)
 	if nodes == nil {
@@ -268,72 +448,9 @@ func (m *Mongo) jobDoc(ctx context.Context, j *api.Job) (bson.D, error) {
 	}
 	seq, err := m.nextSeq(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return append(d, bson.E{Key: nodesField, Value: nodes}, bson.E{Key: seqField, Value: seq}), nil
-}
-
-// nextSeq takes the next job write number from the counters collection.
-func (m *Mongo) nextSeq(ctx context.Context) (int64, error) {
-	m.seqMu.Lock()
-	defer m.seqMu.Unlock()
-	var doc struct {
-		Seq int64 `bson:"seq"`
-	}
-	err := m.counters.FindOneAndUpdate(ctx, bson.M{"_id": "jobs"}, bson.M{"$inc": bson.M{"seq": int64(1)}},
-		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&doc)
-	if err != nil {
-		return 0, fmt.Errorf("next job sequence number: %w", err)
-	}
-	return doc.Seq, nil
-}
-
-// JobsChangedSince returns the jobs written after sequence number after,
-// in write order, and the number to ask from next time; with after < 0
-// only the head. Across processes a write may land just after a later
-// number was read (numbers are taken before the write), so a reader can
-// miss it; within one process the order holds.
-func (m *Mongo) JobsChangedSince(ctx context.Context, after int64, limit int) ([]*api.Job, int64, error) {
-	if after < 0 {
-		var doc struct {
-			Seq int64 `bson:"seq"`
-		}
-		err := m.counters.FindOne(ctx, bson.M{"_id": "jobs"}).Decode(&doc)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, 0, nil
-		}
-		return nil, doc.Seq, err
-	}
-	if limit <= 0 {
-		limit = 1000
-	}
-	cur, err := m.jobs.Find(ctx, bson.M{seqField: bson.M{"$gt": after}},
-		options.Find().SetSort(bson.D{{Key: seqField, Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, after, fmt.Errorf("jobs changed since %d: %w", after, err)
-	}
-	defer cur.Close(ctx)
-	var out []*api.Job
-	next := after
-	for cur.Next(ctx) {
-		var d bson.D
-		if err := cur.Decode(&d); err != nil {
-			return nil, after, err
-		}
-		for _, e := range d {
-			if e.Key == seqField {
-				if v, ok := e.Value.(int64); ok {
-					next = v
-				}
-			}
-		}
-		j := new(api.Job)
-		if err := fromDoc(d, j); err != nil {
-			return nil, after, err
-		}
-		out = append(out, j)
-	}
-	return out, next, cur.Err()
+	return append(d, bson.E{Key: nodesField, Value: nodes}, bson.E{Key: seqField, Value: seq}), seq, nil
 }
 
 // CreateJob implements Store.
@@ -341,13 +458,18 @@ func (m *Mongo) CreateJob(ctx context.Context, j *api.Job) error {
 	if j.Name == "" {
 		return errors.New("store: create job: empty job_name")
 	}
-	d, err := m.jobDoc(ctx, j)
+	d, seq, err := m.jobDoc(ctx, j)
 	if err != nil {
 		return fmt.Errorf("store: create job %s: %w", j.Name, err)
 	}
-	_, err = m.jobs.InsertOne(ctx, append(d, bson.E{Key: revField, Value: int64(0)}))
+	_, err = m.jobs.InsertOne(ctx, keyed(j.Name, append(d, bson.E{Key: revField, Value: int64(0)})))
 	if mongo.IsDuplicateKeyError(err) {
 		err = ErrExists
+	}
+	if err == nil {
+		err = m.logChange(ctx, seq, j)
+	} else {
+		m.abandon(seq)
 	}
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.Name, err)
@@ -357,7 +479,7 @@ func (m *Mongo) CreateJob(ctx context.Context, j *api.Job) error {
 
 // GetJob implements Store.
 func (m *Mongo) GetJob(ctx context.Context, name string) (*api.Job, error) {
-	d, err := findDoc(ctx, m.jobs, "job_name", name)
+	d, err := findDoc(ctx, m.jobs, name)
 	if err != nil {
 		return nil, fmt.Errorf("get job %s: %w", name, err)
 	}
@@ -379,12 +501,24 @@ func (m *Mongo) UpdateJob(ctx context.Context, name string, fn func(*api.Job) er
 
 func (m *Mongo) updateJob(ctx context.Context, name string, fn func(*api.Job) error) (*api.Job, error) {
 	defer m.lock("job", name)()
-	return replace(ctx, m.jobs, "job_name", name, fn, func(j *api.Job) (bson.D, error) {
+	var seq int64 // the number of the last attempt
+	j, err := replace(ctx, m, m.jobs, m.jobDocs, name, fn, func(j *api.Job) (bson.D, error) {
 		if j.Name != name {
 			return nil, errRenamed
 		}
-		return m.jobDoc(ctx, j)
+		m.abandon(seq) // an attempt before this one lost to another writer
+		d, s, err := m.jobDoc(ctx, j)
+		seq = s
+		return d, err
 	})
+	if err != nil {
+		m.abandon(seq)
+		return nil, err
+	}
+	if err := m.logChange(ctx, seq, j); err != nil {
+		return nil, err
+	}
+	return j, nil
 }
 
 // UpdateJobs implements Store. MongoDB has no transaction here: each job is
@@ -462,7 +596,8 @@ func (m *Mongo) CountJobs(ctx context.Context, f JobFilter) (int, error) {
 
 // DeleteJob implements Store.
 func (m *Mongo) DeleteJob(ctx context.Context, name string) error {
-	res, err := m.jobs.DeleteOne(ctx, bson.M{"job_name": name})
+	m.jobDocs.drop(name)
+	res, err := m.jobs.DeleteOne(ctx, byID(name))
 	if err == nil && res.DeletedCount == 0 {
 		err = ErrNotFound
 	}
@@ -482,7 +617,7 @@ func (m *Mongo) PutWorker(ctx context.Context, w *api.Worker) error {
 	for {
 		// Replace the current document, if any, through the _rev check, so
 		// that an UpdateWorker in flight elsewhere does not overwrite this.
-		_, err := replace(ctx, m.workers, "hostname", w.ID, func(*api.Worker) error { return nil }, encode)
+		_, err := replace(ctx, m, m.workers, m.workerDocs, w.ID, func(*api.Worker) error { return nil }, encode)
 		if !errors.Is(err, ErrNotFound) {
 			return wrapNonNil("store: put worker "+w.ID, err)
 		}
@@ -490,7 +625,7 @@ func (m *Mongo) PutWorker(ctx context.Context, w *api.Worker) error {
 		if err != nil {
 			return fmt.Errorf("store: put worker %s: %w", w.ID, err)
 		}
-		_, err = m.workers.InsertOne(ctx, append(d, bson.E{Key: revField, Value: int64(0)}))
+		_, err = m.workers.InsertOne(ctx, keyed(w.ID, append(d, bson.E{Key: revField, Value: int64(0)})))
 		if !mongo.IsDuplicateKeyError(err) {
 			return wrapNonNil("store: put worker "+w.ID, err)
 		}
@@ -507,7 +642,7 @@ func wrapNonNil(what string, err error) error {
 
 // GetWorker implements Store.
 func (m *Mongo) GetWorker(ctx context.Context, id string) (*api.Worker, error) {
-	d, err := findDoc(ctx, m.workers, "hostname", id)
+	d, err := findDoc(ctx, m.workers, id)
 	if err != nil {
 		return nil, fmt.Errorf("get worker %s: %w", id, err)
 	}
@@ -529,7 +664,7 @@ func (m *Mongo) UpdateWorker(ctx context.Context, id string, fn func(*api.Worker
 
 func (m *Mongo) updateWorker(ctx context.Context, id string, fn func(*api.Worker) error) (*api.Worker, error) {
 	defer m.lock("worker", id)()
-	return replace(ctx, m.workers, "hostname", id, fn, func(w *api.Worker) (bson.D, error) {
+	return replace(ctx, m, m.workers, m.workerDocs, id, fn, func(w *api.Worker) (bson.D, error) {
 		if w.ID != id {
 			return nil, errRenamed
 		}
@@ -565,7 +700,8 @@ func (m *Mongo) ListWorkers(ctx context.Context) ([]*api.Worker, error) {
 
 // DeleteWorker implements Store.
 func (m *Mongo) DeleteWorker(ctx context.Context, id string) error {
-	res, err := m.workers.DeleteOne(ctx, bson.M{"hostname": id})
+	m.workerDocs.drop(id)
+	res, err := m.workers.DeleteOne(ctx, byID(id))
 	if err == nil && res.DeletedCount == 0 {
 		err = ErrNotFound
 	}
@@ -599,7 +735,7 @@ func (m *Mongo) AppendUsage(ctx context.Context, pts []api.UsagePoint) error {
 			details = append(details, bson.D{{Key: "offset", Value: p.Time - init}, {Key: "ratio", Value: p.Ratio}})
 		}
 		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.M{"hostname": n}).
+			SetFilter(byID(n)).
 			SetUpdate(bson.M{"$push": bson.M{"details": bson.M{"$each": details}}}))
 	}
 	if len(models) == 0 {
@@ -620,8 +756,8 @@ func (m *Mongo) initTime(ctx context.Context, node string, t float64) (float64, 
 	if ok {
 		return init, nil
 	}
-	_, err := m.usages.UpdateOne(ctx, bson.M{"hostname": node},
-		bson.M{"$setOnInsert": bson.D{{Key: "init_time", Value: t}, {Key: "details", Value: bson.A{}}}},
+	_, err := m.usages.UpdateOne(ctx, byID(node),
+		bson.M{"$setOnInsert": bson.D{{Key: "hostname", Value: node}, {Key: "init_time", Value: t}, {Key: "details", Value: bson.A{}}}},
 		options.UpdateOne().SetUpsert(true))
 	if err != nil && !mongo.IsDuplicateKeyError(err) { // a duplicate: another process created it first
 		return 0, err
@@ -629,7 +765,7 @@ func (m *Mongo) initTime(ctx context.Context, node string, t float64) (float64, 
 	var doc struct {
 		InitTime float64 `bson:"init_time"`
 	}
-	if err := m.usages.FindOne(ctx, bson.M{"hostname": node}).Decode(&doc); err != nil {
+	if err := m.usages.FindOne(ctx, byID(node)).Decode(&doc); err != nil {
 		return 0, err
 	}
 	m.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,8 +37,9 @@ import (
 // --feed-constant and RSWARM_BENCH_WORKERS --workers; RSWARM_BENCH_WAIT bounds the wait for the last jobs
 // (default 10m: a store that cannot keep up prints what it reached);
 // RSWARM_BENCH_PROFILE=DIR writes a 20 s CPU profile of `rswarm up`, taken
-// from 10 s into the run, to DIR/up-<store>.pprof (FerretDB runs in the
-// test process: go test -cpuprofile profiles it).
+// from 10 s into the run, to DIR/up-<store>.pprof, and one of the test
+// process, where FerretDB runs, over the same 20 s to DIR/ferretdb.pprof
+// (unless go test -cpuprofile profiles the whole run).
 //
 //	RSWARM_BENCH_FERRET=1 RSWARM_BENCH_SQLITE=1 go test -run TestStressStoreFigures -v -timeout 60m ./cmd/rswarm
 //
@@ -91,6 +93,16 @@ func TestStressStoreFigures(t *testing.T) {
 						t.Logf("profile of rswarm up: %v", err)
 					}
 				}()
+				if name == "ferretdb" {
+					selfDone := make(chan struct{})
+					t.Cleanup(func() { <-selfDone })
+					go func() {
+						defer close(selfDone)
+						if err := selfProfile(filepath.Join(dir, "ferretdb.pprof"), 10*time.Second, 20*time.Second); err != nil {
+							t.Logf("profile of FerretDB: %v", err)
+						}
+					}()
+				}
 			}
 			report := filepath.Join(t.TempDir(), "report")
 			args := []string{"stress", "--fe", "http://" + sys.fe, "--profile", "steady",
@@ -162,6 +174,27 @@ func cpuProfile(addr, path string, after, d time.Duration) error {
 		f.Close()
 		return err
 	}
+	return f.Close()
+}
+
+// selfProfile waits, then writes a CPU profile of this process of length d
+// to path.
+func selfProfile(path string, after, d time.Duration) error {
+	time.Sleep(after) // a figure's timing, not a test's synchronisation
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil { // go test -cpuprofile has it
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	time.Sleep(d)
+	pprof.StopCPUProfile()
 	return f.Close()
 }
 

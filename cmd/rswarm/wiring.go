@@ -119,7 +119,7 @@ func (e *endpoints) openStore(ctx context.Context, log *slog.Logger) (store.Stor
 		if err != nil {
 			return nil, fmt.Errorf("open MongoDB store: %w", err)
 		}
-		log.Info("store: MongoDB", "database", e.mongoDB)
+		log.Info("store: MongoDB", "database", e.mongoDB, "migrated_documents", s.Migrated())
 		return s, nil
 	}
 	s, err := store.OpenSQLite(e.dataDir)

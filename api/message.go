@@ -194,6 +194,9 @@ type HeldTask struct {
 	Task    string `json:"task"`
 	Attempt int    `json:"attempt,omitempty"`
 	Cores   int    `json:"cores"`
+	// Starting says its container is still being made and started: held
+	// (its cores are taken), not running yet.
+	Starting bool `json:"starting,omitempty"`
 }
 
 // HeartbeatReply answers a heartbeat: the tasks the worker holds that the

@@ -16,7 +16,9 @@ import (
 //     restarted job; a task of a job the store does not know (deleted, or
 //     another RSwarm's on a shared engine) is only forgotten;
 //   - a wanted task the worker holds is left alone (adopted: a Scheduled or
-//     Deployed one is marked Running);
+//     Deployed one is marked Running, unless the worker says it is still
+//     starting: its own report of Running, or of the start's failure, is
+//     on its way);
 //   - a task the store has Deployed or Running on the worker, missing from
 //     its reports, is failed as lost with its worker (a worker restarted
 //     within the grace, say); a task goes missing only when two reports
@@ -82,7 +84,7 @@ func (r *Reconciler) Pass(now float64, reports map[string]Report, want map[strin
 				v.Stop[n] = append(v.Stop[n], api.StopTask{Job: h.Job, Task: h.Task, Attempt: h.Attempt, Orphan: true, Forget: !ok, Reason: why})
 				continue
 			}
-			if h.Cores > 0 && (p.State == api.Scheduled || p.State == api.Deployed) {
+			if h.Cores > 0 && !h.Starting && (p.State == api.Scheduled || p.State == api.Deployed) {
 				v.Adopt = append(v.Adopt, api.TaskStatus{Node: n, Job: p.Job, Task: h.Task, State: api.Running, Time: rep.Read, Attempt: p.Attempt})
 			}
 		}

@@ -63,6 +63,15 @@ func TestReconcilerPass(t *testing.T) {
 			// old_t1 (attempt 1) on w1 is wanted Running but w1 holds only attempt 0: suspect after one pass.
 		},
 		{
+			// Found by bench latency: overlay tasks, whose start takes
+			// seconds, were marked Running from a heartbeat sent while
+			// their container was still being made.
+			name: "a task the worker is still starting is not adopted: it has not run yet",
+			reports: map[string]discovery.Report{"w1": {Read: 10, Running: []api.HeldTask{
+				{Job: "a", Task: "a_t1", Cores: 1, Starting: true}, {Job: "b", Task: "b_t1", Cores: 1, Starting: true}}}},
+			want: map[string]discovery.Placement{"a_t1": p("a", "w1", api.Scheduled, 0), "b_t1": p("b", "w1", api.Deployed, 0)},
+		},
+		{
 			name:      "a task the globalmanager delivered but never recorded is adopted",
 			reports:   map[string]discovery.Report{"w1": {Read: 10, Running: held("a_t1", "b_t1")}},
 			want:      map[string]discovery.Placement{"a_t1": p("a", "w1", api.Scheduled, 0), "b_t1": p("b", "w1", api.Deployed, 0)},

@@ -367,7 +367,8 @@ func (a *Agent) moveIn(ctx context.Context, c net.Conn, br *bufio.Reader, rt api
 		return fail(fmt.Errorf("task %s already runs here: %w", name, api.ErrConflict))
 	}
 	mem, _ := api.ParseMem(rt.Task.MemLimit)
-	a.tasks[name] = &local{job: rt.Job, cores: rt.Task.ReqCores, mem: mem}
+	l := &local{job: rt.Job, attempt: rt.Attempt, cores: rt.Task.ReqCores, mem: mem, starting: true}
+	a.tasks[name] = l
 	a.wg.Add(1)
 	a.mu.Unlock()
 	defer a.wg.Done()
@@ -414,6 +415,9 @@ func (a *Agent) moveIn(ctx context.Context, c net.Conn, br *bufio.Reader, rt api
 		forget()
 		return transferReply{Error: err.Error()}
 	}
+	a.mu.Lock()
+	l.starting = false
+	a.mu.Unlock()
 	a.xfer.settle(h.Token, "started", false)
 	fault("dst-started", c)
 	return transferReply{OK: true, Started: true, Note: note}

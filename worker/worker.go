@@ -150,6 +150,7 @@ type local struct {
 	attempt   int
 	cores     int
 	mem       int64
+	starting  bool // its container is being made and started (Run or a move's start)
 	stopping  bool
 	stopState api.State // the state a stopped task is reported in
 	reason    string
@@ -467,7 +468,8 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 	if rt.Task.MemLimit == "" {
 		mem = 0
 	}
-	a.tasks[name] = &local{job: rt.Job, attempt: rt.Attempt, cores: rt.Task.ReqCores, mem: mem}
+	l := &local{job: rt.Job, attempt: rt.Attempt, cores: rt.Task.ReqCores, mem: mem, starting: true}
+	a.tasks[name] = l
 	node := a.node
 	rt.Cluster = a.cluster
 	a.wg.Add(1)
@@ -484,6 +486,9 @@ func (a *Agent) start(rt api.RunTask) (any, error) {
 			a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Failed, Error: err.Error(), Time: now, Attempt: rt.Attempt})
 			return
 		}
+		a.mu.Lock()
+		l.starting = false
+		a.mu.Unlock()
 		a.log.Debug("task started", "job_id", rt.Job, "task_id", name, "attempt", rt.Attempt)
 		a.enqueue(api.TaskStatus{Node: node, Job: rt.Job, Task: name, State: api.Running, Time: now, Attempt: rt.Attempt})
 	}()
@@ -735,7 +740,7 @@ func (a *Agent) usage() api.Heartbeat {
 	for n, l := range a.tasks {
 		hb.CoresBusy += l.cores
 		hb.MemUsed += l.mem
-		hb.Running = append(hb.Running, api.HeldTask{Job: l.job, Task: n, Attempt: l.attempt, Cores: l.cores})
+		hb.Running = append(hb.Running, api.HeldTask{Job: l.job, Task: n, Attempt: l.attempt, Cores: l.cores, Starting: l.starting})
 	}
 	hb.Cores, hb.MemTotal = a.cores, a.memTotal
 	a.mu.Unlock()

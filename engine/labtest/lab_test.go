@@ -329,10 +329,13 @@ func TestLabJobAcrossHosts(t *testing.T) {
 	if len(hosts) != 2 {
 		t.Fatalf("the job's tasks run on %v, want two hosts", hosts)
 	}
-	// The server must have had its line before the test releases it.
+	// The server must have had its line before the test releases it. The
+	// client reaches it once the overlay's gossip between the two engines
+	// has settled, which under CI's load took longer than 30 s twice (one
+	// engine still in the swarm from an earlier test, the other joining).
 	for _, tk := range got.Info.Tasks {
 		h := c.hostOf(tk.Node)
-		apitest.Eventually(t, 30*time.Second, func() error {
+		apitest.Eventually(t, 90*time.Second, func() error {
 			if tk.ContainerName == server.ContainerName {
 				_, err := c.lab.Run(ctx, h, "docker", "exec", tk.ContainerName, "grep", "-qx", "hello", "/tmp/got")
 				return err

@@ -285,8 +285,18 @@ func (c *cluster) hostOf(id string) *labtest.Host {
 }
 
 func TestLabJobAcrossHosts(t *testing.T) {
-	c := startCluster(t, 2)
+	// Its workers join the swarm afresh: in the two CI runs where the
+	// overlay never carried the client's line, one worker's engine was
+	// still a member from an earlier test of the shared lab and the other
+	// joined (see the wait below).
 	ctx := context.Background()
+	lab := labtest.Get(t, 3)
+	for i := 2; i <= 3; i++ {
+		if err := lab.Host(i).Engine.SwarmLeave(ctx, true); err != nil {
+			t.Logf("%s leaving its swarm: %v", lab.Host(i).Name, err)
+		}
+	}
+	c := startClusterOn(t, lab, 2)
 	ws, err := c.fe.Workers(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -611,24 +611,8 @@ func TestLabMigrateLive(t *testing.T) {
 	// Restored, not restarted: the count goes on from where it was. It
 	// counts 5 a second from 0; moved once it is past 10, a restart would
 	// show counts below the one before the move.
-	count := func(h *labtest.Host) (int, error) {
-		out, err := c.exec(ctx, h, task, "cat", "/count")
-		if err != nil {
-			return 0, err
-		}
-		var n int
-		_, err = fmt.Sscan(out, &n)
-		return n, err
-	}
-	before := 0
-	apitest.Eventually(t, 30*time.Second, func() error {
-		n, err := count(src)
-		if err == nil && n < 10 {
-			err = fmt.Errorf("count %d", n)
-		}
-		before = n
-		return err
-	})
+	count := func(h *labtest.Host) (int, error) { return c.count(ctx, h, task) }
+	before := c.countPast(t, src, task, 10)
 	counting := func(h *labtest.Host, from int) {
 		t.Helper()
 		apitest.Eventually(t, 30*time.Second, func() error {
@@ -688,6 +672,33 @@ func TestLabMigrateLive(t *testing.T) {
 // sandbox is removed, and nothing is left behind. The live case skips
 // with CRIU's reason where a host cannot checkpoint, after checking that
 // the move is refused with that reason.
+// count reads the count a counting task keeps in /count on host h.
+func (c *cluster) count(ctx context.Context, h *labtest.Host, task string) (int, error) {
+	out, err := c.exec(ctx, h, task, "cat", "/count")
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	_, err = fmt.Sscan(out, &n)
+	return n, err
+}
+
+// countPast waits until a counting task on h has counted at least atLeast,
+// and returns the count it read then.
+func (c *cluster) countPast(t *testing.T, h *labtest.Host, task string, atLeast int) int {
+	t.Helper()
+	n := 0
+	apitest.Eventually(t, 30*time.Second, func() error {
+		var err error
+		n, err = c.count(context.Background(), h, task)
+		if err == nil && n < atLeast {
+			err = fmt.Errorf("count %d", n)
+		}
+		return err
+	})
+	return n
+}
+
 func TestLabMigrateSandboxed(t *testing.T) {
 	c := startCluster(t, 2)
 	for _, mode := range []string{api.ModeCold, api.ModeLive} {
@@ -765,24 +776,8 @@ func (c *cluster) moveSandboxed(t *testing.T, mode string) {
 	}
 	c.check(t)
 
-	count := func(h *labtest.Host) (int, error) {
-		out, err := c.exec(ctx, h, task, "cat", "/count")
-		if err != nil {
-			return 0, err
-		}
-		var n int
-		_, err = fmt.Sscan(out, &n)
-		return n, err
-	}
-	before := 0
-	apitest.Eventually(t, 30*time.Second, func() error {
-		n, err := count(src)
-		if err == nil && n < 10 {
-			err = fmt.Errorf("count %d", n)
-		}
-		before = n
-		return err
-	})
+	count := func(h *labtest.Host) (int, error) { return c.count(ctx, h, task) }
+	before := c.countPast(t, src, task, 10)
 	res, err := c.migrate(ctx, task, dst.Name, mode)
 	if err != nil {
 		t.Fatal(err)
